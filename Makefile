@@ -1,0 +1,42 @@
+# Everything runs through uv with the committed lock. On a machine without uv, it is
+# installed from PyPI into .tools/ (only the system python3 and make are needed).
+SHELL := /bin/bash
+UV_FOUND := $(shell command -v uv 2>/dev/null)
+UV := $(if $(UV_FOUND),$(UV_FOUND),$(CURDIR)/.tools/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := python3
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint format bench docs clean
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+setup: $(UV)
+	$(UV) sync --locked --quiet
+
+run: setup
+	$(UV) run microneedling demo
+
+test: setup
+	$(UV) run pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(UV) run ruff check src tests
+	$(UV) run ruff format --check src tests
+	$(UV) run mypy
+	$(UV) run lint-imports
+
+format: setup
+	$(UV) run ruff check --fix src tests
+	$(UV) run ruff format src tests
+
+bench: setup
+	$(UV) run microneedling bench
+
+docs: setup
+	$(UV) run microneedling pack docs > docs/knowledge.md
+
+clean:
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

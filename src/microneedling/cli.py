@@ -1,0 +1,207 @@
+"""The ``microneedling`` command: JSON in, JSON out, for everything a person runs.
+
+Bad input never produces a traceback: it exits with status 2 and one line on stderr that
+names the field and the problem, so scripts and people can both act on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from microneedling.core.courses import plan_course
+from microneedling.core.errors import InputError, PackError
+from microneedling.core.knowledge import load_pack
+from microneedling.core.knowledge.docs import render_knowledge_doc
+from microneedling.core.screening import Intake, screen
+from microneedling.core.triage import TriageReport, triage
+
+EXIT_BAD_INPUT = 2
+M = TypeVar("M", bound=BaseModel)
+
+
+class UsageError(Exception):
+    """Bad command-line input; the message is the one line printed on stderr."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors on one line instead of a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _date(field: str) -> Callable[[str], dt.date]:
+    def parse(text: str) -> dt.date:
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise UsageError(f"{field}: {text!r} is not a valid date (YYYY-MM-DD)") from None
+
+    return parse
+
+
+def _print(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _read_model(source: str, model: type[M]) -> M:
+    """Read JSON from a file or ``-`` (stdin) and validate it, naming the field on error."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"{source}: cannot read file ({error.strerror})") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(
+            f"input: malformed JSON at line {error.lineno} column {error.colno}: {error.msg}"
+        ) from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "input"
+        raise UsageError(f"{where}: {first['msg']}") from None
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    pack = load_pack()
+    if args.pack_command == "check":
+        data = pack.data
+        _print(
+            {
+                "valid": True,
+                "version": pack.version,
+                "sources": len(data.sources),
+                "entries": len(pack.entry_ids),
+                "rules": len(data.rules),
+                "indications": len(data.indications),
+                "seed_statements": len(data.seed_statements),
+            }
+        )
+    elif args.pack_command == "codes":
+        codes = {kind: sorted(entries) for kind, entries in pack.codes.items()}
+        codes["areas"] = sorted(pack.areas)
+        codes["indications"] = sorted(pack.indications)
+        codes["symptoms"] = sorted(pack.symptoms)
+        codes["medication_classes"] = sorted(pack.medication_classes)
+        _print(codes)
+    else:
+        sys.stdout.write(render_knowledge_doc(pack))
+    return 0
+
+
+def _cmd_screen(args: argparse.Namespace) -> int:
+    if args.schema:
+        _print(Intake.model_json_schema())
+        return 0
+    if args.file is None:
+        raise UsageError("file: give an intake file or - for standard input")
+    intake = _read_model(args.file, Intake)
+    _print(screen(intake, load_pack()).to_dict())
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    today = args.today or dt.datetime.now(dt.UTC).date()
+    plan = plan_course(
+        pack=load_pack(),
+        indications=args.indication,
+        first_session=args.first_session,
+        fitzpatrick=args.fitzpatrick,
+        areas=args.area,
+        done=args.done or (),
+        as_of=today,
+    )
+    _print(plan.to_dict())
+    return 0
+
+
+def _cmd_triage(args: argparse.Namespace) -> int:
+    if args.schema:
+        _print(TriageReport.model_json_schema())
+        return 0
+    if args.file is None:
+        raise UsageError("file: give a report file or - for standard input")
+    report = _read_model(args.file, TriageReport)
+    _print(triage(report, load_pack()).to_dict())
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from microneedling.bench import run_benchmarks  # noqa: PLC0415 - heavy, only when asked
+
+    _print(run_benchmarks(only=args.only, runs=args.runs, size=args.size))
+    return 0
+
+
+def _cmd_demo(_: argparse.Namespace) -> int:
+    from microneedling.demo import engines_demo  # noqa: PLC0415 - only when asked
+
+    sys.stdout.write(engines_demo())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line grammar."""
+    parser = _Parser(prog="microneedling", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    pack = commands.add_parser("pack", help="check or list the knowledge pack")
+    pack.add_argument("pack_command", choices=["check", "codes", "docs"])
+    pack.set_defaults(handler=_cmd_pack)
+
+    screen_cmd = commands.add_parser("screen", help="screen an intake (JSON file or -)")
+    screen_cmd.add_argument("file", nargs="?")
+    screen_cmd.add_argument("--schema", action="store_true", help="print the intake schema")
+    screen_cmd.set_defaults(handler=_cmd_screen)
+
+    plan = commands.add_parser("plan", help="plan or re-plan a course")
+    plan.add_argument("--indication", action="append", required=True)
+    plan.add_argument("--first-session", type=_date("--first-session"), required=True)
+    plan.add_argument("--fitzpatrick", type=int, choices=range(1, 7), metavar="1-6")
+    plan.add_argument("--area", action="append", help="treatment area (repeatable)")
+    plan.add_argument("--done", type=_date("--done"), nargs="+", help="dates of done sessions")
+    plan.add_argument("--today", type=_date("--today"), help="plan as of this day")
+    plan.set_defaults(handler=_cmd_plan)
+
+    triage_cmd = commands.add_parser("triage", help="triage a side-effect report (JSON or -)")
+    triage_cmd.add_argument("file", nargs="?")
+    triage_cmd.add_argument("--schema", action="store_true", help="print the report schema")
+    triage_cmd.set_defaults(handler=_cmd_triage)
+
+    bench = commands.add_parser("bench", help="run the benchmarks")
+    bench.add_argument("--only", choices=["engines"], default=None)
+    bench.add_argument("--runs", type=int, default=7)
+    bench.add_argument("--size", type=int, default=1000)
+    bench.set_defaults(handler=_cmd_bench)
+
+    demo = commands.add_parser("demo", help="demonstrate the engines on a sample patient")
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except (UsageError, InputError) as error:
+        sys.stderr.write(f"microneedling: {error}\n")
+        return EXIT_BAD_INPUT
+    except PackError as error:
+        sys.stderr.write(f"microneedling: {str(error).replace(chr(10), '; ')}\n")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

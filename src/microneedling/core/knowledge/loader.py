@@ -1,0 +1,272 @@
+"""Load the knowledge pack from its TOML files, validate it whole, and index it.
+
+Validation happens in two steps: pydantic checks each entry's shape, then
+:func:`_cross_check` checks that every reference (source ids, codes, areas, precautions,
+disputes, seed statements) points at something that exists, and reports every problem at
+once so a broken pack is fixed in one pass.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from microneedling.core.errors import PackError
+from microneedling.core.knowledge.models import (
+    Area,
+    CareItem,
+    Code,
+    Dispute,
+    Indication,
+    PackData,
+    Policy,
+    Position,
+    Precaution,
+    ResultMilestone,
+    Rule,
+    Symptom,
+)
+
+#: Top-level keys of the pack files that hold a list of entries.
+_LIST_KEYS = (
+    "sources",
+    "areas",
+    "indications",
+    "precautions",
+    "rules",
+    "holds",
+    "care",
+    "recovery",
+    "results",
+    "symptoms",
+    "scales",
+    "disputes",
+    "visit",
+    "facts",
+    "seed_statements",
+)
+_CODE_KINDS = ("conditions", "medications", "procedures", "allergies")
+
+
+@dataclass(frozen=True)
+class Pack:
+    """The validated pack with the look-ups the engines need."""
+
+    data: PackData
+    areas: dict[str, Area] = field(default_factory=dict)
+    indications: dict[str, Indication] = field(default_factory=dict)
+    precautions: dict[str, Precaution] = field(default_factory=dict)
+    symptoms: dict[str, Symptom] = field(default_factory=dict)
+    disputes: dict[str, Dispute] = field(default_factory=dict)
+    codes: dict[str, dict[str, Code]] = field(default_factory=dict)
+    medication_classes: frozenset[str] = frozenset()
+    entry_ids: frozenset[str] = frozenset()
+
+    @property
+    def version(self) -> str:
+        """The pack's version string."""
+        return self.data.version
+
+    def position(self, dispute_id: str, policy: Policy | None = None) -> Position:
+        """The position a policy chose on a dispute, or the pack's default."""
+        chosen = policy.positions.get(dispute_id) if policy else None
+        return self.disputes[dispute_id].position(chosen)
+
+    def area_lineage(self, code: str) -> tuple[str, ...]:
+        """The area and its ancestors (``face.periorbital`` → itself, ``face``)."""
+        chain = [code]
+        while (parent := self.areas[chain[-1]].parent) is not None:
+            chain.append(parent)
+        return tuple(chain)
+
+    def areas_overlap(self, first: str, second: str) -> bool:
+        """Whether two areas share skin: equal, or one lies inside the other."""
+        return first in self.area_lineage(second) or second in self.area_lineage(first)
+
+    def medication_matches(self, code: str, wanted: Iterable[str]) -> bool:
+        """Whether a medication code is one of ``wanted`` directly or through its classes."""
+        wanted = set(wanted)
+        if code in wanted:
+            return True
+        return bool(wanted.intersection(self.codes["medications"][code].classes))
+
+
+def _read_files(folder: Path) -> dict[str, Any]:
+    merged: dict[str, Any] = {key: [] for key in _LIST_KEYS}
+    merged["codes"] = {kind: [] for kind in _CODE_KINDS}
+    for path in sorted(folder.glob("*.toml")):
+        with path.open("rb") as handle:
+            try:
+                content = tomllib.load(handle)
+            except tomllib.TOMLDecodeError as error:
+                raise PackError(f"{path.name}: {error}") from error
+        for key, value in content.items():
+            if key == "version":
+                merged["version"] = value
+            elif key == "codes":
+                for kind, entries in value.items():
+                    if kind not in merged["codes"]:
+                        raise PackError(f"{path.name}: unknown code kind {kind!r}")
+                    merged["codes"][kind].extend(entries)
+            elif key in merged:
+                merged[key].extend(value)
+            else:
+                raise PackError(f"{path.name}: unknown top-level key {key!r}")
+    return merged
+
+
+def _cited_entries(data: PackData) -> Iterable[tuple[str, tuple[str, ...]]]:
+    groups: tuple[tuple[Any, ...], ...] = (
+        data.areas,
+        data.indications,
+        data.precautions,
+        data.rules,
+        data.holds,
+        data.care,
+        data.recovery,
+        data.results,
+        data.symptoms,
+        data.scales,
+        data.visit,
+        data.facts,
+    )
+    for group in groups:
+        for entry in group:
+            yield entry.id, entry.sources
+    for indication in data.indications:
+        for protocol in indication.protocols:
+            yield protocol.id, protocol.sources
+            for adjustment in protocol.skin_type:
+                yield f"{protocol.id} (skin type)", adjustment.sources
+    for dispute in data.disputes:
+        for position in dispute.positions:
+            yield f"{dispute.id}.{position.id}", position.sources
+
+
+def _all_entry_ids(data: PackData) -> list[str]:
+    ids = [entry_id for entry_id, _ in _cited_entries(data) if " " not in entry_id]
+    ids += [dispute.id for dispute in data.disputes]
+    return ids
+
+
+def _cross_check(data: PackData) -> list[str]:
+    problems: list[str] = []
+    source_ids = {source.id for source in data.sources}
+    for entry_id, cited in _cited_entries(data):
+        problems += [f"{entry_id}: unknown source {s!r}" for s in cited if s not in source_ids]
+
+    ids = _all_entry_ids(data)
+    problems += [f"duplicate entry id {i!r}" for i, n in Counter(ids).items() if n > 1]
+    known_ids = set(ids)
+
+    area_codes = {area.code for area in data.areas}
+    for area in data.areas:
+        if area.parent is not None and area.parent not in area_codes:
+            problems.append(f"{area.id}: unknown parent area {area.parent!r}")
+        if area.procedure_minutes[0] > area.procedure_minutes[1]:
+            problems.append(f"{area.id}: procedure minutes out of order")
+
+    codes = {kind: {c.code for c in getattr(data.codes, kind)} for kind in _CODE_KINDS}
+    classes = {cls for c in data.codes.medications for cls in c.classes}
+    disputes = {dispute.id for dispute in data.disputes}
+    precautions = {precaution.id for precaution in data.precautions}
+    kind_of = {
+        "condition": "conditions",
+        "medication": "medications",
+        "procedure": "procedures",
+        "allergy": "allergies",
+    }
+    for rule in data.rules:
+        vocabulary = codes.get(kind_of.get(rule.when, ""), set())
+        if rule.when == "medication":
+            vocabulary = vocabulary | classes
+        problems += [f"{rule.id}: unknown code {c!r}" for c in rule.codes if c not in vocabulary]
+        if rule.when in kind_of and not rule.codes:
+            problems.append(f"{rule.id}: a {rule.when} rule needs codes")
+        if (
+            rule.outcome == "deferred"
+            and rule.when in {"medication", "procedure"}
+            and not (rule.wait or rule.dispute)
+        ):
+            problems.append(f"{rule.id}: a deferring {rule.when} rule needs a wait")
+        problems += [
+            f"{rule.id}: unknown precaution {p!r}" for p in rule.precautions if p not in precautions
+        ]
+    for hold in data.holds:
+        problems += [
+            f"{hold.id}: unknown medication {c!r}"
+            for c in hold.codes
+            if c not in codes["medications"] | classes
+        ]
+    disputed: list[Rule | CareItem | ResultMilestone] = [*data.rules, *data.care, *data.results]
+    for item in disputed:
+        if item.dispute is not None and item.dispute not in disputes:
+            problems.append(f"{item.id}: unknown dispute {item.dispute!r}")
+    for indication in data.indications:
+        problems += [
+            f"{indication.id}: unknown area {a!r}" for a in indication.areas if a not in area_codes
+        ]
+    indication_codes = {indication.code for indication in data.indications}
+    for scale in data.scales:
+        problems += [
+            f"{scale.id}: unknown indication {i!r}"
+            for i in scale.indications
+            if i not in indication_codes
+        ]
+
+    seed_files = {source.file for source in data.sources if source.kind == "seed"}
+    for statement in data.seed_statements:
+        if statement.file not in seed_files:
+            problems.append(f"seed statement {statement.id}: unknown seed file {statement.file}")
+        problems += [
+            f"seed statement {statement.id}: unknown entry {e!r}"
+            for e in statement.entries
+            if e not in known_ids
+        ]
+    covered = {statement.file for statement in data.seed_statements}
+    problems += [f"seed file {f} has no statements mapped" for f in seed_files - covered]
+    return problems
+
+
+def build_pack(raw: dict[str, Any]) -> Pack:
+    """Validate raw pack content (as read from the files) and index it."""
+    try:
+        data = PackData.model_validate(raw)
+    except ValidationError as error:
+        lines = [f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()]
+        raise PackError("knowledge pack is invalid:\n" + "\n".join(lines)) from error
+    problems = _cross_check(data)
+    if problems:
+        raise PackError("knowledge pack is invalid:\n" + "\n".join(problems))
+    codes = {kind: {code.code: code for code in getattr(data.codes, kind)} for kind in _CODE_KINDS}
+    return Pack(
+        data=data,
+        areas={area.code: area for area in data.areas},
+        indications={indication.code: indication for indication in data.indications},
+        precautions={precaution.id: precaution for precaution in data.precautions},
+        symptoms={symptom.code: symptom for symptom in data.symptoms},
+        disputes={dispute.id: dispute for dispute in data.disputes},
+        codes=codes,
+        medication_classes=frozenset(c for m in data.codes.medications for c in m.classes),
+        entry_ids=frozenset(_all_entry_ids(data)),
+    )
+
+
+def read_pack(folder: Path) -> Pack:
+    """Read, validate and index the pack files in ``folder``."""
+    return build_pack(_read_files(folder))
+
+
+@lru_cache(maxsize=1)
+def load_pack() -> Pack:
+    """The pack shipped with the product, read once per process."""
+    folder = Path(str(resources.files("microneedling.core.knowledge") / "data"))
+    return read_pack(folder)

@@ -1,0 +1,25 @@
+"""Screening: intake in, verdict out (see :func:`screen`)."""
+
+from microneedling.core.screening.engine import age_on, screen
+from microneedling.core.screening.intake import (
+    ConditionEntry,
+    Intake,
+    MedicationEntry,
+    ProcedureEntry,
+    check_codes,
+)
+from microneedling.core.screening.result import MedHold, Reason, ScreeningResult, worst
+
+__all__ = [
+    "ConditionEntry",
+    "Intake",
+    "MedHold",
+    "MedicationEntry",
+    "ProcedureEntry",
+    "Reason",
+    "ScreeningResult",
+    "age_on",
+    "check_codes",
+    "screen",
+    "worst",
+]

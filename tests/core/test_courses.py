@@ -1,0 +1,251 @@
+"""Course planning and re-planning: windows, combinations, depth, and the calendar."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from microneedling.core.courses import plan_course
+from microneedling.core.errors import InputError
+from microneedling.core.knowledge import Pack
+from microneedling.core.knowledge.models import Policy
+
+
+def targets(plan) -> list[date]:
+    return [s.target for s in plan.sessions]
+
+
+def test_acne_scars_default_is_three_sessions_four_to_six_weeks_apart(pack: Pack) -> None:
+    plan = plan_course(pack=pack, indications=["acne_scars"], first_session=date(2027, 1, 5))
+    assert plan.status == "planned"
+    assert plan.sessions_total == 3
+    assert targets(plan) == [date(2027, 1, 5), date(2027, 2, 2), date(2027, 3, 2)]
+    second = plan.sessions[1]
+    assert (second.earliest, second.latest) == (date(2027, 2, 2), date(2027, 2, 16))
+    assert "harris2015" in plan.sources
+
+
+def test_first_session_is_fixed_on_the_requested_day(pack: Pack) -> None:
+    plan = plan_course(pack=pack, indications=["melasma"], first_session=date(2027, 1, 5))
+    first = plan.sessions[0]
+    assert first.earliest == first.target == first.latest == date(2027, 1, 5)
+
+
+def test_skin_types_four_to_six_get_five_acne_scar_sessions(pack: Pack) -> None:
+    plan = plan_course(
+        pack=pack, indications=["acne_scars"], first_session=date(2027, 1, 5), fitzpatrick=5
+    )
+    assert plan.sessions_total == 5
+
+
+def test_windows_across_a_month_end_land_on_the_right_day(pack: Pack) -> None:
+    plan = plan_course(pack=pack, indications=["acne_scars"], first_session=date(2027, 1, 31))
+    assert plan.sessions[1].target == date(2027, 2, 28)
+    assert plan.sessions[2].target == date(2027, 3, 28)
+
+
+def test_windows_include_a_leap_day(pack: Pack) -> None:
+    plan = plan_course(pack=pack, indications=["acne_scars"], first_session=date(2028, 2, 1))
+    assert plan.sessions[1].target == date(2028, 2, 29)
+
+
+def test_windows_across_a_daylight_saving_change_keep_whole_days(pack: Pack) -> None:
+    # US clocks change on 2027-03-14; dates, not elapsed hours, define the windows.
+    plan = plan_course(pack=pack, indications=["acne_scars"], first_session=date(2027, 3, 1))
+    assert plan.sessions[1].target == date(2027, 3, 29)
+    assert (plan.sessions[1].target - plan.sessions[0].target).days == 28
+
+
+def test_combined_concerns_take_the_most_demanding_protocol_and_keep_reasons(
+    pack: Pack,
+) -> None:
+    plan = plan_course(
+        pack=pack, indications=["melasma", "wrinkles"], first_session=date(2027, 1, 5)
+    )
+    assert plan.sessions_total == 4  # wrinkles: 4 sessions beats melasma's 2
+    assert plan.gap_days == (28, 30, 35)  # both windows must hold: 28–35
+    assert len(plan.reasons) >= 3
+    assert set(plan.protocols) == {"protocol.melasma.lima2017", "protocol.wrinkles.aust2008"}
+
+
+def test_clinic_policy_can_choose_the_seed_protocol(pack: Pack) -> None:
+    policy = Policy(protocols={"acne_scars": "protocol.acne_scars.seed000"})
+    plan = plan_course(
+        pack=pack, indications=["acne_scars"], first_session=date(2027, 1, 5), policy=policy
+    )
+    assert plan.sessions_total == 6
+    assert plan.gap_days == (35, 42, 49)
+
+
+def test_prevention_is_one_session_then_yearly(pack: Pack) -> None:
+    plan = plan_course(pack=pack, indications=["prevention"], first_session=date(2027, 1, 5))
+    assert plan.sessions_total == 1
+    assert plan.maintenance.every_days_min >= 330
+
+
+def test_maintenance_starts_after_the_last_session(pack: Pack) -> None:
+    plan = plan_course(pack=pack, indications=["texture_tone"], first_session=date(2027, 1, 5))
+    assert plan.maintenance.first_due == plan.sessions[-1].target + timedelta(days=60)
+    assert (plan.maintenance.every_days_min, plan.maintenance.every_days_max) == (60, 90)
+
+
+def test_depth_is_capped_in_thin_skin_areas(pack: Pack) -> None:
+    plan = plan_course(
+        pack=pack,
+        indications=["wrinkles"],
+        first_session=date(2027, 1, 5),
+        areas=["face", "face.periorbital"],
+    )
+    assert plan.depth_mm["face"].max == 1.0
+    assert plan.depth_mm["face.periorbital"].max == 0.5
+
+
+def test_scar_depth_on_the_face_stays_within_the_devices_evaluated_depth(pack: Pack) -> None:
+    plan = plan_course(
+        pack=pack,
+        indications=["other_scars"],
+        first_session=date(2027, 1, 5),
+        areas=["face", "back"],
+    )
+    assert plan.depth_mm["face"].max == 1.5
+    assert plan.depth_mm["back"].max == 2.0
+
+
+def test_darker_skin_gets_a_conservative_depth(pack: Pack) -> None:
+    light = plan_course(
+        pack=pack,
+        indications=["stretch_marks"],
+        first_session=date(2027, 1, 5),
+        areas=["abdomen"],
+        fitzpatrick=2,
+    )
+    dark = plan_course(
+        pack=pack,
+        indications=["stretch_marks"],
+        first_session=date(2027, 1, 5),
+        areas=["abdomen"],
+        fitzpatrick=6,
+    )
+    assert light.depth_mm["abdomen"].max == 2.0
+    assert dark.depth_mm["abdomen"].max < light.depth_mm["abdomen"].max
+    assert dark.depth_mm["abdomen"].max <= 1.5
+
+
+def test_timeline_covers_recovery_by_day_and_results(pack: Pack) -> None:
+    plan = plan_course(pack=pack, indications=["fine_lines"], first_session=date(2027, 1, 5))
+    kinds = {(t.kind, t.anchor) for t in plan.timeline}
+    assert ("recovery", "each_session") in kinds
+    assert ("result", "series_end") in kinds
+    six_months = [t for t in plan.timeline if t.to_day == 182]
+    assert six_months and six_months[0].from_date == plan.sessions[-1].target
+
+
+# --- re-planning -------------------------------------------------------------------------
+def test_replanning_counts_from_the_real_last_session(pack: Pack) -> None:
+    plan = plan_course(
+        pack=pack,
+        indications=["acne_scars"],
+        first_session=date(2027, 1, 5),
+        done=[date(2027, 1, 5), date(2027, 2, 10)],
+        as_of=date(2027, 2, 11),
+    )
+    assert plan.status == "on_track"
+    (third,) = plan.sessions
+    assert third.number == 3
+    assert (third.earliest, third.target, third.latest) == (
+        date(2027, 3, 10),
+        date(2027, 3, 10),
+        date(2027, 3, 24),
+    )
+
+
+def test_replanning_moves_an_overdue_target_to_today_inside_the_window(pack: Pack) -> None:
+    plan = plan_course(
+        pack=pack,
+        indications=["acne_scars"],
+        first_session=date(2027, 1, 5),
+        done=[date(2027, 1, 5)],
+        as_of=date(2027, 2, 10),
+    )
+    second = plan.sessions[0]
+    assert second.target == date(2027, 2, 10)
+    assert second.earliest == date(2027, 2, 10)
+    assert second.latest == date(2027, 2, 16)
+
+
+def test_course_restarts_when_the_window_has_closed(pack: Pack) -> None:
+    plan = plan_course(
+        pack=pack,
+        indications=["acne_scars"],
+        first_session=date(2027, 1, 5),
+        done=[date(2027, 1, 5)],
+        as_of=date(2027, 3, 1),
+    )
+    assert plan.status == "restart"
+    assert plan.sessions[0].target == date(2027, 3, 1)
+    assert len(plan.sessions) == 3
+    assert "restarts" in plan.reasons[-1]
+
+
+def test_course_restarts_when_a_done_gap_was_too_long(pack: Pack) -> None:
+    plan = plan_course(
+        pack=pack,
+        indications=["acne_scars"],
+        first_session=date(2027, 1, 5),
+        done=[date(2027, 1, 5), date(2027, 3, 20)],
+        as_of=date(2027, 3, 21),
+    )
+    assert plan.status == "restart"
+
+
+def test_course_is_complete_when_every_session_is_done(pack: Pack) -> None:
+    done = [date(2027, 1, 5), date(2027, 2, 2), date(2027, 3, 2)]
+    plan = plan_course(
+        pack=pack,
+        indications=["acne_scars"],
+        first_session=date(2027, 1, 5),
+        done=done,
+        as_of=date(2027, 3, 3),
+    )
+    assert plan.status == "complete"
+    assert plan.sessions == ()
+    assert plan.maintenance.first_due == date(2027, 5, 1)
+
+
+# --- bad input ---
+def test_unknown_indication_names_the_field(pack: Pack) -> None:
+    with pytest.raises(InputError) as error:
+        plan_course(
+            pack=pack, indications=["acne_scars", "hiccups"], first_session=date(2027, 1, 5)
+        )
+    assert error.value.field == "indication.1"
+
+
+def test_area_not_treated_for_the_indication_is_rejected(pack: Pack) -> None:
+    with pytest.raises(InputError, match="not treated"):
+        plan_course(
+            pack=pack, indications=["melasma"], first_session=date(2027, 1, 5), areas=["legs"]
+        )
+
+
+def test_first_session_in_the_past_is_rejected(pack: Pack) -> None:
+    with pytest.raises(InputError) as error:
+        plan_course(
+            pack=pack,
+            indications=["melasma"],
+            first_session=date(2027, 1, 5),
+            as_of=date(2027, 1, 6),
+        )
+    assert error.value.field == "first_session"
+
+
+def test_done_session_in_the_future_is_rejected(pack: Pack) -> None:
+    with pytest.raises(InputError, match="future"):
+        plan_course(
+            pack=pack,
+            indications=["melasma"],
+            first_session=date(2027, 1, 5),
+            done=[date(2027, 1, 5), date(2027, 2, 5)],
+            as_of=date(2027, 2, 1),
+        )
