@@ -17,7 +17,8 @@ setup: $(UV)
 	$(UV) sync --locked --quiet
 
 run: setup
-	$(UV) run microneedling demo
+	$(UV) run microneedling demo --if-empty
+	$(UV) run microneedling serve
 
 test: setup
 	$(UV) run pytest $(PYTEST_ARGS)
@@ -27,6 +28,7 @@ lint: setup
 	$(UV) run ruff format --check src tests
 	$(UV) run mypy
 	$(UV) run lint-imports
+	$(UV) run django-admin makemigrations --check --dry-run --settings microneedling.config.settings
 
 format: setup
 	$(UV) run ruff check --fix src tests

@@ -143,10 +143,74 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(_: argparse.Namespace) -> int:
-    from microneedling.demo import engines_demo  # noqa: PLC0415 - only when asked
+def _django() -> None:
+    """Configure Django for the commands that use the database (not for the pure engines)."""
+    import os  # noqa: PLC0415
 
-    sys.stdout.write(engines_demo())
+    import django  # noqa: PLC0415
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "microneedling.config.settings")
+    django.setup()
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.engines:
+        from microneedling.demo import engines_demo  # noqa: PLC0415 - only when asked
+
+        sys.stdout.write(engines_demo())
+        return 0
+    _django()
+    from django.core.management import call_command  # noqa: PLC0415
+    from django.utils import timezone  # noqa: PLC0415
+
+    from microneedling.demo_clinic import demo_is_loaded, load_demo  # noqa: PLC0415
+
+    call_command("migrate", verbosity=0)
+    if demo_is_loaded():
+        if not args.if_empty:
+            raise UsageError("demo: the database already holds a clinic (use --if-empty)")
+        sys.stdout.write("The demo clinic is already loaded.\n")
+        return 0
+    counts = load_demo(today=timezone.localdate())
+    _print(counts)
+    return 0
+
+
+def _cmd_migrate(_: argparse.Namespace) -> int:
+    _django()
+    from django.core.management import call_command  # noqa: PLC0415
+
+    call_command("migrate", verbosity=1)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    _django()
+    from django.core.management import call_command  # noqa: PLC0415
+
+    address = f"{args.host}:{args.port}"
+    sys.stdout.write(
+        f"Microneedling Clinic on http://{address}/\n"
+        f"  API and its OpenAPI document: http://{address}/api/v1/docs, "
+        f"http://{address}/api/v1/openapi.json\n"
+        f"  Locations near a ZIP code:   http://{address}/api/v1/locations?zip=78209\n"
+        f"  Staff admin:                 http://{address}/admin/\n"
+    )
+    sys.stdout.flush()
+    call_command("runserver", address, use_reloader=False)
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    _django()
+    from django.contrib.auth import get_user_model  # noqa: PLC0415
+
+    from microneedling.accounts.services import api_token_issue  # noqa: PLC0415
+
+    user = get_user_model().objects.filter(username=args.user).first()
+    if user is None:
+        raise UsageError(f"--user: no user named {args.user!r}")
+    sys.stdout.write(api_token_issue(user=user, label=args.label) + "\n")
     return 0
 
 
@@ -179,13 +243,28 @@ def build_parser() -> argparse.ArgumentParser:
     triage_cmd.set_defaults(handler=_cmd_triage)
 
     bench = commands.add_parser("bench", help="run the benchmarks")
-    bench.add_argument("--only", choices=["engines"], default=None)
+    bench.add_argument("--only", choices=["engines", "scheduling"], default=None)
     bench.add_argument("--runs", type=int, default=7)
     bench.add_argument("--size", type=int, default=1000)
     bench.set_defaults(handler=_cmd_bench)
 
-    demo = commands.add_parser("demo", help="demonstrate the engines on a sample patient")
+    demo = commands.add_parser("demo", help="load the demo clinic into the database")
+    demo.add_argument("--if-empty", action="store_true", help="do nothing if data exists")
+    demo.add_argument("--engines", action="store_true", help="only show the engines at work")
     demo.set_defaults(handler=_cmd_demo)
+
+    migrate = commands.add_parser("migrate", help="create or update the database tables")
+    migrate.set_defaults(handler=_cmd_migrate)
+
+    serve = commands.add_parser("serve", help="serve the clinic (development server)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=_cmd_serve)
+
+    token = commands.add_parser("token", help="issue an API token for a user")
+    token.add_argument("--user", required=True)
+    token.add_argument("--label", default="")
+    token.set_defaults(handler=_cmd_token)
     return parser
 
 

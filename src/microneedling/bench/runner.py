@@ -9,7 +9,11 @@ stays meaningful on a noisy machine where single times do not.
 from __future__ import annotations
 
 import json
+import os
 import platform
+import subprocess
+import sys
+import tempfile
 from typing import Any
 
 from microneedling.bench import generate
@@ -54,7 +58,35 @@ def _engines(runs: int, size: int) -> dict[str, Any]:
     return {"size": size, **results}
 
 
-SUITES = {"engines": _engines}
+def _scheduling(runs: int, size: int) -> dict[str, Any]:
+    """One child process per database engine, each on a fresh database."""
+    results = {}
+    for engine, env in _engine_environments().items():
+        command = [sys.executable, "-m", "microneedling.bench.child", "scheduling", str(runs)]
+        # Our own interpreter and module with fixed arguments: nothing untrusted runs.
+        done = subprocess.run(  # noqa: S603
+            command, env=env, capture_output=True, text=True, check=False, timeout=3600
+        )
+        if done.returncode != 0:
+            results[engine] = {"error": done.stderr.strip().splitlines()[-1:]}
+            continue
+        results[engine] = json.loads(done.stdout)
+    return results
+
+
+def _engine_environments() -> dict[str, dict[str, str]]:
+    """SQLite in a temporary folder; PostgreSQL on BENCH_DATABASE_URL (or the local server)."""
+    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    scratch = tempfile.mkdtemp(prefix="microneedling-bench-")
+    environments = {"sqlite": {**base, "MICRONEEDLING_DATA_DIR": scratch}}
+    url = os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/microneedling_bench"
+    )
+    environments["postgresql"] = {**base, "DATABASE_URL": url, "BENCH_RESET_DATABASE": "1"}
+    return environments
+
+
+SUITES = {"engines": _engines, "scheduling": _scheduling}
 
 
 def run_benchmarks(*, only: str | None, runs: int, size: int) -> dict[str, Any]:

@@ -18,3 +18,38 @@ class InputError(ValueError):
 
 class PackError(ValueError):
     """The knowledge pack failed validation; the message lists every problem found."""
+
+
+class BookingConflict(Exception):
+    """A booking collides with what is already booked (answered as 409).
+
+    ``resource`` is the resource key that conflicted (``provider:12``) and ``session`` the
+    course session number, when known, so the caller can say exactly what to change.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        resource: str | None = None,
+        session: int | None = None,
+        starts_at: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.resource = resource
+        self.session = session
+        self.starts_at = starts_at
+
+
+class BookingRefused(Exception):
+    """A booking that the rules forbid (screening, closed location): answered as 422.
+
+    ``code`` is a stable word for clients (``not_eligible``, ``deferred``, ``not_screened``).
+    """
+
+    def __init__(self, message: str, *, code: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.field = field

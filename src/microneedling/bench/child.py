@@ -1,0 +1,52 @@
+"""A benchmark suite run in its own process, against the database its environment names.
+
+``python -m microneedling.bench.child scheduling RUNS`` prints the suite's JSON on stdout.
+With BENCH_RESET_DATABASE=1 on PostgreSQL the bench database is dropped and created first, so
+every run starts from the same generated chain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def _reset_postgres() -> None:
+    import psycopg  # noqa: PLC0415
+    from dj_database_url import parse  # noqa: PLC0415
+
+    config = parse(os.environ["DATABASE_URL"])
+    name = config["NAME"]
+    admin = psycopg.connect(
+        host=config["HOST"] or "127.0.0.1",
+        port=config["PORT"] or 5432,
+        user=config["USER"] or "postgres",
+        password=config["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    )
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+
+def main() -> int:
+    """Run the named suite and print its JSON."""
+    suite, runs = sys.argv[1], int(sys.argv[2])
+    if os.environ.get("BENCH_RESET_DATABASE") and os.environ.get("DATABASE_URL"):
+        _reset_postgres()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "microneedling.config.settings")
+    import django  # noqa: PLC0415
+
+    django.setup()
+    if suite != "scheduling":
+        raise SystemExit(f"unknown suite {suite}")
+    from microneedling.bench.scheduling import run  # noqa: PLC0415
+
+    sys.stdout.write(json.dumps(run(runs)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""Django settings, read from the environment (nothing secret is committed).
+
+- ``DATABASE_URL`` names a PostgreSQL server for scale-out; without it, an embedded SQLite
+  file under ``MICRONEEDLING_DATA_DIR`` (default ``./data``) in WAL mode, with writers taking
+  the lock at BEGIN (``transaction_mode="IMMEDIATE"``) so a check-then-insert cannot race.
+- ``DJANGO_SECRET_KEY`` is required unless ``DJANGO_DEBUG`` is on (development and tests).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parents[3]
+DATA_DIR = Path(os.environ.get("MICRONEEDLING_DATA_DIR", BASE_DIR / "data"))
+
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or ("development-only-not-secret" if DEBUG else "")
+if not SECRET_KEY:
+    raise RuntimeError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "microneedling.accounts",
+    "microneedling.audit",
+    "microneedling.directory",
+    "microneedling.patients",
+    "microneedling.scheduling",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "microneedling.config.urls"
+WSGI_APPLICATION = "microneedling.config.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+
+def _databases() -> dict[str, Any]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60))
+        config.setdefault("TEST", {})["NAME"] = os.environ.get(
+            "MICRONEEDLING_TEST_DB", f"test_{config['NAME']}"
+        )
+        return {"default": config}
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    return {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "microneedling.sqlite3",
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                "init_command": (
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                    "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;"
+                ),
+            },
+            # A file, not memory: concurrency tests open several connections to it.
+            "TEST": {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")},
+        }
+    }
+
+
+DATABASES = _databases()
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Request bodies and SQL parameters can hold health data: never log them.
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+}
+
+MICRONEEDLING = {
+    "SLOT_GRID_MINUTES": int(os.environ.get("MICRONEEDLING_SLOT_GRID_MINUTES", "15")),
+    "MIN_NOTICE_HOURS": int(os.environ.get("MICRONEEDLING_MIN_NOTICE_HOURS", "12")),
+    "BOOKING_HORIZON_DAYS": int(os.environ.get("MICRONEEDLING_BOOKING_HORIZON_DAYS", "400")),
+}

@@ -1,0 +1,1 @@
+"""The directory: organisations, locations, rooms, devices, providers and services."""

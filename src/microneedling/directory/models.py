@@ -1,0 +1,264 @@
+"""Where, who and what: organisations, locations and their hours, rooms, devices, providers
+and the services they offer, with the phases each visit goes through."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Organization(models.Model):
+    """A clinic or a chain of clinics."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Location(models.Model):
+    """A clinic site, with its address, time zone and whether it is open."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSING = "closing", "Closing"
+        CLOSED = "closed", "Closed"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="locations"
+    )
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    address = models.CharField(max_length=300)
+    city = models.CharField(max_length=120)
+    region = models.CharField(max_length=60, help_text="State or region")
+    zip_code = models.CharField(max_length=12, db_index=True)
+    latitude = models.FloatField()
+    longitude = models.FloatField()
+    timezone = models.CharField(max_length=64, help_text="IANA time zone, e.g. America/Chicago")
+    phone = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    closes_on = models.DateField(
+        null=True, blank=True, help_text="First day the location no longer sees patients"
+    )
+    successor = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="predecessors",
+        help_text="Where patients go once this location closes",
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OpeningHours(models.Model):
+    """One opening span of a location on a weekday (several per day are allowed)."""
+
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="hours")
+    weekday = models.PositiveSmallIntegerField(help_text="0 = Monday … 6 = Sunday")
+    opens = models.TimeField()
+    closes = models.TimeField()
+
+    class Meta:
+        ordering = ["weekday", "opens"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(opens__lt=models.F("closes")),
+                name="opening_hours_opens_before_closes",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(weekday__lte=6), name="opening_hours_weekday_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.location_id} weekday {self.weekday} {self.opens}–{self.closes}"
+
+
+class LocationClosure(models.Model):
+    """Days a location is shut: a holiday, a refurbishment, or its permanent closure."""
+
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="closures")
+    starts_on = models.DateField()
+    ends_on = models.DateField(help_text="Last closed day (inclusive)")
+    reason = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(starts_on__lte=models.F("ends_on")),
+                name="closure_starts_before_it_ends",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.location_id} closed {self.starts_on}–{self.ends_on}"
+
+
+class Room(models.Model):
+    """A treatment room; a visit keeps one room through all its phases."""
+
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="rooms")
+    name = models.CharField(max_length=80)
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.location.name} · {self.name}"
+
+
+class Device(models.Model):
+    """A microneedling pen at a location."""
+
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="devices")
+    name = models.CharField(max_length=80)
+    model = models.CharField(max_length=120)
+    serial_number = models.CharField(max_length=80, unique=True)
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.model})"
+
+
+class CartridgeLot(models.Model):
+    """Single-use needle cartridges in stock at a location, by manufacturer lot."""
+
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="cartridges")
+    device_model = models.CharField(max_length=120)
+    lot_number = models.CharField(max_length=80)
+    expires_on = models.DateField()
+    quantity = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["location", "device_model", "lot_number"],
+                name="cartridge_lot_unique_per_location",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_model} lot {self.lot_number}"
+
+
+class Provider(models.Model):
+    """A person who treats patients."""
+
+    class Role(models.TextChoices):
+        PHYSICIAN = "physician", "Physician"
+        NURSE_PRACTITIONER = "nurse_practitioner", "Nurse practitioner"
+        AESTHETICIAN = "aesthetician", "Aesthetician"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="providers"
+    )
+    display_name = models.CharField(max_length=200)
+    role = models.CharField(max_length=20, choices=Role.choices)
+    qualifications = models.JSONField(default=list, blank=True)
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class ProviderSchedule(models.Model):
+    """When a provider works at a location on a weekday, from a date and until a date."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="schedules")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="schedules")
+    weekday = models.PositiveSmallIntegerField(help_text="0 = Monday … 6 = Sunday")
+    starts = models.TimeField()
+    ends = models.TimeField()
+    valid_from = models.DateField()
+    valid_until = models.DateField(null=True, blank=True, help_text="Last day (inclusive)")
+
+    class Meta:
+        indexes = [models.Index(fields=["provider", "weekday"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(starts__lt=models.F("ends")),
+                name="provider_schedule_starts_before_ends",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} at {self.location_id} weekday {self.weekday}"
+
+
+class ProviderLeave(models.Model):
+    """Time a provider is away (holiday, training, sickness)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="leave")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(starts_at__lt=models.F("ends_at")),
+                name="leave_starts_before_it_ends",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} away {self.starts_at}–{self.ends_at}"
+
+
+class Service(models.Model):
+    """Something a patient can book: a consultation, microneedling of some areas, a review."""
+
+    class Kind(models.TextChoices):
+        CONSULTATION = "consultation", "Consultation"
+        TREATMENT = "treatment", "Microneedling treatment"
+        FOLLOW_UP = "follow_up", "Follow-up review"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="services"
+    )
+    code = models.SlugField()
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    areas = models.JSONField(default=list, blank=True, help_text="Knowledge-pack area codes")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "code"], name="service_code_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ServicePhase(models.Model):
+    """A phase of a service's visit and the resources it holds."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="phases")
+    order = models.PositiveSmallIntegerField()
+    code = models.CharField(max_length=40)
+    minutes = models.PositiveSmallIntegerField()
+    needs_provider = models.BooleanField(default=False)
+    needs_room = models.BooleanField(default=True)
+    needs_device = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["order"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "order"], name="service_phase_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} phase {self.order}: {self.code}"
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The resource kinds this phase holds."""
+        kinds = (
+            ("provider", self.needs_provider),
+            ("room", self.needs_room),
+            ("device", self.needs_device),
+        )
+        return tuple(kind for kind, needed in kinds if needed)

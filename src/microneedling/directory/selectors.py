@@ -1,0 +1,97 @@
+"""Reads of the directory: locations near a place, providers, services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import zipcodes
+from django.db.models import Prefetch, QuerySet
+
+from microneedling.core.errors import InputError
+from microneedling.core.geo import distance_km
+from microneedling.directory.models import (
+    Location,
+    OpeningHours,
+    Provider,
+    ProviderSchedule,
+    Service,
+)
+
+
+@dataclass(frozen=True)
+class Place:
+    """A point a patient searches from."""
+
+    latitude: float
+    longitude: float
+    label: str
+
+
+def place_from_zip(zip_code: str) -> Place:
+    """Coordinates of a US ZIP code (offline table), or InputError naming ``zip``."""
+    code = zip_code.strip()[:5]
+    if not (len(code) == 5 and code.isdigit()):
+        raise InputError("zip", f"{zip_code!r} is not a 5-digit ZIP code")
+    matches = zipcodes.matching(code)  # type: ignore[no-untyped-call]
+    if not matches:
+        raise InputError("zip", f"unknown ZIP code {code}")
+    found = matches[0]
+    return Place(
+        float(found["lat"]), float(found["long"]), f"{found['city']}, {found['state']} {code}"
+    )
+
+
+def place_from_city(city: str, region: str | None = None) -> Place:
+    """The centre of a city's ZIP codes, or InputError naming ``city``."""
+    kwargs = {"city": city.strip()}
+    if region:
+        kwargs["state"] = region.strip().upper()
+    found = zipcodes.filter_by(**kwargs)  # type: ignore[no-untyped-call]
+    matches = [z for z in found if z.get("lat")]
+    if not matches:
+        raise InputError("city", f"no such city {city!r}")
+    lat = sum(float(z["lat"]) for z in matches) / len(matches)
+    lon = sum(float(z["long"]) for z in matches) / len(matches)
+    return Place(lat, lon, f"{matches[0]['city']}, {matches[0]['state']}")
+
+
+def locations_with_hours() -> QuerySet[Location]:
+    """Locations with their hours and successor loaded (two queries however many)."""
+    return Location.objects.select_related("successor", "organization").prefetch_related(
+        Prefetch("hours", queryset=OpeningHours.objects.order_by("weekday", "opens"))
+    )
+
+
+def locations_near(
+    place: Place, *, within_km: float, include_closed: bool = False
+) -> list[tuple[Location, float]]:
+    """Locations within ``within_km`` of a place, nearest first, with their distance."""
+    found = []
+    for location in locations_with_hours():
+        if location.status == Location.Status.CLOSED and not include_closed:
+            continue
+        km = distance_km(place.latitude, place.longitude, location.latitude, location.longitude)
+        if km <= within_km:
+            found.append((location, km))
+    found.sort(key=lambda pair: pair[1])
+    return found
+
+
+def providers_at(location: Location, *, on: date | None = None) -> QuerySet[Provider]:
+    """Active providers with a schedule at the location (valid on ``on`` when given)."""
+    schedules = ProviderSchedule.objects.filter(location=location)
+    if on is not None:
+        schedules = schedules.filter(valid_from__lte=on).exclude(valid_until__lt=on)
+    return Provider.objects.filter(active=True, pk__in=schedules.values("provider_id")).order_by(
+        "display_name"
+    )
+
+
+def services_of(location: Location) -> QuerySet[Service]:
+    """Active services of the location's organisation, with their phases."""
+    return (
+        Service.objects.filter(organization_id=location.organization_id, active=True)
+        .prefetch_related("phases")
+        .order_by("kind", "name")
+    )

@@ -1,0 +1,1 @@
+"""Scheduling: courses, phased appointments and the reservations that cannot overlap."""

@@ -1,0 +1,372 @@
+"""Scheduling endpoints: availability, screening, course search and booking, appointments."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from ninja import Field, Router, Schema
+from ninja.errors import HttpError
+
+from microneedling.accounts.access import can_act_for, is_staff
+from microneedling.api import BearerToken, problem
+from microneedling.core.availability import find_starts
+from microneedling.core.errors import BookingRefused, InputError
+from microneedling.core.screening import Intake
+from microneedling.directory.api import service_of
+from microneedling.directory.models import Location, Provider
+from microneedling.patients.models import Patient
+from microneedling.patients.services import screening_record
+from microneedling.scheduling import services
+from microneedling.scheduling.calendars import day_bounds, location_calendar
+from microneedling.scheduling.idempotency import KeyReused, run_once
+from microneedling.scheduling.models import Appointment, AppointmentRequest, Course
+from microneedling.scheduling.replanning import course_session_move
+
+router = Router(tags=["scheduling"])
+auth = BearerToken()
+MAX_AVAILABILITY_DAYS = 62
+
+
+class SlotOut(Schema):
+    start: datetime
+    end: datetime
+    provider: str
+    room: str | None
+    device: str | None
+
+
+def _slot_out(slot: Any) -> SlotOut:
+    kinds: dict[str, str] = {}
+    for needs in slot.assignment.values():
+        kinds.update(needs)
+    return SlotOut(
+        start=slot.start,
+        end=slot.end,
+        provider=kinds["provider"],
+        room=kinds.get("room"),
+        device=kinds.get("device"),
+    )
+
+
+@router.get("/availability", response=list[SlotOut])
+def availability(
+    request: HttpRequest,
+    location_id: int,
+    service_id: int,
+    start: date,
+    end: date,
+    provider_id: int | None = None,
+) -> list[SlotOut]:
+    """Start times at which every phase of the service finds its resources."""
+    if end < start:
+        raise InputError("end", "is before start")
+    if (end - start).days > MAX_AVAILABILITY_DAYS:
+        raise InputError("end", f"ask for at most {MAX_AVAILABILITY_DAYS} days at a time")
+    location = get_object_or_404(Location, pk=location_id)
+    service = service_of(location, service_id)
+    calendar = location_calendar(
+        location=location,
+        service=service,
+        first_day=start,
+        last_day=end,
+        provider_ids=None if provider_id is None else [provider_id],
+    )
+    config = settings.MICRONEEDLING
+    now = timezone.now()
+    first, last = day_bounds(start, end, calendar.zone)
+    slots = find_starts(
+        phases=calendar.phases,
+        resources=list(calendar.resources),
+        start=first,
+        end=last,
+        grid_minutes=config["SLOT_GRID_MINUTES"],
+        zone=calendar.zone,
+        not_before=now + timedelta(hours=config["MIN_NOTICE_HOURS"]),
+        not_after=now + timedelta(days=config["BOOKING_HORIZON_DAYS"]),
+        provider_ids=None if provider_id is None else [f"provider:{provider_id}"],
+    )
+    return [_slot_out(s) for s in slots]
+
+
+def _patient(request: HttpRequest, patient_id: int) -> Patient:
+    patient = get_object_or_404(Patient, pk=patient_id)
+    if not can_act_for(request.user, patient):
+        # Same answer as a missing record: ids must not reveal who is a patient.
+        raise HttpError(404, "Not Found")
+    return patient
+
+
+class ScreeningIn(Schema):
+    patient_id: int
+    intake: Intake
+
+
+@router.post("/screenings", auth=auth, response={201: dict[str, Any]})
+def create_screening(request: HttpRequest, payload: ScreeningIn) -> tuple[int, dict[str, Any]]:
+    """Screen an intake for a patient and keep the verdict."""
+    patient = _patient(request, payload.patient_id)
+    screening = screening_record(patient=patient, intake=payload.intake)
+    return 201, {"id": screening.pk, "review": screening.review, **screening.result}
+
+
+class PreferencesIn(Schema):
+    provider_id: int | None = None
+    weekdays: list[int] = Field(default_factory=list)
+    times: list[tuple[str, str]] = Field(default_factory=list)
+
+
+class CourseIn(Schema):
+    patient_id: int
+    location_id: int
+    service_id: int
+    indications: list[str] = Field(min_length=1)
+    first_session: date
+    areas: list[str] | None = None
+    preferences: PreferencesIn = Field(default_factory=PreferencesIn)
+
+
+def _course_args(request: HttpRequest, payload: CourseIn) -> dict[str, Any]:
+    patient = _patient(request, payload.patient_id)
+    location = get_object_or_404(Location, pk=payload.location_id)
+    prefs = payload.preferences
+    for index, weekday in enumerate(prefs.weekdays):
+        if not 0 <= weekday <= 6:
+            raise InputError(f"preferences.weekdays.{index}", "must be 0 (Monday) to 6")
+    return {
+        "patient": patient,
+        "location": location,
+        "service": service_of(location, payload.service_id),
+        "indications": payload.indications,
+        "first_session": payload.first_session,
+        "areas": payload.areas,
+        "preferences": services.Preferences(
+            provider_id=prefs.provider_id, weekdays=tuple(prefs.weekdays), times=tuple(prefs.times)
+        ),
+    }
+
+
+def _plan_out(proposal: services.CourseProposal) -> dict[str, Any]:
+    chosen = dict(proposal.series.choices) if proposal.series.ok else {}
+    plan = proposal.plan.to_dict()
+    for session in plan["sessions"]:
+        slot = chosen.get(session["number"])
+        session["slot"] = _slot_out(slot).model_dump(mode="json") if slot else None
+    return {
+        "ok": proposal.series.ok,
+        "failed_session": proposal.series.failed_session,
+        "reason": proposal.series.reason,
+        "plan": plan,
+    }
+
+
+@router.post("/courses/search", auth=auth, response=dict[str, Any])
+def search_course(request: HttpRequest, payload: CourseIn) -> dict[str, Any]:
+    """Plan a course and find a slot for every session, without booking anything."""
+    proposal = services.course_propose(**_course_args(request, payload))
+    return _plan_out(proposal)
+
+
+def _course_out(course: Course) -> dict[str, Any]:
+    sessions = []
+    for session in course.sessions.order_by("number"):
+        appointment = session.appointments.order_by("-id").first()
+        sessions.append(
+            {
+                "number": session.number,
+                "earliest": session.earliest.isoformat(),
+                "target": session.target.isoformat(),
+                "latest": session.latest.isoformat(),
+                "status": session.status,
+                "appointment": None
+                if appointment is None
+                else {
+                    "id": appointment.pk,
+                    "starts_at": appointment.starts_at.isoformat(),
+                    "ends_at": appointment.ends_at.isoformat(),
+                    "provider_id": appointment.provider_id,
+                    "status": appointment.status,
+                },
+            }
+        )
+    return {
+        "id": course.pk,
+        "status": course.status,
+        "indications": course.indications,
+        "protocols": course.protocols,
+        "sessions": sessions,
+    }
+
+
+@router.post("/courses", auth=auth)
+def book_course(request: HttpRequest, payload: CourseIn) -> HttpResponse:
+    """Book every session of a course at once, or nothing (409 names the session).
+
+    Send an ``Idempotency-Key`` header: a retried request returns the first answer.
+    """
+    args = _course_args(request, payload)
+
+    def work() -> tuple[int, Any]:
+        try:
+            course = services.course_book(actor=request.user, **args)
+        except BookingRefused as refused:
+            if refused.code != "review_pending":
+                raise
+            pending = services.appointment_request_create(
+                patient=args["patient"],
+                location=args["location"],
+                service=args["service"],
+                reason="clinician_review",
+                payload=payload.model_dump(mode="json"),
+            )
+            return 202, {
+                "request_id": pending.pk,
+                "status": pending.status,
+                "detail": "a provider must review the screening before booking",
+            }
+        return 201, _course_out(course)
+
+    return _respond(request, "courses", payload.model_dump(mode="json"), work)
+
+
+def _respond(request: HttpRequest, scope: str, payload: Any, work: Any) -> HttpResponse:
+    import json  # noqa: PLC0415
+
+    try:
+        status, body = run_once(request, scope=scope, payload=payload, work=work)
+    except KeyReused as error:
+        return problem(
+            422,
+            "Idempotency-Key reused",
+            str(error),
+            errors=[{"field": "Idempotency-Key", "message": str(error)}],
+        )
+    return HttpResponse(
+        json.dumps(body, default=str), status=status, content_type="application/json"
+    )
+
+
+class AppointmentIn(Schema):
+    patient_id: int
+    location_id: int
+    service_id: int
+    provider_id: int
+    starts_at: datetime
+    override_reason: str = ""
+
+
+class AppointmentOut(Schema):
+    id: int
+    patient_id: int
+    location_id: int
+    service_id: int
+    provider_id: int
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    course_session_id: int | None
+
+
+@router.post("/appointments", auth=auth)
+def book_appointment(request: HttpRequest, payload: AppointmentIn) -> HttpResponse:
+    """Book one visit (409 names the resource in conflict). Honours ``Idempotency-Key``."""
+    patient = _patient(request, payload.patient_id)
+    location = get_object_or_404(Location, pk=payload.location_id)
+    service = service_of(location, payload.service_id)
+    provider = get_object_or_404(Provider, pk=payload.provider_id, active=True)
+    if payload.override_reason and not is_staff(request.user):
+        raise HttpError(403, "only staff may override a conflict")
+
+    def work() -> tuple[int, Any]:
+        services.booking_gate(patient, payload.starts_at.date())
+        appointment = services.appointment_book(
+            patient=patient,
+            service=service,
+            location=location,
+            provider=provider,
+            starts_at=payload.starts_at,
+            actor=request.user,
+            override_reason=payload.override_reason,
+        )
+        return 201, AppointmentOut.from_orm(appointment).model_dump(mode="json")
+
+    return _respond(request, "appointments", payload.model_dump(mode="json"), work)
+
+
+class StatusIn(Schema):
+    status: str
+    reason: str = ""
+
+
+@router.post("/appointments/{appointment_id}/status", auth=auth, response=AppointmentOut)
+def change_status(request: HttpRequest, appointment_id: int, payload: StatusIn) -> Appointment:
+    """Check in, start, complete, cancel, mark a no-show or an error."""
+    appointment = get_object_or_404(Appointment, pk=appointment_id)
+    if not can_act_for(request.user, appointment.patient):
+        raise HttpError(404, "Not Found")
+    if payload.status != "cancelled" and not is_staff(request.user):
+        raise HttpError(403, "only staff may change this status")
+    return services.appointment_set_status(
+        appointment=appointment, status=payload.status, actor=request.user, reason=payload.reason
+    )
+
+
+class MoveIn(Schema):
+    starts_at: datetime
+    apply: bool = False
+
+
+@router.post("/appointments/{appointment_id}/move", auth=auth, response=dict[str, Any])
+def move_appointment(request: HttpRequest, appointment_id: int, payload: MoveIn) -> dict[str, Any]:
+    """Move a course session and re-plan the rest; ``apply=false`` only previews."""
+    appointment = get_object_or_404(Appointment, pk=appointment_id)
+    if not can_act_for(request.user, appointment.patient):
+        raise HttpError(404, "Not Found")
+    result = course_session_move(
+        appointment=appointment,
+        starts_at=payload.starts_at,
+        actor=request.user,
+        apply=payload.apply,
+    )
+    return {
+        "course_id": result.course_id,
+        "applied": result.applied,
+        "sessions": [
+            {
+                "number": c.number,
+                "appointment_id": c.appointment_id,
+                "old_start": c.old_start.isoformat(),
+                "new_start": c.new_start.isoformat(),
+                "changed": c.changed,
+                "provider_id": c.provider_id,
+                "window": {
+                    "earliest": c.window[0].isoformat(),
+                    "target": c.window[1].isoformat(),
+                    "latest": c.window[2].isoformat(),
+                },
+            }
+            for c in result.changes
+        ],
+    }
+
+
+class RequestOut(Schema):
+    id: int
+    patient_id: int
+    location_id: int
+    service_id: int
+    reason: str
+    status: str
+    created_at: datetime
+
+
+@router.get("/appointment-requests", auth=auth, response=list[RequestOut])
+def list_requests(request: HttpRequest, status: str = "open") -> list[AppointmentRequest]:
+    """Requests waiting for staff (staff only)."""
+    if not is_staff(request.user):
+        raise HttpError(403, "staff only")
+    return list(AppointmentRequest.objects.filter(status=status).order_by("created_at"))

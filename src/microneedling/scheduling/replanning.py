@@ -1,0 +1,242 @@
+"""Move one session of a course and re-plan the sessions after it, with a preview.
+
+Moving session k to a new day re-derives the windows of sessions k+1… from that day. Later
+bookings that still fit their new windows stay as they are; otherwise every later session is
+searched again (same provider preferred). The preview computes exactly what applying would
+write, inside a transaction that is then rolled back, so nothing is saved until the patient
+or the front desk confirms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.utils import timezone
+
+from microneedling.accounts.actors import Actor
+from microneedling.audit.services import audit_record
+from microneedling.core.availability import Slot
+from microneedling.core.courses import PlannedSession, chain_sessions
+from microneedling.core.errors import BookingConflict, BookingRefused
+from microneedling.core.knowledge.models import Gap
+from microneedling.core.series import search_series
+from microneedling.scheduling import services
+from microneedling.scheduling.calendars import LocationCalendar, location_calendar
+from microneedling.scheduling.models import Appointment, CourseSession, Reservation
+
+
+@dataclass(frozen=True)
+class SessionChange:
+    """What happens to one session: its new window and start (unchanged sessions too)."""
+
+    number: int
+    appointment_id: int
+    old_start: datetime
+    new_start: datetime
+    provider_id: int
+    window: tuple[date, date, date]
+
+    @property
+    def changed(self) -> bool:
+        """Whether this session's time moves."""
+        return self.old_start != self.new_start
+
+
+@dataclass(frozen=True)
+class Replan:
+    """The outcome of a move: every affected session, and whether it was saved."""
+
+    course_id: int
+    applied: bool
+    changes: tuple[SessionChange, ...]
+
+
+def course_session_move(
+    *,
+    appointment: Appointment,
+    starts_at: datetime,
+    actor: Actor,
+    apply: bool,
+    now: datetime | None = None,
+) -> Replan:
+    """Move a course session to ``starts_at`` and re-plan the rest (preview unless ``apply``).
+
+    Raises BookingRefused when the new day is outside the session's window, and
+    BookingConflict (naming the session) when the rest of the course cannot be re-planned.
+    """
+    session = appointment.course_session
+    if session is None:
+        raise BookingRefused(
+            "this appointment is not part of a course", code="not_a_course", field="appointment"
+        )
+    course = session.course
+    zone = ZoneInfo(appointment.location.timezone)
+    new_day = starts_at.astimezone(zone).date()
+    if not session.earliest <= new_day <= session.latest:
+        raise BookingRefused(
+            f"session {session.number} must stay between {session.earliest.isoformat()} and "
+            f"{session.latest.isoformat()}",
+            code="outside_window",
+            field="starts_at",
+        )
+    now = now or timezone.now()
+    gap = Gap(min=course.gap_min_days, target=course.gap_target_days, max=course.gap_max_days)
+    with transaction.atomic():
+        later = list(
+            CourseSession.objects.filter(
+                course=course, number__gt=session.number, status=CourseSession.Status.BOOKED
+            )
+            .order_by("number")
+            .prefetch_related("appointments")
+        )
+        moving = [appointment, *(_booked(s) for s in later)]
+        # Free the sessions being re-planned, so the search sees their time as available.
+        Reservation.objects.filter(appointment__in=moving).update(active=False)
+        windows = chain_sessions(
+            start_number=session.number + 1, count=len(later), anchor=new_day, gap=gap, as_of=None
+        )
+        last_day = windows[-1].latest if windows else new_day
+        calendar = location_calendar(
+            location=appointment.location,
+            service=appointment.service,
+            first_day=new_day,
+            last_day=last_day,
+        )
+        moved = services._slot_at(calendar, starts_at, appointment.provider, now=now)
+        if moved is None:
+            raise services._unavailable(
+                calendar, starts_at, appointment.provider, session=session.number
+            )
+        slots = _keep_or_search(
+            later=later,
+            windows=windows,
+            moved=moved,
+            calendar=calendar,
+            gap=gap,
+            zone=zone,
+            now=now,
+            appointment=appointment,
+        )
+        changes = [
+            _change(
+                session.number,
+                appointment,
+                moved,
+                (session.earliest, session.target, session.latest),
+            )
+        ]
+        for planned, booked, slot in zip(windows, later, slots, strict=True):
+            changes.append(
+                _change(
+                    planned.number,
+                    _booked(booked),
+                    slot,
+                    (planned.earliest, planned.target, planned.latest),
+                )
+            )
+        if not apply:
+            transaction.set_rollback(True)
+            return Replan(course_id=course.pk, applied=False, changes=tuple(changes))
+        for change, slot in zip(changes, [moved, *slots], strict=True):
+            _rewrite(change, slot, calendar)
+        audit_record(
+            actor=actor,
+            action="course_session_move",
+            object_type="course",
+            object_id=course.pk,
+            details={
+                "session": session.number,
+                "to": starts_at.isoformat(),
+                "moved": [c.number for c in changes if c.changed],
+            },
+        )
+    return Replan(course_id=course.pk, applied=True, changes=tuple(changes))
+
+
+def _booked(session: CourseSession) -> Appointment:
+    return next(
+        a
+        for a in session.appointments.all()
+        if a.status in (Appointment.Status.BOOKED, Appointment.Status.REQUESTED)
+    )
+
+
+def _keep_or_search(
+    *,
+    later: list[CourseSession],
+    windows: list[PlannedSession],
+    moved: Slot,
+    calendar: LocationCalendar,
+    gap: Gap,
+    zone: ZoneInfo,
+    now: datetime,
+    appointment: Appointment,
+) -> list[Slot]:
+    """Keep the later bookings if they still fit; otherwise search them all again."""
+    kept = [_slot_of(_booked(s)) for s in later]
+    days = [moved.start.astimezone(zone).date()] + [s.start.astimezone(zone).date() for s in kept]
+    fits = all(w.earliest <= d <= w.latest for w, d in zip(windows, days[1:], strict=True))
+    fits = fits and all(gap.min <= (b - a).days <= gap.max for a, b in pairwise(days))
+    if fits:
+        return kept
+    grid, _, _ = services._policy_numbers()
+    not_before, not_after = services._bookable_window(now)
+    result = search_series(
+        sessions=windows,
+        gap_days=(gap.min, gap.max),
+        phases=calendar.phases,
+        resources=list(calendar.resources),
+        zone=calendar.zone,
+        grid_minutes=grid,
+        not_before=not_before,
+        not_after=not_after,
+        preferred_provider=f"provider:{appointment.provider_id}",
+    )
+    if not result.ok:
+        raise BookingConflict(
+            result.reason or "the rest of the course no longer fits", session=result.failed_session
+        )
+    chosen = dict(result.choices)
+    return [chosen[w.number] for w in windows]
+
+
+def _slot_of(appointment: Appointment) -> Slot:
+    """An existing booking as a slot (its reservations give the assignment)."""
+    assignment: dict[str, dict[str, str]] = {}
+    for reservation in appointment.reservations.all():
+        kind = reservation.resource.split(":", 1)[0]
+        assignment.setdefault(reservation.phase, {})[kind] = reservation.resource
+    return Slot(start=appointment.starts_at, end=appointment.ends_at, assignment=assignment)
+
+
+def _change(
+    number: int, appointment: Appointment, slot: Slot, window: tuple[date, date, date]
+) -> SessionChange:
+    return SessionChange(
+        number=number,
+        appointment_id=appointment.pk,
+        old_start=appointment.starts_at,
+        new_start=slot.start,
+        provider_id=services._provider_of(slot),
+        window=window,
+    )
+
+
+def _rewrite(change: SessionChange, slot: Slot, calendar: LocationCalendar) -> None:
+    appointment = Appointment.objects.select_related("course_session").get(pk=change.appointment_id)
+    session = appointment.course_session
+    if session is not None:
+        session.earliest, session.target, session.latest = change.window
+        session.save(update_fields=["earliest", "target", "latest"])
+    if not change.changed:
+        appointment.reservations.update(active=True)
+        return
+    appointment.reservations.all().delete()
+    appointment.starts_at, appointment.ends_at = slot.start, slot.end
+    appointment.provider_id = change.provider_id
+    appointment.save(update_fields=["starts_at", "ends_at", "provider", "updated_at"])
+    services._insert(appointment, slot, calendar)

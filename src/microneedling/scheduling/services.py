@@ -1,0 +1,553 @@
+"""Writes for scheduling: book one visit, book a whole course, move, cancel, change status.
+
+Every write runs in one transaction. On SQLite that transaction takes the write lock at BEGIN
+(IMMEDIATE), so the free time read inside it cannot change before the reservations are
+inserted. On PostgreSQL two transactions can read the same free time; the exclusion
+constraint then refuses the second insert and the caller gets a 409 naming the resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from microneedling.accounts.actors import Actor, acting_user
+from microneedling.audit.services import audit_record
+from microneedling.core.availability import Slot, find_starts
+from microneedling.core.courses import CoursePlan, PlannedSession, chain_sessions, plan_course
+from microneedling.core.errors import BookingConflict, BookingRefused
+from microneedling.core.knowledge import load_pack
+from microneedling.core.knowledge.models import Gap
+from microneedling.core.series import SeriesResult, search_series
+from microneedling.directory.models import Location, Provider, Service
+from microneedling.patients.models import Patient, Screening
+from microneedling.scheduling.calendars import (
+    MAX_RESERVATION,
+    LocationCalendar,
+    location_calendar,
+)
+from microneedling.scheduling.models import (
+    Appointment,
+    AppointmentRequest,
+    Course,
+    CourseSession,
+    Reservation,
+)
+
+#: How many days after the requested day the first session may fall.
+FIRST_SESSION_FLEX_DAYS = 6
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """A patient's soft preferences for a course search."""
+
+    provider_id: int | None = None
+    weekdays: tuple[int, ...] = ()
+    times: tuple[tuple[str, str], ...] = ()
+
+
+def _policy_numbers() -> tuple[int, int, int]:
+    config = settings.MICRONEEDLING
+    return config["SLOT_GRID_MINUTES"], config["MIN_NOTICE_HOURS"], config["BOOKING_HORIZON_DAYS"]
+
+
+def _local_today(location: Location, now: datetime) -> date:
+    return now.astimezone(ZoneInfo(location.timezone)).date()
+
+
+def _bookable_window(now: datetime) -> tuple[datetime, datetime]:
+    _, notice, horizon = _policy_numbers()
+    return now + timedelta(hours=notice), now + timedelta(days=horizon)
+
+
+def booking_gate(patient: Patient, first_day: date) -> Screening:
+    """The patient's latest screening if it allows booking from ``first_day``; else refuse.
+
+    ``clinician_review`` that is still pending raises with code ``review_pending`` so the
+    caller can create an appointment request instead.
+    """
+    latest = patient.screenings.order_by("-created_at", "-id").first()
+    if latest is None:
+        raise BookingRefused("the patient has not been screened", code="not_screened")
+    if latest.verdict == Screening.Verdict.NOT_ELIGIBLE:
+        raise BookingRefused("screening found the treatment unsuitable", code="not_eligible")
+    if latest.verdict == Screening.Verdict.DEFERRED:
+        if latest.deferred_until is None:
+            raise BookingRefused(
+                "treatment is deferred until a condition resolves; update the intake",
+                code="deferred",
+            )
+        if first_day < latest.deferred_until:
+            raise BookingRefused(
+                f"treatment may start from {latest.deferred_until.isoformat()}",
+                code="deferred",
+                field="first_session",
+            )
+    if latest.verdict == Screening.Verdict.REVIEW:
+        if latest.review == Screening.Review.DECLINED:
+            raise BookingRefused("a provider declined the treatment", code="not_eligible")
+        if latest.review != Screening.Review.APPROVED:
+            raise BookingRefused(
+                "a provider must review the screening first", code="review_pending"
+            )
+    return latest
+
+
+def _slot_at(
+    calendar: LocationCalendar,
+    starts_at: datetime,
+    provider: Provider,
+    *,
+    now: datetime,
+    ignore_notice: bool = False,
+) -> Slot | None:
+    grid, _, _ = _policy_numbers()
+    not_before, not_after = _bookable_window(now)
+    slots = find_starts(
+        phases=calendar.phases,
+        resources=list(calendar.resources),
+        start=starts_at,
+        end=starts_at + timedelta(minutes=1),
+        grid_minutes=grid,
+        zone=calendar.zone,
+        not_before=now if ignore_notice else not_before,
+        not_after=not_after,
+        provider_ids=[f"provider:{provider.pk}"],
+    )
+    return slots[0] if slots else None
+
+
+@dataclass
+class _Hold:
+    """A resource held over a run of consecutive phases (mutable while the run grows)."""
+
+    resource: str
+    phase: str
+    start: datetime
+    end: datetime
+
+
+def _insert(
+    appointment: Appointment,
+    slot: Slot,
+    calendar: LocationCalendar,
+    *,
+    overlap_allowed: bool = False,
+) -> None:
+    """Write the slot's reservations: one row per resource per run of consecutive phases.
+
+    A room held from check-in to aftercare is one row, not four: the same guarantee with a
+    quarter of the rows for every availability read and overlap check to go through.
+    """
+    holds: list[_Hold] = []
+    open_runs: dict[str, _Hold] = {}
+    at = slot.start
+    for phase in calendar.phases:
+        ends = at + timedelta(minutes=phase.minutes)
+        held = {slot.assignment[phase.code][kind] for kind in phase.needs}
+        for resource in list(open_runs):
+            if resource not in held:
+                del open_runs[resource]  # the run ended with the previous phase
+        for resource in sorted(held):
+            run = open_runs.get(resource)
+            if run is not None and run.end == at:
+                run.end = ends
+            else:
+                run = open_runs[resource] = _Hold(resource, phase.code, at, ends)
+                holds.append(run)
+        at = ends
+    Reservation.objects.bulk_create(
+        [
+            Reservation(
+                appointment=appointment,
+                resource=h.resource,
+                phase=h.phase,
+                starts_at=h.start,
+                ends_at=h.end,
+                overlap_allowed=overlap_allowed,
+            )
+            for h in holds
+        ]
+    )
+
+
+def _conflict_from_race(
+    resources: Sequence[str], start: datetime, end: datetime, session: int | None
+) -> BookingConflict:
+    """After the database refused an overlap, find and name what was taken."""
+    taken = (
+        Reservation.objects.filter(
+            resource__in=resources,
+            active=True,
+            overlap_allowed=False,
+            starts_at__lt=end,
+            ends_at__gt=start,
+            starts_at__gte=start - MAX_RESERVATION,
+        )
+        .order_by("starts_at")
+        .first()
+    )
+    resource = taken.resource if taken else (resources[0] if resources else None)
+    return BookingConflict(
+        "the time was taken by another booking a moment ago",
+        resource=resource,
+        session=session,
+        starts_at=start.isoformat(),
+    )
+
+
+def _unavailable(
+    calendar: LocationCalendar, starts_at: datetime, provider: Provider, session: int | None = None
+) -> BookingConflict:
+    """Say which resource kind has no free time at ``starts_at``."""
+    at = starts_at
+    for phase in calendar.phases:
+        ends = at + timedelta(minutes=phase.minutes)
+        for kind in phase.needs:
+            pool = [
+                r
+                for r in calendar.resources
+                if r.kind == kind and (kind != "provider" or r.id == f"provider:{provider.pk}")
+            ]
+            if not any(any(i.start <= at and ends <= i.end for i in r.free) for r in pool):
+                resource = pool[0].id if len(pool) == 1 else kind
+                return BookingConflict(
+                    f"no free {kind} for the {phase.code} phase at {at.isoformat()}",
+                    resource=resource,
+                    session=session,
+                    starts_at=starts_at.isoformat(),
+                )
+        at = ends
+    return BookingConflict(
+        "that start time is outside the bookable hours or notice period",
+        resource=f"provider:{provider.pk}",
+        session=session,
+        starts_at=starts_at.isoformat(),
+    )
+
+
+def appointment_book(
+    *,
+    patient: Patient,
+    service: Service,
+    location: Location,
+    provider: Provider,
+    starts_at: datetime,
+    actor: Actor = None,
+    override_reason: str = "",
+    now: datetime | None = None,
+) -> Appointment:
+    """Book one visit at ``starts_at``; raise BookingConflict if any phase's resource is taken.
+
+    With ``override_reason`` (staff only, checked by the caller) the visit may overlap existing
+    bookings on purpose: its reservations are marked and the override is audited.
+    """
+    if timezone.is_naive(starts_at):
+        raise BookingRefused(
+            "starts_at must include a time zone", code="naive_datetime", field="starts_at"
+        )
+    now = now or timezone.now()
+    local_day = starts_at.astimezone(ZoneInfo(location.timezone)).date()
+    override = bool(override_reason.strip())
+    try:
+        with transaction.atomic():
+            calendar = location_calendar(
+                location=location,
+                service=service,
+                first_day=local_day,
+                last_day=local_day,
+                provider_ids=[provider.pk],
+            )
+            slot = _slot_at(calendar, starts_at, provider, now=now)
+            if slot is None and override:
+                calendar = location_calendar(
+                    location=location,
+                    service=service,
+                    first_day=local_day,
+                    last_day=local_day,
+                    provider_ids=[provider.pk],
+                    include_bookings=False,
+                )
+                slot = _slot_at(calendar, starts_at, provider, now=now, ignore_notice=True)
+            if slot is None:
+                raise _unavailable(calendar, starts_at, provider)
+            appointment = Appointment.objects.create(
+                patient=patient,
+                service=service,
+                location=location,
+                provider=provider,
+                starts_at=slot.start,
+                ends_at=slot.end,
+                booked_by=acting_user(actor),
+                override_reason=override_reason if override else "",
+            )
+            _insert(appointment, slot, calendar, overlap_allowed=override)
+            if override:
+                audit_record(
+                    actor=actor,
+                    action="booking_override",
+                    object_type="appointment",
+                    object_id=appointment.pk,
+                    reason=override_reason,
+                    details={"starts_at": slot.start.isoformat()},
+                )
+            return appointment
+    except IntegrityError as error:
+        resources = [f"provider:{provider.pk}"]
+        raise _conflict_from_race(
+            resources, starts_at, starts_at + timedelta(hours=3), None
+        ) from error
+
+
+def _provider_of(slot: Slot) -> int:
+    """The provider's database id in a slot's assignment."""
+    for needs in slot.assignment.values():
+        if "provider" in needs:
+            return int(needs["provider"].split(":", 1)[1])
+    raise ValueError("slot has no provider")
+
+
+@dataclass(frozen=True)
+class CourseProposal:
+    """A course plan and the slots found for every session (not yet booked)."""
+
+    plan: CoursePlan
+    series: SeriesResult
+    calendar: LocationCalendar
+
+
+def course_propose(
+    *,
+    patient: Patient,
+    location: Location,
+    service: Service,
+    indications: Sequence[str],
+    first_session: date,
+    areas: Sequence[str] | None = None,
+    preferences: Preferences | None = None,
+    now: datetime | None = None,
+) -> CourseProposal:
+    """Plan the course and search slots for all of its sessions at once (no writes)."""
+    preferences = preferences or Preferences()
+    now = now or timezone.now()
+    if location.status == Location.Status.CLOSED:
+        raise BookingRefused("this location has closed", code="location_closed", field="location")
+    plan = plan_course(
+        pack=load_pack(),
+        indications=indications,
+        first_session=first_session,
+        fitzpatrick=patient.fitzpatrick_type,
+        areas=areas,
+        as_of=_local_today(location, now),
+    )
+    # The first session may fall on any day of the week from the requested day (the clinic
+    # may be shut or full that day); later windows re-derive from the days really chosen.
+    opening = plan.sessions[0]
+    sessions = (
+        replace(opening, latest=opening.earliest + timedelta(days=FIRST_SESSION_FLEX_DAYS)),
+        *plan.sessions[1:],
+    )
+    calendar = location_calendar(
+        location=location,
+        service=service,
+        first_day=plan.sessions[0].earliest,
+        last_day=plan.sessions[-1].latest + timedelta(days=FIRST_SESSION_FLEX_DAYS),
+    )
+    grid, _, _ = _policy_numbers()
+    not_before, not_after = _bookable_window(now)
+    series = search_series(
+        sessions=sessions,
+        follow_plan_windows=False,
+        gap_days=(plan.gap_days[0], plan.gap_days[2]),
+        phases=calendar.phases,
+        resources=list(calendar.resources),
+        zone=calendar.zone,
+        grid_minutes=grid,
+        not_before=not_before,
+        not_after=not_after,
+        preferred_provider=(
+            f"provider:{preferences.provider_id}" if preferences.provider_id else None
+        ),
+        preferred_weekdays=preferences.weekdays,
+        preferred_times=preferences.times,
+    )
+    return CourseProposal(plan=plan, series=series, calendar=calendar)
+
+
+def course_book(
+    *,
+    patient: Patient,
+    location: Location,
+    service: Service,
+    indications: Sequence[str],
+    first_session: date,
+    areas: Sequence[str] | None = None,
+    preferences: Preferences | None = None,
+    actor: Actor = None,
+    now: datetime | None = None,
+) -> Course:
+    """Book every session of a course or none (BookingConflict names the failing session)."""
+    screening = booking_gate(patient, first_session)
+    try:
+        with transaction.atomic():
+            proposal = course_propose(
+                patient=patient,
+                location=location,
+                service=service,
+                indications=indications,
+                first_session=first_session,
+                areas=areas,
+                preferences=preferences,
+                now=now,
+            )
+            series = proposal.series
+            if not series.ok:
+                raise BookingConflict(
+                    series.reason or "no slots for the whole course", session=series.failed_session
+                )
+            plan = proposal.plan
+            course = Course.objects.create(
+                patient=patient,
+                location=location,
+                service=service,
+                screening=screening,
+                preferred_provider_id=(preferences.provider_id if preferences else None),
+                indications=list(plan.indications),
+                protocols=list(plan.protocols),
+                areas=list(plan.depth_mm),
+                fitzpatrick_type=patient.fitzpatrick_type,
+                sessions_total=plan.sessions_total,
+                gap_min_days=plan.gap_days[0],
+                gap_target_days=plan.gap_days[1],
+                gap_max_days=plan.gap_days[2],
+            )
+            chosen = dict(series.choices)
+            for planned in _windows_from_choices(proposal):
+                slot = chosen[planned.number]
+                session = CourseSession.objects.create(
+                    course=course,
+                    number=planned.number,
+                    earliest=planned.earliest,
+                    target=planned.target,
+                    latest=planned.latest,
+                    status=CourseSession.Status.BOOKED,
+                )
+                provider_id = _provider_of(slot)
+                appointment = Appointment.objects.create(
+                    patient=patient,
+                    service=service,
+                    location=location,
+                    provider_id=provider_id,
+                    course_session=session,
+                    starts_at=slot.start,
+                    ends_at=slot.end,
+                    booked_by=acting_user(actor),
+                )
+                _insert(appointment, slot, proposal.calendar)
+            return course
+    except IntegrityError as error:
+        raise BookingConflict(
+            "another booking took one of the course's times a moment ago; search again"
+        ) from error
+
+
+def _windows_from_choices(proposal: CourseProposal) -> list[PlannedSession]:
+    """Each session's window counted from the day the session before it was booked on.
+
+    That is what the patient is shown and what a later re-plan starts from.
+    """
+    plan, zone = proposal.plan, ZoneInfo(proposal.calendar.zone)
+    chosen = dict(proposal.series.choices)
+    opening = plan.sessions[0]
+    windows = [replace(opening, latest=opening.earliest + timedelta(days=FIRST_SESSION_FLEX_DAYS))]
+    gap = Gap(min=plan.gap_days[0], target=plan.gap_days[1], max=plan.gap_days[2])
+    for planned in plan.sessions[1:]:
+        previous_day = chosen[planned.number - 1].start.astimezone(zone).date()
+        windows += chain_sessions(
+            start_number=planned.number, count=1, anchor=previous_day, gap=gap, as_of=None
+        )
+    return windows
+
+
+def appointment_request_create(
+    *,
+    patient: Patient,
+    location: Location,
+    service: Service,
+    reason: str,
+    payload: dict[str, object],
+    provider: Provider | None = None,
+) -> AppointmentRequest:
+    """Record a booking that needs a decision (e.g. a screening waiting for review)."""
+    screening = patient.screenings.order_by("-created_at", "-id").first()
+    return AppointmentRequest.objects.create(
+        patient=patient,
+        location=location,
+        service=service,
+        provider=provider,
+        screening=screening,
+        reason=reason,
+        payload=payload,
+    )
+
+
+def appointment_cancel(*, appointment: Appointment, actor: Actor, reason: str = "") -> Appointment:
+    """Cancel a visit and free its resources; its course session becomes cancelled."""
+    return appointment_set_status(
+        appointment=appointment, status=Appointment.Status.CANCELLED, actor=actor, reason=reason
+    )
+
+
+#: Allowed status changes; anything else is refused.
+TRANSITIONS: dict[str, set[str]] = {
+    "requested": {"booked", "cancelled", "entered_in_error"},
+    "booked": {"checked_in", "cancelled", "no_show", "entered_in_error"},
+    "checked_in": {"in_progress", "cancelled", "no_show", "entered_in_error"},
+    "in_progress": {"completed", "entered_in_error"},
+    "completed": {"entered_in_error"},
+    "cancelled": set(),
+    "no_show": {"entered_in_error"},
+    "entered_in_error": set(),
+}
+
+
+def appointment_set_status(
+    *, appointment: Appointment, status: str, actor: Actor, reason: str = ""
+) -> Appointment:
+    """Move an appointment along its lifecycle; releasing statuses free the resources."""
+    if status not in TRANSITIONS.get(appointment.status, set()):
+        raise BookingRefused(
+            f"cannot change a {appointment.status} appointment to {status}",
+            code="invalid_transition",
+            field="status",
+        )
+    with transaction.atomic():
+        appointment.status = status
+        appointment.save(update_fields=["status", "updated_at"])
+        if status not in Appointment.HOLDING:
+            appointment.reservations.update(active=False)
+        session = appointment.course_session
+        if session is not None:
+            mapping = {
+                "completed": CourseSession.Status.DONE,
+                "no_show": CourseSession.Status.MISSED,
+                "cancelled": CourseSession.Status.CANCELLED,
+            }
+            if status in mapping:
+                session.status = mapping[status]
+                session.save(update_fields=["status"])
+        audit_record(
+            actor=actor,
+            action=f"appointment_{status}",
+            object_type="appointment",
+            object_id=appointment.pk,
+            reason=reason,
+        )
+    return appointment

@@ -1,0 +1,208 @@
+"""Fixtures for tests on a real database (SQLite by default, PostgreSQL with DATABASE_URL).
+
+The cast: the "Riverbend" location in Chicago time with two rooms and two pens, Dr. Ada
+Quill (physician) and Ben Ortiz (aesthetician) working weekdays 09:00–17:00, and patient Cleo
+Marsh, screened eligible. A fixed "now" keeps every date in the tests meaningful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+
+from microneedling.accounts.services import api_token_issue
+from microneedling.core.screening import Intake
+from microneedling.directory.models import (
+    Device,
+    Location,
+    OpeningHours,
+    Organization,
+    Provider,
+    ProviderSchedule,
+    Room,
+    Service,
+    ServicePhase,
+)
+from microneedling.patients.models import Patient
+from microneedling.patients.services import screening_record
+
+ZONE = "America/Chicago"
+TZ = ZoneInfo(ZONE)
+#: "Now" for booking tests: a Monday morning, far enough ahead of every planned date.
+NOW = datetime(2027, 3, 1, 8, 0, tzinfo=TZ)
+
+
+def local(day: date, hour: int, minute: int = 0) -> datetime:
+    """An aware local datetime at the clinic."""
+    return datetime.combine(day, time(hour, minute), tzinfo=TZ)
+
+
+@dataclass
+class Clinic:
+    """The cast of the booking tests."""
+
+    org: Organization
+    location: Location
+    treatment: Service
+    consultation: Service
+    ada: Provider
+    ben: Provider
+    rooms: list[Room]
+    devices: list[Device]
+
+
+def build_clinic(*, rooms: int = 2, devices: int = 2, name: str = "Riverbend") -> Clinic:
+    """A location open weekdays 08:00–18:00 with two providers working 09:00–17:00."""
+    org, _ = Organization.objects.get_or_create(
+        slug="riverbend-group", defaults={"name": "Riverbend Group"}
+    )
+    location = Location.objects.create(
+        organization=org,
+        name=name,
+        slug=name.lower(),
+        address="1 River Rd",
+        city="Chicago",
+        region="IL",
+        zip_code="60601",
+        latitude=41.886,
+        longitude=-87.618,
+        timezone=ZONE,
+    )
+    for weekday in range(5):
+        OpeningHours.objects.create(
+            location=location, weekday=weekday, opens=time(8), closes=time(18)
+        )
+    treatment = Service.objects.create(
+        organization=org,
+        code=f"mn-face-{name.lower()}",
+        name="Microneedling: face",
+        kind="treatment",
+        areas=["face"],
+    )
+    for order, (code, minutes, provider, device) in enumerate(
+        [
+            ("check_in_cleanse", 10, False, False),
+            ("numbing", 30, False, False),
+            ("procedure", 30, True, True),
+            ("serum_aftercare", 15, False, False),
+        ]
+    ):
+        ServicePhase.objects.create(
+            service=treatment,
+            order=order,
+            code=code,
+            minutes=minutes,
+            needs_provider=provider,
+            needs_device=device,
+        )
+    consultation = Service.objects.create(
+        organization=org, code=f"consult-{name.lower()}", name="Consultation", kind="consultation"
+    )
+    ServicePhase.objects.create(
+        service=consultation, order=0, code="consultation", minutes=30, needs_provider=True
+    )
+    people = []
+    for display, role in (("Dr. Ada Quill", "physician"), ("Ben Ortiz", "aesthetician")):
+        provider = Provider.objects.create(organization=org, display_name=display, role=role)
+        for weekday in range(5):
+            ProviderSchedule.objects.create(
+                provider=provider,
+                location=location,
+                weekday=weekday,
+                starts=time(9),
+                ends=time(17),
+                valid_from=date(2026, 1, 1),
+            )
+        people.append(provider)
+    return Clinic(
+        org=org,
+        location=location,
+        treatment=treatment,
+        consultation=consultation,
+        ada=people[0],
+        ben=people[1],
+        rooms=[Room.objects.create(location=location, name=f"Room {i}") for i in range(rooms)],
+        devices=[
+            Device.objects.create(
+                location=location, name=f"Pen {i}", model="SkinPen", serial_number=f"{name}-{i}"
+            )
+            for i in range(devices)
+        ],
+    )
+
+
+def make_patient(
+    clinic: Clinic,
+    *,
+    name: str = "Cleo Marsh",
+    skin: int = 2,
+    screen_on: date = date(2027, 3, 8),
+    **intake: Any,
+) -> Patient:
+    """A patient screened with a healthy intake (override intake fields to change it)."""
+    first, last = name.split(" ", 1)
+    patient = Patient.objects.create(
+        organization=clinic.org,
+        first_name=first,
+        last_name=last,
+        email=f"{first.lower()}@example.test",
+        birth_date=date(1990, 4, 2),
+        fitzpatrick_type=skin,
+    )
+    data = {
+        "planned_date": screen_on.isoformat(),
+        "birth_date": "1990-04-02",
+        "fitzpatrick_type": skin,
+        "treatment_areas": ["face"],
+        "pregnant": False,
+        "breastfeeding": False,
+        **intake,
+    }
+    screening_record(patient=patient, intake=Intake.model_validate(data))
+    return patient
+
+
+@pytest.fixture
+def clinic(db: None) -> Clinic:
+    return build_clinic()
+
+
+@pytest.fixture
+def staff_user(db: None) -> AbstractBaseUser:
+    return get_user_model().objects.create_user("desk", password=None, is_staff=True)
+
+
+@pytest.fixture
+def staff_token(staff_user: AbstractBaseUser) -> str:
+    return api_token_issue(user=staff_user)
+
+
+@pytest.fixture
+def auth_headers(staff_token: str) -> Callable[..., dict[str, str]]:
+    def headers(**extra: str) -> dict[str, str]:
+        return {"HTTP_AUTHORIZATION": f"Bearer {staff_token}", **extra}
+
+    return headers
+
+
+@pytest.fixture
+def frozen_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Make the services' clock read NOW (the engines themselves have no clock)."""
+    import time_machine  # noqa: PLC0415
+
+    traveller = time_machine.travel(NOW, tick=False)
+    traveller.start()
+    yield NOW  # type: ignore[misc]
+    traveller.stop()
+
+
+def next_weekday(day: date, weekday: int) -> date:
+    """The first date on or after ``day`` that falls on ``weekday``."""
+    return day + timedelta(days=(weekday - day.weekday()) % 7)

@@ -1,0 +1,161 @@
+"""The JSON API over real HTTP (live server): problems, idempotency, conflicts."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+import requests
+
+from microneedling.scheduling.models import Appointment, Course
+from tests.web.conftest import build_clinic, local, make_patient
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen_now")]
+MONDAY = date(2027, 3, 8)
+
+
+@pytest.fixture
+def http(live_server, staff_token):
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {staff_token}"
+    session.base = f"{live_server.url}/api/v1"  # type: ignore[attr-defined]
+    return session
+
+
+def test_openapi_document_is_served(http) -> None:
+    response = http.get(f"{http.base}/openapi.json", timeout=30)
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert "/api/v1/courses" in paths and "/api/v1/availability" in paths
+
+
+def test_locations_near_a_zip_code_are_sorted_by_distance(http) -> None:
+    build_clinic(name="Riverbend")
+    far = build_clinic(name="Lakeside")
+    far.location.latitude, far.location.longitude = 42.05, -87.68  # Evanston
+    far.location.save()
+    response = http.get(f"{http.base}/locations", params={"zip": "60601"}, timeout=30)
+    names = [row["name"] for row in response.json()]
+    assert names == ["Riverbend", "Lakeside"]
+    assert response.json()[0]["distance_km"] < response.json()[1]["distance_km"]
+
+
+def test_unknown_zip_is_a_problem_naming_the_field(http) -> None:
+    response = http.get(f"{http.base}/locations", params={"zip": "00000"}, timeout=30)
+    assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == "zip"
+
+
+def test_malformed_date_is_a_problem_naming_the_field(http) -> None:
+    clinic = build_clinic()
+    response = http.get(
+        f"{http.base}/availability",
+        timeout=30,
+        params={
+            "location_id": clinic.location.pk,
+            "service_id": clinic.treatment.pk,
+            "start": "2027-02-30",
+            "end": "2027-03-02",
+        },
+    )
+    assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert any(e["field"] == "start" for e in response.json()["errors"])
+
+
+def test_availability_lists_bookable_starts(http) -> None:
+    clinic = build_clinic()
+    response = http.get(
+        f"{http.base}/availability",
+        timeout=30,
+        params={
+            "location_id": clinic.location.pk,
+            "service_id": clinic.treatment.pk,
+            "provider_id": clinic.ada.pk,
+            "start": "2027-03-08",
+            "end": "2027-03-08",
+        },
+    )
+    slots = response.json()
+    assert response.status_code == 200
+    assert slots[0]["start"].startswith("2027-03-08T")
+    assert {s["provider"] for s in slots} == {f"provider:{clinic.ada.pk}"}
+
+
+def test_retried_course_booking_with_the_same_key_books_once(http) -> None:
+    clinic = build_clinic()
+    patient = make_patient(clinic)
+    body = {
+        "patient_id": patient.pk,
+        "location_id": clinic.location.pk,
+        "service_id": clinic.treatment.pk,
+        "indications": ["acne_scars"],
+        "first_session": "2027-03-08",
+        "areas": ["face"],
+    }
+    first = http.post(
+        f"{http.base}/courses", json=body, timeout=60, headers={"Idempotency-Key": "course-cleo-1"}
+    )
+    again = http.post(
+        f"{http.base}/courses", json=body, timeout=60, headers={"Idempotency-Key": "course-cleo-1"}
+    )
+    assert first.status_code == 201, first.text
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert Course.objects.count() == 1
+    assert Appointment.objects.count() == 3
+
+
+def test_same_key_with_a_different_body_is_refused(http) -> None:
+    clinic = build_clinic()
+    patient = make_patient(clinic)
+    body = {
+        "patient_id": patient.pk,
+        "location_id": clinic.location.pk,
+        "service_id": clinic.treatment.pk,
+        "provider_id": clinic.ada.pk,
+        "starts_at": local(MONDAY, 10).isoformat(),
+    }
+    assert (
+        http.post(
+            f"{http.base}/appointments", json=body, timeout=30, headers={"Idempotency-Key": "k1"}
+        ).status_code
+        == 201
+    )
+    changed = {**body, "starts_at": local(MONDAY, 14).isoformat()}
+    response = http.post(
+        f"{http.base}/appointments", json=changed, timeout=30, headers={"Idempotency-Key": "k1"}
+    )
+    assert response.status_code == 422
+    assert Appointment.objects.count() == 1
+
+
+def test_conflict_answers_409_naming_the_resource(http) -> None:
+    clinic = build_clinic()
+    body = {
+        "location_id": clinic.location.pk,
+        "service_id": clinic.treatment.pk,
+        "provider_id": clinic.ada.pk,
+        "starts_at": local(MONDAY, 10).isoformat(),
+    }
+    first = make_patient(clinic)
+    second = make_patient(clinic, name="Dev Patel")
+    assert (
+        http.post(
+            f"{http.base}/appointments", json={**body, "patient_id": first.pk}, timeout=30
+        ).status_code
+        == 201
+    )
+    response = http.post(
+        f"{http.base}/appointments", json={**body, "patient_id": second.pk}, timeout=30
+    )
+    assert response.status_code == 409
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["resource"] == f"provider:{clinic.ada.pk}"
+
+
+def test_patient_records_need_a_token(live_server) -> None:
+    response = requests.post(f"{live_server.url}/api/v1/courses", json={}, timeout=30)
+    assert response.status_code == 401
+    assert response.headers["Content-Type"] == "application/problem+json"

@@ -1,0 +1,300 @@
+"""Booking one visit and a whole course on a real database."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from itertools import pairwise
+
+import pytest
+
+from microneedling.audit.models import AuditEvent
+from microneedling.core.errors import BookingConflict, BookingRefused
+from microneedling.directory.models import LocationClosure
+from microneedling.scheduling import services
+from microneedling.scheduling.models import Appointment, CourseSession, Reservation
+from tests.web.conftest import NOW, TZ, Clinic, local, make_patient
+
+MONDAY = date(2027, 3, 8)
+pytestmark = pytest.mark.usefixtures("frozen_now")
+
+
+def book(clinic: Clinic, patient, hour: int, minute: int = 0, provider=None, **kw):
+    return services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=provider or clinic.ada,
+        starts_at=local(MONDAY, hour, minute),
+        **kw,
+    )
+
+
+def test_each_phase_reserves_exactly_the_resources_it_needs(clinic: Clinic) -> None:
+    appointment = book(clinic, make_patient(clinic), 10)
+    rows = {r.resource.split(":")[0]: r for r in appointment.reservations.all()}
+    assert set(rows) == {"room", "provider", "device"}
+    # One room from check-in to aftercare; provider and pen only for the needling itself.
+    assert (rows["room"].starts_at, rows["room"].ends_at) == (
+        local(MONDAY, 10),
+        local(MONDAY, 11, 25),
+    )
+    for kind in ("provider", "device"):
+        assert (rows[kind].starts_at, rows[kind].ends_at) == (
+            local(MONDAY, 10, 40),
+            local(MONDAY, 11, 10),
+        )
+        assert rows[kind].phase == "procedure"
+    assert appointment.ends_at == local(MONDAY, 11, 25)
+
+
+def test_provider_treats_one_patient_while_another_is_numbing(clinic: Clinic) -> None:
+    first = book(clinic, make_patient(clinic), 10)
+    second = book(clinic, make_patient(clinic, name="Dev Patel"), 10, 30)
+    assert first.provider == second.provider == clinic.ada
+    rooms = {a.reservations.get(resource__startswith="room").resource for a in (first, second)}
+    assert len(rooms) == 2
+
+
+def test_overlapping_procedure_for_one_provider_is_a_conflict_naming_the_resource(
+    clinic: Clinic,
+) -> None:
+    book(clinic, make_patient(clinic), 10)
+    with pytest.raises(BookingConflict) as error:
+        book(clinic, make_patient(clinic, name="Dev Patel"), 10, 15)
+    assert error.value.resource == f"provider:{clinic.ada.pk}"
+    assert Appointment.objects.count() == 1
+
+
+def test_a_visit_needs_a_free_room_for_its_whole_length(clinic: Clinic) -> None:
+    book(clinic, make_patient(clinic), 10)
+    book(clinic, make_patient(clinic, name="Dev Patel"), 10, provider=clinic.ben)
+    with pytest.raises(BookingConflict) as error:
+        book(clinic, make_patient(clinic, name="Eve Stone"), 10, 30, provider=clinic.ben)
+    assert "room" in str(error.value)
+
+
+def test_booking_outside_working_hours_is_refused(clinic: Clinic) -> None:
+    with pytest.raises(BookingConflict):
+        book(clinic, make_patient(clinic), 16, 30)  # would end after 17:00
+
+
+def test_staff_override_double_books_on_purpose_and_is_audited(clinic: Clinic, staff_user) -> None:
+    book(clinic, make_patient(clinic), 10)
+    second = book(
+        clinic,
+        make_patient(clinic, name="Dev Patel"),
+        10,
+        actor=staff_user,
+        override_reason="Patient travelling from far; doctor agreed",
+    )
+    assert second.reservations.count() == 3
+    assert not second.reservations.filter(overlap_allowed=False).exists()
+    event = AuditEvent.objects.get(action="booking_override")
+    assert event.object_id == str(second.pk)
+    assert "doctor agreed" in event.reason
+
+
+def test_cancelling_frees_the_resources(clinic: Clinic) -> None:
+    first = book(clinic, make_patient(clinic), 10)
+    services.appointment_cancel(appointment=first, actor=None, reason="patient asked")
+    assert not first.reservations.filter(active=True).exists()
+    book(clinic, make_patient(clinic, name="Dev Patel"), 10)
+
+
+def test_invalid_status_change_is_refused(clinic: Clinic) -> None:
+    appointment = book(clinic, make_patient(clinic), 10)
+    with pytest.raises(BookingRefused, match="cannot change"):
+        services.appointment_set_status(appointment=appointment, status="completed", actor=None)
+
+
+# --- courses -------------------------------------------------------------------------------
+def book_course(clinic: Clinic, patient, first=MONDAY, **kw):
+    return services.course_book(
+        patient=patient,
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["acne_scars"],
+        first_session=first,
+        areas=["face"],
+        **kw,
+    )
+
+
+def test_course_books_every_session_inside_its_window(clinic: Clinic) -> None:
+    course = book_course(clinic, make_patient(clinic))
+    sessions = list(course.sessions.order_by("number"))
+    assert len(sessions) == 3
+    days = []
+    for session in sessions:
+        appointment = session.appointments.get()
+        day = appointment.starts_at.astimezone(TZ).date()
+        assert session.earliest <= day <= session.latest
+        days.append(day)
+    for before, after in pairwise(days):
+        assert course.gap_min_days <= (after - before).days <= course.gap_max_days
+
+
+def test_course_prefers_one_provider_throughout(clinic: Clinic) -> None:
+    course = book_course(
+        clinic, make_patient(clinic), preferences=services.Preferences(provider_id=clinic.ben.pk)
+    )
+    providers = {s.appointments.get().provider_id for s in course.sessions.all()}
+    assert providers == {clinic.ben.pk}
+
+
+def test_course_across_daylight_saving_keeps_the_local_time(clinic: Clinic) -> None:
+    course = book_course(
+        clinic, make_patient(clinic), preferences=services.Preferences(times=(("10:00", "10:15"),))
+    )
+    starts = [s.appointments.get().starts_at for s in course.sessions.order_by("number")]
+    assert [s.astimezone(TZ).hour for s in starts] == [10, 10, 10]
+    # 8 March is CST (UTC-6), the later sessions CDT (UTC-5): the UTC hour moved, not 10:00.
+    assert {s.astimezone(TZ).utcoffset() for s in starts} == {
+        timedelta(hours=-6),
+        timedelta(hours=-5),
+    }
+
+
+def test_holiday_on_a_target_day_moves_that_session_within_its_window(clinic: Clinic) -> None:
+    LocationClosure.objects.create(
+        location=clinic.location,
+        starts_on=date(2027, 4, 5),
+        ends_on=date(2027, 4, 5),
+        reason="Staff training",
+    )
+    course = book_course(clinic, make_patient(clinic))
+    second = course.sessions.get(number=2)
+    day = second.appointments.get().starts_at.astimezone(TZ).date()
+    assert second.target == date(2027, 4, 5)
+    assert day != date(2027, 4, 5)
+    assert second.earliest <= day <= second.latest
+
+
+def test_closure_over_a_whole_window_fails_clearly_and_books_nothing(clinic: Clinic) -> None:
+    LocationClosure.objects.create(
+        location=clinic.location,
+        starts_on=date(2027, 4, 1),
+        ends_on=date(2027, 4, 30),
+        reason="Refurbishment",
+    )
+    with pytest.raises(BookingConflict) as error:
+        book_course(clinic, make_patient(clinic))
+    assert error.value.session == 2
+    assert Appointment.objects.count() == 0
+    assert CourseSession.objects.count() == 0
+    assert Reservation.objects.count() == 0
+
+
+# --- screening gates -----------------------------------------------------------------------
+def test_not_eligible_patient_cannot_book(clinic: Clinic) -> None:
+    with pytest.raises(BookingRefused) as error:
+        book_course(clinic, make_patient(clinic, pregnant=True))
+    assert error.value.code == "not_eligible"
+
+
+def test_deferred_patient_can_only_book_from_the_allowed_date(clinic: Clinic) -> None:
+    patient = make_patient(
+        clinic, procedures=[{"code": "chemical_peel", "area": "face", "date": "2027-02-20"}]
+    )
+    with pytest.raises(BookingRefused) as error:
+        book_course(clinic, patient)
+    assert error.value.code == "deferred"
+    course = book_course(clinic, patient, first=date(2027, 3, 22))
+    assert course.sessions.count() == 3
+
+
+def test_clinician_review_blocks_booking_until_approved(clinic: Clinic, staff_user) -> None:
+    from microneedling.patients.services import screening_review  # noqa: PLC0415
+
+    patient = make_patient(clinic, conditions=[{"code": "rosacea"}])
+    with pytest.raises(BookingRefused) as error:
+        book_course(clinic, patient)
+    assert error.value.code == "review_pending"
+    screening_review(
+        screening=patient.screenings.get(),
+        actor=staff_user,
+        approve=True,
+        reason="Mild rosacea, calm today",
+    )
+    assert book_course(clinic, patient).sessions.count() == 3
+
+
+def test_unscreened_patient_cannot_book(clinic: Clinic) -> None:
+    from microneedling.patients.models import Patient  # noqa: PLC0415
+
+    patient = Patient.objects.create(
+        organization=clinic.org,
+        first_name="No",
+        last_name="Intake",
+        email="no@example.test",
+        birth_date=date(1990, 1, 1),
+    )
+    with pytest.raises(BookingRefused) as error:
+        book_course(clinic, patient)
+    assert error.value.code == "not_screened"
+
+
+def test_now_is_frozen_for_these_tests() -> None:
+    from django.utils import timezone  # noqa: PLC0415
+
+    assert timezone.now() == NOW
+
+
+# --- moving a session re-plans the rest ----------------------------------------------------
+def test_moving_a_session_previews_the_replanned_rest_without_saving(clinic: Clinic) -> None:
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    second = course.sessions.get(number=2).appointments.get()
+    third_before = course.sessions.get(number=3).appointments.get().starts_at
+    latest = course.sessions.get(number=2).latest
+    new_start = local(latest, 14)
+    preview = course_session_move(appointment=second, starts_at=new_start, actor=None, apply=False)
+    assert not preview.applied
+    assert [c.number for c in preview.changes] == [2, 3]
+    assert preview.changes[0].new_start == new_start
+    third = preview.changes[1]
+    new_day = new_start.astimezone(TZ).date()
+    assert third.window[0] == new_day + timedelta(days=course.gap_min_days)
+    assert third.window[0] <= third.new_start.astimezone(TZ).date() <= third.window[2]
+    # Nothing was saved by the preview.
+    second.refresh_from_db()
+    assert second.starts_at != new_start
+    assert course.sessions.get(number=3).appointments.get().starts_at == third_before
+    assert second.reservations.filter(active=True).count() == 3
+
+
+def test_applying_a_move_saves_the_replanned_course(clinic: Clinic) -> None:
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    second = course.sessions.get(number=2).appointments.get()
+    new_start = local(course.sessions.get(number=2).latest, 14)
+    result = course_session_move(appointment=second, starts_at=new_start, actor=None, apply=True)
+    assert result.applied
+    second.refresh_from_db()
+    assert second.starts_at == new_start
+    days = [
+        s.appointments.get().starts_at.astimezone(TZ).date()
+        for s in course.sessions.order_by("number")
+    ]
+    for session, day in zip(course.sessions.order_by("number"), days, strict=True):
+        assert session.earliest <= day <= session.latest
+    for before, after in pairwise(days):
+        assert course.gap_min_days <= (after - before).days <= course.gap_max_days
+    assert AuditEvent.objects.filter(action="course_session_move").count() == 1
+
+
+def test_moving_a_session_outside_its_window_is_refused(clinic: Clinic) -> None:
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    session = course.sessions.get(number=2)
+    with pytest.raises(BookingRefused) as error:
+        course_session_move(
+            appointment=session.appointments.get(),
+            starts_at=local(session.latest + timedelta(days=1), 10),
+            actor=None,
+            apply=True,
+        )
+    assert error.value.code == "outside_window"
