@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import django_stubs_ext
+
+# Lets generic Django classes (admin.ModelAdmin[Location]) be subscripted at run time.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parents[3]
 DATA_DIR = Path(os.environ.get("MICRONEEDLING_DATA_DIR", BASE_DIR / "data"))
