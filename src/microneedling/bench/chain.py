@@ -112,10 +112,7 @@ def build_chain(
         places = _places(org, locations, seed)
         # Location 0 is the busy one: more rooms and pens.
         rooms = {
-            loc.pk: [
-                Room.objects.create(location=loc, name=f"R{i}").pk
-                for i in range(8 if loc == places[0] else 3)
-            ]
+            loc.pk: [Room.objects.create(location=loc, name=f"R{i}").pk for i in range(8)]
             for loc in places
         }
         devices = {
@@ -123,7 +120,7 @@ def build_chain(
                 Device.objects.create(
                     location=loc, name=f"D{i}", model="Pen", serial_number=f"b{seed}-{loc.pk}-{i}"
                 ).pk
-                for i in range(6 if loc == places[0] else 2)
+                for i in range(8)
             ]
             for loc in places
         }
@@ -189,26 +186,28 @@ def build_chain(
                 add(
                     staff[0],
                     places[0],
-                    f"room:{busy_rooms[slot % len(busy_rooms)]}",
+                    f"room:{busy_rooms[slot % 4]}",
                     f"device:{busy_devices[slot % 2]}",
                     datetime.combine(day, time(7), tzinfo=tz) + timedelta(minutes=30 * slot),
                 )
                 placed += 1
             day += timedelta(days=1)
-        # Everyone away from location 0: one visit per working day for a year.
-        for index, provider in enumerate(staff[8:], start=8):
+        # Everyone away from location 0: one visit a working day for a year at 10:00, the
+        # k-th provider of a location in its k-th room with its k-th pen (eight of each, and
+        # at most eight providers a location), so no two generated visits share a resource.
+        seen: dict[int, int] = {}
+        for provider in staff[8:]:
             location = home[provider.pk]
-            own_rooms, own_devices = rooms[location.pk], devices[location.pk]
+            k = seen[location.pk] = seen.get(location.pk, -1) + 1
             for offset in range(365):
                 when = first_day + timedelta(days=offset)
                 if when.weekday() < 5:
                     add(
                         provider,
                         location,
-                        f"room:{own_rooms[index % len(own_rooms)]}",
-                        f"device:{own_devices[index % 2]}",
-                        datetime.combine(when, time(10), tzinfo=tz)
-                        + timedelta(minutes=120 * (index % 3)),
+                        f"room:{rooms[location.pk][k]}",
+                        f"device:{devices[location.pk][k]}",
+                        datetime.combine(when, time(10), tzinfo=tz),
                     )
         Appointment.objects.bulk_create(appointments, batch_size=2000)
         Reservation.objects.bulk_create(

@@ -20,6 +20,7 @@ from microneedling.core.availability import (
     Phase,
     Resource,
     free_time,
+    from_utc_pairs,
     intersect,
     subtract,
     union,
@@ -120,8 +121,12 @@ def _busy(resources: Sequence[str], start: datetime, end: datetime) -> dict[str,
     with connection.cursor() as cursor:
         cursor.execute(sql, [*resources, _db_value(end), _db_value(start), _db_value(earliest)])
         rows = cursor.fetchall()
+    pairs: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     for resource, starts_at, ends_at in rows:
-        busy[resource].append(Interval(_aware(starts_at), _aware(ends_at)))
+        pairs[resource].append((_aware(starts_at), _aware(ends_at)))
+    # Stored instants are UTC and ordered by the constraint starts_at < ends_at.
+    for resource, spans in pairs.items():
+        busy[resource] = from_utc_pairs(spans)
     return busy
 
 
@@ -200,16 +205,25 @@ def location_calendar(
 
     resources: list[Resource] = []
     for provider_id, rows in by_provider.items():
-        worked: list[Interval] = []
+        # One weekly pattern per validity period (usually one): a free_time call each.
+        periods: dict[tuple[date, date | None], Weekly] = defaultdict(dict)
         for row in rows:
-            span_first = max(first_day, row.valid_from)
-            span_last = min(last_day, row.valid_until or last_day)
+            weekly = periods[(row.valid_from, row.valid_until)]
+            weekly.setdefault(row.weekday, []).append((row.starts, row.ends))
+        worked: list[Interval] = []
+        for (valid_from, valid_until), weekly in periods.items():
+            span_first = max(first_day, valid_from)
+            span_last = min(last_day, valid_until or last_day)
+            if span_first > span_last:
+                continue
+            for spans in weekly.values():
+                spans.sort()
             worked = union(
                 worked,
                 free_time(
                     days=(span_first, span_last),
                     zone=zone,
-                    weekly={row.weekday: [(row.starts, row.ends)]},
+                    weekly=weekly,
                     closed_days=closed,
                     extra_blocks=[],
                     busy=[],

@@ -12,7 +12,13 @@ from microneedling.core.availability.engine import (
     find_starts,
 )
 from microneedling.core.availability.hours import WeeklyHours, free_time
-from microneedling.core.availability.intervals import Interval, intersect, subtract, union
+from microneedling.core.availability.intervals import (
+    Interval,
+    from_utc_pairs,
+    intersect,
+    subtract,
+    union,
+)
 
 __all__ = [
     "KINDS",
@@ -23,6 +29,7 @@ __all__ = [
     "WeeklyHours",
     "find_starts",
     "free_time",
+    "from_utc_pairs",
     "intersect",
     "subtract",
     "union",
