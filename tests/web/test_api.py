@@ -159,3 +159,75 @@ def test_patient_records_need_a_token(live_server) -> None:
     response = requests.post(f"{live_server.url}/api/v1/courses", json={}, timeout=30)
     assert response.status_code == 401
     assert response.headers["Content-Type"] == "application/problem+json"
+
+
+def test_appointment_request_is_filed_and_listed_for_staff(http) -> None:
+    clinic = build_clinic()
+    patient = make_patient(clinic)
+    body = {
+        "patient_id": patient.pk,
+        "location_id": clinic.location.pk,
+        "service_id": clinic.consultation.pk,
+        "preferred_dates": ["2027-03-10"],
+        "note": "Mornings suit me",
+    }
+    created = http.post(f"{http.base}/appointment-requests", json=body, timeout=30)
+    assert created.status_code == 201, created.text
+    assert created.json()["reason"] == "patient_request"
+    listed = http.get(f"{http.base}/appointment-requests", timeout=30).json()
+    assert [r["id"] for r in listed] == [created.json()["id"]]
+
+
+def test_appointment_request_with_a_bad_date_names_the_field(http) -> None:
+    clinic = build_clinic()
+    patient = make_patient(clinic)
+    body = {
+        "patient_id": patient.pk,
+        "location_id": clinic.location.pk,
+        "service_id": clinic.consultation.pk,
+        "preferred_dates": ["2027-02-31"],
+    }
+    response = http.post(f"{http.base}/appointment-requests", json=body, timeout=30)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"].startswith("preferred_dates")
+
+
+def test_screening_over_the_api_keeps_the_verdict(http) -> None:
+    clinic = build_clinic()
+    patient = make_patient(clinic)
+    intake = {
+        "planned_date": "2027-03-15",
+        "birth_date": "1990-04-02",
+        "fitzpatrick_type": 5,
+        "treatment_areas": ["face"],
+        "pregnant": False,
+        "breastfeeding": False,
+        "medications": [{"code": "ibuprofen"}],
+    }
+    response = http.post(
+        f"{http.base}/screenings", timeout=30, json={"patient_id": patient.pk, "intake": intake}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["verdict"] == "eligible_with_precautions"
+    assert body["med_holds"][0]["stop_on"] == "2027-03-08"
+    assert patient.screenings.count() == 2
+
+
+def test_screening_with_an_unknown_code_names_the_field(http) -> None:
+    clinic = build_clinic()
+    patient = make_patient(clinic)
+    intake = {
+        "planned_date": "2027-03-15",
+        "birth_date": "1990-04-02",
+        "fitzpatrick_type": 2,
+        "treatment_areas": ["face"],
+        "pregnant": False,
+        "breastfeeding": False,
+        "conditions": [{"code": "dragon_pox"}],
+    }
+    response = http.post(
+        f"{http.base}/screenings", timeout=30, json={"patient_id": patient.pk, "intake": intake}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "conditions.0.code"

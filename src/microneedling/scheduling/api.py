@@ -9,7 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from microneedling.accounts.access import can_act_for, is_staff
@@ -107,11 +107,11 @@ class ScreeningIn(Schema):
 
 
 @router.post("/screenings", auth=auth, response={201: dict[str, Any]})
-def create_screening(request: HttpRequest, payload: ScreeningIn) -> tuple[int, dict[str, Any]]:
+def create_screening(request: HttpRequest, payload: ScreeningIn) -> Status[dict[str, Any]]:
     """Screen an intake for a patient and keep the verdict."""
     patient = _patient(request, payload.patient_id)
     screening = screening_record(patient=patient, intake=payload.intake)
-    return 201, {"id": screening.pk, "review": screening.review, **screening.result}
+    return Status(201, {"id": screening.pk, "review": screening.review, **screening.result})
 
 
 class PreferencesIn(Schema):
@@ -362,6 +362,35 @@ class RequestOut(Schema):
     reason: str
     status: str
     created_at: datetime
+
+
+class RequestIn(Schema):
+    patient_id: int
+    location_id: int
+    service_id: int
+    provider_id: int | None = None
+    preferred_dates: list[date] = Field(default_factory=list, max_length=10)
+    note: str = Field(default="", max_length=500)
+
+
+@router.post("/appointment-requests", auth=auth, response={201: RequestOut})
+def create_request(request: HttpRequest, payload: RequestIn) -> Status[AppointmentRequest]:
+    """A patient (or staff for them) asks for an appointment; the front desk answers it."""
+    patient = _patient(request, payload.patient_id)
+    location = get_object_or_404(Location, pk=payload.location_id)
+    service = service_of(location, payload.service_id)
+    provider = None
+    if payload.provider_id is not None:
+        provider = get_object_or_404(Provider, pk=payload.provider_id, active=True)
+    created = services.appointment_request_create(
+        patient=patient,
+        location=location,
+        service=service,
+        provider=provider,
+        reason="patient_request",
+        payload=payload.model_dump(mode="json"),
+    )
+    return Status(201, created)
 
 
 @router.get("/appointment-requests", auth=auth, response=list[RequestOut])
