@@ -108,10 +108,14 @@ def _busy(resources: Sequence[str], start: datetime, end: datetime) -> dict[str,
     if not resources:
         return busy
     table = Reservation._meta.db_table
-    text = " || ''" if connection.vendor == "sqlite" else ""
+    if connection.vendor == "sqlite":
+        columns = "starts_at || '', ends_at || ''"
+    else:
+        # Epoch seconds: Django's timestamptz loader parses in Python, a float does not.
+        columns = "EXTRACT(EPOCH FROM starts_at)::float8, EXTRACT(EPOCH FROM ends_at)::float8"
     marks = ", ".join(["%s"] * len(resources))
     sql = (
-        f"SELECT resource, starts_at{text}, ends_at{text} FROM {table} "  # noqa: S608
+        f"SELECT resource, {columns} FROM {table} "  # noqa: S608 - only our own names
         f"WHERE active AND resource IN ({marks}) AND starts_at < %s AND ends_at > %s "
         "AND starts_at >= %s ORDER BY resource, starts_at"
     )
@@ -136,11 +140,13 @@ def _db_value(moment: datetime) -> str | datetime:
     return moment if value is None else value
 
 
-def _aware(value: datetime | str) -> datetime:
-    """A database value as an aware UTC datetime (SQLite returns UTC text, PostgreSQL
-    aware datetimes)."""
+def _aware(value: datetime | str | float) -> datetime:
+    """A database value as an aware UTC datetime (SQLite returns UTC text, PostgreSQL here
+    epoch seconds)."""
     if isinstance(value, str):
         return datetime.fromisoformat(value + "+00:00")
+    if isinstance(value, float):
+        return datetime.fromtimestamp(value, UTC)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
