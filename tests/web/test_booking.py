@@ -298,3 +298,22 @@ def test_moving_a_session_outside_its_window_is_refused(clinic: Clinic) -> None:
             apply=True,
         )
     assert error.value.code == "outside_window"
+
+
+def test_deadlocks_and_serialisation_failures_count_as_lost_races() -> None:
+    from django.db import OperationalError  # noqa: PLC0415
+
+    class Cause(Exception):
+        def __init__(self, sqlstate: str) -> None:
+            super().__init__(sqlstate)
+            self.sqlstate = sqlstate
+
+    def error_with(state: str) -> OperationalError:
+        error = OperationalError("database said no")
+        error.__cause__ = Cause(state)
+        return error
+
+    assert services.lost_race(error_with("40P01"))  # deadlock_detected
+    assert services.lost_race(error_with("40001"))  # serialization_failure
+    assert not services.lost_race(error_with("53300"))  # too_many_connections
+    assert not services.lost_race(OperationalError("disk I/O error"))

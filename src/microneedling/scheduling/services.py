@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from microneedling.accounts.actors import Actor, acting_user
@@ -39,6 +39,17 @@ from microneedling.scheduling.models import (
     CourseSession,
     Reservation,
 )
+
+#: PostgreSQL's codes for a transaction that lost a race: deadlock, serialisation failure.
+_RACE_STATES = frozenset({"40P01", "40001"})
+#: How often a course booking that lost a race is tried again before answering 409.
+RACE_ATTEMPTS = 3
+
+
+def lost_race(error: OperationalError) -> bool:
+    """Whether a database error means a concurrent transaction won (worth a retry)."""
+    return getattr(error.__cause__, "sqlstate", None) in _RACE_STATES
+
 
 #: How many days after the requested day the first session may fall.
 FIRST_SESSION_FLEX_DAYS = 6
@@ -299,7 +310,9 @@ def appointment_book(
                     details={"starts_at": slot.start.isoformat()},
                 )
             return appointment
-    except IntegrityError as error:
+    except (IntegrityError, OperationalError) as error:
+        if isinstance(error, OperationalError) and not lost_race(error):
+            raise
         resources = [f"provider:{provider.pk}"]
         raise _conflict_from_race(
             resources, starts_at, starts_at + timedelta(hours=3), None
@@ -393,69 +406,107 @@ def course_book(
     actor: Actor = None,
     now: datetime | None = None,
 ) -> Course:
-    """Book every session of a course or none (BookingConflict names the failing session)."""
+    """Book every session of a course or none (BookingConflict names the failing session).
+
+    A transaction that loses a race to a concurrent booking (the exclusion constraint, or a
+    deadlock between two courses inserting overlapping sessions in opposite order) is run
+    again, so it searches the diary as it now stands; after a few losses it answers 409.
+    """
     screening = booking_gate(patient, first_session)
-    try:
-        with transaction.atomic():
-            proposal = course_propose(
-                patient=patient,
-                location=location,
-                service=service,
-                indications=indications,
-                first_session=first_session,
-                areas=areas,
-                preferences=preferences,
-                now=now,
-            )
-            series = proposal.series
-            if not series.ok:
-                raise BookingConflict(
-                    series.reason or "no slots for the whole course", session=series.failed_session
-                )
-            plan = proposal.plan
-            course = Course.objects.create(
-                patient=patient,
-                location=location,
-                service=service,
-                screening=screening,
-                preferred_provider_id=(preferences.provider_id if preferences else None),
-                indications=list(plan.indications),
-                protocols=list(plan.protocols),
-                areas=list(plan.depth_mm),
-                fitzpatrick_type=patient.fitzpatrick_type,
-                sessions_total=plan.sessions_total,
-                gap_min_days=plan.gap_days[0],
-                gap_target_days=plan.gap_days[1],
-                gap_max_days=plan.gap_days[2],
-            )
-            chosen = dict(series.choices)
-            for planned in _windows_from_choices(proposal):
-                slot = chosen[planned.number]
-                session = CourseSession.objects.create(
-                    course=course,
-                    number=planned.number,
-                    earliest=planned.earliest,
-                    target=planned.target,
-                    latest=planned.latest,
-                    status=CourseSession.Status.BOOKED,
-                )
-                provider_id = _provider_of(slot)
-                appointment = Appointment.objects.create(
+    for attempt in range(1, RACE_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                return _course_book_once(
                     patient=patient,
-                    service=service,
                     location=location,
-                    provider_id=provider_id,
-                    course_session=session,
-                    starts_at=slot.start,
-                    ends_at=slot.end,
-                    booked_by=acting_user(actor),
+                    service=service,
+                    indications=indications,
+                    first_session=first_session,
+                    areas=areas,
+                    preferences=preferences,
+                    actor=actor,
+                    now=now,
+                    screening=screening,
                 )
-                _insert(appointment, slot, proposal.calendar)
-            return course
-    except IntegrityError as error:
+        except (IntegrityError, OperationalError) as error:
+            if isinstance(error, OperationalError) and not lost_race(error):
+                raise
+            if attempt == RACE_ATTEMPTS:
+                raise BookingConflict(
+                    "other bookings took the course's times a moment ago; search again"
+                ) from error
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _course_book_once(
+    *,
+    patient: Patient,
+    location: Location,
+    service: Service,
+    indications: Sequence[str],
+    first_session: date,
+    areas: Sequence[str] | None,
+    preferences: Preferences | None,
+    actor: Actor,
+    now: datetime | None,
+    screening: Screening,
+) -> Course:
+    """One attempt at booking a course, inside the caller's transaction."""
+    proposal = course_propose(
+        patient=patient,
+        location=location,
+        service=service,
+        indications=indications,
+        first_session=first_session,
+        areas=areas,
+        preferences=preferences,
+        now=now,
+    )
+    series = proposal.series
+    if not series.ok:
         raise BookingConflict(
-            "another booking took one of the course's times a moment ago; search again"
-        ) from error
+            series.reason or "no slots for the whole course", session=series.failed_session
+        )
+    plan = proposal.plan
+    course = Course.objects.create(
+        patient=patient,
+        location=location,
+        service=service,
+        screening=screening,
+        preferred_provider_id=(preferences.provider_id if preferences else None),
+        indications=list(plan.indications),
+        protocols=list(plan.protocols),
+        areas=list(plan.depth_mm),
+        fitzpatrick_type=patient.fitzpatrick_type,
+        sessions_total=plan.sessions_total,
+        gap_min_days=plan.gap_days[0],
+        gap_target_days=plan.gap_days[1],
+        gap_max_days=plan.gap_days[2],
+    )
+    chosen = dict(series.choices)
+    for planned in _windows_from_choices(proposal):
+        slot = chosen[planned.number]
+        session = CourseSession.objects.create(
+            course=course,
+            number=planned.number,
+            earliest=planned.earliest,
+            target=planned.target,
+            latest=planned.latest,
+            status=CourseSession.Status.BOOKED,
+        )
+        provider_id = _provider_of(slot)
+        appointment = Appointment.objects.create(
+            patient=patient,
+            service=service,
+            location=location,
+            provider_id=provider_id,
+            course_session=session,
+            starts_at=slot.start,
+            ends_at=slot.end,
+            booked_by=acting_user(actor),
+        )
+        _insert(appointment, slot, proposal.calendar)
+    return course
 
 
 def _windows_from_choices(proposal: CourseProposal) -> list[PlannedSession]:
