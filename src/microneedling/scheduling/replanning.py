@@ -24,7 +24,7 @@ from microneedling.core.courses import PlannedSession, chain_sessions
 from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.knowledge.models import Gap
 from microneedling.core.series import search_series
-from microneedling.scheduling import services
+from microneedling.scheduling import booking
 from microneedling.scheduling.calendars import LocationCalendar, location_calendar
 from microneedling.scheduling.models import Appointment, CourseSession, Reservation
 
@@ -106,9 +106,9 @@ def course_session_move(
             first_day=new_day,
             last_day=last_day,
         )
-        moved = services._slot_at(calendar, starts_at, appointment.provider, now=now)
+        moved = booking.slot_at(calendar, starts_at, appointment.provider, now=now)
         if moved is None:
-            raise services._unavailable(
+            raise booking.unavailable_conflict(
                 calendar, starts_at, appointment.provider, session=session.number
             )
         slots = _keep_or_search(
@@ -183,8 +183,8 @@ def _keep_or_search(
     fits = fits and all(gap.min <= (b - a).days <= gap.max for a, b in pairwise(days))
     if fits:
         return kept
-    grid, _, _ = services._policy_numbers()
-    not_before, not_after = services._bookable_window(now)
+    grid, _, _ = booking.policy_numbers()
+    not_before, not_after = booking.bookable_window(now)
     result = search_series(
         sessions=windows,
         gap_days=(gap.min, gap.max),
@@ -221,7 +221,7 @@ def _change(
         appointment_id=appointment.pk,
         old_start=appointment.starts_at,
         new_start=slot.start,
-        provider_id=services._provider_of(slot),
+        provider_id=booking.provider_of(slot),
         window=window,
     )
 
@@ -239,4 +239,4 @@ def _rewrite(change: SessionChange, slot: Slot, calendar: LocationCalendar) -> N
     appointment.starts_at, appointment.ends_at = slot.start, slot.end
     appointment.provider_id = change.provider_id
     appointment.save(update_fields=["starts_at", "ends_at", "provider", "updated_at"])
-    services._insert(appointment, slot, calendar)
+    booking.reservations_write(appointment, slot, calendar)

@@ -13,13 +13,11 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from microneedling.accounts.actors import Actor, acting_user
 from microneedling.audit.services import audit_record
-from microneedling.core.availability import Slot, find_starts
 from microneedling.core.courses import CoursePlan, PlannedSession, chain_sessions, plan_course
 from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.knowledge import load_pack
@@ -27,6 +25,14 @@ from microneedling.core.knowledge.models import Gap
 from microneedling.core.series import SeriesResult, search_series
 from microneedling.directory.models import Location, Provider, Service
 from microneedling.patients.models import Patient, Screening
+from microneedling.scheduling.booking import (
+    bookable_window,
+    policy_numbers,
+    provider_of,
+    reservations_write,
+    slot_at,
+    unavailable_conflict,
+)
 from microneedling.scheduling.calendars import (
     MAX_RESERVATION,
     LocationCalendar,
@@ -64,18 +70,8 @@ class Preferences:
     times: tuple[tuple[str, str], ...] = ()
 
 
-def _policy_numbers() -> tuple[int, int, int]:
-    config = settings.MICRONEEDLING
-    return config["SLOT_GRID_MINUTES"], config["MIN_NOTICE_HOURS"], config["BOOKING_HORIZON_DAYS"]
-
-
 def _local_today(location: Location, now: datetime) -> date:
     return now.astimezone(ZoneInfo(location.timezone)).date()
-
-
-def _bookable_window(now: datetime) -> tuple[datetime, datetime]:
-    _, notice, horizon = _policy_numbers()
-    return now + timedelta(hours=notice), now + timedelta(days=horizon)
 
 
 def booking_gate(patient: Patient, first_day: date) -> Screening:
@@ -111,84 +107,6 @@ def booking_gate(patient: Patient, first_day: date) -> Screening:
     return latest
 
 
-def _slot_at(
-    calendar: LocationCalendar,
-    starts_at: datetime,
-    provider: Provider,
-    *,
-    now: datetime,
-    ignore_notice: bool = False,
-) -> Slot | None:
-    grid, _, _ = _policy_numbers()
-    not_before, not_after = _bookable_window(now)
-    slots = find_starts(
-        phases=calendar.phases,
-        resources=list(calendar.resources),
-        start=starts_at,
-        end=starts_at + timedelta(minutes=1),
-        grid_minutes=grid,
-        zone=calendar.zone,
-        not_before=now if ignore_notice else not_before,
-        not_after=not_after,
-        provider_ids=[f"provider:{provider.pk}"],
-    )
-    return slots[0] if slots else None
-
-
-@dataclass
-class _Hold:
-    """A resource held over a run of consecutive phases (mutable while the run grows)."""
-
-    resource: str
-    phase: str
-    start: datetime
-    end: datetime
-
-
-def _insert(
-    appointment: Appointment,
-    slot: Slot,
-    calendar: LocationCalendar,
-    *,
-    overlap_allowed: bool = False,
-) -> None:
-    """Write the slot's reservations: one row per resource per run of consecutive phases.
-
-    A room held from check-in to aftercare is one row, not four: the same guarantee with a
-    quarter of the rows for every availability read and overlap check to go through.
-    """
-    holds: list[_Hold] = []
-    open_runs: dict[str, _Hold] = {}
-    at = slot.start
-    for phase in calendar.phases:
-        ends = at + timedelta(minutes=phase.minutes)
-        held = {slot.assignment[phase.code][kind] for kind in phase.needs}
-        for resource in list(open_runs):
-            if resource not in held:
-                del open_runs[resource]  # the run ended with the previous phase
-        for resource in sorted(held):
-            run = open_runs.get(resource)
-            if run is not None and run.end == at:
-                run.end = ends
-            else:
-                run = open_runs[resource] = _Hold(resource, phase.code, at, ends)
-                holds.append(run)
-        at = ends
-    Reservation.objects.bulk_create(
-        [
-            Reservation(
-                appointment=appointment,
-                resource=h.resource,
-                phase=h.phase,
-                starts_at=h.start,
-                ends_at=h.end,
-                overlap_allowed=overlap_allowed,
-            )
-            for h in holds
-        ]
-    )
-
-
 def _conflict_from_race(
     resources: Sequence[str], start: datetime, end: datetime, session: int | None
 ) -> BookingConflict:
@@ -211,36 +129,6 @@ def _conflict_from_race(
         resource=resource,
         session=session,
         starts_at=start.isoformat(),
-    )
-
-
-def _unavailable(
-    calendar: LocationCalendar, starts_at: datetime, provider: Provider, session: int | None = None
-) -> BookingConflict:
-    """Say which resource kind has no free time at ``starts_at``."""
-    at = starts_at
-    for phase in calendar.phases:
-        ends = at + timedelta(minutes=phase.minutes)
-        for kind in phase.needs:
-            pool = [
-                r
-                for r in calendar.resources
-                if r.kind == kind and (kind != "provider" or r.id == f"provider:{provider.pk}")
-            ]
-            if not any(any(i.start <= at and ends <= i.end for i in r.free) for r in pool):
-                resource = pool[0].id if len(pool) == 1 else kind
-                return BookingConflict(
-                    f"no free {kind} for the {phase.code} phase at {at.isoformat()}",
-                    resource=resource,
-                    session=session,
-                    starts_at=starts_at.isoformat(),
-                )
-        at = ends
-    return BookingConflict(
-        "that start time is outside the bookable hours or notice period",
-        resource=f"provider:{provider.pk}",
-        session=session,
-        starts_at=starts_at.isoformat(),
     )
 
 
@@ -276,7 +164,7 @@ def appointment_book(
                 last_day=local_day,
                 provider_ids=[provider.pk],
             )
-            slot = _slot_at(calendar, starts_at, provider, now=now)
+            slot = slot_at(calendar, starts_at, provider, now=now)
             if slot is None and override:
                 calendar = location_calendar(
                     location=location,
@@ -286,9 +174,9 @@ def appointment_book(
                     provider_ids=[provider.pk],
                     include_bookings=False,
                 )
-                slot = _slot_at(calendar, starts_at, provider, now=now, ignore_notice=True)
+                slot = slot_at(calendar, starts_at, provider, now=now, ignore_notice=True)
             if slot is None:
-                raise _unavailable(calendar, starts_at, provider)
+                raise unavailable_conflict(calendar, starts_at, provider)
             appointment = Appointment.objects.create(
                 patient=patient,
                 service=service,
@@ -299,7 +187,7 @@ def appointment_book(
                 booked_by=acting_user(actor),
                 override_reason=override_reason if override else "",
             )
-            _insert(appointment, slot, calendar, overlap_allowed=override)
+            reservations_write(appointment, slot, calendar, overlap_allowed=override)
             if override:
                 audit_record(
                     actor=actor,
@@ -317,14 +205,6 @@ def appointment_book(
         raise _conflict_from_race(
             resources, starts_at, starts_at + timedelta(hours=3), None
         ) from error
-
-
-def _provider_of(slot: Slot) -> int:
-    """The provider's database id in a slot's assignment."""
-    for needs in slot.assignment.values():
-        if "provider" in needs:
-            return int(needs["provider"].split(":", 1)[1])
-    raise ValueError("slot has no provider")
 
 
 @dataclass(frozen=True)
@@ -373,8 +253,8 @@ def course_propose(
         first_day=plan.sessions[0].earliest,
         last_day=plan.sessions[-1].latest + timedelta(days=FIRST_SESSION_FLEX_DAYS),
     )
-    grid, _, _ = _policy_numbers()
-    not_before, not_after = _bookable_window(now)
+    grid, _, _ = policy_numbers()
+    not_before, not_after = bookable_window(now)
     series = search_series(
         sessions=sessions,
         follow_plan_windows=False,
@@ -494,7 +374,7 @@ def _course_book_once(
             latest=planned.latest,
             status=CourseSession.Status.BOOKED,
         )
-        provider_id = _provider_of(slot)
+        provider_id = provider_of(slot)
         appointment = Appointment.objects.create(
             patient=patient,
             service=service,
@@ -505,7 +385,7 @@ def _course_book_once(
             ends_at=slot.end,
             booked_by=acting_user(actor),
         )
-        _insert(appointment, slot, proposal.calendar)
+        reservations_write(appointment, slot, proposal.calendar)
     return course
 
 

@@ -1,0 +1,144 @@
+"""Booking building blocks shared by the scheduling services: the clinic's booking policy,
+placing one visit at a start time, writing its reservations, and explaining a refusal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from microneedling.core.availability import Slot, find_starts
+from microneedling.core.errors import BookingConflict
+from microneedling.directory.models import Provider
+from microneedling.scheduling.calendars import LocationCalendar
+from microneedling.scheduling.models import Appointment, Reservation
+
+
+def policy_numbers() -> tuple[int, int, int]:
+    """The clinic's slot grid (minutes), minimum notice (hours) and horizon (days)."""
+    config = settings.MICRONEEDLING
+    return config["SLOT_GRID_MINUTES"], config["MIN_NOTICE_HOURS"], config["BOOKING_HORIZON_DAYS"]
+
+
+def bookable_window(now: datetime) -> tuple[datetime, datetime]:
+    """The earliest and latest moments a visit may start, seen from ``now``."""
+    _, notice, horizon = policy_numbers()
+    return now + timedelta(hours=notice), now + timedelta(days=horizon)
+
+
+def slot_at(
+    calendar: LocationCalendar,
+    starts_at: datetime,
+    provider: Provider,
+    *,
+    now: datetime,
+    ignore_notice: bool = False,
+) -> Slot | None:
+    """The slot starting exactly at ``starts_at`` with ``provider``, or ``None`` if taken."""
+    grid, _, _ = policy_numbers()
+    not_before, not_after = bookable_window(now)
+    slots = find_starts(
+        phases=calendar.phases,
+        resources=list(calendar.resources),
+        start=starts_at,
+        end=starts_at + timedelta(minutes=1),
+        grid_minutes=grid,
+        zone=calendar.zone,
+        not_before=now if ignore_notice else not_before,
+        not_after=not_after,
+        provider_ids=[f"provider:{provider.pk}"],
+    )
+    return slots[0] if slots else None
+
+
+@dataclass
+class _Hold:
+    """A resource held over a run of consecutive phases (mutable while the run grows)."""
+
+    resource: str
+    phase: str
+    start: datetime
+    end: datetime
+
+
+def reservations_write(
+    appointment: Appointment,
+    slot: Slot,
+    calendar: LocationCalendar,
+    *,
+    overlap_allowed: bool = False,
+) -> None:
+    """Write the slot's reservations: one row per resource per run of consecutive phases.
+
+    A room held from check-in to aftercare is one row, not four: the same guarantee with a
+    quarter of the rows for every availability read and overlap check to go through.
+    """
+    holds: list[_Hold] = []
+    open_runs: dict[str, _Hold] = {}
+    at = slot.start
+    for phase in calendar.phases:
+        ends = at + timedelta(minutes=phase.minutes)
+        held = {slot.assignment[phase.code][kind] for kind in phase.needs}
+        for resource in list(open_runs):
+            if resource not in held:
+                del open_runs[resource]  # the run ended with the previous phase
+        for resource in sorted(held):
+            run = open_runs.get(resource)
+            if run is not None and run.end == at:
+                run.end = ends
+            else:
+                run = open_runs[resource] = _Hold(resource, phase.code, at, ends)
+                holds.append(run)
+        at = ends
+    Reservation.objects.bulk_create(
+        [
+            Reservation(
+                appointment=appointment,
+                resource=h.resource,
+                phase=h.phase,
+                starts_at=h.start,
+                ends_at=h.end,
+                overlap_allowed=overlap_allowed,
+            )
+            for h in holds
+        ]
+    )
+
+
+def unavailable_conflict(
+    calendar: LocationCalendar, starts_at: datetime, provider: Provider, session: int | None = None
+) -> BookingConflict:
+    """Say which resource kind has no free time at ``starts_at``."""
+    at = starts_at
+    for phase in calendar.phases:
+        ends = at + timedelta(minutes=phase.minutes)
+        for kind in phase.needs:
+            pool = [
+                r
+                for r in calendar.resources
+                if r.kind == kind and (kind != "provider" or r.id == f"provider:{provider.pk}")
+            ]
+            if not any(any(i.start <= at and ends <= i.end for i in r.free) for r in pool):
+                resource = pool[0].id if len(pool) == 1 else kind
+                return BookingConflict(
+                    f"no free {kind} for the {phase.code} phase at {at.isoformat()}",
+                    resource=resource,
+                    session=session,
+                    starts_at=starts_at.isoformat(),
+                )
+        at = ends
+    return BookingConflict(
+        "that start time is outside the bookable hours or notice period",
+        resource=f"provider:{provider.pk}",
+        session=session,
+        starts_at=starts_at.isoformat(),
+    )
+
+
+def provider_of(slot: Slot) -> int:
+    """The provider's database id in a slot's assignment."""
+    for needs in slot.assignment.values():
+        if "provider" in needs:
+            return int(needs["provider"].split(":", 1)[1])
+    raise ValueError("slot has no provider")
