@@ -7,6 +7,7 @@ conflicted, so clients can show the problem next to what caused it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -33,8 +34,6 @@ api = NinjaAPI(title="Microneedling Clinic API", version="1", urls_namespace="ap
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> HttpResponse:
     """An RFC 9457 problem response."""
-    import json  # noqa: PLC0415 - tiny, keeps the module's imports about the API
-
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     return HttpResponse(json.dumps(body), status=status, content_type="application/problem+json")
 

@@ -317,3 +317,16 @@ def test_deadlocks_and_serialisation_failures_count_as_lost_races() -> None:
     assert services.lost_race(error_with("40001"))  # serialization_failure
     assert not services.lost_race(error_with("53300"))  # too_many_connections
     assert not services.lost_race(OperationalError("disk I/O error"))
+
+
+def test_only_a_booked_session_can_be_moved(clinic: Clinic) -> None:
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    first = course.sessions.get(number=1).appointments.get()
+    services.appointment_cancel(appointment=first, actor=None, reason="patient asked")
+    with pytest.raises(BookingRefused) as error:
+        course_session_move(
+            appointment=first, starts_at=first.starts_at + timedelta(days=1), actor=None, apply=True
+        )
+    assert error.value.code == "invalid_transition"

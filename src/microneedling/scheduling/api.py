@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -234,8 +236,6 @@ def book_course(request: HttpRequest, payload: CourseIn) -> HttpResponse:
 
 
 def _respond(request: HttpRequest, scope: str, payload: Any, work: Any) -> HttpResponse:
-    import json  # noqa: PLC0415
-
     try:
         status, body = run_once(request, scope=scope, payload=payload, work=work)
     except KeyReused as error:
@@ -282,7 +282,8 @@ def book_appointment(request: HttpRequest, payload: AppointmentIn) -> HttpRespon
         raise HttpError(403, "only staff may override a conflict")
 
     def work() -> tuple[int, Any]:
-        services.booking_gate(patient, payload.starts_at.date())
+        local_day = payload.starts_at.astimezone(ZoneInfo(location.timezone)).date()
+        services.booking_gate(patient, local_day)
         appointment = services.appointment_book(
             patient=patient,
             service=service,

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from microneedling.accounts.actors import Actor
@@ -24,7 +24,7 @@ from microneedling.core.courses import PlannedSession, chain_sessions
 from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.knowledge.models import Gap
 from microneedling.core.series import search_series
-from microneedling.scheduling import booking
+from microneedling.scheduling import booking, services
 from microneedling.scheduling.calendars import LocationCalendar, location_calendar
 from microneedling.scheduling.models import Appointment, CourseSession, Reservation
 
@@ -73,6 +73,12 @@ def course_session_move(
         raise BookingRefused(
             "this appointment is not part of a course", code="not_a_course", field="appointment"
         )
+    if appointment.status != Appointment.Status.BOOKED:
+        raise BookingRefused(
+            f"only a booked session can be moved, not a {appointment.status} one",
+            code="invalid_transition",
+            field="appointment",
+        )
     course = session.course
     zone = ZoneInfo(appointment.location.timezone)
     new_day = starts_at.astimezone(zone).date()
@@ -85,6 +91,41 @@ def course_session_move(
         )
     now = now or timezone.now()
     gap = Gap(min=course.gap_min_days, target=course.gap_target_days, max=course.gap_max_days)
+    try:
+        return _move(
+            appointment=appointment,
+            session=session,
+            starts_at=starts_at,
+            actor=actor,
+            apply=apply,
+            now=now,
+            gap=gap,
+            zone=zone,
+            new_day=new_day,
+        )
+    except (IntegrityError, OperationalError) as error:
+        if isinstance(error, OperationalError) and not services.lost_race(error):
+            raise
+        raise BookingConflict(
+            "another booking took one of these times a moment ago; try again",
+            session=session.number,
+        ) from error
+
+
+def _move(
+    *,
+    appointment: Appointment,
+    session: CourseSession,
+    starts_at: datetime,
+    actor: Actor,
+    apply: bool,
+    now: datetime,
+    gap: Gap,
+    zone: ZoneInfo,
+    new_day: date,
+) -> Replan:
+    """One attempt at the move, in its own transaction (rolled back for a preview)."""
+    course = session.course
     with transaction.atomic():
         later = list(
             CourseSession.objects.filter(

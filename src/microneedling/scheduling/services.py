@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from microneedling.accounts.actors import Actor, acting_user
 from microneedling.audit.services import audit_record
+from microneedling.core.availability import Slot
 from microneedling.core.courses import CoursePlan, PlannedSession, chain_sessions, plan_course
 from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.knowledge import load_pack
@@ -155,6 +156,7 @@ def appointment_book(
     now = now or timezone.now()
     local_day = starts_at.astimezone(ZoneInfo(location.timezone)).date()
     override = bool(override_reason.strip())
+    attempted: Slot | None = None
     try:
         with transaction.atomic():
             calendar = location_calendar(
@@ -177,6 +179,7 @@ def appointment_book(
                 slot = slot_at(calendar, starts_at, provider, now=now, ignore_notice=True)
             if slot is None:
                 raise unavailable_conflict(calendar, starts_at, provider)
+            attempted = slot
             appointment = Appointment.objects.create(
                 patient=patient,
                 service=service,
@@ -201,10 +204,11 @@ def appointment_book(
     except (IntegrityError, OperationalError) as error:
         if isinstance(error, OperationalError) and not lost_race(error):
             raise
-        resources = [f"provider:{provider.pk}"]
-        raise _conflict_from_race(
-            resources, starts_at, starts_at + timedelta(hours=3), None
-        ) from error
+        if attempted is None:
+            raise
+        # Name the resource that was taken among those this visit tried to hold.
+        held = sorted({rid for needs in attempted.assignment.values() for rid in needs.values()})
+        raise _conflict_from_race(held, attempted.start, attempted.end, None) from error
 
 
 @dataclass(frozen=True)
