@@ -197,6 +197,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         f"  Staff admin:                 http://{address}/admin/\n"
     )
     sys.stdout.flush()
+    from microneedling.config.runtime import settle_after_startup  # noqa: PLC0415
+
+    settle_after_startup()
     call_command("runserver", address, use_reloader=False)
     return 0
 

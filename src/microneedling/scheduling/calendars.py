@@ -8,38 +8,37 @@ appointments there are; the engine then works in memory.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from itertools import groupby
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from django.db import connection
 
 from microneedling.core.availability import (
-    Interval,
+    KINDS,
     Phase,
     Resource,
-    free_time,
-    from_utc_pairs,
-    intersect,
-    subtract,
-    union,
+    intersect_pairs,
+    open_seconds,
+    shortest_needs,
+    subtract_pairs,
+    union_pairs,
 )
-from microneedling.directory.models import (
-    Device,
-    Location,
-    LocationClosure,
-    OpeningHours,
-    ProviderLeave,
-    ProviderSchedule,
-    Room,
-    Service,
-)
+from microneedling.core.availability.clock import seconds_ceil, seconds_floor
+from microneedling.core.availability.intervals import Pair
+from microneedling.directory.models import Location, Service
+from microneedling.scheduling.layout import ShiftRow, layout_read
 from microneedling.scheduling.models import Reservation
 
 Weekly = dict[int, list[tuple[time, time]]]
+Seconds = Pair[int]
 #: The longest a reservation can last: a visit starts and ends on one day.
 MAX_RESERVATION = timedelta(days=1)
+_RESOURCE = itemgetter(0)
+_SPAN = itemgetter(1, 2)
 
 
 @dataclass(frozen=True)
@@ -71,83 +70,38 @@ def day_bounds(first: date, last: date, zone: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _closed_days(location: Location, first: date, last: date) -> set[date]:
-    days: set[date] = set()
-    closures = LocationClosure.objects.filter(
-        location=location, starts_on__lte=last, ends_on__gte=first
-    )
-    for closure in closures:
-        day = max(closure.starts_on, first)
-        while day <= min(closure.ends_on, last):
-            days.add(day)
-            day += timedelta(days=1)
-    if location.closes_on is not None and location.closes_on <= last:
-        day = max(location.closes_on, first)
-        while day <= last:
-            days.add(day)
-            day += timedelta(days=1)
-    return days
+def _busy(resources: Sequence[str], start: datetime, end: datetime) -> dict[str, list[Seconds]]:
+    """Active reservations of ``resources`` overlapping [start, end), per resource, as
+    start-sorted whole seconds since the epoch (start rounded down, end up: never less
+    busy than stored).
 
-
-def _weekly(rows: Iterable[tuple[int, time, time]]) -> Weekly:
-    weekly: Weekly = defaultdict(list)
-    for weekday, opens, closes in rows:
-        weekly[weekday].append((opens, closes))
-    return dict(weekly)
-
-
-def _busy(resources: Sequence[str], start: datetime, end: datetime) -> dict[str, list[Interval]]:
-    """Active reservations of ``resources`` overlapping [start, end), per resource, sorted.
-
-    Read with plain SQL: a busy month is thousands of rows, and the ORM's per-row conversion
-    (a regular-expression parse per timestamp on SQLite) would cost more than the engine.
-    On SQLite the timestamps come back as text (``|| ''`` drops the column type, so the
-    driver's converter is skipped) and ``fromisoformat`` parses them in C.
+    Read with plain SQL from the epoch-second columns the database keeps for this (see
+    ``epoch.py``) through an index that covers the query: a busy season is tens of thousands
+    of rows, and building a datetime per timestamp (what the ORM would do) cost more than
+    the whole availability search.
     """
-    busy: dict[str, list[Interval]] = defaultdict(list)
+    busy: dict[str, list[Seconds]] = defaultdict(list)
     if not resources:
         return busy
     table = Reservation._meta.db_table
-    if connection.vendor == "sqlite":
-        columns = "starts_at || '', ends_at || ''"
-    else:
-        # Epoch seconds: Django's timestamptz loader parses in Python, a float does not.
-        columns = "EXTRACT(EPOCH FROM starts_at)::float8, EXTRACT(EPOCH FROM ends_at)::float8"
     marks = ", ".join(["%s"] * len(resources))
     sql = (
-        f"SELECT resource, {columns} FROM {table} "  # noqa: S608 - only our own names
-        f"WHERE active AND resource IN ({marks}) AND starts_at < %s AND ends_at > %s "
-        "AND starts_at >= %s ORDER BY resource, starts_at"
+        f"SELECT resource, start_second, end_second FROM {table} "  # noqa: S608 - our names
+        f"WHERE active AND resource IN ({marks}) AND start_second < %s AND end_second > %s "
+        "AND start_second >= %s ORDER BY resource, start_second"
     )
-    # The lower bound on starts_at lets the (resource, starts_at) index seek instead of
-    # scanning every earlier booking: no reservation lasts longer than a visit (one day).
-    earliest = start - MAX_RESERVATION
+    low, high = seconds_floor(start), seconds_ceil(end)
+    # The lower bound on the start lets the index seek instead of scanning every earlier
+    # booking: no reservation lasts longer than a visit (one day).
+    earliest = low - int(MAX_RESERVATION.total_seconds())
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*resources, _db_value(end), _db_value(start), _db_value(earliest)])
+        cursor.execute(sql, [*resources, high, low, earliest])
         rows = cursor.fetchall()
-    pairs: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for resource, starts_at, ends_at in rows:
-        pairs[resource].append((_aware(starts_at), _aware(ends_at)))
-    # Stored instants are UTC and ordered by the constraint starts_at < ends_at.
-    for resource, spans in pairs.items():
-        busy[resource] = from_utc_pairs(spans)
+    # Rows come grouped by resource; grouping and pairing in C (groupby, itemgetter) rather
+    # than a Python loop matters at tens of thousands of rows.
+    for resource, group in groupby(rows, key=_RESOURCE):
+        busy[resource] = list(map(_SPAN, group))
     return busy
-
-
-def _db_value(moment: datetime) -> str | datetime:
-    """A datetime as the database stores it (SQLite: UTC text, as Django writes it)."""
-    value: str | datetime | None = connection.ops.adapt_datetimefield_value(moment)
-    return moment if value is None else value
-
-
-def _aware(value: datetime | str | float) -> datetime:
-    """A database value as an aware UTC datetime (SQLite returns UTC text, PostgreSQL here
-    epoch seconds)."""
-    if isinstance(value, str):
-        return datetime.fromisoformat(value + "+00:00")
-    if isinstance(value, float):
-        return datetime.fromtimestamp(value, UTC)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def location_calendar(
@@ -166,89 +120,92 @@ def location_calendar(
     """
     zone = location.timezone
     start, end = day_bounds(first_day, last_day, zone)
-    closed = _closed_days(location, first_day, last_day)
-    hours = _weekly(
-        OpeningHours.objects.filter(location=location).values_list("weekday", "opens", "closes")
+    layout = layout_read(
+        location=location,
+        first_day=first_day,
+        last_day=last_day,
+        start=start,
+        end=end,
+        provider_ids=provider_ids,
     )
-    open_time = free_time(
-        days=(first_day, last_day),
-        zone=zone,
-        weekly=hours,
-        closed_days=closed,
-        extra_blocks=[],
-        busy=[],
+    closed = layout.closed
+    open_time = open_seconds(
+        days=(first_day, last_day), zone=zone, weekly=layout.hours, closed_days=closed
     )
-
-    schedules = ProviderSchedule.objects.filter(
-        location=location, valid_from__lte=last_day, provider__active=True
-    ).exclude(valid_until__lt=first_day)
-    if provider_ids is not None:
-        schedules = schedules.filter(provider_id__in=provider_ids)
-    by_provider: dict[int, list[ProviderSchedule]] = defaultdict(list)
-    for schedule in schedules.order_by("provider_id", "valid_from"):
-        by_provider[schedule.provider_id].append(schedule)
-    rooms = list(
-        Room.objects.filter(location=location, active=True)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    devices = list(
-        Device.objects.filter(location=location, active=True)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
+    by_provider = layout.shifts
+    rooms, devices = layout.rooms, layout.devices
     keys = (
         [f"provider:{p}" for p in by_provider]
         + [f"room:{r}" for r in rooms]
         + [f"device:{d}" for d in devices]
     )
     busy = _busy(keys, start, end) if include_bookings else defaultdict(list)
-    leave: dict[int, list[Interval]] = defaultdict(list)
-    for provider_id, starts_at, ends_at in ProviderLeave.objects.filter(
-        provider_id__in=list(by_provider), starts_at__lt=end, ends_at__gt=start
-    ).values_list("provider_id", "starts_at", "ends_at"):
-        leave[provider_id].append(Interval(starts_at, ends_at))
+    for provider_id, spans in layout.leave.items():
+        # Leave is a block like a booking.
+        busy[f"provider:{provider_id}"].extend(spans)
 
+    phases = service_phases(service)
+    # Kinds the service does not need keep all their free time (0).
+    shortest = dict.fromkeys(KINDS, 0) | shortest_needs(phases)
     resources: list[Resource] = []
+    # Most providers work the same shifts: each distinct set of schedule rows is turned
+    # into instants once per call.
+    shifts: dict[tuple[ShiftRow, ...], list[Seconds]] = {}
     for provider_id, rows in by_provider.items():
-        # One weekly pattern per validity period (usually one): a free_time call each.
-        periods: dict[tuple[date, date | None], Weekly] = defaultdict(dict)
-        for row in rows:
-            weekly = periods[(row.valid_from, row.valid_until)]
-            weekly.setdefault(row.weekday, []).append((row.starts, row.ends))
-        worked: list[Interval] = []
-        for (valid_from, valid_until), weekly in periods.items():
-            span_first = max(first_day, valid_from)
-            span_last = min(last_day, valid_until or last_day)
-            if span_first > span_last:
-                continue
-            for spans in weekly.values():
-                spans.sort()
-            worked = union(
-                worked,
-                free_time(
-                    days=(span_first, span_last),
-                    zone=zone,
-                    weekly=weekly,
-                    closed_days=closed,
-                    extra_blocks=[],
-                    busy=[],
-                ),
+        pattern = tuple(sorted(rows, key=_schedule_order))
+        if pattern not in shifts:
+            shifts[pattern] = intersect_pairs(
+                _worked(pattern, first_day, last_day, zone, closed), open_time
             )
-        free = subtract(
-            intersect(worked, open_time),
-            sorted([*leave[provider_id], *busy[f"provider:{provider_id}"]]),
-        )
-        resources.append(Resource(id=f"provider:{provider_id}", kind="provider", free=free))
+        key = f"provider:{provider_id}"
+        free = subtract_pairs(shifts[pattern], _blocks(busy[key]), shortest=shortest["provider"])
+        resources.append(Resource.of_seconds(id=key, kind="provider", free=free))
     for kind, ids in (("room", rooms), ("device", devices)):
         for item in ids:
             key = f"{kind}:{item}"
-            resources.append(Resource(id=key, kind=kind, free=subtract(open_time, busy[key])))
+            free = subtract_pairs(open_time, _blocks(busy[key]), shortest=shortest[kind])
+            resources.append(Resource.of_seconds(id=key, kind=kind, free=free))
     return LocationCalendar(
         location=location,
         zone=zone,
         first_day=first_day,
         last_day=last_day,
-        phases=service_phases(service),
+        phases=phases,
         resources=tuple(resources),
     )
+
+
+def _schedule_order(row: ShiftRow) -> tuple[object, ...]:
+    valid_from, valid_until, weekday, starts, ends = row
+    return (valid_from, valid_until or date.max, weekday, starts, ends)
+
+
+def _worked(
+    rows: Sequence[ShiftRow],
+    first_day: date,
+    last_day: date,
+    zone: str,
+    closed: set[date],
+) -> list[Seconds]:
+    """When a provider's schedule rows have them working, from ``first_day`` to
+    ``last_day``: one weekly pattern per validity period (usually one)."""
+    periods: dict[tuple[date, date | None], Weekly] = defaultdict(dict)
+    for valid_from, valid_until, weekday, starts, ends in rows:
+        periods[(valid_from, valid_until)].setdefault(weekday, []).append((starts, ends))
+    worked: list[Seconds] = []
+    for (valid_from, valid_until), weekly in periods.items():
+        span_first = max(first_day, valid_from)
+        span_last = min(last_day, valid_until or last_day)
+        if span_first <= span_last:
+            hours = open_seconds(
+                days=(span_first, span_last), zone=zone, weekly=weekly, closed_days=closed
+            )
+            worked = union_pairs([worked, hours])
+    return worked
+
+
+def _blocks(spans: list[Seconds]) -> list[Seconds]:
+    """Busy spans (reservations, leave) sorted by start, ready to subtract (they may overlap:
+    a deliberate override, or leave over bookings)."""
+    spans.sort()
+    return spans

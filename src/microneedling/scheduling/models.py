@@ -12,6 +12,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from microneedling.scheduling.epoch import EpochSeconds
+
 
 class Course(models.Model):
     """A planned series of sessions for a patient's concerns, then maintenance."""
@@ -166,10 +168,29 @@ class Reservation(models.Model):
     ends_at = models.DateTimeField()
     active = models.BooleanField(default=True)
     overlap_allowed = models.BooleanField(default=False)
+    #: ``starts_at`` and ``ends_at`` as whole epoch seconds (start rounded down, end up),
+    #: kept by the database itself: what availability reads (see ``epoch.py``).
+    start_second = models.GeneratedField(
+        expression=EpochSeconds("starts_at"),
+        output_field=models.BigIntegerField(),
+        db_persist=True,
+    )
+    end_second = models.GeneratedField(
+        expression=EpochSeconds("ends_at", up=True),
+        output_field=models.BigIntegerField(),
+        db_persist=True,
+    )
 
     class Meta:
         indexes = [
             models.Index(fields=["resource", "starts_at"], name="reservation_resource_start"),
+            # Covers the availability read (active rows of some resources in a span), so
+            # it never visits the table.
+            models.Index(
+                fields=["resource", "start_second", "end_second"],
+                condition=models.Q(active=True),
+                name="reservation_busy_seconds",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -22,7 +22,7 @@ from microneedling.core.availability import Slot
 from microneedling.core.courses import CoursePlan, PlannedSession, chain_sessions, plan_course
 from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.knowledge import load_pack
-from microneedling.core.knowledge.models import Gap
+from microneedling.core.knowledge.models import Gap, Policy
 from microneedling.core.series import SeriesResult, search_series
 from microneedling.directory.models import Location, Provider, Service
 from microneedling.patients.models import Patient, Screening
@@ -230,8 +230,13 @@ def course_propose(
     areas: Sequence[str] | None = None,
     preferences: Preferences | None = None,
     now: datetime | None = None,
+    policy: Policy | None = None,
 ) -> CourseProposal:
-    """Plan the course and search slots for all of its sessions at once (no writes)."""
+    """Plan the course and search slots for all of its sessions at once (no writes).
+
+    ``policy`` holds the clinic's own protocol choices (say, the six-session acne-scar
+    protocol); without it the knowledge pack's defaults apply.
+    """
     preferences = preferences or Preferences()
     now = now or timezone.now()
     if location.status == Location.Status.CLOSED:
@@ -243,6 +248,7 @@ def course_propose(
         fitzpatrick=patient.fitzpatrick_type,
         areas=areas,
         as_of=_local_today(location, now),
+        policy=policy,
     )
     # The first session may fall on any day of the week from the requested day (the clinic
     # may be shut or full that day); later windows re-derive from the days really chosen.
@@ -289,6 +295,7 @@ def course_book(
     preferences: Preferences | None = None,
     actor: Actor = None,
     now: datetime | None = None,
+    policy: Policy | None = None,
 ) -> Course:
     """Book every session of a course or none (BookingConflict names the failing session).
 
@@ -311,6 +318,7 @@ def course_book(
                     actor=actor,
                     now=now,
                     screening=screening,
+                    policy=policy,
                 )
         except (IntegrityError, OperationalError) as error:
             if isinstance(error, OperationalError) and not lost_race(error):
@@ -334,6 +342,7 @@ def _course_book_once(
     actor: Actor,
     now: datetime | None,
     screening: Screening,
+    policy: Policy | None,
 ) -> Course:
     """One attempt at booking a course, inside the caller's transaction."""
     proposal = course_propose(
@@ -345,6 +354,7 @@ def _course_book_once(
         areas=areas,
         preferences=preferences,
         now=now,
+        policy=policy,
     )
     series = proposal.series
     if not series.ok:

@@ -10,18 +10,24 @@ from microneedling.core.availability.engine import (
     Resource,
     Slot,
     find_starts,
+    shortest_needs,
 )
-from microneedling.core.availability.hours import WeeklyHours, free_time
+from microneedling.core.availability.hours import WeeklyHours, free_time, open_seconds
 from microneedling.core.availability.intervals import (
+    FreeSeconds,
     Interval,
     from_utc_pairs,
     intersect,
+    intersect_pairs,
     subtract,
+    subtract_pairs,
     union,
+    union_pairs,
 )
 
 __all__ = [
     "KINDS",
+    "FreeSeconds",
     "Interval",
     "Phase",
     "Resource",
@@ -31,6 +37,11 @@ __all__ = [
     "free_time",
     "from_utc_pairs",
     "intersect",
+    "intersect_pairs",
+    "open_seconds",
+    "shortest_needs",
     "subtract",
+    "subtract_pairs",
     "union",
+    "union_pairs",
 ]

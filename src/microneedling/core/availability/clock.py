@@ -22,12 +22,14 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from math import ceil, floor
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from microneedling.core.errors import InputError
 
 DAY = 86_400
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 #: Probe spacing when looking for offset changes; real zones change at most twice a year,
 #: never twice within half a day.
 _PROBE = DAY // 2
@@ -110,17 +112,22 @@ class Clock:
 
     @classmethod
     def covering(cls, tz: ZoneInfo, low: int, high: int) -> Clock:
-        """The offsets in force from ``low`` to ``high`` (seconds since the epoch)."""
+        """The offsets in force from ``low`` to ``high`` (seconds since the epoch).
+
+        Built from whole UTC years, each worked out once per process (a zone's rules for
+        a year do not change while it runs): every search in a year shares them.
+        """
         low -= DAY  # margin: a local day may begin before the first instant asked for
-        starts, offsets = [low], [_offset(tz, low)]
-        probe = low
-        while probe < high + DAY:
-            following = min(probe + _PROBE, high + DAY)
-            offset = _offset(tz, following)
-            if offset != offsets[-1]:
-                starts.append(_change_at(tz, probe, following, offset))
-                offsets.append(offset)
-            probe = following
+        first_year = datetime.fromtimestamp(low, UTC).year
+        last_year = datetime.fromtimestamp(high + DAY, UTC).year
+        starts: list[int] = []
+        offsets: list[int] = []
+        for year in range(first_year, last_year + 1):
+            year_starts, year_offsets = _year_steps(tz, year)
+            for start, offset in zip(year_starts, year_offsets, strict=True):
+                if not offsets or offset != offsets[-1]:
+                    starts.append(start)
+                    offsets.append(offset)
         return cls(tuple(starts), tuple(offsets))
 
     def grid(self, low: int, high: int, step: int) -> Iterator[int]:
@@ -144,6 +151,42 @@ class Clock:
     def first_on_grid(self, low: int, high: int, step: int) -> int | None:
         """The earliest grid instant in ``[low, high)``, or None."""
         return next(self.grid(low, high, step), None)
+
+    def local_seconds(self, day: date, at: time) -> int:
+        """:func:`local_instant` in whole seconds (rounded up), without a zoneinfo call.
+
+        Each step of the clock shows the wall readings ``[start + offset, next start +
+        offset)``. The first step whose readings reach past ``at`` either shows it (the
+        instant is the reading minus the offset; in a repeated hour that is the earlier
+        one) or begins after it (the reading was skipped, and the step's first instant is
+        the first to read ``at`` or later). ``day`` must lie inside the span covered.
+        """
+        wall = (day.toordinal() - _EPOCH_ORDINAL) * DAY + at.hour * 3600 + at.minute * 60
+        wall += at.second + (at.microsecond > 0)
+        last = len(self.offsets) - 1
+        for index, offset in enumerate(self.offsets):
+            if index == last or wall < self.steps_from[index + 1] + offset:
+                if index == 0 and wall - offset < self.steps_from[0]:
+                    raise InputError("day", f"{day.isoformat()} is outside the clock's span")
+                return max(wall - offset, self.steps_from[index])
+        raise AssertionError("unreachable: the last step always answers")  # pragma: no cover
+
+
+@lru_cache(maxsize=256)
+def _year_steps(tz: ZoneInfo, year: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The offset steps of ``tz`` during UTC calendar ``year``, probed every half day."""
+    low = int(datetime(year, 1, 1, tzinfo=UTC).timestamp())
+    high = int(datetime(year + 1, 1, 1, tzinfo=UTC).timestamp())
+    starts, offsets = [low], [_offset(tz, low)]
+    probe = low
+    while probe < high:
+        following = min(probe + _PROBE, high)
+        offset = _offset(tz, following)
+        if offset != offsets[-1]:
+            starts.append(_change_at(tz, probe, following, offset))
+            offsets.append(offset)
+        probe = following
+    return tuple(starts), tuple(offsets)
 
 
 def _next_on_grid(wall: int, step: int) -> int:

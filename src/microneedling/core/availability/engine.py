@@ -22,7 +22,7 @@ the epoch; a start ``s`` is in a set ``[a, b)`` of integers exactly when the vis
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -38,6 +38,7 @@ from microneedling.core.availability.clock import (
     zone_info,
 )
 from microneedling.core.availability.intervals import (
+    FreeSeconds,
     Interval,
     Pair,
     coalesce,
@@ -84,6 +85,8 @@ class Resource:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise InputError(f"resources.{self.id}.kind", f"unknown resource kind {self.kind!r}")
+        if isinstance(self.free, FreeSeconds):
+            return  # checked and merged when it was built
         # The search bisects this list, which is only sound on sorted, disjoint intervals;
         # checking costs one comparison per interval. Touching intervals are merged here,
         # once, so that a visit may run across the seam without the search merging again.
@@ -98,6 +101,12 @@ class Resource:
         if touching:
             merged = coalesce([(i.start, i.end) for i in self.free])
             object.__setattr__(self, "free", tuple(Interval(a, b) for a, b in merged))
+
+    @classmethod
+    def of_seconds(cls, *, id: str, kind: str, free: Iterable[Seconds]) -> Resource:
+        """A resource whose free time is given as start-sorted whole seconds since the epoch
+        (see :class:`FreeSeconds`): the fast path for adapters reading busy seasons."""
+        return cls(id=id, kind=kind, free=FreeSeconds.of(free, field=f"resources.{id}.free"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +396,17 @@ def _spans(phases: Sequence[Phase], same_room: bool) -> dict[str, list[_Span]]:
     return spans
 
 
+def shortest_needs(phases: Sequence[Phase], *, same_room: bool = True) -> dict[str, int]:
+    """Per needed resource kind, the shortest stretch of free time (seconds) that could
+    serve the visit: the shortest run of back-to-back phases the kind is held for (the
+    whole run for a provider, and for a room when the patient keeps it). Shorter free time
+    can be dropped as soon as it is found; on a busy diary most gaps are such crumbs."""
+    return {
+        kind: min(length for _, _, length in kind_spans)
+        for kind, kind_spans in _spans(phases, same_room).items()
+    }
+
+
 def _free_by_kind(
     resources: Sequence[Resource],
     spans: dict[str, list[_Span]],
@@ -422,17 +442,32 @@ def _free_seconds(resource: Resource, low: int, high: int, shortest: timedelta) 
     empty ones at the edges, which every later step ignores.
     """
     free = resource.free  # sorted, disjoint and not touching: see Resource
-    first = bisect_left(free, low, key=_end_second)
-    last = bisect_left(free, high, lo=first, key=_start_second)
-    pairs = [
-        (ceil(i.start.timestamp()), floor(i.end.timestamp()))
-        for i in free[first:last]
-        if i.end - i.start >= shortest
-    ]
+    if isinstance(free, FreeSeconds):
+        seconds = free.pairs
+        first = bisect_left(seconds, low, key=_second_end)
+        last = bisect_left(seconds, high, lo=first, key=_second_start)
+        least = int(shortest.total_seconds())
+        pairs = [(a, b) for a, b in seconds[first:last] if b - a >= least]
+    else:
+        first = bisect_left(free, low, key=_end_second)
+        last = bisect_left(free, high, lo=first, key=_start_second)
+        pairs = [
+            (ceil(i.start.timestamp()), floor(i.end.timestamp()))
+            for i in free[first:last]
+            if i.end - i.start >= shortest
+        ]
     if pairs:
         pairs[0] = (max(pairs[0][0], low), pairs[0][1])
         pairs[-1] = (pairs[-1][0], min(pairs[-1][1], high))
     return pairs
+
+
+def _second_start(pair: Seconds) -> int:
+    return pair[0]
+
+
+def _second_end(pair: Seconds) -> int:
+    return pair[1]
 
 
 def _end_second(interval: Interval) -> int:
