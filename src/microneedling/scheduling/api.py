@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -27,7 +27,8 @@ from microneedling.scheduling import services
 from microneedling.scheduling.calendars import day_bounds, location_calendar
 from microneedling.scheduling.idempotency import KeyReused, run_once
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Course
-from microneedling.scheduling.replanning import course_session_move
+from microneedling.scheduling.rebooking import course_session_replace
+from microneedling.scheduling.replanning import Replan, course_session_move
 
 router = Router(tags=["scheduling"])
 auth = BearerToken()
@@ -333,6 +334,37 @@ def move_appointment(request: HttpRequest, appointment_id: int, payload: MoveIn)
         actor=request.user,
         apply=payload.apply,
     )
+    return _replan_out(result)
+
+
+class ReplaceIn(Schema):
+    status: Literal["cancelled", "no_show"]
+    reason: str = ""
+    apply: bool = False
+
+
+@router.post("/appointments/{appointment_id}/replace", auth=auth, response=dict[str, Any])
+def replace_appointment(
+    request: HttpRequest, appointment_id: int, payload: ReplaceIn
+) -> dict[str, Any]:
+    """Cancel a course session (or, staff only, mark it a no-show), book its replacement and
+    re-plan the later sessions if they no longer fit; ``apply=false`` only previews."""
+    appointment = get_object_or_404(Appointment, pk=appointment_id)
+    if not can_act_for(request.user, appointment.patient):
+        raise HttpError(404, "Not Found")
+    if payload.status != "cancelled" and not is_staff(request.user):
+        raise HttpError(403, "only staff may mark a no-show")
+    result = course_session_replace(
+        appointment=appointment,
+        status=payload.status,
+        actor=request.user,
+        apply=payload.apply,
+        reason=payload.reason,
+    )
+    return _replan_out(result)
+
+
+def _replan_out(result: Replan) -> dict[str, Any]:
     return {
         "course_id": result.course_id,
         "applied": result.applied,
@@ -340,6 +372,7 @@ def move_appointment(request: HttpRequest, appointment_id: int, payload: MoveIn)
             {
                 "number": c.number,
                 "appointment_id": c.appointment_id,
+                "replaces_appointment_id": c.replaces,
                 "old_start": c.old_start.isoformat(),
                 "new_start": c.new_start.isoformat(),
                 "changed": c.changed,

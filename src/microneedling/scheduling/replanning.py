@@ -31,19 +31,24 @@ from microneedling.scheduling.models import Appointment, CourseSession, Reservat
 
 @dataclass(frozen=True)
 class SessionChange:
-    """What happens to one session: its new window and start (unchanged sessions too)."""
+    """What happens to one session: its new window and start (unchanged sessions too).
+
+    A session rebooked after a cancellation or a no-show names the visit it replaces in
+    ``replaces``; its own ``appointment_id`` is None until the change is saved.
+    """
 
     number: int
-    appointment_id: int
+    appointment_id: int | None
     old_start: datetime
     new_start: datetime
     provider_id: int
     window: tuple[date, date, date]
+    replaces: int | None = None
 
     @property
     def changed(self) -> bool:
-        """Whether this session's time moves."""
-        return self.old_start != self.new_start
+        """Whether this session's time moves (a replacement always counts as a change)."""
+        return self.replaces is not None or self.old_start != self.new_start
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ def _move(
             .order_by("number")
             .prefetch_related("appointments")
         )
-        moving = [appointment, *(_booked(s) for s in later)]
+        moving = [appointment, *(booked_appointment(s) for s in later)]
         # Free the sessions being re-planned, so the search sees their time as available.
         Reservation.objects.filter(appointment__in=moving).update(active=False)
         windows = chain_sessions(
@@ -163,7 +168,7 @@ def _move(
             appointment=appointment,
         )
         changes = [
-            _change(
+            session_change(
                 session.number,
                 appointment,
                 moved,
@@ -172,9 +177,9 @@ def _move(
         ]
         for planned, booked, slot in zip(windows, later, slots, strict=True):
             changes.append(
-                _change(
+                session_change(
                     planned.number,
-                    _booked(booked),
+                    booked_appointment(booked),
                     slot,
                     (planned.earliest, planned.target, planned.latest),
                 )
@@ -183,7 +188,7 @@ def _move(
             transaction.set_rollback(True)
             return Replan(course_id=course.pk, applied=False, changes=tuple(changes))
         for change, slot in zip(changes, [moved, *slots], strict=True):
-            _rewrite(change, slot, calendar)
+            session_rewrite(change, slot, calendar)
         audit_record(
             actor=actor,
             action="course_session_move",
@@ -198,7 +203,8 @@ def _move(
     return Replan(course_id=course.pk, applied=True, changes=tuple(changes))
 
 
-def _booked(session: CourseSession) -> Appointment:
+def booked_appointment(session: CourseSession) -> Appointment:
+    """The session's current (booked or requested) appointment."""
     return next(
         a
         for a in session.appointments.all()
@@ -218,7 +224,7 @@ def _keep_or_search(
     appointment: Appointment,
 ) -> list[Slot]:
     """Keep the later bookings if they still fit; otherwise search them all again."""
-    kept = [_slot_of(_booked(s)) for s in later]
+    kept = [slot_of(booked_appointment(s)) for s in later]
     days = [moved.start.astimezone(zone).date()] + [s.start.astimezone(zone).date() for s in kept]
     fits = all(w.earliest <= d <= w.latest for w, d in zip(windows, days[1:], strict=True))
     fits = fits and all(gap.min <= (b - a).days <= gap.max for a, b in pairwise(days))
@@ -245,7 +251,7 @@ def _keep_or_search(
     return [chosen[w.number] for w in windows]
 
 
-def _slot_of(appointment: Appointment) -> Slot:
+def slot_of(appointment: Appointment) -> Slot:
     """An existing booking as a slot (its reservations give the assignment)."""
     assignment: dict[str, dict[str, str]] = {}
     for reservation in appointment.reservations.all():
@@ -254,9 +260,10 @@ def _slot_of(appointment: Appointment) -> Slot:
     return Slot(start=appointment.starts_at, end=appointment.ends_at, assignment=assignment)
 
 
-def _change(
+def session_change(
     number: int, appointment: Appointment, slot: Slot, window: tuple[date, date, date]
 ) -> SessionChange:
+    """How ``appointment`` (session ``number``) changes when it takes ``slot``."""
     return SessionChange(
         number=number,
         appointment_id=appointment.pk,
@@ -267,7 +274,10 @@ def _change(
     )
 
 
-def _rewrite(change: SessionChange, slot: Slot, calendar: LocationCalendar) -> None:
+def session_rewrite(change: SessionChange, slot: Slot, calendar: LocationCalendar) -> None:
+    """Save a change: the session's new window and, if it moved, the visit and its holds."""
+    if change.appointment_id is None:
+        raise ValueError("a replacement visit is booked, not rewritten")
     appointment = Appointment.objects.select_related("course_session").get(pk=change.appointment_id)
     session = appointment.course_session
     if session is not None:
