@@ -231,3 +231,54 @@ def test_screening_with_an_unknown_code_names_the_field(http) -> None:
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "conditions.0.code"
+
+
+def test_cancelling_a_course_session_previews_then_applies_its_replacement(http) -> None:
+    clinic = build_clinic()
+    body = {
+        "patient_id": make_patient(clinic).pk,
+        "location_id": clinic.location.pk,
+        "service_id": clinic.treatment.pk,
+        "indications": ["acne_scars"],
+        "first_session": "2027-03-08",
+        "areas": ["face"],
+    }
+    assert http.post(f"{http.base}/courses", json=body, timeout=60).status_code == 201
+    second = Appointment.objects.get(course_session__number=2)
+    url = f"{http.base}/appointments/{second.pk}/replace"
+
+    preview = http.post(url, json={"status": "cancelled", "reason": "Away"}, timeout=60)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["applied"] is False
+    first_change = preview.json()["sessions"][0]
+    assert (first_change["number"], first_change["replaces_appointment_id"]) == (2, second.pk)
+    assert first_change["appointment_id"] is None
+    second.refresh_from_db()
+    assert second.status == "booked"
+
+    applied = http.post(url, json={"status": "cancelled", "apply": True}, timeout=60)
+    assert applied.status_code == 200, applied.text
+    replacement = applied.json()["sessions"][0]["appointment_id"]
+    assert Appointment.objects.get(pk=replacement).status == "booked"
+    second.refresh_from_db()
+    assert second.status == "cancelled"
+
+
+def test_replacing_with_an_unknown_status_is_a_problem_naming_the_field(http) -> None:
+    clinic = build_clinic()
+    appointment = Appointment.objects.create(
+        patient=make_patient(clinic),
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, 10),
+        ends_at=local(MONDAY, 11, 25),
+    )
+    response = http.post(
+        f"{http.base}/appointments/{appointment.pk}/replace",
+        json={"status": "completed"},
+        timeout=30,
+    )
+    assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert "status" in response.json()["errors"][0]["field"]
