@@ -19,6 +19,7 @@ from django.db import connection
 
 from microneedling.core.availability import (
     KINDS,
+    FreeSeconds,
     Phase,
     Resource,
     intersect_pairs,
@@ -147,6 +148,7 @@ def location_calendar(
     phases = service_phases(service)
     # Kinds the service does not need keep all their free time (0).
     shortest = dict.fromkeys(KINDS, 0) | shortest_needs(phases)
+    free_of = _FreeTime()
     resources: list[Resource] = []
     # Most providers work the same shifts: each distinct set of schedule rows is turned
     # into instants once per call.
@@ -158,13 +160,14 @@ def location_calendar(
                 _worked(pattern, first_day, last_day, zone, closed), open_time
             )
         key = f"provider:{provider_id}"
-        free = subtract_pairs(shifts[pattern], _blocks(busy[key]), shortest=shortest["provider"])
-        resources.append(Resource.of_seconds(id=key, kind="provider", free=free))
+        free = free_of(shifts[pattern], busy[key], shortest["provider"])
+        resources.append(Resource(id=key, kind="provider", free=free))
     for kind, ids in (("room", rooms), ("device", devices)):
         for item in ids:
             key = f"{kind}:{item}"
-            free = subtract_pairs(open_time, _blocks(busy[key]), shortest=shortest[kind])
-            resources.append(Resource.of_seconds(id=key, kind=kind, free=free))
+            resources.append(
+                Resource(id=key, kind=kind, free=free_of(open_time, busy[key], shortest[kind]))
+            )
     return LocationCalendar(
         location=location,
         zone=zone,
@@ -202,6 +205,24 @@ def _worked(
             )
             worked = union_pairs([worked, hours])
     return worked
+
+
+class _FreeTime:
+    """Free time as the engine takes it; resources with nothing booked on the same hours
+    (idle rooms and pens, providers on one shift) get one shared object, which the engine
+    then converts and searches once for all of them."""
+
+    def __init__(self) -> None:
+        self.idle: dict[tuple[int, int], tuple[list[Seconds], FreeSeconds]] = {}
+
+    def __call__(self, hours: list[Seconds], busy: list[Seconds], shortest: int) -> FreeSeconds:
+        if busy:
+            return FreeSeconds.of(subtract_pairs(hours, _blocks(busy), shortest=shortest))
+        key = (id(hours), shortest)
+        if key not in self.idle:  # hours kept alongside, so the id stays theirs
+            free = FreeSeconds.of(subtract_pairs(hours, [], shortest=shortest))
+            self.idle[key] = (hours, free)
+        return self.idle[key][1]
 
 
 def _blocks(spans: list[Seconds]) -> list[Seconds]:

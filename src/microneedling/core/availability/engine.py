@@ -22,13 +22,13 @@ the epoch; a start ``s`` is in a set ``[a, b)`` of integers exactly when the vis
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
 from math import ceil, floor
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from microneedling.core.availability.clock import (
@@ -192,12 +192,23 @@ class _Options:
 
     @classmethod
     def of(cls, items: list[tuple[str, list[Seconds]]]) -> _Options:
+        # Resources with the very same start set (idle rooms, pens, providers on one shift)
+        # share one list object; its bisect columns are built once.
+        columns: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        for _, pairs in items:
+            if id(pairs) not in columns:
+                columns[id(pairs)] = (tuple(map(_start_of, pairs)), tuple(map(_end_of, pairs)))
         return cls(
             ids=tuple(rid for rid, _ in items),
-            starts=tuple(tuple(a for a, _ in pairs) for _, pairs in items),
-            ends=tuple(tuple(b for _, b in pairs) for _, pairs in items),
+            starts=tuple(columns[id(pairs)][0] for _, pairs in items),
+            ends=tuple(columns[id(pairs)][1] for _, pairs in items),
             sets=tuple(pairs for _, pairs in items),
         )
+
+    def union(self) -> list[Seconds]:
+        """Starts that at least one of the resources can serve."""
+        distinct = {id(pairs): pairs for pairs in self.sets}
+        return union_pairs(distinct.values())
 
     def first_serving(self, moment: int) -> str | None:
         """The first resource (in preference order) that can serve a start at ``moment``."""
@@ -206,10 +217,6 @@ class _Options:
             if index >= 0 and moment < ends[index]:
                 return rid
         return None
-
-    def union(self) -> list[Seconds]:
-        """Starts that at least one of the resources can serve."""
-        return union_pairs(self.sets)
 
 
 @dataclass(frozen=True, eq=False)
@@ -263,16 +270,17 @@ class Board:
 
         held: dict[str, _Options] = {}
         per_phase: dict[tuple[str, str], _Options] = {}
+        serves = _Shared(_serves_all)
         for kind, kind_spans in spans.items():
             if kind_spans[0][0] is None:  # held for the visit: one resource for every span
-                covered = [(o, n) for _, o, n in kind_spans]
+                covered = tuple((o, n) for _, o, n in kind_spans)
                 held[kind] = _Options.of(
-                    [(rid, _serves_all(pairs, covered)) for rid, pairs in free[kind]]
+                    [(rid, serves(pairs, covered)) for rid, pairs in free[kind]]
                 )
             else:
                 for code, o, n in kind_spans:
                     per_phase[str(code), kind] = _Options.of(
-                        [(rid, _serves_all(pairs, [(o, n)])) for rid, pairs in free[kind]]
+                        [(rid, serves(pairs, ((o, n),))) for rid, pairs in free[kind]]
                     )
         providers = held.pop("provider", None)
 
@@ -296,8 +304,9 @@ class Board:
         works with them; a single ``None`` entry when no phase needs a provider."""
         if self.providers is None:
             return [(None, self.common)]
+        with_common = _Shared(intersect_pairs)
         return [
-            (rid, intersect_pairs(pairs, self.common))
+            (rid, with_common(pairs, self.common))
             for rid, pairs in zip(self.providers.ids, self.providers.sets, strict=True)
         ]
 
@@ -417,6 +426,8 @@ def _free_by_kind(
     """Each needed kind's resources (in the given order) with their free seconds."""
     wanted = None if provider_ids is None else set(provider_ids)
     free: dict[str, list[tuple[str, list[Seconds]]]] = {kind: [] for kind in spans}
+    # Resources sharing one free-time object (see _Shared) share its conversion too.
+    converted: dict[tuple[int, str], list[Seconds]] = {}
     seen: set[str] = set()
     for resource in resources:
         if resource.id in seen:
@@ -427,7 +438,10 @@ def _free_by_kind(
         ):
             continue
         shortest = timedelta(seconds=min(n for _, _, n in spans[resource.kind]))
-        free[resource.kind].append((resource.id, _free_seconds(resource, low, high, shortest)))
+        key = (id(resource.free), resource.kind)
+        if key not in converted:
+            converted[key] = _free_seconds(resource, low, high, shortest)
+        free[resource.kind].append((resource.id, converted[key]))
     return free
 
 
@@ -491,6 +505,38 @@ def _joined(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             joined.append((offset, length))
     return joined
+
+
+class _Shared:
+    """A function of a list of pairs (and a hashable argument) computed once per distinct
+    list *object* within one search.
+
+    A clinic has many resources with the same free time: idle pens and rooms, providers on
+    one shift with nothing booked. The calendar hands those the same object, and each step
+    of the search then works on it once and passes the same result object on, so the next
+    step can share its work too. Keyed by identity, which is sound because the inputs are
+    never mutated and stay alive (referenced by the resources) for the whole search.
+    """
+
+    def __init__(self, function: Callable[[list[Seconds], Any], list[Seconds]]) -> None:
+        self.function = function
+        # The inputs are kept with each result, so no id can be reused while this lives.
+        self.results: dict[tuple[int, Any], tuple[object, object, list[Seconds]]] = {}
+
+    def __call__(self, pairs: list[Seconds], argument: Any) -> list[Seconds]:
+        key = (id(pairs), argument if isinstance(argument, tuple) else id(argument))
+        found = self.results.get(key)
+        if found is None:
+            found = self.results[key] = (pairs, argument, self.function(pairs, argument))
+        return found[2]
+
+
+def _start_of(pair: Seconds) -> int:
+    return pair[0]
+
+
+def _end_of(pair: Seconds) -> int:
+    return pair[1]
 
 
 def _serves_all(free: list[Seconds], spans: Sequence[tuple[int, int]]) -> list[Seconds]:

@@ -360,25 +360,38 @@ def _options_from_board(
                 for a, b in times
             ]
             days.append((ordinal, low, high, preferred))
+        # Providers whose start sets are one shared object (the same shift, nothing booked)
+        # have the same best start each day: worked out once for all of them.
+        best_by_set: dict[int, list[tuple[int, int, bool]]] = {}
         for rank, (provider, starts) in enumerate(by_provider):
             if not starts:
                 continue
-            for ordinal, low, high, preferred in days:
-                earliest = board.first_start(starts, low, high)
-                if earliest is None:
-                    continue
-                in_range = [board.first_start(starts, a, b) for a, b in preferred if a < b]
-                hits = [s for s in in_range if s is not None]
-                start = min(hits) if hits else earliest
-                options[rank].append(
-                    _Option(
-                        ordinal,
-                        start,
-                        bool(hits) or not times,
-                        _maker(board, start, provider),
-                    )
-                )
+            if id(starts) not in best_by_set:
+                best_by_set[id(starts)] = _best_per_day(board, starts, days, bool(times))
+            options[rank].extend(
+                _Option(ordinal, start, in_time, _maker(board, start, provider))
+                for ordinal, start, in_time in best_by_set[id(starts)]
+            )
     return _Table(providers, tuple(options))
+
+
+def _best_per_day(
+    board: Board,
+    starts: list[tuple[int, int]],
+    days: list[tuple[int, int, int, list[tuple[int, int]]]],
+    has_times: bool,
+) -> list[tuple[int, int, bool]]:
+    """Each day's best start in ``starts``: the earliest inside a preferred time range, else
+    the earliest at all, with whether it honours the preferred times."""
+    best = []
+    for ordinal, low, high, preferred in days:
+        earliest = board.first_start(starts, low, high)
+        if earliest is None:
+            continue
+        in_range = [board.first_start(starts, a, b) for a, b in preferred if a < b]
+        hits = [s for s in in_range if s is not None]
+        best.append((ordinal, min(hits) if hits else earliest, bool(hits) or not has_times))
+    return best
 
 
 def _range_end(day: date, end: time, tz: ZoneInfo) -> datetime:
