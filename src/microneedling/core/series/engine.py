@@ -32,8 +32,8 @@ from zoneinfo import ZoneInfo
 
 from microneedling.core.availability import Phase, Resource, Slot
 from microneedling.core.availability.clock import (
+    Clock,
     day_start,
-    local_instant,
     seconds_ceil,
     seconds_floor,
     zone_info,
@@ -346,16 +346,19 @@ def _options_from_board(
         if not options:
             providers = tuple(p for p, _ in by_provider)
             options = [[] for _ in by_provider]
+        # Local readings to instants through one clock for the stretch: a zoneinfo call per
+        # day boundary was a tenth of the search.
+        clock = Clock.covering(tz, seconds_ceil(begin), seconds_ceil(finish))
         days = []
         for ordinal in range(first, last + 1):
             day = date.fromordinal(ordinal)
-            low = seconds_ceil(day_start(day, tz))
+            low = clock.local_seconds(day, time(0))
             # The visit must end by midnight (+1: a start set is half-open).
-            high = seconds_ceil(day_start(day + timedelta(days=1), tz)) - board.length + 1
+            high = clock.local_seconds(day + timedelta(days=1), time(0)) - board.length + 1
             preferred = [
                 (
-                    max(low, seconds_ceil(local_instant(day, a, tz))),
-                    min(high, seconds_ceil(_range_end(day, b, tz))),
+                    max(low, clock.local_seconds(day, a)),
+                    min(high, clock.local_seconds(*_range_end(day, b))),
                 )
                 for a, b in times
             ]
@@ -394,8 +397,9 @@ def _best_per_day(
     return best
 
 
-def _range_end(day: date, end: time, tz: ZoneInfo) -> datetime:
-    return local_instant(day + timedelta(days=1) if end == time(0) else day, end, tz)
+def _range_end(day: date, end: time) -> tuple[date, time]:
+    """The local reading a preferred range ends at: 00:00 is the midnight ending ``day``."""
+    return (day + timedelta(days=1) if end == time(0) else day), end
 
 
 def _maker(board: Board, start: int, provider: str | None) -> Callable[[], Slot]:
