@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from microneedling.bench.timing import measure
+from microneedling.bench.timing import machine_reference, measure
 
 #: The course the search benchmark books: the six-session acne-scar protocol.
 COURSE_SESSIONS = 6
@@ -160,13 +160,17 @@ def run(runs: int) -> dict[str, Any]:
     naive_slots = _naive_month_slots(ids, month_first, month_last)
     # Measure the process as the server runs it (see config/runtime.py).
     settle_after_startup()
+    reference_before = machine_reference()
     month = measure(lambda: _month_slots(ids, month_first, month_last), runs=runs * 4)
     naive = measure(
         lambda: _naive_month_slots(ids, month_first, month_last), runs=max(3, runs // 3)
     )
     course = measure(lambda: _course_search(ids, date(2027, 5, 3)), runs=runs * 4)
+    reference_after = machine_reference()
     return {
         "engine": connection.vendor,
+        # A fixed CPU workload timed before and after: how noisy the machine was.
+        "machine_reference": {"before": reference_before, "after": reference_after},
         "chain": {"locations": 20, "providers": 150, **ids},
         "month_availability": {
             **month,

@@ -31,3 +31,17 @@ def summarise(samples: list[float]) -> dict[str, Any]:
         "min_s": ordered[0],
         "max_s": ordered[-1],
     }
+
+
+def reference_workload() -> int:
+    """A fixed pure-Python computation (no I/O, no allocation spikes) to time next to a
+    suite: on a shared machine its spread shows how noisy the moment was."""
+    return sum(i * i % 7 for i in range(300_000))
+
+
+def machine_reference(runs: int = 9) -> dict[str, Any]:
+    """Median and spread of :func:`reference_workload`: a spread well above 1 means other
+    work on the machine slowed some runs, and the suite's p95 should be read with that."""
+    summary = measure(reference_workload, runs=runs)
+    summary["spread_max_over_min"] = summary["max_s"] / summary["min_s"]
+    return summary
