@@ -1,11 +1,14 @@
-"""URL routes: the admin and the JSON API (OpenAPI at /api/v1/openapi.json)."""
+"""URL routes: the public pages, the patient's pages, the admin and the JSON API (OpenAPI at
+/api/v1/openapi.json)."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from microneedling.api import api
 
 urlpatterns = [
+    path("", include("microneedling.web.urls")),
+    path("my/", include("microneedling.portal.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

@@ -1,9 +1,11 @@
-"""Writes for patients: recording a screening and a provider's review of it."""
+"""Writes for patients: signing up, recording a screening and a provider's review of it."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -11,6 +13,7 @@ from microneedling.accounts.actors import Actor, acting_user
 from microneedling.audit.services import audit_record
 from microneedling.core.knowledge import load_pack
 from microneedling.core.screening import Intake, screen
+from microneedling.directory.models import Location
 from microneedling.patients.models import Patient, Screening
 
 
@@ -23,15 +26,20 @@ def screening_record(*, patient: Patient, intake: Intake) -> Screening:
         if result.verdict == "clinician_review"
         else Screening.Review.NOT_NEEDED
     )
-    return Screening.objects.create(
-        patient=patient,
-        intake=intake.model_dump(mode="json"),
-        result=result.to_dict(),
-        verdict=result.verdict,
-        deferred_until=result.deferred_until,
-        pack_version=pack.version,
-        review=review,
-    )
+    with transaction.atomic():
+        if patient.fitzpatrick_type != intake.fitzpatrick_type:
+            # The latest intake is the truth about the skin type the plans use.
+            patient.fitzpatrick_type = intake.fitzpatrick_type
+            patient.save(update_fields=["fitzpatrick_type"])
+        return Screening.objects.create(
+            patient=patient,
+            intake=intake.model_dump(mode="json"),
+            result=result.to_dict(),
+            verdict=result.verdict,
+            deferred_until=result.deferred_until,
+            pack_version=pack.version,
+            review=review,
+        )
 
 
 def screening_review(
@@ -58,3 +66,38 @@ def screening_review(
             details=details,
         )
     return screening
+
+
+def patient_register(
+    *,
+    email: str,
+    password: str,
+    first_name: str,
+    last_name: str,
+    birth_date: date,
+    location: Location,
+    phone: str = "",
+    zip_code: str = "",
+) -> Patient:
+    """Create a patient's sign-in and record together (both or neither), with the chosen
+    location's organisation as their clinic. The e-mail address is the user name."""
+    user_model = get_user_model()
+    with transaction.atomic():
+        user = user_model.objects.create_user(
+            username=email.lower(),
+            email=email.lower(),
+            password=password,
+            first_name=first_name,
+            last_name=last_name,
+        )
+        return Patient.objects.create(
+            user=user,
+            organization_id=location.organization_id,
+            first_name=first_name,
+            last_name=last_name,
+            email=email.lower(),
+            phone=phone,
+            birth_date=birth_date,
+            zip_code=zip_code,
+            timezone=location.timezone,
+        )

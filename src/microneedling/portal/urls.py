@@ -1,0 +1,15 @@
+"""The patient's page routes."""
+
+from django.urls import path
+
+from microneedling.portal import views
+
+app_name = "portal"
+urlpatterns = [
+    path("sign-up/", views.sign_up, name="sign_up"),
+    path("sign-in/", views.sign_in, name="sign_in"),
+    path("sign-out/", views.sign_out, name="sign_out"),
+    path("", views.home, name="home"),
+    path("intake/", views.intake, name="intake"),
+    path("screenings/<int:screening_id>/", views.screening, name="screening"),
+]

@@ -1,0 +1,110 @@
+"""The patient's pages: thin views over the patients services and the screening engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView, LogoutView
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from microneedling.core.knowledge import load_pack
+from microneedling.patients.models import Patient, Screening
+from microneedling.patients.services import patient_register, screening_record
+from microneedling.portal.forms import IntakeForm, SignUpForm
+from microneedling.portal.verdicts import explain
+
+View = Callable[..., HttpResponse]
+
+
+def patient_required(view: Callable[..., HttpResponse]) -> View:
+    """Signed in as a patient: the view gets the patient's own record and nobody else's."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        patient = Patient.objects.filter(user_id=request.user.pk or 0).first()
+        if patient is None:
+            messages.info(request, "This account has no patient record; staff use the desk.")
+            return redirect("web:home")
+        return view(request, patient, *args, **kwargs)
+
+    return wrapper
+
+
+@require_http_methods(["GET", "POST"])
+def sign_up(request: HttpRequest) -> HttpResponse:
+    """Create an account and a patient record, then go straight to the intake."""
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        patient = patient_register(
+            email=data["email"],
+            password=data["password"],
+            first_name=data["first_name"],
+            last_name=data["last_name"],
+            birth_date=data["birth_date"],
+            location=data["location"],
+        )
+        login(request, patient.user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, "Your account is ready. A few questions about your skin next.")
+        return redirect("portal:intake")
+    return render(request, "portal/sign_up.html", {"form": form})
+
+
+class SignInView(LoginView):
+    """Sign in with the e-mail address and password."""
+
+    template_name = "portal/sign_in.html"
+    redirect_authenticated_user = True
+
+
+class SignOutView(LogoutView):
+    """Sign out (POST only, as Django requires)."""
+
+
+@patient_required
+def home(request: HttpRequest, patient: Patient) -> HttpResponse:
+    """My care: where the patient stands and what to do next."""
+    screening = patient.screenings.order_by("-created_at").first()
+    return render(
+        request,
+        "portal/home.html",
+        {
+            "patient": patient,
+            "screening": screening,
+            "verdict": explain(screening) if screening else None,
+        },
+    )
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def intake(request: HttpRequest, patient: Patient) -> HttpResponse:
+    """The questionnaire; a valid one is screened and kept, then its verdict explained."""
+    pack = load_pack()
+    initial = {"birth_date": patient.birth_date, "fitzpatrick_type": patient.fitzpatrick_type}
+    form = IntakeForm(request.POST or None, pack=pack, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        screening = screening_record(patient=patient, intake=form.intake)
+        return redirect("portal:screening", screening_id=screening.pk)
+    return render(request, "portal/intake.html", {"form": form})
+
+
+@patient_required
+def screening(request: HttpRequest, patient: Patient, screening_id: int) -> HttpResponse:
+    """One of the patient's own screenings, explained."""
+    found = Screening.objects.filter(patient=patient, pk=screening_id).first()
+    if found is None:
+        return render(request, "portal/not_found.html", status=404)
+    return render(request, "portal/screening.html", {"screening": found, "verdict": explain(found)})
+
+
+sign_in = SignInView.as_view()
+sign_out = SignOutView.as_view()

@@ -1,0 +1,199 @@
+"""The public and patient pages through Django's test client (both database engines)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from microneedling.core.knowledge import load_pack
+from microneedling.directory.models import Location
+from microneedling.patients.models import Patient, Screening
+from microneedling.patients.services import patient_register
+from tests.web.conftest import NOW, Clinic, build_clinic
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
+PLANNED = (NOW + timedelta(days=14)).date()
+
+
+def sign_up_data(clinic: Clinic, **changes: str) -> dict[str, str]:
+    data = {
+        "first_name": "Dana",
+        "last_name": "Reyes",
+        "email": "dana.reyes@example.org",
+        "birth_date": "1990-05-17",
+        "location": str(clinic.location.pk),
+        "password": "a-long-harbour-walk",
+    }
+    return {**data, **changes}
+
+
+def intake_data(**changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "planned_date": PLANNED.isoformat(),
+        "treatment_areas": ["face"],
+        "birth_date": "1990-05-17",
+        "fitzpatrick_type": "2",
+    }
+    for code in load_pack().codes["medications"]:
+        data[f"medicine_{code}"] = "no"
+    return {**data, **changes}
+
+
+@pytest.fixture
+def patient_client(clinic: Clinic) -> tuple[Client, Patient]:
+    patient = patient_register(
+        email="dana.reyes@example.org",
+        password="a-long-harbour-walk",
+        first_name="Dana",
+        last_name="Reyes",
+        birth_date=date(1990, 5, 17),
+        location=clinic.location,
+    )
+    client = Client()
+    client.force_login(patient.user)
+    return client, patient
+
+
+def test_the_treatment_page_is_written_from_the_pack_without_disputed_claims(client) -> None:
+    response = client.get(reverse("web:treatment"))
+    assert response.status_code == 200
+    pack = load_pack()
+    text = response.content.decode()
+    for fact in ("fact.definition", "fact.comfort", "fact.professional_setting"):
+        message = next(f.message for f in pack.data.facts if f.id == fact)
+        assert message.replace("'", "&#x27;") in text
+    for symptom in pack.data.symptoms:
+        assert symptom.name in text
+    assert "400%" not in text
+    assert "0479T" not in text  # billing codes are not patient information
+
+
+def test_locations_near_a_zip_code_come_nearest_first(client) -> None:
+    build_clinic(name="Riverbend")
+    far = build_clinic(name="Lakeside")
+    far.location.latitude, far.location.longitude = 42.05, -87.68
+    far.location.save()
+    response = client.get(reverse("web:locations"), {"q": "60601"})
+    text = response.content.decode()
+    assert text.index("Riverbend") < text.index("Lakeside")
+
+
+def test_an_unknown_zip_code_is_explained_beside_the_field(client) -> None:
+    response = client.get(reverse("web:locations"), {"q": "00000"})
+    assert response.status_code == 200
+    assert 'id="id_q_error"' in response.content.decode()
+    assert "unknown ZIP code" in response.content.decode()
+
+
+def test_a_closed_location_says_where_its_patients_go(client, clinic: Clinic) -> None:
+    successor = build_clinic(name="Lakeside").location
+    clinic.location.status = Location.Status.CLOSED
+    clinic.location.successor = successor
+    clinic.location.save()
+    response = client.get(reverse("web:location", args=[clinic.location.slug]))
+    text = response.content.decode()
+    assert "has closed" in text
+    assert reverse("web:location", args=[successor.slug]) in text
+
+
+def test_signing_up_creates_the_account_and_the_patient_then_asks_the_questions(
+    client, clinic: Clinic
+) -> None:
+    response = client.post(reverse("portal:sign_up"), sign_up_data(clinic))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("portal:intake")
+    patient = Patient.objects.get(email="dana.reyes@example.org")
+    assert patient.user is not None and patient.organization_id == clinic.org.pk
+    assert client.get(reverse("portal:intake")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("email", "not-an-address", "valid email"),
+        ("password", "12345678", "entirely numeric"),
+        ("birth_date", "2099-01-01", "in the past"),
+        ("location", "999999", "valid choice"),
+    ],
+)
+def test_a_bad_sign_up_names_the_field_and_saves_nothing(
+    client, clinic: Clinic, field: str, value: str, problem: str
+) -> None:
+    response = client.post(reverse("portal:sign_up"), sign_up_data(clinic, **{field: value}))
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert f'id="id_{field}_error"' in text
+    assert problem in text
+    assert not get_user_model().objects.exists()
+    assert not Patient.objects.exists()
+
+
+def test_a_healthy_intake_is_screened_eligible_and_explained(patient_client) -> None:
+    client, patient = patient_client
+    response = client.post(reverse("portal:intake"), intake_data())
+    screening = Screening.objects.get(patient=patient)
+    assert response["Location"] == reverse("portal:screening", args=[screening.pk])
+    assert screening.verdict == "eligible"
+    page = client.get(response["Location"]).content.decode()
+    assert "you can book your course" in page
+
+
+def test_pregnancy_is_not_eligible_and_says_why(patient_client) -> None:
+    client, patient = patient_client
+    response = client.post(reverse("portal:intake"), intake_data(pregnant="on"))
+    page = client.get(response["Location"]).content.decode()
+    assert Screening.objects.get(patient=patient).verdict == "not_eligible"
+    assert "not right for you at the moment" in page
+    assert "<h3>Why</h3>" in page
+
+
+def test_a_stopped_medicine_needs_its_last_dose_and_nothing_is_saved(patient_client) -> None:
+    client, patient = patient_client
+    response = client.post(reverse("portal:intake"), intake_data(medicine_isotretinoin="stopped"))
+    assert response.status_code == 200
+    assert 'id="id_medicine_isotretinoin_last_dose_error"' in response.content.decode()
+    assert not Screening.objects.filter(patient=patient).exists()
+
+
+def test_a_recent_isotretinoin_course_defers_until_the_waiting_period_ends(
+    patient_client,
+) -> None:
+    client, patient = patient_client
+    last_dose = PLANNED - timedelta(days=30)
+    client.post(
+        reverse("portal:intake"),
+        intake_data(
+            medicine_isotretinoin="stopped",
+            medicine_isotretinoin_last_dose=last_dose.isoformat(),
+        ),
+    )
+    screening = Screening.objects.get(patient=patient)
+    assert screening.verdict == "deferred"
+    assert screening.deferred_until is not None and screening.deferred_until > PLANNED
+
+
+def test_a_patient_cannot_open_another_patients_screening(patient_client, clinic: Clinic) -> None:
+    client, _ = patient_client
+    other = patient_register(
+        email="eli.park@example.org",
+        password="a-long-harbour-walk",
+        first_name="Eli",
+        last_name="Park",
+        birth_date=date(1985, 1, 2),
+        location=clinic.location,
+    )
+    other_client = Client()
+    other_client.force_login(other.user)
+    other_client.post(reverse("portal:intake"), intake_data())
+    theirs = Screening.objects.get(patient=other)
+    assert client.get(reverse("portal:screening", args=[theirs.pk])).status_code == 404
+
+
+def test_the_patient_pages_need_a_sign_in(client) -> None:
+    response = client.get(reverse("portal:intake"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("portal:sign_in"))
