@@ -17,6 +17,8 @@ from tests.web.conftest import NOW, Clinic, build_clinic
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 PLANNED = (NOW + timedelta(days=14)).date()
+#: A test account's password (not a secret).
+PASSWORD = "a-long-harbour-walk"  # noqa: S105
 
 
 def sign_up_data(clinic: Clinic, **changes: str) -> dict[str, str]:
@@ -26,7 +28,7 @@ def sign_up_data(clinic: Clinic, **changes: str) -> dict[str, str]:
         "email": "dana.reyes@example.org",
         "birth_date": "1990-05-17",
         "location": str(clinic.location.pk),
-        "password": "a-long-harbour-walk",
+        "password": PASSWORD,
     }
     return {**data, **changes}
 
@@ -47,7 +49,7 @@ def intake_data(**changes: object) -> dict[str, object]:
 def patient_client(clinic: Clinic) -> tuple[Client, Patient]:
     patient = patient_register(
         email="dana.reyes@example.org",
-        password="a-long-harbour-walk",
+        password=PASSWORD,
         first_name="Dana",
         last_name="Reyes",
         birth_date=date(1990, 5, 17),
@@ -180,7 +182,7 @@ def test_a_patient_cannot_open_another_patients_screening(patient_client, clinic
     client, _ = patient_client
     other = patient_register(
         email="eli.park@example.org",
-        password="a-long-harbour-walk",
+        password=PASSWORD,
         first_name="Eli",
         last_name="Park",
         birth_date=date(1985, 1, 2),
