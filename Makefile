@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint format bench docs clean
+.PHONY: setup e2e-deps run test lint format bench docs clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -20,7 +20,13 @@ run: setup
 	$(UV) run microneedling demo --if-empty
 	$(UV) run microneedling serve
 
-test: setup
+# Browser-test helpers (axe-core) from the npm registry, when npm is there; the browser tests
+# skip without them outside CI, and fail without them under CI=true.
+e2e-deps:
+	@if command -v npm >/dev/null; then npm ci --prefix tests/e2e --no-audit --no-fund --silent; \
+	else echo "npm not found: browser tests will be skipped (CI fails instead)"; fi
+
+test: setup e2e-deps
 	$(UV) run pytest $(PYTEST_ARGS)
 
 lint: setup

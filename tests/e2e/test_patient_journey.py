@@ -1,0 +1,84 @@
+"""A new patient in a real browser on a phone-sized screen: reads about the treatment, finds
+a location, signs up, answers the questions and reads the verdict; every page passes axe."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from microneedling.patients.models import Patient, Screening
+from tests.e2e.conftest import check_accessibility, screenshot
+from tests.web.conftest import build_clinic
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PASSWORD = "a-long-harbour-walk"  # noqa: S105 - a test account
+
+
+def test_public_pages_work_on_a_phone_and_pass_axe(phone) -> None:  # type: ignore[no-untyped-def]
+    clinic = build_clinic(name="Riverbend")
+    phone.goto("/")
+    assert phone.get_by_role("heading", level=1).inner_text().startswith("Microneedling")
+    check_accessibility(phone)
+    screenshot(phone, "home-phone")
+
+    phone.get_by_role("link", name="The treatment", exact=True).click()
+    phone.get_by_role("heading", name="Side effects").wait_for()
+    check_accessibility(phone)
+    screenshot(phone, "treatment-phone")
+    # Nothing is wider than the phone: no sideways scrolling of the page itself.
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375
+
+    phone.get_by_role("link", name="Find a location", exact=True).click()
+    phone.get_by_label("ZIP code or city").fill("60601")
+    phone.get_by_role("button", name="Search").click()
+    phone.get_by_role("link", name="Riverbend").click()
+    phone.get_by_role("heading", name="Opening hours").wait_for()
+    assert "Dr. Ada Quill" in phone.content()
+    check_accessibility(phone)
+    screenshot(phone, "location-phone")
+    assert clinic.location.slug in phone.url
+
+
+def test_a_bad_search_is_explained_beside_the_field(phone) -> None:  # type: ignore[no-untyped-def]
+    phone.goto("/locations/")
+    phone.get_by_label("ZIP code or city").fill("00000")
+    phone.get_by_role("button", name="Search").click()
+    error = phone.locator("#id_q_error")
+    assert "unknown ZIP code" in error.inner_text()
+    check_accessibility(phone)
+
+
+def test_a_new_patient_signs_up_answers_the_questions_and_can_book(phone) -> None:  # type: ignore[no-untyped-def]
+    clinic = build_clinic(name="Riverbend")
+    phone.goto("/my/sign-up/")
+    check_accessibility(phone)
+    phone.get_by_label("First name").fill("Dana")
+    phone.get_by_label("Last name").fill("Reyes")
+    phone.get_by_label("E-mail address").fill("not-an-address")
+    phone.get_by_label("Date of birth").fill("1990-05-17")
+    phone.get_by_label("Your clinic").select_option(label=str(clinic.location))
+    phone.get_by_label("Password").fill(PASSWORD)
+    phone.get_by_role("button", name="Create account").click()
+    assert "valid email" in phone.locator("#id_email_error").inner_text()
+    assert not Patient.objects.exists()  # nothing saved from the bad form
+
+    phone.get_by_label("E-mail address").fill("dana.reyes@example.org")
+    phone.get_by_label("Password").fill(PASSWORD)
+    phone.get_by_role("button", name="Create account").click()
+    phone.get_by_role("heading", name="About your skin and health").wait_for()
+    check_accessibility(phone)
+
+    planned = timezone.localdate() + timedelta(days=21)
+    phone.get_by_label("When would you like your first session?").fill(planned.isoformat())
+    phone.get_by_label("Face", exact=True).check()
+    phone.get_by_label("II: fair, usually burns, tans a little").check()
+    screenshot(phone, "intake-phone")
+    phone.get_by_role("button", name="See the result").click()
+    phone.get_by_role("heading", name="Good news: you can book your course.").wait_for()
+    check_accessibility(phone)
+    screenshot(phone, "verdict-phone")
+    patient = Patient.objects.get(email="dana.reyes@example.org")
+    assert Screening.objects.get(patient=patient).verdict == "eligible"
