@@ -4,11 +4,13 @@ a location, signs up, answers the questions and reads the verdict; every page pa
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
 
 from microneedling.patients.models import Patient, Screening
+from microneedling.scheduling.models import Appointment, Course
 from tests.e2e.conftest import check_accessibility, screenshot
 from tests.web.conftest import build_clinic
 
@@ -82,3 +84,52 @@ def test_a_new_patient_signs_up_answers_the_questions_and_can_book(phone) -> Non
     screenshot(phone, "verdict-phone")
     patient = Patient.objects.get(email="dana.reyes@example.org")
     assert Screening.objects.get(patient=patient).verdict == "eligible"
+
+
+def test_a_patient_books_a_whole_course_and_reschedules_a_session(phone) -> None:  # type: ignore[no-untyped-def]
+    clinic = build_clinic(name="Riverbend")
+    phone.goto("/my/sign-up/")
+    phone.get_by_label("First name").fill("Cleo")
+    phone.get_by_label("Last name").fill("Marsh")
+    phone.get_by_label("E-mail address").fill("cleo.marsh@example.org")
+    phone.get_by_label("Date of birth").fill("1988-02-11")
+    phone.get_by_label("Your clinic").select_option(label=str(clinic.location))
+    phone.get_by_label("Password").fill(PASSWORD)
+    phone.get_by_role("button", name="Create account").click()
+    planned = timezone.localdate() + timedelta(days=14)
+    phone.get_by_label("When would you like your first session?").fill(planned.isoformat())
+    phone.get_by_label("Face", exact=True).check()
+    phone.get_by_label("III: medium, sometimes burns, tans evenly").check()
+    phone.get_by_role("button", name="See the result").click()
+
+    phone.get_by_role("link", name="Plan and book your course").click()
+    phone.get_by_label("Acne scars").check()
+    phone.get_by_role("button", name="Show my course").click()
+    phone.get_by_role("heading", name="Your course: 3 sessions").wait_for()
+    check_accessibility(phone)
+    screenshot(phone, "course-proposal-phone")
+    phone.get_by_role("button", name="Book all 3 sessions").click()
+    phone.get_by_role("heading", name="My course at Riverbend").wait_for()
+    check_accessibility(phone)
+    screenshot(phone, "course-phone")
+    course = Course.objects.get(patient__email="cleo.marsh@example.org")
+    assert Appointment.objects.filter(course_session__course=course, status="booked").count() == 3
+
+    phone.get_by_role("link", name="Reschedule session 2").click()
+    choices = phone.locator("#id_starts_at option")
+    last = choices.nth(choices.count() - 1).get_attribute("value")
+    phone.get_by_label("New time").select_option(last)
+    phone.get_by_role("button", name="Show what changes").click()
+    phone.get_by_role("button", name="Confirm the new times").wait_for()
+    check_accessibility(phone)
+    screenshot(phone, "reschedule-preview-phone")
+    phone.get_by_role("button", name="Confirm the new times").click()
+    phone.get_by_role("heading", name="My course at Riverbend").wait_for()
+    second = Appointment.objects.get(
+        course_session__course=course, course_session__number=2, status="booked"
+    )
+    assert second.starts_at.isoformat() == last
+    for visit in Appointment.objects.filter(course_session__course=course, status="booked"):
+        session = visit.course_session
+        day = visit.starts_at.astimezone(ZoneInfo(clinic.location.timezone)).date()
+        assert session.earliest <= day <= session.latest

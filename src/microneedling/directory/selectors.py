@@ -95,3 +95,20 @@ def services_of(location: Location) -> QuerySet[Service]:
         .prefetch_related("phases")
         .order_by("kind", "name")
     )
+
+
+def treatment_service_for(location: Location, areas: list[str]) -> Service | None:
+    """The organisation's microneedling service that covers every chosen area (an area is
+    covered by itself or by an area it lies in, such as the cheeks by the face), the one
+    covering the fewest extra areas first; None if no service covers them all."""
+    from microneedling.core.knowledge import load_pack  # noqa: PLC0415 - pack loads lazily
+
+    pack = load_pack()
+    candidates = []
+    for service in Service.objects.filter(
+        organization_id=location.organization_id, active=True, kind="treatment"
+    ).order_by("pk"):
+        offered = set(service.areas)
+        if all(offered & set(pack.area_lineage(area)) for area in areas):
+            candidates.append((len(offered), service.pk, service))
+    return min(candidates)[2] if candidates else None

@@ -242,3 +242,80 @@ def _plain(error: ValueError) -> str:
     if "birth_date must be before" in text:
         return "The date of birth must be before the first session."
     return "Some answers do not fit together; check the dates."
+
+
+WEEKDAY_CHOICES = [
+    (0, "Monday"),
+    (1, "Tuesday"),
+    (2, "Wednesday"),
+    (3, "Thursday"),
+    (4, "Friday"),
+    (5, "Saturday"),
+    (6, "Sunday"),
+]
+#: Parts of the day a patient may prefer, as local (from, to) readings.
+TIMES_OF_DAY = {
+    "any": (),
+    "morning": (("07:00", "12:00"),),
+    "afternoon": (("12:00", "17:00"),),
+    "evening": (("17:00", "21:00"),),
+}
+
+
+class CoursePlanForm(forms.Form):
+    """What the patient wants treated, where, from when, and what suits them best."""
+
+    location = forms.ModelChoiceField(label="Location", queryset=Location.objects.none())
+    indications = forms.MultipleChoiceField(
+        label="What would you like to improve?", widget=forms.CheckboxSelectMultiple
+    )
+    areas = forms.MultipleChoiceField(label="Areas", widget=forms.CheckboxSelectMultiple)
+    first_session = forms.DateField(
+        label="First session on or after", widget=DateInput, help_text="We look up to six days on."
+    )
+    weekdays = forms.TypedMultipleChoiceField(
+        label="Days that suit you (optional)",
+        choices=WEEKDAY_CHOICES,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    time_of_day = forms.ChoiceField(
+        label="Time of day",
+        choices=[(key, key.capitalize() if key != "any" else "Any time") for key in TIMES_OF_DAY],
+        initial="any",
+    )
+
+    def __init__(self, *args: Any, pack: Pack, organization_id: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        location = self.fields["location"]
+        if isinstance(location, forms.ModelChoiceField):
+            location.queryset = Location.objects.filter(organization_id=organization_id).exclude(
+                status=Location.Status.CLOSED
+            )
+        for name, options in (
+            ("indications", [(i.code, i.name) for i in pack.data.indications]),
+            ("areas", [(a.code, a.name) for a in pack.data.areas]),
+        ):
+            field = self.fields[name]
+            if isinstance(field, forms.ChoiceField):
+                field.choices = options
+
+    def clean_first_session(self) -> date:
+        """Not before tomorrow: a course is booked with notice."""
+        first: date = self.cleaned_data["first_session"]
+        if first <= timezone.localdate():
+            raise ValidationError("Choose a day from tomorrow on.")
+        return first
+
+
+class MoveForm(forms.Form):
+    """A new start for one session, from the starts that are free inside its window."""
+
+    starts_at = forms.ChoiceField(label="New time")
+
+    def __init__(self, *args: Any, options: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["starts_at"]
+        if isinstance(field, forms.ChoiceField):
+            field.choices = options

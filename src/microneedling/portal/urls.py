@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from microneedling.portal import views
+from microneedling.portal import courses, views
 
 app_name = "portal"
 urlpatterns = [
@@ -12,4 +12,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("intake/", views.intake, name="intake"),
     path("screenings/<int:screening_id>/", views.screening, name="screening"),
+    path("course/plan/", courses.course_plan, name="course_plan"),
+    path("courses/<int:course_id>/", courses.course_detail, name="course"),
+    path("visits/<int:appointment_id>/move/", courses.session_move, name="session_move"),
+    path("visits/<int:appointment_id>/cancel/", courses.session_cancel, name="session_cancel"),
 ]

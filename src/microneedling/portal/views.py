@@ -19,6 +19,7 @@ from microneedling.patients.models import Patient, Screening
 from microneedling.patients.services import patient_register, screening_record
 from microneedling.portal.forms import IntakeForm, SignUpForm
 from microneedling.portal.verdicts import explain
+from microneedling.scheduling.models import Course
 
 View = Callable[..., HttpResponse]
 
@@ -80,6 +81,9 @@ def home(request: HttpRequest, patient: Patient) -> HttpResponse:
             "patient": patient,
             "screening": screening,
             "verdict": explain(screening) if screening else None,
+            "courses": Course.objects.filter(patient=patient)
+            .select_related("location")
+            .order_by("-created_at"),
         },
     )
 

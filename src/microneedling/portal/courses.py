@@ -1,0 +1,245 @@
+"""The patient's course pages: plan and book a whole course, see it, move or cancel a session
+(each change previewed before it is saved). Thin views over the scheduling services."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from microneedling.core.errors import BookingConflict, BookingRefused
+from microneedling.core.knowledge import load_pack
+from microneedling.directory.models import Location
+from microneedling.directory.selectors import treatment_service_for
+from microneedling.patients.models import Patient
+from microneedling.portal.forms import TIMES_OF_DAY, CoursePlanForm, MoveForm
+from microneedling.portal.views import patient_required
+from microneedling.scheduling import services
+from microneedling.scheduling.models import Appointment
+from microneedling.scheduling.rebooking import course_session_replace
+from microneedling.scheduling.replanning import Replan, course_session_move
+from microneedling.scheduling.selectors import patient_courses, session_move_options
+
+
+def _initial_plan(patient: Patient) -> dict[str, Any]:
+    """Start from the latest answers: their areas and the first day allowed."""
+    screening = patient.screenings.order_by("-created_at").first()
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    initial: dict[str, Any] = {"first_session": tomorrow}
+    location = (
+        Location.objects.filter(organization_id=patient.organization_id)
+        .exclude(status=Location.Status.CLOSED)
+        .order_by("name")
+        .first()
+    )
+    if location is not None:
+        initial["location"] = location.pk
+    if screening is not None:
+        intake = screening.intake
+        initial["areas"] = intake.get("treatment_areas", [])
+        planned = date.fromisoformat(intake["planned_date"])
+        allowed = screening.deferred_until or planned
+        initial["first_session"] = max(tomorrow, planned, allowed)
+    return initial
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def course_plan(request: HttpRequest, patient: Patient) -> HttpResponse:
+    """Choose concerns and areas, see the proposed course as a timeline, book it all."""
+    pack = load_pack()
+    form = CoursePlanForm(
+        request.POST or None,
+        pack=pack,
+        organization_id=patient.organization_id,
+        initial=_initial_plan(patient),
+    )
+    proposal = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        location = data["location"]
+        service = treatment_service_for(location, data["areas"])
+        if service is None:
+            form.add_error("areas", "No single visit here covers all these areas; choose fewer.")
+        else:
+            args: dict[str, Any] = {
+                "patient": patient,
+                "location": location,
+                "service": service,
+                "indications": data["indications"],
+                "first_session": data["first_session"],
+                "areas": data["areas"],
+                "preferences": services.Preferences(
+                    weekdays=tuple(data["weekdays"]), times=TIMES_OF_DAY[data["time_of_day"]]
+                ),
+            }
+            try:
+                services.booking_gate(patient, data["first_session"])
+                if request.POST.get("action") == "book":
+                    course = services.course_book(actor=request.user, **args)
+                    messages.success(request, "Your course is booked. See you soon!")
+                    return redirect("portal:course", course_id=course.pk)
+                proposal = services.course_propose(**args)
+                if not proposal.series.ok:
+                    form.add_error(
+                        None, _no_fit(proposal.series.failed_session, proposal.series.reason)
+                    )
+                    proposal = None
+            except BookingRefused as refused:
+                form.add_error(
+                    refused.field if refused.field in form.fields else None, refused.message
+                )
+            except BookingConflict as conflict:
+                form.add_error(None, _no_fit(conflict.session, conflict.message))
+    return render(
+        request,
+        "portal/course_plan.html",
+        {"form": form, "proposal": proposal, "timeline": _timeline(proposal)},
+    )
+
+
+def _no_fit(session: int | None, reason: str | None) -> str:
+    where = f"Session {session}" if session else "The course"
+    return f"{where} could not be placed: {reason or 'no free times'}. Try another start day."
+
+
+def _timeline(proposal: services.CourseProposal | None) -> list[dict[str, Any]]:
+    """Each proposed session with its window and the time found for it."""
+    if proposal is None:
+        return []
+    zone = ZoneInfo(proposal.calendar.zone)
+    chosen = dict(proposal.series.choices)
+    rows = []
+    for session in proposal.plan.sessions:
+        slot = chosen.get(session.number)
+        rows.append(
+            {
+                "number": session.number,
+                "earliest": session.earliest,
+                "latest": session.latest,
+                "start": slot.start.astimezone(zone) if slot else None,
+            }
+        )
+    return rows
+
+
+@patient_required
+def course_detail(request: HttpRequest, patient: Patient, course_id: int) -> HttpResponse:
+    """My course: every session with its window and visit, and what can be changed."""
+    course = patient_courses(patient).filter(pk=course_id).first()
+    if course is None:
+        return render(request, "portal/not_found.html", status=404)
+    zone = ZoneInfo(course.location.timezone)
+    rows = []
+    for session in course.sessions.all():
+        visits = list(session.appointments.all())
+        current = next((v for v in visits if v.status in Appointment.HOLDING), None)
+        rows.append(
+            {
+                "session": session,
+                "visit": current,
+                "local_start": current.starts_at.astimezone(zone) if current else None,
+                "history": [v for v in visits if v is not current],
+                "changeable": current is not None and current.status == Appointment.Status.BOOKED,
+            }
+        )
+    return render(request, "portal/course.html", {"course": course, "rows": rows})
+
+
+def _own_visit(patient: Patient, appointment_id: int) -> Appointment | None:
+    return (
+        Appointment.objects.select_related("course_session", "location", "service", "provider")
+        .filter(patient=patient, pk=appointment_id, course_session__isnull=False)
+        .first()
+    )
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def session_move(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
+    """Choose a new time inside the session's window; see the re-planned rest; confirm."""
+    visit = _own_visit(patient, appointment_id)
+    if visit is None:
+        return render(request, "portal/not_found.html", status=404)
+    now = timezone.now()
+    zone = ZoneInfo(visit.location.timezone)
+    starts = session_move_options(visit, now=now)
+    options = [(s.isoformat(), s.astimezone(zone).strftime("%A %d %B, %H:%M")) for s in starts]
+    form = MoveForm(request.POST or None, options=options)
+    replan: Replan | None = None
+    if request.method == "POST" and form.is_valid():
+        starts_at = datetime.fromisoformat(form.cleaned_data["starts_at"])
+        apply = request.POST.get("action") == "apply"
+        try:
+            replan = course_session_move(
+                appointment=visit, starts_at=starts_at, actor=request.user, apply=apply, now=now
+            )
+        except (BookingRefused, BookingConflict) as problem:
+            form.add_error("starts_at", problem.message)
+        else:
+            if replan.applied:
+                messages.success(request, "Your session has moved; the rest of the course follows.")
+                return redirect("portal:course", course_id=replan.course_id)
+    return render(
+        request,
+        "portal/move.html",
+        {"visit": visit, "form": form, "replan": replan, "changes": _changes(replan, zone)},
+    )
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def session_cancel(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
+    """Cancel a session: see the replacement (and any later change) first, then confirm."""
+    visit = _own_visit(patient, appointment_id)
+    if visit is None:
+        return render(request, "portal/not_found.html", status=404)
+    zone = ZoneInfo(visit.location.timezone)
+    replan: Replan | None = None
+    problem = ""
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "cancel_only":
+                services.appointment_cancel(appointment=visit, actor=request.user, reason="patient")
+                messages.success(request, "The session is cancelled. Book it again from here.")
+                return redirect("portal:course", course_id=visit.course_session.course_id)  # type: ignore[union-attr]
+            replan = course_session_replace(
+                appointment=visit,
+                status="cancelled",
+                actor=request.user,
+                apply=action == "apply",
+                reason="patient",
+            )
+        except (BookingRefused, BookingConflict) as error:
+            problem = error.message
+        else:
+            if replan.applied:
+                messages.success(request, "Cancelled, and the session is booked again.")
+                return redirect("portal:course", course_id=replan.course_id)
+    return render(
+        request,
+        "portal/cancel.html",
+        {"visit": visit, "replan": replan, "changes": _changes(replan, zone), "problem": problem},
+    )
+
+
+def _changes(replan: Replan | None, zone: ZoneInfo) -> list[dict[str, Any]]:
+    if replan is None:
+        return []
+    return [
+        {
+            "number": change.number,
+            "old": change.old_start.astimezone(zone),
+            "new": change.new_start.astimezone(zone),
+            "changed": change.changed,
+            "window": change.window,
+        }
+        for change in replan.changes
+    ]

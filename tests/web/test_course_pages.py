@@ -1,0 +1,163 @@
+"""The patient's course pages: plan and book a whole course, move and cancel a session with a
+preview first (Django's test client, both engines)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from microneedling.patients.models import Patient
+from microneedling.scheduling.models import Appointment, Course
+from tests.web.conftest import TZ, Clinic, make_patient
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
+
+
+def signed_in(patient: Patient) -> Client:
+    user = get_user_model().objects.create_user(
+        username=patient.email, email=patient.email, password=None
+    )
+    patient.user = user
+    patient.save(update_fields=["user"])
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def plan_data(clinic: Clinic, **changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "location": str(clinic.location.pk),
+        "indications": ["acne_scars"],
+        "areas": ["face"],
+        "first_session": "2027-03-08",
+        "time_of_day": "any",
+    }
+    return {**data, **changes}
+
+
+def book(clinic: Clinic, client: Client) -> Course:
+    response = client.post(reverse("portal:course_plan"), plan_data(clinic, action="book"))
+    course = Course.objects.get()
+    assert response["Location"] == reverse("portal:course", args=[course.pk])
+    return course
+
+
+def test_the_plan_previews_every_session_then_books_them_all(clinic: Clinic) -> None:
+    client = signed_in(make_patient(clinic))
+    preview = client.post(reverse("portal:course_plan"), plan_data(clinic, action="preview"))
+    page = preview.content.decode()
+    assert "Your course: 3 sessions" in page
+    assert page.count("<strong>Session ") == 3
+    assert not Course.objects.exists()  # a preview books nothing
+
+    course = book(clinic, client)
+    assert Appointment.objects.filter(course_session__course=course).count() == 3
+    detail = client.get(reverse("portal:course", args=[course.pk])).content.decode()
+    assert "Reschedule session 2" in detail and "Cancel session 3" in detail
+
+
+def test_an_unscreened_patient_is_told_why_and_nothing_is_booked(clinic: Clinic) -> None:
+    patient = Patient.objects.create(
+        organization=clinic.org,
+        first_name="Finn",
+        last_name="Hale",
+        email="finn@example.test",
+        birth_date=date(1991, 1, 1),
+    )
+    client = signed_in(patient)
+    response = client.post(reverse("portal:course_plan"), plan_data(clinic, action="book"))
+    assert response.status_code == 200
+    assert "has not been screened" in response.content.decode()
+    assert not Course.objects.exists()
+
+
+def test_bad_plan_input_is_named_beside_the_field(clinic: Clinic) -> None:
+    client = signed_in(make_patient(clinic))
+    response = client.post(
+        reverse("portal:course_plan"), plan_data(clinic, first_session="2027-02-01", areas=[])
+    )
+    page = response.content.decode()
+    assert 'id="id_first_session_error"' in page
+    assert 'id="id_areas_error"' in page
+    assert not Course.objects.exists()
+
+
+def test_moving_a_session_shows_the_changes_before_saving_them(clinic: Clinic) -> None:
+    client = signed_in(make_patient(clinic))
+    course = book(clinic, client)
+    second = Appointment.objects.get(course_session__course=course, course_session__number=2)
+    url = reverse("portal:session_move", args=[second.pk])
+    form = client.get(url)
+    options = form.context["form"].fields["starts_at"].choices
+    assert options, "the window has free times"
+    new_start = options[-1][0]
+    preview = client.post(url, {"starts_at": new_start, "action": "preview"})
+    assert "Confirm the new times" in preview.content.decode()
+    second.refresh_from_db()
+    assert second.starts_at.isoformat() != new_start
+
+    done = client.post(url, {"starts_at": new_start, "action": "apply"})
+    assert done["Location"] == reverse("portal:course", args=[course.pk])
+    second.refresh_from_db()
+    assert second.starts_at.isoformat() == new_start
+    window = second.course_session
+    assert window.earliest <= second.starts_at.astimezone(TZ).date() <= window.latest
+
+
+def test_cancelling_a_session_previews_and_then_books_its_replacement(clinic: Clinic) -> None:
+    client = signed_in(make_patient(clinic))
+    course = book(clinic, client)
+    second = Appointment.objects.get(course_session__course=course, course_session__number=2)
+    url = reverse("portal:session_cancel", args=[second.pk])
+    preview = client.post(url, {"action": "preview"})
+    assert "Cancel and rebook" in preview.content.decode()
+    second.refresh_from_db()
+    assert second.status == "booked"
+
+    client.post(url, {"action": "apply"})
+    second.refresh_from_db()
+    assert second.status == "cancelled"
+    assert (
+        Appointment.objects.filter(course_session=second.course_session, status="booked").count()
+        == 1
+    )
+
+
+def test_another_patients_visit_cannot_be_moved(clinic: Clinic) -> None:
+    owner = signed_in(make_patient(clinic))
+    course = book(clinic, owner)
+    visit = Appointment.objects.filter(course_session__course=course).first()
+    assert visit is not None
+    stranger = signed_in(make_patient(clinic, name="Gus Lund"))
+    assert stranger.get(reverse("portal:session_move", args=[visit.pk])).status_code == 404
+    assert (
+        stranger.post(
+            reverse("portal:session_cancel", args=[visit.pk]), {"action": "apply"}
+        ).status_code
+        == 404
+    )
+
+
+def test_the_course_page_query_count_does_not_grow_with_its_visits(
+    clinic: Clinic, django_assert_max_num_queries
+) -> None:
+    client = signed_in(make_patient(clinic))
+    course = book(clinic, client)
+    url = reverse("portal:course", args=[course.pk])
+    with django_assert_max_num_queries(20) as captured:
+        client.get(url)
+    baseline = len(captured.captured_queries)
+    # Cancelling and rebooking two sessions adds visits to the page, not queries.
+    for number in (2, 3):
+        visit = Appointment.objects.get(
+            course_session__course=course, course_session__number=number, status="booked"
+        )
+        client.post(reverse("portal:session_cancel", args=[visit.pk]), {"action": "apply"})
+    assert Appointment.objects.filter(course_session__course=course).count() == 5
+    with django_assert_max_num_queries(baseline):
+        response = client.get(url)
+    assert response.content.decode().count("Earlier: ") == 2
