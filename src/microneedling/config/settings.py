@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "microneedling.scheduling",
     "microneedling.web",
     "microneedling.portal",
+    "microneedling.aftercare",
+    "microneedling.desk",
 ]
 
 MIDDLEWARE = [
@@ -120,6 +122,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 # Serve from the apps' static folders directly: `make run` needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True
+# Uploads (skin photos) are private: kept under the data folder, never served as static
+# files; only views that check who is asking hand them out.
+MEDIA_ROOT = DATA_DIR / "private"
+MEDIA_URL = "/private-media/"
 WHITENOISE_AUTOREFRESH = DEBUG
 LOGIN_URL = "portal:sign_in"
 LOGIN_REDIRECT_URL = "portal:home"

@@ -9,6 +9,7 @@ from microneedling.api import api
 urlpatterns = [
     path("", include("microneedling.web.urls")),
     path("my/", include("microneedling.portal.urls")),
+    path("desk/", include("microneedling.desk.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

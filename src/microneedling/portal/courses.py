@@ -55,7 +55,7 @@ def course_plan(request: HttpRequest, patient: Patient) -> HttpResponse:
     """Choose concerns and areas, see the proposed course as a timeline, book it all."""
     pack = load_pack()
     form = CoursePlanForm(
-        request.POST or None,
+        request.POST if request.method == "POST" else None,
         pack=pack,
         organization_id=patient.organization_id,
         initial=_initial_plan(patient),
@@ -171,7 +171,7 @@ def session_move(request: HttpRequest, patient: Patient, appointment_id: int) ->
     zone = ZoneInfo(visit.location.timezone)
     starts = session_move_options(visit, now=now)
     options = [(s.isoformat(), s.astimezone(zone).strftime("%A %d %B, %H:%M")) for s in starts]
-    form = MoveForm(request.POST or None, options=options)
+    form = MoveForm(request.POST if request.method == "POST" else None, options=options)
     replan: Replan | None = None
     if request.method == "POST" and form.is_valid():
         starts_at = datetime.fromisoformat(form.cleaned_data["starts_at"])

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from microneedling.aftercare import views as care
 from microneedling.portal import courses, views
 
 app_name = "portal"
@@ -16,4 +17,7 @@ urlpatterns = [
     path("courses/<int:course_id>/", courses.course_detail, name="course"),
     path("visits/<int:appointment_id>/move/", courses.session_move, name="session_move"),
     path("visits/<int:appointment_id>/cancel/", courses.session_cancel, name="session_cancel"),
+    path("visits/<int:appointment_id>/care/", care.visit_care, name="visit_care"),
+    path("visits/<int:appointment_id>/skin/", care.skin_report, name="skin_report"),
+    path("skin-reports/<int:report_id>/", care.skin_report_result, name="skin_report_result"),
 ]

@@ -42,7 +42,7 @@ def patient_required(view: Callable[..., HttpResponse]) -> View:
 @require_http_methods(["GET", "POST"])
 def sign_up(request: HttpRequest) -> HttpResponse:
     """Create an account and a patient record, then go straight to the intake."""
-    form = SignUpForm(request.POST or None)
+    form = SignUpForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         patient = patient_register(
@@ -94,7 +94,9 @@ def intake(request: HttpRequest, patient: Patient) -> HttpResponse:
     """The questionnaire; a valid one is screened and kept, then its verdict explained."""
     pack = load_pack()
     initial = {"birth_date": patient.birth_date, "fitzpatrick_type": patient.fitzpatrick_type}
-    form = IntakeForm(request.POST or None, pack=pack, initial=initial)
+    form = IntakeForm(
+        request.POST if request.method == "POST" else None, pack=pack, initial=initial
+    )
     if request.method == "POST" and form.is_valid():
         screening = screening_record(patient=patient, intake=form.intake)
         return redirect("portal:screening", screening_id=screening.pk)

@@ -1,6 +1,6 @@
 """Screening: intake in, verdict out (see :func:`screen`)."""
 
-from microneedling.core.screening.engine import age_on, screen
+from microneedling.core.screening.engine import age_on, medicine_holds, screen
 from microneedling.core.screening.intake import (
     ConditionEntry,
     Intake,
@@ -20,6 +20,7 @@ __all__ = [
     "ScreeningResult",
     "age_on",
     "check_codes",
+    "medicine_holds",
     "screen",
     "worst",
 ]

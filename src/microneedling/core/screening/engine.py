@@ -205,7 +205,13 @@ def _drop_milder_age_rules(reasons: list[Reason], pack: Pack) -> list[Reason]:
 
 
 def _holds(intake: Intake, pack: Pack) -> list[MedHold]:
-    planned, holds = intake.planned_date, []
+    return medicine_holds(intake, pack, session_day=intake.planned_date)
+
+
+def medicine_holds(intake: Intake, pack: Pack, *, session_day: date) -> list[MedHold]:
+    """The pauses the intake's medicines need around a session on ``session_day``: stop on
+    a day before it, take again from a day after (each later session has its own)."""
+    planned, holds = session_day, []
     for medication in intake.medications:
         for hold in pack.data.holds:
             if not pack.medication_matches(medication.code, hold.codes):

@@ -1,0 +1,69 @@
+"""The "How is your skin?" form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+
+from microneedling.core.knowledge import Pack
+from microneedling.core.triage import SymptomReport
+
+SEVERITY = (("", "No"), ("mild", "Mild"), ("moderate", "Moderate"), ("severe", "Severe"))
+#: Photos are kept privately with the report; only these formats, up to this size.
+PHOTO_TYPES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
+PHOTO_MAX_BYTES = 5 * 1024 * 1024
+
+
+class SkinReportForm(forms.Form):
+    """One question per side effect (none, mild, moderate, severe), notes and a photo."""
+
+    notes = forms.CharField(
+        label="Anything else to tell us?", required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    photo = forms.FileField(
+        label="Photo (optional)",
+        required=False,
+        help_text="A JPEG or PNG up to 5 MB. Only your clinic sees it.",
+    )
+
+    def __init__(self, *args: Any, pack: Pack, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.codes = [s.code for s in pack.data.symptoms]
+        for symptom in pack.data.symptoms:
+            self.fields[f"symptom_{symptom.code}"] = forms.ChoiceField(
+                label=symptom.name, choices=SEVERITY, required=False
+            )
+        # Symptoms first, then notes and photo.
+        self.order_fields([f"symptom_{code}" for code in self.codes])
+
+    def symptom_fields(self) -> list[forms.BoundField]:
+        """The symptom questions, for the template."""
+        return [self[f"symptom_{code}"] for code in self.codes]
+
+    def clean_photo(self) -> UploadedFile[bytes] | None:
+        """Only real JPEG or PNG images, and not too large."""
+        photo: UploadedFile[bytes] | None = self.cleaned_data.get("photo")
+        if not photo:
+            return None
+        if photo.size is not None and photo.size > PHOTO_MAX_BYTES:
+            raise ValidationError("The photo is larger than 5 MB.")
+        head = photo.read(8)
+        photo.seek(0)
+        if not any(head.startswith(magic) for magic in PHOTO_TYPES):
+            raise ValidationError("The photo must be a JPEG or PNG image.")
+        return photo
+
+    def clean(self) -> dict[str, Any]:
+        """At least one symptom, so the report can be triaged."""
+        data = super().clean() or {}
+        self.symptoms = [
+            SymptomReport(code=code, severity=data[f"symptom_{code}"])
+            for code in self.codes
+            if data.get(f"symptom_{code}")
+        ]
+        if not self.symptoms and not self.errors:
+            raise ValidationError("Choose at least one thing you notice (and how strong it is).")
+        return data

@@ -1,0 +1,103 @@
+"""Reads for aftercare: a visit's care plan, and the providers' queue of skin reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from math import ceil
+from zoneinfo import ZoneInfo
+
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+
+from microneedling.aftercare.models import SkinReport
+from microneedling.core.knowledge import load_pack
+from microneedling.core.screening import Intake, medicine_holds
+from microneedling.scheduling.models import Appointment
+
+
+@dataclass(frozen=True)
+class CareLine:
+    """One instruction and the last day it applies (None: just the day itself)."""
+
+    text: str
+    until: date | None = None
+
+
+@dataclass(frozen=True)
+class CarePlan:
+    """What to do before and after one visit, in dates the patient can act on."""
+
+    session_day: date
+    holds: tuple[tuple[str, date, date, str], ...]
+    before: tuple[tuple[date, str], ...]
+    day_of: tuple[str, ...]
+    after: tuple[CareLine, ...]
+    recovery: tuple[tuple[date, date, str], ...]
+    #: The visit's steps with their minutes, and the whole visit's minutes.
+    visit_phases: tuple[tuple[str, int], ...]
+    visit_minutes: int
+
+
+def care_plan(appointment: Appointment) -> CarePlan:
+    """The care plan for the visit, with the medicine pauses of the patient's latest intake
+    counted from this visit's own day."""
+    pack = load_pack()
+    zone = ZoneInfo(appointment.location.timezone)
+    day = appointment.starts_at.astimezone(zone).date()
+    screening = appointment.patient.screenings.order_by("-created_at").first()
+    holds: tuple[tuple[str, date, date, str], ...] = ()
+    if screening is not None:
+        intake = Intake.model_validate(screening.intake)
+        holds = tuple(
+            (h.code.replace("_", " "), h.stop_on, h.resume_on, h.message)
+            for h in medicine_holds(intake, pack, session_day=day)
+        )
+    care = pack.data.care
+    names = {v.code: v.name for v in pack.data.visit}
+    phases = list(appointment.service.phases.all())
+    return CarePlan(
+        session_day=day,
+        holds=holds,
+        before=tuple(
+            (day - timedelta(days=ceil(-c.from_hours / 24)), c.message)
+            for c in sorted(care, key=lambda c: c.from_hours)
+            if c.phase == "before"
+        ),
+        day_of=tuple(c.message for c in care if c.phase == "day_of"),
+        after=tuple(
+            CareLine(
+                c.message,
+                None if c.to_hours is None else day + timedelta(days=ceil(c.to_hours / 24)),
+            )
+            for c in care
+            if c.phase == "after"
+        ),
+        recovery=tuple(
+            (day + timedelta(days=r.from_day), day + timedelta(days=r.to_day), r.message)
+            for r in pack.data.recovery
+        ),
+        visit_phases=tuple((names.get(p.code, p.code), p.minutes) for p in phases),
+        visit_minutes=sum(p.minutes for p in phases),
+    )
+
+
+#: Queue order: urgent first, then contact-the-clinic; oldest first within each.
+_PRESSING = Case(
+    When(action=SkinReport.Action.URGENT, then=Value(0)),
+    default=Value(1),
+    output_field=IntegerField(),
+)
+
+
+def skin_report_queue() -> QuerySet[SkinReport]:
+    """Open reports that need the clinic, most pressing and oldest first, with the patient
+    and visit loaded (one query)."""
+    return (
+        SkinReport.objects.filter(
+            status=SkinReport.Status.OPEN,
+            action__in=[SkinReport.Action.URGENT, SkinReport.Action.CONTACT_CLINIC],
+        )
+        .select_related("patient", "appointment__location", "appointment__provider")
+        .annotate(pressing=_PRESSING)
+        .order_by("pressing", "created_at")
+    )

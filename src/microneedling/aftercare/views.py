@@ -1,0 +1,86 @@
+"""The patient's care pages: before and after a visit, and the skin report with its advice."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from microneedling.aftercare.forms import SkinReportForm
+from microneedling.aftercare.models import SkinReport
+from microneedling.aftercare.selectors import care_plan
+from microneedling.aftercare.services import skin_report_file
+from microneedling.core.knowledge import load_pack
+from microneedling.patients.models import Patient
+from microneedling.portal.views import patient_required
+from microneedling.scheduling.models import Appointment
+
+ACTION_HEADLINES = {
+    "expected": "This is part of normal healing.",
+    "monitor": "Keep an eye on it.",
+    "contact_clinic": "Please contact your clinic today.",
+    "urgent": "Contact your clinic now.",
+}
+
+
+def _own_visit(patient: Patient, appointment_id: int) -> Appointment | None:
+    return (
+        Appointment.objects.select_related("location", "service", "patient", "course_session")
+        .prefetch_related("service__phases")
+        .filter(patient=patient, pk=appointment_id)
+        .first()
+    )
+
+
+@patient_required
+def visit_care(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
+    """What to stop and when, what happens on the day, and the aftercare day by day."""
+    visit = _own_visit(patient, appointment_id)
+    if visit is None:
+        return render(request, "portal/not_found.html", status=404)
+    return render(
+        request,
+        "aftercare/care.html",
+        {
+            "visit": visit,
+            "plan": care_plan(visit),
+            "can_report": visit.starts_at <= timezone.now(),
+            "reports": visit.skin_reports.order_by("-created_at"),
+        },
+    )
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def skin_report(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
+    """How is your skin? The answer is triaged at once and the advice shown."""
+    visit = _own_visit(patient, appointment_id)
+    if visit is None or visit.starts_at > timezone.now():
+        return render(request, "portal/not_found.html", status=404)
+    posted = request.method == "POST"
+    form = SkinReportForm(
+        request.POST if posted else None, request.FILES if posted else None, pack=load_pack()
+    )
+    if request.method == "POST" and form.is_valid():
+        report = skin_report_file(
+            appointment=visit,
+            symptoms=form.symptoms,
+            notes=form.cleaned_data["notes"],
+            photo=form.cleaned_data["photo"],
+        )
+        return redirect("portal:skin_report_result", report_id=report.pk)
+    return render(request, "aftercare/report.html", {"visit": visit, "form": form})
+
+
+@patient_required
+def skin_report_result(request: HttpRequest, patient: Patient, report_id: int) -> HttpResponse:
+    """What the patient should do now, symptom by symptom."""
+    report = SkinReport.objects.filter(patient=patient, pk=report_id).first()
+    if report is None:
+        return render(request, "portal/not_found.html", status=404)
+    return render(
+        request,
+        "aftercare/result.html",
+        {"report": report, "headline": ACTION_HEADLINES[report.action]},
+    )

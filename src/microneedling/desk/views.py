@@ -1,0 +1,77 @@
+"""The desk's queues: side-effect reports that need the clinic."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from microneedling.aftercare.models import SkinReport
+from microneedling.aftercare.selectors import skin_report_queue
+from microneedling.aftercare.services import skin_report_handle
+from microneedling.audit.services import audit_record
+from microneedling.desk.access import staff_required
+from microneedling.directory.models import Location
+
+
+@staff_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The desk's start: queues and each location's day sheet."""
+    return render(
+        request,
+        "desk/home.html",
+        {
+            "locations": Location.objects.exclude(status=Location.Status.CLOSED).order_by("name"),
+            "open_reports": skin_report_queue().count(),
+        },
+    )
+
+
+@staff_required
+def skin_reports(request: HttpRequest) -> HttpResponse:
+    """Reports above "keep an eye on it", urgent first, oldest first."""
+    return render(request, "desk/skin_reports.html", {"reports": skin_report_queue()})
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def skin_report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
+    """One report with its triage and photo; reading it is audited, handling it too."""
+    report = get_object_or_404(
+        SkinReport.objects.select_related("patient", "appointment__location"), pk=report_id
+    )
+    error = ""
+    if request.method == "POST":
+        try:
+            skin_report_handle(report=report, actor=request.user, note=request.POST.get("note", ""))
+        except ValueError:
+            error = "Say what was done (for example: called the patient, booked a review)."
+        else:
+            messages.success(request, "Marked as handled.")
+            return redirect("desk:skin_reports")
+    else:
+        audit_record(
+            actor=request.user,
+            action="skin_report_view",
+            object_type="patient",
+            object_id=report.patient_id,
+            details={"skin_report": report.pk},
+        )
+    return render(request, "desk/skin_report.html", {"report": report, "error": error})
+
+
+@staff_required
+def skin_report_photo(request: HttpRequest, report_id: int) -> FileResponse:
+    """The report's photo, to staff only, each viewing audited."""
+    report = get_object_or_404(SkinReport, pk=report_id)
+    if not report.photo:
+        raise Http404
+    audit_record(
+        actor=request.user,
+        action="skin_report_photo_view",
+        object_type="patient",
+        object_id=report.patient_id,
+        details={"skin_report": report.pk},
+    )
+    return FileResponse(report.photo.open("rb"))

@@ -1,0 +1,149 @@
+"""Care before and after a visit, skin reports triaged on the way in, and the providers' queue
+(Django's test client, both engines)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+import time_machine
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from microneedling.aftercare.models import SkinReport
+from microneedling.audit.models import AuditEvent
+from microneedling.scheduling import services
+from microneedling.scheduling.models import Appointment
+from tests.web.conftest import Clinic, local, make_patient
+from tests.web.test_course_pages import signed_in
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
+MONDAY = date(2027, 3, 8)
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def visit_for(clinic: Clinic) -> tuple[Client, Appointment]:
+    patient = make_patient(clinic, medications=[{"code": "ibuprofen", "last_dose": None}])
+    client = signed_in(patient)
+    visit = services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, 10),
+    )
+    return client, visit
+
+
+def staff_client() -> Client:
+    user = get_user_model().objects.create_user(username="ida.front", is_staff=True)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_care_page_dates_the_medicine_pause_from_the_visit(clinic: Clinic) -> None:
+    client, visit = visit_for(clinic)
+    page = client.get(reverse("portal:visit_care", args=[visit.pk]))
+    plan = page.context["plan"]
+    assert plan.session_day == MONDAY
+    holds = {name: (stop, resume) for name, stop, resume, _ in plan.holds}
+    assert "ibuprofen" in holds
+    stop, resume = holds["ibuprofen"]
+    assert stop < MONDAY < resume
+    assert plan.visit_minutes == 85  # the service's four phases
+    # Before the visit there is nothing to report yet.
+    assert not page.context["can_report"]
+    assert client.get(reverse("portal:skin_report", args=[visit.pk])).status_code == 404
+
+
+def test_an_alarming_report_goes_to_the_queue_and_the_patient_is_told_to_call(
+    clinic: Clinic,
+) -> None:
+    client, visit = visit_for(clinic)
+    with time_machine.travel(local(MONDAY + timedelta(days=3), 9), tick=False):
+        response = client.post(
+            reverse("portal:skin_report", args=[visit.pk]),
+            {"symptom_pus": "moderate", "symptom_redness": "mild", "notes": "Yellow spots"},
+        )
+        report = SkinReport.objects.get()
+        assert response["Location"] == reverse("portal:skin_report_result", args=[report.pk])
+        advice = client.get(response["Location"]).content.decode()
+    assert report.action == "urgent" and report.day == 3
+    assert "Contact your clinic now." in advice
+
+    desk = staff_client()
+    queue = desk.get(reverse("desk:skin_reports")).content.decode()
+    assert visit.patient.last_name in queue
+    detail = desk.get(reverse("desk:skin_report", args=[report.pk]))
+    assert detail.status_code == 200
+    assert AuditEvent.objects.filter(action="skin_report_view").count() == 1
+    desk.post(reverse("desk:skin_report", args=[report.pk]), {"note": "Called; review booked"})
+    report.refresh_from_db()
+    assert report.status == "handled"
+    assert visit.patient.last_name not in desk.get(reverse("desk:skin_reports")).content.decode()
+
+
+def test_expected_redness_stays_out_of_the_queue(clinic: Clinic) -> None:
+    client, visit = visit_for(clinic)
+    with time_machine.travel(local(MONDAY + timedelta(days=1), 9), tick=False):
+        client.post(reverse("portal:skin_report", args=[visit.pk]), {"symptom_redness": "mild"})
+    report = SkinReport.objects.get()
+    assert report.action == "expected"
+    assert not report.needs_staff
+    assert (
+        visit.patient.last_name
+        not in staff_client().get(reverse("desk:skin_reports")).content.decode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "problem"),
+    [
+        ({}, None, "Choose at least one"),
+        ({"symptom_redness": "mild", "photo": b"GIF89a-not-allowed"}, "photo", "JPEG or PNG"),
+        ({"symptom_redness": "extreme"}, "symptom_redness", "valid choice"),
+    ],
+)
+def test_a_bad_report_names_the_problem_and_saves_nothing(
+    clinic: Clinic, data: dict[str, object], field: str | None, problem: str
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415
+
+    client, visit = visit_for(clinic)
+    if "photo" in data:
+        data = {**data, "photo": SimpleUploadedFile("skin.gif", data["photo"])}  # type: ignore[arg-type]
+    with time_machine.travel(local(MONDAY + timedelta(days=1), 9), tick=False):
+        response = client.post(reverse("portal:skin_report", args=[visit.pk]), data)
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert problem in text
+    if field:
+        assert f'id="id_{field}_error"' in text
+    assert not SkinReport.objects.exists()
+
+
+def test_a_photo_is_kept_privately_and_shown_to_staff_only(
+    clinic: Clinic, settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415
+
+    settings.MEDIA_ROOT = tmp_path
+    client, visit = visit_for(clinic)
+    with time_machine.travel(local(MONDAY + timedelta(days=2), 9), tick=False):
+        client.post(
+            reverse("portal:skin_report", args=[visit.pk]),
+            {"symptom_blisters": "mild", "photo": SimpleUploadedFile("skin.png", PNG)},
+        )
+    report = SkinReport.objects.get()
+    url = reverse("desk:skin_report_photo", args=[report.pk])
+    assert client.get(url).status_code == 403  # the patient is not staff
+    response = staff_client().get(url)
+    assert b"".join(response.streaming_content) == PNG
+    assert AuditEvent.objects.filter(action="skin_report_photo_view").count() == 1
+
+
+def test_the_desk_refuses_patients(clinic: Clinic) -> None:
+    client, _ = visit_for(clinic)
+    assert client.get(reverse("desk:skin_reports")).status_code == 403
