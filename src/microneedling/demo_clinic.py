@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from microneedling.charting.services import consent_is_current, consent_sign
 from microneedling.core.errors import BookingConflict
 from microneedling.core.knowledge import load_pack
 from microneedling.core.screening import Intake
@@ -337,7 +338,14 @@ def load_demo(*, today: date, seed: int = 2026) -> dict[str, int]:
         now = timezone.now()
         for appointment in Appointment.objects.filter(
             ends_at__lt=now, status=Appointment.Status.BOOKED
-        ):
+        ).select_related("patient"):
+            patient = appointment.patient
+            if not consent_is_current(patient):
+                consent_sign(
+                    patient=patient,
+                    signature=f"{patient.first_name} {patient.last_name}",
+                    actor=None,
+                )
             for status in ("checked_in", "in_progress", "completed"):
                 services.appointment_set_status(
                     appointment=appointment, status=status, actor=None, reason="demo history"

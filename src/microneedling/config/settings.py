@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "microneedling.portal",
     "microneedling.aftercare",
     "microneedling.desk",
+    "microneedling.charting",
 ]
 
 MIDDLEWARE = [

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from microneedling.accounts.actors import Actor, acting_user
 from microneedling.audit.services import audit_record
+from microneedling.charting.services import consent_is_current
 from microneedling.core.availability import Slot
 from microneedling.core.courses import CoursePlan, PlannedSession, chain_sessions, plan_course
 from microneedling.core.errors import BookingConflict, BookingRefused
@@ -472,6 +473,10 @@ def appointment_set_status(
             f"cannot change a {appointment.status} appointment to {status}",
             code="invalid_transition",
             field="status",
+        )
+    if status == Appointment.Status.IN_PROGRESS and not consent_is_current(appointment.patient):
+        raise BookingRefused(
+            "the patient has not signed the current consent", code="consent_missing", field="status"
         )
     with transaction.atomic():
         appointment.status = status

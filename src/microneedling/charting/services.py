@@ -1,0 +1,185 @@
+"""Writes for charting: signing consent, writing, signing and amending procedure charts, and
+recording outcome scores. Every write is audited; a signed chart is never changed."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.utils import timezone
+
+from microneedling.accounts.actors import Actor, acting_user
+from microneedling.audit.services import audit_record
+from microneedling.charting.models import Consent, ConsentText, OutcomeScore, ProcedureChart
+from microneedling.core.errors import InputError
+from microneedling.core.knowledge import load_pack
+from microneedling.directory.models import CartridgeLot, Device
+from microneedling.patients.models import Patient
+from microneedling.scheduling.models import Appointment
+
+MAX_PASSES = 8
+MAX_NUMBING_MINUTES = 90
+
+
+def consent_current_text(today: date | None = None) -> ConsentText | None:
+    """The consent version in force today."""
+    today = today or timezone.localdate()
+    return ConsentText.objects.filter(active_from__lte=today).order_by("-active_from").first()
+
+
+def consent_is_current(patient: Patient) -> bool:
+    """Whether the patient has signed the version in force."""
+    text = consent_current_text()
+    return text is not None and Consent.objects.filter(patient=patient, text=text).exists()
+
+
+def consent_sign(*, patient: Patient, signature: str, actor: Actor) -> Consent:
+    """The patient signs the current consent by typing their full name (audited)."""
+    text = consent_current_text()
+    if text is None:
+        raise InputError("consent", "there is no consent text in force")
+    expected = f"{patient.first_name} {patient.last_name}".casefold().split()
+    if signature.casefold().split() != expected:
+        raise InputError("signature", "type your full name exactly as on your account")
+    with transaction.atomic():
+        consent, _ = Consent.objects.get_or_create(
+            patient=patient,
+            text=text,
+            defaults={"signed_at": timezone.now(), "signature": signature.strip()},
+        )
+        audit_record(
+            actor=actor,
+            action="consent_sign",
+            object_type="patient",
+            object_id=patient.pk,
+            details={"version": text.version},
+        )
+    return consent
+
+
+def _person(actor: Actor) -> Any:
+    """Charts and scores are always someone's: a signed-in member of staff."""
+    user = acting_user(actor)
+    if user is None:
+        raise InputError("actor", "charts and scores need the provider who writes them")
+    return user
+
+
+def _checked_chart(appointment: Appointment, data: dict[str, Any]) -> dict[str, Any]:
+    """The chart's fields, refused with the field named if they do not fit this visit."""
+    pack = load_pack()
+    location = appointment.location
+    device: Device = data["device"]
+    lot: CartridgeLot = data["cartridge_lot"]
+    if device.location_id != location.pk:
+        raise InputError("device", "this pen is not at the visit's location")
+    if lot.location_id != location.pk:
+        raise InputError("cartridge_lot", "this lot is not stocked at the visit's location")
+    if lot.device_model != device.model:
+        raise InputError("cartridge_lot", f"this lot is for {lot.device_model}, not {device.model}")
+    visit_day = appointment.starts_at.astimezone(ZoneInfo(location.timezone)).date()
+    if lot.expires_on < visit_day:
+        raise InputError("cartridge_lot", f"this lot expired on {lot.expires_on.isoformat()}")
+    areas = []
+    for index, row in enumerate(data["areas"]):
+        area = pack.areas.get(row["area"])
+        if area is None:
+            raise InputError(f"areas.{index}.area", f"unknown area {row['area']!r}")
+        depth = float(row["depth_mm"])
+        if not 0 < depth <= area.depth_max_mm:
+            raise InputError(
+                f"areas.{index}.depth_mm",
+                f"depth for {area.name} must be above 0 and at most {area.depth_max_mm} mm",
+            )
+        passes = int(row["passes"])
+        if not 1 <= passes <= MAX_PASSES:
+            raise InputError(f"areas.{index}.passes", f"passes must be 1 to {MAX_PASSES}")
+        areas.append({"area": area.code, "depth_mm": depth, "passes": passes})
+    if not areas:
+        raise InputError("areas", "chart at least one treated area")
+    if not 0 <= int(data["numbing_minutes"]) <= MAX_NUMBING_MINUTES:
+        raise InputError("numbing_minutes", f"must be 0 to {MAX_NUMBING_MINUTES}")
+    return {**data, "areas": areas}
+
+
+def chart_write(
+    *,
+    appointment: Appointment,
+    actor: Actor,
+    data: dict[str, Any],
+    amends: ProcedureChart | None = None,
+) -> ProcedureChart:
+    """Write a chart (or an amendment of a signed one) as a draft; nothing is locked yet."""
+    if amends is not None and not amends.locked:
+        raise InputError("amends", "only a signed chart is amended; edit the draft instead")
+    if amends is not None and hasattr(amends, "amendment"):
+        raise InputError("amends", "this chart was amended already; amend the latest version")
+    fields = _checked_chart(appointment, data)
+    with transaction.atomic():
+        chart = ProcedureChart.objects.create(
+            appointment=appointment, amends=amends, written_by=_person(actor), **fields
+        )
+        audit_record(
+            actor=actor,
+            action="chart_amend" if amends else "chart_write",
+            object_type="patient",
+            object_id=appointment.patient_id,
+            details={"chart": chart.pk, "amends": amends.pk if amends else None},
+        )
+    return chart
+
+
+def chart_sign(*, chart: ProcedureChart, actor: Actor) -> ProcedureChart:
+    """The provider signs the chart; from now on it is read-only."""
+    if chart.locked:
+        raise InputError("chart", "this chart is signed already")
+    with transaction.atomic():
+        updated = ProcedureChart.objects.filter(pk=chart.pk, signed_at__isnull=True).update(
+            signed_by=acting_user(actor), signed_at=timezone.now()
+        )
+        if not updated:  # signed by someone else a moment ago
+            raise InputError("chart", "this chart is signed already")
+        audit_record(
+            actor=actor,
+            action="chart_sign",
+            object_type="patient",
+            object_id=chart.appointment.patient_id,
+            details={"chart": chart.pk},
+        )
+    chart.refresh_from_db()
+    return chart
+
+
+def score_record(
+    *, appointment: Appointment, scale: str, value: int, actor: Actor, notes: str = ""
+) -> OutcomeScore:
+    """Score the session on one of the pack's scales (a later score replaces it, audited)."""
+    known = {s.code: s for s in load_pack().data.scales}
+    found = known.get(scale)
+    if found is None:
+        raise InputError("scale", f"unknown scale {scale!r}")
+    allowed = (
+        {level.value for level in found.levels}
+        if found.levels
+        else set(range(found.range[0], found.range[1] + 1))
+        if found.range
+        else set()
+    )
+    if value not in allowed:
+        raise InputError("value", f"{found.name} takes {min(allowed)} to {max(allowed)}")
+    with transaction.atomic():
+        score, _ = OutcomeScore.objects.update_or_create(
+            appointment=appointment,
+            scale=scale,
+            defaults={"value": value, "recorded_by": _person(actor), "notes": notes},
+        )
+        audit_record(
+            actor=actor,
+            action="outcome_score",
+            object_type="patient",
+            object_id=appointment.patient_id,
+            details={"scale": scale, "value": value, "appointment": appointment.pk},
+        )
+    return score
