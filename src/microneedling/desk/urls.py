@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from microneedling.desk import views
+from microneedling.desk import moves, views, visits
 
 app_name = "desk"
 urlpatterns = [
@@ -10,4 +10,8 @@ urlpatterns = [
     path("skin-reports/", views.skin_reports, name="skin_reports"),
     path("skin-reports/<int:report_id>/", views.skin_report_detail, name="skin_report"),
     path("skin-reports/<int:report_id>/photo/", views.skin_report_photo, name="skin_report_photo"),
+    path("locations/<slug:slug>/day/", views.day_sheet_view, name="day_sheet"),
+    path("visits/<int:appointment_id>/", visits.visit, name="visit"),
+    path("visits/<int:appointment_id>/status/", visits.visit_status, name="visit_status"),
+    path("visits/<int:appointment_id>/move/", moves.visit_move, name="visit_move"),
 ]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from microneedling.aftercare.models import SkinReport
@@ -13,6 +17,7 @@ from microneedling.aftercare.services import skin_report_handle
 from microneedling.audit.services import audit_record
 from microneedling.desk.access import staff_required
 from microneedling.directory.models import Location
+from microneedling.scheduling.selectors import day_sheet
 
 
 @staff_required
@@ -75,3 +80,26 @@ def skin_report_photo(request: HttpRequest, report_id: int) -> FileResponse:
         details={"skin_report": report.pk},
     )
     return FileResponse(report.photo.open("rb"))
+
+
+@staff_required
+def day_sheet_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """A location's day: providers and rooms against time, phases visible, with actions."""
+    location = get_object_or_404(Location, slug=slug)
+    zone = ZoneInfo(location.timezone)
+    today = timezone.now().astimezone(zone).date()
+    try:
+        day = date.fromisoformat(request.GET.get("day", "")) if request.GET.get("day") else today
+    except ValueError:
+        messages.error(request, "The day must be a date like 2027-03-08; showing today.")
+        day = today
+    sheet = day_sheet(location, day)
+    return render(
+        request,
+        "desk/day_sheet.html",
+        {
+            "sheet": sheet,
+            "previous": day - timedelta(days=1),
+            "next": day + timedelta(days=1),
+        },
+    )

@@ -319,3 +319,14 @@ class MoveForm(forms.Form):
         field = self.fields["starts_at"]
         if isinstance(field, forms.ChoiceField):
             field.choices = options
+
+
+class ConsentForm(forms.Form):
+    """Agreeing to the consent text: a tick and the patient's full name as a signature."""
+
+    agree = forms.BooleanField(label="I have read this and I agree")
+    signature = forms.CharField(
+        label="Your full name, as your signature",
+        max_length=200,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )

@@ -12,6 +12,7 @@ urlpatterns = [
     path("sign-out/", views.sign_out, name="sign_out"),
     path("", views.home, name="home"),
     path("intake/", views.intake, name="intake"),
+    path("consent/", views.consent, name="consent"),
     path("screenings/<int:screening_id>/", views.screening, name="screening"),
     path("course/plan/", courses.course_plan, name="course_plan"),
     path("courses/<int:course_id>/", courses.course_detail, name="course"),

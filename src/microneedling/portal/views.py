@@ -14,10 +14,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from microneedling.charting.services import consent_current_text, consent_is_current, consent_sign
+from microneedling.core.errors import InputError
 from microneedling.core.knowledge import load_pack
 from microneedling.patients.models import Patient, Screening
 from microneedling.patients.services import patient_register, screening_record
-from microneedling.portal.forms import IntakeForm, SignUpForm
+from microneedling.portal.forms import ConsentForm, IntakeForm, SignUpForm
 from microneedling.portal.verdicts import explain
 from microneedling.scheduling.models import Course
 
@@ -81,6 +83,7 @@ def home(request: HttpRequest, patient: Patient) -> HttpResponse:
             "patient": patient,
             "screening": screening,
             "verdict": explain(screening) if screening else None,
+            "consent_signed": consent_is_current(patient),
             "courses": Course.objects.filter(patient=patient)
             .select_related("location")
             .order_by("-created_at"),
@@ -114,3 +117,23 @@ def screening(request: HttpRequest, patient: Patient, screening_id: int) -> Http
 
 sign_in = SignInView.as_view()
 sign_out = SignOutView.as_view()
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def consent(request: HttpRequest, patient: Patient) -> HttpResponse:
+    """Read the current consent and sign it by typing one's full name."""
+    text = consent_current_text()
+    signed = consent_is_current(patient)
+    form = ConsentForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid() and text is not None:
+        try:
+            consent_sign(
+                patient=patient, signature=form.cleaned_data["signature"], actor=request.user
+            )
+        except InputError as error:
+            form.add_error("signature", error.problem)
+        else:
+            messages.success(request, "Thank you: your consent is signed.")
+            return redirect("portal:home")
+    return render(request, "portal/consent.html", {"text": text, "signed": signed, "form": form})

@@ -3,16 +3,19 @@ sessions or visits are shown."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db.models import Prefetch, QuerySet
 
 from microneedling.core.availability import find_starts
+from microneedling.directory.models import Location, Provider, Room
+from microneedling.directory.selectors import providers_at
 from microneedling.patients.models import Patient
 from microneedling.scheduling.booking import bookable_window, policy_numbers
 from microneedling.scheduling.calendars import day_bounds, location_calendar
-from microneedling.scheduling.models import Appointment, Course, CourseSession
+from microneedling.scheduling.models import Appointment, Course, CourseSession, Reservation
 
 
 def patient_courses(patient: Patient) -> QuerySet[Course]:
@@ -63,3 +66,83 @@ def session_move_options(appointment: Appointment, *, now: datetime) -> list[dat
         provider_ids=[f"provider:{appointment.provider_id}"],
     )
     return [slot.start for slot in slots if slot.start != appointment.starts_at]
+
+
+@dataclass(frozen=True)
+class SheetVisit:
+    """One visit on the day sheet with its phases in local time."""
+
+    appointment: Appointment
+    starts: datetime
+    ends: datetime
+    #: ``(phase code, local start, local end, needs the provider)``
+    phases: tuple[tuple[str, datetime, datetime, bool], ...]
+    room_id: int | None
+
+
+@dataclass(frozen=True)
+class DaySheet:
+    """A location's day: each provider's and each room's visits in time order."""
+
+    location: Location
+    day: date
+    providers: tuple[tuple[Provider, tuple[SheetVisit, ...]], ...]
+    rooms: tuple[tuple[Room, tuple[SheetVisit, ...]], ...]
+
+
+#: Visits the day sheet leaves out (they hold nothing).
+_OFF_SHEET = (Appointment.Status.CANCELLED, Appointment.Status.ENTERED_IN_ERROR)
+
+
+def day_sheet(location: Location, day: date) -> DaySheet:
+    """The day sheet in five queries whatever the number of visits: the visits (with patient,
+    provider and service), their phases, their room reservations, and the location's rooms
+    and providers."""
+    start, end = day_bounds(day, day, location.timezone)
+    zone = ZoneInfo(location.timezone)
+    visits = list(
+        Appointment.objects.filter(location=location, starts_at__gte=start, starts_at__lt=end)
+        .exclude(status__in=_OFF_SHEET)
+        .select_related("patient", "provider", "service", "course_session")
+        .prefetch_related(
+            "service__phases",
+            Prefetch(
+                "reservations",
+                queryset=Reservation.objects.filter(resource__startswith="room:"),
+                to_attr="room_holds",
+            ),
+        )
+        .order_by("starts_at")
+    )
+    rooms = list(Room.objects.filter(location=location, active=True).order_by("name"))
+    sheet_visits = []
+    for visit in visits:
+        at = visit.starts_at.astimezone(zone)
+        phases = []
+        for phase in visit.service.phases.all():
+            until = at + timedelta(minutes=phase.minutes)
+            phases.append((phase.code, at, until, phase.needs_provider))
+            at = until
+        holds = visit.room_holds
+        room_id = int(holds[0].resource.split(":", 1)[1]) if holds else None
+        sheet_visits.append(
+            SheetVisit(
+                appointment=visit,
+                starts=visit.starts_at.astimezone(zone),
+                ends=visit.ends_at.astimezone(zone),
+                phases=tuple(phases),
+                room_id=room_id,
+            )
+        )
+    providers = {v.appointment.provider_id: v.appointment.provider for v in sheet_visits}
+    for provider in providers_at(location, on=day):
+        providers.setdefault(provider.pk, provider)
+    return DaySheet(
+        location=location,
+        day=day,
+        providers=tuple(
+            (p, tuple(v for v in sheet_visits if v.appointment.provider_id == p.pk))
+            for p in sorted(providers.values(), key=lambda p: p.display_name)
+        ),
+        rooms=tuple((r, tuple(v for v in sheet_visits if v.room_id == r.pk)) for r in rooms),
+    )

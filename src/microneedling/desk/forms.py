@@ -1,0 +1,109 @@
+"""The desk's forms: the procedure chart and an outcome score."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from microneedling.core.knowledge import Pack
+from microneedling.directory.models import CartridgeLot, Device
+from microneedling.scheduling.models import Appointment
+
+PRODUCT_ROWS = 3
+
+
+class ChartForm(forms.Form):
+    """What was used and done; one depth and pass count per treated area."""
+
+    device = forms.ModelChoiceField(label="Pen", queryset=Device.objects.none())
+    cartridge_lot = forms.ModelChoiceField(
+        label="Cartridge lot", queryset=CartridgeLot.objects.none()
+    )
+    numbing_product = forms.CharField(label="Numbing product", max_length=120)
+    numbing_minutes = forms.IntegerField(label="Numbing minutes", min_value=0, max_value=90)
+    endpoint = forms.ChoiceField(
+        label="Endpoint reached",
+        choices=[
+            ("pinpoint_bleeding", "Pinpoint bleeding"),
+            ("uniform_erythema", "Even redness (erythema)"),
+            ("stopped_early", "Stopped before the endpoint"),
+        ],
+    )
+    immediate_reaction = forms.CharField(label="Immediate reaction", max_length=300, required=False)
+    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args: Any, appointment: Appointment, pack: Pack, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        location = appointment.location
+        for name, queryset in (
+            ("device", Device.objects.filter(location=location, active=True).order_by("name")),
+            (
+                "cartridge_lot",
+                CartridgeLot.objects.filter(location=location).order_by("expires_on"),
+            ),
+        ):
+            field = self.fields[name]
+            if isinstance(field, forms.ModelChoiceField):
+                field.queryset = queryset
+        self.area_codes = list(appointment.service.areas) or ["face"]
+        for code in self.area_codes:
+            area = pack.areas[code]
+            self.fields[f"depth_{code}"] = forms.DecimalField(
+                label=f"{area.name}: needle depth (mm)",
+                min_value=0.1,
+                max_value=area.depth_max_mm,
+                decimal_places=2,
+                help_text=f"At most {area.depth_max_mm} mm here.",
+            )
+            self.fields[f"passes_{code}"] = forms.IntegerField(
+                label=f"{area.name}: passes", min_value=1, max_value=8
+            )
+        for row in range(PRODUCT_ROWS):
+            self.fields[f"product_{row}"] = forms.CharField(
+                label=f"Product applied {row + 1}", max_length=120, required=False
+            )
+            self.fields[f"product_{row}_sterile"] = forms.BooleanField(
+                label="Sterile, made for use after needling", required=False
+            )
+
+    def chart_data(self) -> dict[str, Any]:
+        """The cleaned answers in the shape the charting service takes."""
+        data = self.cleaned_data
+        return {
+            "device": data["device"],
+            "cartridge_lot": data["cartridge_lot"],
+            "numbing_product": data["numbing_product"],
+            "numbing_minutes": data["numbing_minutes"],
+            "endpoint": data["endpoint"],
+            "immediate_reaction": data["immediate_reaction"],
+            "notes": data["notes"],
+            "areas": [
+                {
+                    "area": code,
+                    "depth_mm": float(data[f"depth_{code}"]),
+                    "passes": data[f"passes_{code}"],
+                }
+                for code in self.area_codes
+            ],
+            "products": [
+                {"product": data[f"product_{row}"], "sterile": data[f"product_{row}_sterile"]}
+                for row in range(PRODUCT_ROWS)
+                if data[f"product_{row}"]
+            ],
+        }
+
+
+class ScoreForm(forms.Form):
+    """One score on one of the pack's scales."""
+
+    scale = forms.ChoiceField(label="Scale")
+    value = forms.IntegerField(label="Score")
+    notes = forms.CharField(label="Note", max_length=300, required=False)
+
+    def __init__(self, *args: Any, pack: Pack, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["scale"]
+        if isinstance(field, forms.ChoiceField):
+            field.choices = [(s.code, s.name) for s in pack.data.scales]
+        self.scales = {s.code: s for s in pack.data.scales}

@@ -1,0 +1,135 @@
+"""One visit at the desk: its status actions, the procedure chart and the outcome scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from microneedling.audit.services import audit_record
+from microneedling.charting.models import ProcedureChart
+from microneedling.charting.services import (
+    chart_sign,
+    chart_write,
+    consent_is_current,
+    score_record,
+)
+from microneedling.core.errors import BookingConflict, BookingRefused, InputError
+from microneedling.core.knowledge import load_pack
+from microneedling.desk.access import staff_required
+from microneedling.desk.forms import ChartForm, ScoreForm
+from microneedling.scheduling import services
+from microneedling.scheduling.models import Appointment
+
+#: The status buttons the desk offers from each status.
+ACTIONS = {
+    "booked": [("checked_in", "Check in"), ("no_show", "No-show")],
+    "checked_in": [("in_progress", "Start"), ("no_show", "No-show")],
+    "in_progress": [("completed", "Complete")],
+}
+
+
+def _latest_chart(appointment: Appointment) -> ProcedureChart | None:
+    """The newest version: the chart no amendment has replaced."""
+    charts = list(appointment.charts.select_related("amends", "signed_by").order_by("pk"))
+    replaced = {c.amends_id for c in charts if c.amends_id}
+    current = [c for c in charts if c.pk not in replaced]
+    return current[-1] if current else None
+
+
+def _visit(appointment_id: int) -> Appointment:
+    return get_object_or_404(
+        Appointment.objects.select_related(
+            "patient", "location", "service", "provider", "course_session"
+        ),
+        pk=appointment_id,
+    )
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """The visit page; POSTs write or amend the chart, sign it, or record a score."""
+    appointment = _visit(appointment_id)
+    pack = load_pack()
+    chart = _latest_chart(appointment)
+    action = request.POST.get("action") if request.method == "POST" else None
+    chart_form = ChartForm(
+        request.POST if action in ("chart", "amend") else None, appointment=appointment, pack=pack
+    )
+    score_form = ScoreForm(request.POST if action == "score" else None, pack=pack)
+    try:
+        if action in ("chart", "amend") and chart_form.is_valid():
+            chart_write(
+                appointment=appointment,
+                actor=request.user,
+                data=chart_form.chart_data(),
+                amends=chart if action == "amend" else None,
+            )
+            messages.success(request, "Chart saved as a draft: check it, then sign it.")
+            return redirect("desk:visit", appointment_id=appointment.pk)
+        if action == "sign" and chart is not None:
+            chart_sign(chart=chart, actor=request.user)
+            messages.success(request, "Chart signed and locked.")
+            return redirect("desk:visit", appointment_id=appointment.pk)
+        if action == "score" and score_form.is_valid():
+            score_record(
+                appointment=appointment,
+                scale=score_form.cleaned_data["scale"],
+                value=score_form.cleaned_data["value"],
+                notes=score_form.cleaned_data["notes"],
+                actor=request.user,
+            )
+            messages.success(request, "Score recorded.")
+            return redirect("desk:visit", appointment_id=appointment.pk)
+    except InputError as error:
+        form = score_form if action == "score" else chart_form
+        field = error.field.split(".")[0]
+        if field == "areas" and "." in error.field:
+            index = int(error.field.split(".")[1])
+            field = f"depth_{chart_form.area_codes[index]}"
+        form.add_error(field if field in form.fields else None, error.problem)
+    if request.method == "GET":
+        audit_record(
+            actor=request.user,
+            action="visit_view",
+            object_type="patient",
+            object_id=appointment.patient_id,
+            details={"appointment": appointment.pk},
+        )
+    context: dict[str, Any] = {
+        "visit": appointment,
+        "chart": chart,
+        "chart_form": chart_form,
+        "score_form": score_form,
+        "scores": appointment.scores.order_by("scale"),
+        "consent": consent_is_current(appointment.patient),
+        "actions": ACTIONS.get(appointment.status, []),
+        "amending": action == "amend" or (request.GET.get("amend") == "1"),
+    }
+    return render(request, "desk/visit.html", context)
+
+
+@staff_required
+@require_POST
+def visit_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """Check in, start, complete or mark a no-show; refusals come back as a message."""
+    appointment = _visit(appointment_id)
+    status = request.POST.get("status", "")
+    try:
+        services.appointment_set_status(
+            appointment=appointment, status=status, actor=request.user, reason="desk"
+        )
+    except (BookingRefused, BookingConflict) as error:
+        messages.error(request, f"Not changed: {error.message}.")
+    else:
+        messages.success(
+            request, f"{appointment.patient.first_name}: {appointment.get_status_display()}."
+        )
+    back = request.POST.get("next") or ""
+    if back.startswith("/desk/"):
+        return redirect(back)
+    return redirect("desk:visit", appointment_id=appointment.pk)

@@ -1,0 +1,186 @@
+"""The staff's desk: day sheet, visit actions, consent gate, procedure chart and scores
+(Django's test client, both engines)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from microneedling.audit.models import AuditEvent
+from microneedling.charting.models import ProcedureChart
+from microneedling.charting.services import consent_sign
+from microneedling.directory.models import CartridgeLot
+from microneedling.scheduling import services
+from microneedling.scheduling.models import Appointment
+from tests.web.conftest import Clinic, local, make_patient
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
+MONDAY = date(2027, 3, 8)
+
+
+@pytest.fixture
+def desk() -> Client:
+    user = get_user_model().objects.create_user(username="ida.front", is_staff=True)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def visit(clinic: Clinic, hour: int = 10, name: str = "Cleo Marsh") -> Appointment:
+    return services.appointment_book(
+        patient=make_patient(clinic, name=name),
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, hour),
+    )
+
+
+def lot(clinic: Clinic, *, expires: date = date(2028, 1, 1)) -> CartridgeLot:
+    return CartridgeLot.objects.create(
+        location=clinic.location,
+        device_model="SkinPen",
+        lot_number=f"L{expires.year}",
+        expires_on=expires,
+        quantity=20,
+    )
+
+
+def chart_data(clinic: Clinic, cartridge: CartridgeLot, **changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "action": "chart",
+        "device": clinic.devices[0].pk,
+        "cartridge_lot": cartridge.pk,
+        "numbing_product": "Lidocaine 4% cream",
+        "numbing_minutes": 30,
+        "endpoint": "pinpoint_bleeding",
+        "depth_face": "1.0",
+        "passes_face": 3,
+        "product_0": "Hyaluronic serum",
+        "product_0_sterile": "on",
+        "product_1": "Vitamin C serum",
+    }
+    return {**data, **changes}
+
+
+def test_the_day_sheet_shows_phases_and_its_queries_do_not_grow(
+    clinic: Clinic, desk: Client, django_assert_max_num_queries
+) -> None:
+    visit(clinic, 9)
+    url = reverse("desk:day_sheet", args=[clinic.location.slug]) + f"?day={MONDAY}"
+    with django_assert_max_num_queries(30) as captured:
+        first = desk.get(url)
+    baseline = len(captured.captured_queries)
+    text = first.content.decode()
+    assert "Cleo Marsh" in text and "phase with-provider" in text
+    for hour, name in ((11, "Dora Lane"), (13, "Eli Park"), (14, "Finn Hale")):
+        visit(clinic, hour, name)
+    with django_assert_max_num_queries(baseline):
+        again = desk.get(url)
+    assert again.content.decode().count('class="sheet-visit') == 4
+
+
+def test_a_procedure_cannot_start_without_the_current_consent(clinic: Clinic, desk: Client) -> None:
+    appointment = visit(clinic)
+    status = reverse("desk:visit_status", args=[appointment.pk])
+    desk.post(status, {"status": "checked_in"})
+    desk.post(status, {"status": "in_progress"})
+    appointment.refresh_from_db()
+    assert appointment.status == "checked_in"
+    patient = appointment.patient
+    consent_sign(patient=patient, signature=f"{patient.first_name} {patient.last_name}", actor=None)
+    desk.post(status, {"status": "in_progress"})
+    appointment.refresh_from_db()
+    assert appointment.status == "in_progress"
+
+
+def test_a_chart_is_signed_then_locked_and_an_amendment_keeps_the_original(
+    clinic: Clinic, desk: Client
+) -> None:
+    appointment = visit(clinic)
+    url = reverse("desk:visit", args=[appointment.pk])
+    desk.post(url, chart_data(clinic, lot(clinic)))
+    chart = ProcedureChart.objects.get()
+    assert chart.non_sterile_products == ["Vitamin C serum"]
+    assert "not sterile" in desk.get(url).content.decode()
+    desk.post(url, {"action": "sign"})
+    chart.refresh_from_db()
+    assert chart.locked
+
+    desk.post(url, chart_data(clinic, chart.cartridge_lot, action="amend", depth_face="0.8"))
+    amendment = ProcedureChart.objects.get(amends=chart)
+    chart.refresh_from_db()
+    assert chart.areas[0]["depth_mm"] == 1.0  # the signed original is untouched
+    assert amendment.areas[0]["depth_mm"] == 0.8 and not amendment.locked
+    assert (
+        AuditEvent.objects.filter(action__in=["chart_write", "chart_sign", "chart_amend"]).count()
+        == 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "problem"),
+    [
+        ({"depth_face": "2.9"}, "depth_face", "less than or equal to 1.5"),
+        ({"numbing_minutes": 200}, "numbing_minutes", "less than or equal to 90"),
+        ({"expired": True}, "cartridge_lot", "expired on"),
+    ],
+)
+def test_a_bad_chart_names_the_field_and_saves_nothing(
+    clinic: Clinic, desk: Client, changes: dict[str, object], field: str, problem: str
+) -> None:
+    appointment = visit(clinic)
+    expired = changes.pop("expired", False)
+    cartridge = lot(clinic, expires=date(2027, 1, 1) if expired else date(2028, 1, 1))
+    response = desk.post(
+        reverse("desk:visit", args=[appointment.pk]), chart_data(clinic, cartridge, **changes)
+    )
+    text = response.content.decode()
+    assert f'id="id_{field}_error"' in text
+    assert problem in text
+    assert not ProcedureChart.objects.exists()
+
+
+def test_scores_use_the_pack_scales_and_refuse_values_off_the_scale(
+    clinic: Clinic, desk: Client
+) -> None:
+    appointment = visit(clinic)
+    url = reverse("desk:visit", args=[appointment.pk])
+    bad = desk.post(url, {"action": "score", "scale": "gais", "value": 9})
+    assert 'id="id_value_error"' in bad.content.decode()
+    assert not appointment.scores.exists()
+    desk.post(url, {"action": "score", "scale": "gais", "value": 2})
+    assert appointment.scores.get().value == 2
+
+
+def test_viewing_a_visit_is_audited(clinic: Clinic, desk: Client) -> None:
+    appointment = visit(clinic)
+    desk.get(reverse("desk:visit", args=[appointment.pk]))
+    event = AuditEvent.objects.get(action="visit_view")
+    assert event.object_id == str(appointment.patient_id)
+
+
+def test_the_front_desk_moves_a_course_session_after_a_preview(
+    clinic: Clinic, desk: Client
+) -> None:
+    course = services.course_book(
+        patient=make_patient(clinic),
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["acne_scars"],
+        first_session=MONDAY,
+        areas=["face"],
+    )
+    second = Appointment.objects.get(course_session__course=course, course_session__number=2)
+    url = reverse("desk:visit_move", args=[second.pk])
+    choices = desk.get(url).context["form"].fields["starts_at"].choices
+    target = choices[0][0]
+    preview = desk.post(url, {"starts_at": target, "action": "preview"})
+    assert "Confirm the move" in preview.content.decode()
+    desk.post(url, {"starts_at": target, "action": "apply"})
+    second.refresh_from_db()
+    assert second.starts_at.isoformat() == target
