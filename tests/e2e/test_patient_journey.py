@@ -103,6 +103,7 @@ def test_a_patient_books_a_whole_course_and_reschedules_a_session(phone) -> None
     phone.get_by_role("button", name="See the result").click()
 
     phone.get_by_role("link", name="Plan and book your course").click()
+    phone.get_by_role("heading", name="Plan your course").wait_for()
     phone.get_by_label("Acne scars").check()
     phone.get_by_role("button", name="Show my course").click()
     phone.get_by_role("heading", name="Your course: 3 sessions").wait_for()
@@ -116,6 +117,7 @@ def test_a_patient_books_a_whole_course_and_reschedules_a_session(phone) -> None
     assert Appointment.objects.filter(course_session__course=course, status="booked").count() == 3
 
     phone.get_by_role("link", name="Reschedule session 2").click()
+    phone.get_by_role("heading", name="Reschedule session 2").wait_for()
     choices = phone.locator("#id_starts_at option")
     last = choices.nth(choices.count() - 1).get_attribute("value")
     phone.get_by_label("New time").select_option(last)

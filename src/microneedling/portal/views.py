@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -12,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from microneedling.charting.services import consent_current_text, consent_is_current, consent_sign
@@ -36,6 +38,8 @@ def patient_required(view: Callable[..., HttpResponse]) -> View:
         if patient is None:
             messages.info(request, "This account has no patient record; staff use the desk.")
             return redirect("web:home")
+        # Times on the patient's pages read in the patient's own zone.
+        timezone.activate(ZoneInfo(patient.timezone))
         return view(request, patient, *args, **kwargs)
 
     return wrapper

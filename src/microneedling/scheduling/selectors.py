@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Prefetch, QuerySet
 
 from microneedling.core.availability import find_starts
+from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import Location, Provider, Room
 from microneedling.directory.selectors import providers_at
 from microneedling.patients.models import Patient
@@ -75,7 +76,7 @@ class SheetVisit:
     appointment: Appointment
     starts: datetime
     ends: datetime
-    #: ``(phase code, local start, local end, needs the provider)``
+    #: ``(phase name, local start, local end, needs the provider)``
     phases: tuple[tuple[str, datetime, datetime, bool], ...]
     room_id: int | None
 
@@ -115,13 +116,14 @@ def day_sheet(location: Location, day: date) -> DaySheet:
         .order_by("starts_at")
     )
     rooms = list(Room.objects.filter(location=location, active=True).order_by("name"))
+    names = {phase.code: phase.name for phase in load_pack().data.visit}
     sheet_visits = []
     for visit in visits:
         at = visit.starts_at.astimezone(zone)
         phases = []
         for phase in visit.service.phases.all():
             until = at + timedelta(minutes=phase.minutes)
-            phases.append((phase.code, at, until, phase.needs_provider))
+            phases.append((names.get(phase.code, phase.code), at, until, phase.needs_provider))
             at = until
         holds = visit.room_holds
         room_id = int(holds[0].resource.split(":", 1)[1]) if holds else None
