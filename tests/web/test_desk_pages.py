@@ -184,3 +184,36 @@ def test_the_front_desk_moves_a_course_session_after_a_preview(
     desk.post(url, {"starts_at": target, "action": "apply"})
     second.refresh_from_db()
     assert second.starts_at.isoformat() == target
+
+
+def test_a_provider_approves_a_screening_with_a_reason_and_the_patient_can_book(
+    clinic: Clinic, desk: Client
+) -> None:
+    patient = make_patient(clinic, conditions=[{"code": "rosacea", "status": "active"}])
+    screening = patient.screenings.get()
+    assert screening.verdict == "clinician_review"
+    assert patient.last_name in desk.get(reverse("desk:screenings")).content.decode()
+    url = reverse("desk:screening", args=[screening.pk])
+    missing = desk.post(url, {"decision": "approve", "reason": " "})
+    assert 'id="id_reason_error"' in missing.content.decode()
+    screening.refresh_from_db()
+    assert screening.review == "pending"
+    desk.post(url, {"decision": "approve", "reason": "Calm today; treat outside the flare"})
+    screening.refresh_from_db()
+    assert screening.review == "approved"
+    assert services.booking_gate(patient, MONDAY) == screening
+    assert AuditEvent.objects.filter(action="screening_review").count() == 1
+
+
+def test_open_appointment_requests_are_listed_for_the_desk(clinic: Clinic, desk: Client) -> None:
+    patient = make_patient(clinic)
+    services.appointment_request_create(
+        patient=patient,
+        location=clinic.location,
+        service=clinic.treatment,
+        reason="patient_request",
+        payload={"note": "Mornings only"},
+    )
+    page = desk.get(reverse("desk:requests")).content.decode()
+    assert f"{patient.first_name} {patient.last_name}" in page
+    assert "patient_request" in page

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from microneedling.desk import moves, views, visits
+from microneedling.desk import moves, queues, views, visits
 
 app_name = "desk"
 urlpatterns = [
@@ -11,6 +11,9 @@ urlpatterns = [
     path("skin-reports/<int:report_id>/", views.skin_report_detail, name="skin_report"),
     path("skin-reports/<int:report_id>/photo/", views.skin_report_photo, name="skin_report_photo"),
     path("locations/<slug:slug>/day/", views.day_sheet_view, name="day_sheet"),
+    path("screenings/", queues.screenings, name="screenings"),
+    path("screenings/<int:screening_id>/", queues.screening_decide, name="screening"),
+    path("requests/", queues.requests_list, name="requests"),
     path("visits/<int:appointment_id>/", visits.visit, name="visit"),
     path("visits/<int:appointment_id>/status/", visits.visit_status, name="visit_status"),
     path("visits/<int:appointment_id>/move/", moves.visit_move, name="visit_move"),

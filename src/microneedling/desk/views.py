@@ -17,6 +17,8 @@ from microneedling.aftercare.services import skin_report_handle
 from microneedling.audit.services import audit_record
 from microneedling.desk.access import staff_required
 from microneedling.directory.models import Location
+from microneedling.patients.models import Screening
+from microneedling.scheduling.models import AppointmentRequest
 from microneedling.scheduling.selectors import day_sheet
 
 
@@ -29,6 +31,10 @@ def home(request: HttpRequest) -> HttpResponse:
         {
             "locations": Location.objects.exclude(status=Location.Status.CLOSED).order_by("name"),
             "open_reports": skin_report_queue().count(),
+            "pending_reviews": Screening.objects.filter(review=Screening.Review.PENDING).count(),
+            "open_requests": AppointmentRequest.objects.filter(
+                status=AppointmentRequest.Status.OPEN
+            ).count(),
         },
     )
 
