@@ -161,3 +161,22 @@ def test_the_course_page_query_count_does_not_grow_with_its_visits(
     with django_assert_max_num_queries(baseline):
         response = client.get(url)
     assert response.content.decode().count("Earlier: ") == 2
+
+
+def test_the_course_page_charts_the_scores_over_the_sessions(clinic: Clinic) -> None:
+    from microneedling.charting.services import score_record  # noqa: PLC0415
+
+    client = signed_in(make_patient(clinic))
+    course = book(clinic, client)
+    provider = get_user_model().objects.create_user(username="ada.quill", is_staff=True)
+    for number, value in ((1, 3), (2, 2)):
+        visit = Appointment.objects.get(
+            course_session__course=course, course_session__number=number
+        )
+        score_record(
+            appointment=visit, scale="goodman_baron_qualitative", value=value, actor=provider
+        )
+    response = client.get(reverse("portal:course", args=[course.pk]))
+    scores = response.context["scores"]
+    assert [(p["session"], p["value"]) for p in scores[0]["points"]] == [(1, 3), (2, 2)]
+    assert "Your progress" in response.content.decode()

@@ -20,9 +20,13 @@ from microneedling.scheduling.models import Appointment, Course, CourseSession, 
 
 
 def patient_courses(patient: Patient) -> QuerySet[Course]:
-    """The patient's courses, newest first, with sessions and their visits (with provider
-    and location) loaded: three queries in all."""
-    visits = Appointment.objects.select_related("provider", "location").order_by("starts_at")
+    """The patient's courses, newest first, with sessions, their visits (with provider and
+    location) and the visits' outcome scores loaded: four queries in all."""
+    visits = (
+        Appointment.objects.select_related("provider", "location")
+        .prefetch_related("scores")
+        .order_by("starts_at")
+    )
     sessions = CourseSession.objects.order_by("number").prefetch_related(
         Prefetch("appointments", queryset=visits)
     )
