@@ -26,7 +26,7 @@ from microneedling.core.availability import (
 )
 from microneedling.core.courses import PlannedSession, chain_sessions
 from microneedling.core.knowledge.models import Gap
-from microneedling.core.series import SeriesResult, Weights, search_series
+from microneedling.core.series import SeriesResult, Weights, search_days, search_series
 
 PHASES = (
     Phase("numbing", 30, ("room",)),
@@ -240,3 +240,44 @@ def test_series_keeps_gaps_windows_and_real_slots(case: Case) -> None:
         assert (slot.start, slot.provider_id) in offered
     providers = {slot.provider_id for slot in slots}
     assert result.provider_id == (providers.pop() if len(providers) == 1 else None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    first=st.dates(date(2027, 1, 1), date(2027, 12, 31)),
+    count=st.integers(1, 6),
+    gap=st.tuples(st.integers(7, 30), st.integers(0, 20)),
+    follow=st.booleans(),
+)
+def test_search_days_cover_every_day_a_session_may_take(
+    first: date, count: int, gap: tuple[int, int], follow: bool
+) -> None:
+    low, spread = gap
+    sessions = [PlannedSession(1, first, first, first + timedelta(days=6))]
+    for number in range(2, count + 1):
+        anchor = sessions[-1].target
+        sessions.append(
+            PlannedSession(
+                number,
+                anchor + timedelta(days=low),
+                anchor + timedelta(days=low + spread // 2),
+                anchor + timedelta(days=low + spread),
+            )
+        )
+    days = search_days(sessions=sessions, gap_days=(low, low + spread), follow_plan_windows=follow)
+    for (_, end), (start, _) in pairwise(days):
+        assert end + timedelta(days=1) < start  # merged: separate stretches only
+    covered = {d for a, b in days for d in (a + timedelta(days=k) for k in range((b - a).days + 1))}
+    # The opening session may take any day of its window, and with the plan's windows each
+    # later one any day of its own; without them, any day the gaps reach.
+    assert {first + timedelta(days=k) for k in range(7)} <= covered
+    farthest = first + timedelta(days=6 + (count - 1) * (low + spread))
+    if follow:
+        for s in sessions[1:]:
+            reach = {
+                s.earliest + timedelta(days=k) for k in range((s.latest - s.earliest).days + 1)
+            }
+            assert reach & covered
+        assert max(b for _, b in days) <= sessions[-1].latest
+    else:
+        assert max(b for _, b in days) == farthest

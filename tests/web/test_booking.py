@@ -330,3 +330,29 @@ def test_only_a_booked_session_can_be_moved(clinic: Clinic) -> None:
             appointment=first, starts_at=first.starts_at + timedelta(days=1), actor=None, apply=True
         )
     assert error.value.code == "invalid_transition"
+
+
+def test_a_plan_window_shut_by_a_closure_falls_back_to_the_full_search(clinic: Clinic) -> None:
+    """Session 2's own plan window is closed, but counted from the day session 1 really
+    takes, the course's gap still reaches beyond the closure: the course is booked there."""
+    patient = make_patient(clinic)
+    plan = services.course_propose(
+        patient=patient,
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["acne_scars"],
+        first_session=MONDAY,
+        areas=["face"],
+    ).plan
+    window = plan.sessions[1]
+    LocationClosure.objects.create(
+        location=clinic.location, starts_on=window.earliest, ends_on=window.latest, reason="Refit"
+    )
+    course = book_course(clinic, patient)
+    days = [
+        s.appointments.get().starts_at.astimezone(TZ).date()
+        for s in course.sessions.order_by("number")
+    ]
+    assert days[1] > window.latest
+    for before, after in pairwise(days):
+        assert course.gap_min_days <= (after - before).days <= course.gap_max_days

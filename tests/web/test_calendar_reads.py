@@ -19,7 +19,7 @@ from microneedling.directory.models import (
 from microneedling.scheduling.calendars import day_bounds, location_calendar
 from microneedling.scheduling.layout import layout_read
 from microneedling.scheduling.models import Appointment, Reservation
-from tests.web.conftest import Clinic, local, make_patient
+from tests.web.conftest import TZ, Clinic, local, make_patient
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -154,3 +154,18 @@ def test_the_calendar_takes_bookings_and_leave_out_of_free_time(clinic: Clinic) 
         (local(DAY, 9), local(DAY, 13)),
         (local(DAY, 14), local(DAY, 17)),
     ]
+
+
+def test_a_calendar_limited_to_some_days_has_free_time_only_on_them(clinic: Clinic) -> None:
+    later = DAY + timedelta(days=7)
+    calendar = location_calendar(
+        location=clinic.location,
+        service=clinic.treatment,
+        first_day=DAY,
+        last_day=later,
+        only_days=[(DAY, DAY), (later, later)],
+    )
+    for resource in calendar.resources:
+        days = {i.start.astimezone(TZ).date() for i in resource.free}
+        assert days <= {DAY, later}, resource.id
+        assert days, resource.id

@@ -71,10 +71,12 @@ def day_bounds(first: date, last: date, zone: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _busy(resources: Sequence[str], start: datetime, end: datetime) -> dict[str, list[Seconds]]:
-    """Active reservations of ``resources`` overlapping [start, end), per resource, as
-    start-sorted whole seconds since the epoch (start rounded down, end up: never less
-    busy than stored).
+def _busy(
+    resources: Sequence[str], ranges: Sequence[tuple[datetime, datetime]]
+) -> dict[str, list[Seconds]]:
+    """Active reservations of ``resources`` overlapping any of the ``ranges`` (sorted,
+    disjoint), per resource, as start-sorted whole seconds since the epoch (start rounded
+    down, end up: never less busy than stored).
 
     Read with plain SQL from the epoch-second columns the database keeps for this (see
     ``epoch.py``) through an index that covers the query: a busy season is tens of thousands
@@ -82,21 +84,27 @@ def _busy(resources: Sequence[str], start: datetime, end: datetime) -> dict[str,
     the whole availability search.
     """
     busy: dict[str, list[Seconds]] = defaultdict(list)
-    if not resources:
+    if not resources or not ranges:
         return busy
     table = Reservation._meta.db_table
     marks = ", ".join(["%s"] * len(resources))
-    sql = (
-        f"SELECT resource, start_second, end_second FROM {table} "  # noqa: S608 - our names
-        f"WHERE active AND resource IN ({marks}) AND start_second < %s AND end_second > %s "
-        "AND start_second >= %s ORDER BY resource, start_second"
-    )
-    low, high = seconds_floor(start), seconds_ceil(end)
     # The lower bound on the start lets the index seek instead of scanning every earlier
     # booking: no reservation lasts longer than a visit (one day).
-    earliest = low - int(MAX_RESERVATION.total_seconds())
+    reach = int(MAX_RESERVATION.total_seconds())
+    bounds = [(seconds_floor(start), seconds_ceil(end)) for start, end in ranges]
+    each = " OR ".join(
+        ["(start_second < %s AND end_second > %s AND start_second >= %s)"] * len(bounds)
+    )
+    sql = (
+        f"SELECT resource, start_second, end_second FROM {table} "  # noqa: S608 - our names
+        f"WHERE active AND resource IN ({marks}) AND start_second < %s AND start_second >= %s "
+        f"AND ({each}) ORDER BY resource, start_second"
+    )
+    params: list[str | int] = [*resources, bounds[-1][1], bounds[0][0] - reach]
+    for low, high in bounds:
+        params += [high, low, low - reach]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*resources, high, low, earliest])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     # Rows come grouped by resource; grouping and pairing in C (groupby, itemgetter) rather
     # than a Python loop matters at tens of thousands of rows.
@@ -113,11 +121,15 @@ def location_calendar(
     last_day: date,
     provider_ids: Sequence[int] | None = None,
     include_bookings: bool = True,
+    only_days: Sequence[tuple[date, date]] | None = None,
 ) -> LocationCalendar:
     """Free time of the location's providers, rooms and devices from ``first_day`` to
     ``last_day`` (inclusive), net of hours, closures, leave and existing reservations.
 
-    ``include_bookings=False`` ignores reservations: only for a deliberate staff override.
+    ``only_days`` (sorted, disjoint stretches of local days inside that span) limits free
+    time, and the bookings read, to those days: a course search that looks at a few windows
+    of a season need not read the weeks between them. ``include_bookings=False`` ignores
+    reservations: only for a deliberate staff override.
     """
     zone = location.timezone
     start, end = day_bounds(first_day, last_day, zone)
@@ -133,6 +145,11 @@ def location_calendar(
     open_time = open_seconds(
         days=(first_day, last_day), zone=zone, weekly=layout.hours, closed_days=closed
     )
+    ranges = [day_bounds(a, b, zone) for a, b in only_days] if only_days else [(start, end)]
+    if only_days:
+        open_time = intersect_pairs(
+            open_time, [(seconds_floor(a), seconds_ceil(b)) for a, b in ranges]
+        )
     by_provider = layout.shifts
     rooms, devices = layout.rooms, layout.devices
     keys = (
@@ -140,7 +157,7 @@ def location_calendar(
         + [f"room:{r}" for r in rooms]
         + [f"device:{d}" for d in devices]
     )
-    busy = _busy(keys, start, end) if include_bookings else defaultdict(list)
+    busy = _busy(keys, ranges) if include_bookings else defaultdict(list)
     for provider_id, spans in layout.leave.items():
         # Leave is a block like a booking.
         busy[f"provider:{provider_id}"].extend(spans)

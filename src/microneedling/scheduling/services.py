@@ -24,7 +24,7 @@ from microneedling.core.courses import CoursePlan, PlannedSession, chain_session
 from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.knowledge import load_pack
 from microneedling.core.knowledge.models import Gap, Policy
-from microneedling.core.series import SeriesResult, search_series
+from microneedling.core.series import SeriesResult, search_days, search_series
 from microneedling.directory.models import Location, Provider, Service
 from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.booking import (
@@ -258,30 +258,48 @@ def course_propose(
         replace(opening, latest=opening.earliest + timedelta(days=FIRST_SESSION_FLEX_DAYS)),
         *plan.sessions[1:],
     )
-    calendar = location_calendar(
-        location=location,
-        service=service,
-        first_day=plan.sessions[0].earliest,
-        last_day=plan.sessions[-1].latest + timedelta(days=FIRST_SESSION_FLEX_DAYS),
-    )
     grid, _, _ = policy_numbers()
     not_before, not_after = bookable_window(now)
-    series = search_series(
-        sessions=sessions,
-        follow_plan_windows=False,
-        gap_days=(plan.gap_days[0], plan.gap_days[2]),
-        phases=calendar.phases,
-        resources=list(calendar.resources),
-        zone=calendar.zone,
-        grid_minutes=grid,
-        not_before=not_before,
-        not_after=not_after,
-        preferred_provider=(
-            f"provider:{preferences.provider_id}" if preferences.provider_id else None
-        ),
-        preferred_weekdays=preferences.weekdays,
-        preferred_times=preferences.times,
-    )
+    gap = (plan.gap_days[0], plan.gap_days[2])
+
+    def search(follow_plan_windows: bool) -> tuple[LocationCalendar, SeriesResult]:
+        days = search_days(sessions=sessions, gap_days=gap, follow_plan_windows=follow_plan_windows)
+        calendar = location_calendar(
+            location=location,
+            service=service,
+            first_day=days[0][0],
+            last_day=days[-1][1],
+            only_days=days,
+        )
+        series = search_series(
+            sessions=sessions,
+            follow_plan_windows=follow_plan_windows,
+            gap_days=gap,
+            phases=calendar.phases,
+            resources=list(calendar.resources),
+            zone=calendar.zone,
+            grid_minutes=grid,
+            not_before=not_before,
+            not_after=not_after,
+            preferred_provider=(
+                f"provider:{preferences.provider_id}" if preferences.provider_id else None
+            ),
+            preferred_weekdays=preferences.weekdays,
+            preferred_times=preferences.times,
+        )
+        return calendar, series
+
+    # First inside the plan's own windows (about a third of the days the full search reads).
+    # A course found there with one provider throughout (the preferred one, if asked for)
+    # is kept: the full search could only beat it by putting a session more than a week
+    # from its target, which the scoring almost never prefers. Otherwise the full search,
+    # each session counted from the day the one before it falls on.
+    calendar, series = search(follow_plan_windows=True)
+    score = series.score
+    if not (
+        series.ok and score and score.provider_changes == 0 and not score.off_preferred_provider
+    ):
+        calendar, series = search(follow_plan_windows=False)
     return CourseProposal(plan=plan, series=series, calendar=calendar)
 
 

@@ -220,6 +220,20 @@ def _checked_times(ranges: Sequence[tuple[time | str, time | str]]) -> list[tupl
     return checked
 
 
+def search_days(
+    *,
+    sessions: Sequence[PlannedSession],
+    gap_days: tuple[int, int] | tuple[int, int, int],
+    follow_plan_windows: bool = True,
+) -> list[tuple[date, date]]:
+    """The stretches of local days (merged, inclusive) a :func:`search_series` with the same
+    arguments looks at: what an adapter needs to load, and nothing between them."""
+    planned = _checked_sessions(sessions)
+    gap_min, gap_max = _checked_gap(gap_days)
+    ranges = _day_ranges(planned, gap_min, gap_max, follow_plan_windows)
+    return [(date.fromordinal(a), date.fromordinal(b)) for a, b in _spans(ranges)]
+
+
 def _day_ranges(
     planned: list[PlannedSession], gap_min: int, gap_max: int, follow: bool
 ) -> list[tuple[int, int]]:
