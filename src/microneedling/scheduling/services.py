@@ -292,8 +292,9 @@ def course_propose(
     # First inside the plan's own windows (about a third of the days the full search reads).
     # A course found there with one provider throughout (the preferred one, if asked for)
     # is kept: the full search could only beat it by putting a session more than a week
-    # from its target, which the scoring almost never prefers. Otherwise the full search,
-    # each session counted from the day the one before it falls on.
+    # from its target to win a preferred weekday or time, which a two-week window offers
+    # twice unless the diary is full. Otherwise the full search, each session counted from
+    # the day the one before it falls on.
     calendar, series = search(follow_plan_windows=True)
     score = series.score
     if not (
