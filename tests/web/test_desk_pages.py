@@ -217,3 +217,26 @@ def test_open_appointment_requests_are_listed_for_the_desk(clinic: Clinic, desk:
     page = desk.get(reverse("desk:requests")).content.decode()
     assert f"{patient.first_name} {patient.last_name}" in page
     assert "patient_request" in page
+
+
+def test_a_signed_consent_version_cannot_be_edited_in_the_admin(clinic: Clinic) -> None:
+    from microneedling.charting.models import ConsentText  # noqa: PLC0415
+
+    admin = get_user_model().objects.create_superuser(username="root.admin", password=None)
+    client = Client()
+    client.force_login(admin)
+    text = ConsentText.objects.get(version="1")
+    url = reverse("admin:charting_consenttext_change", args=[text.pk])
+    assert (
+        client.post(
+            url, {"version": "1", "title": "Changed", "body": "x", "active_from": "2026-01-01"}
+        ).status_code
+        == 302
+    )
+    text.refresh_from_db()
+    assert text.title == "Changed"  # nobody signed it yet
+    patient = make_patient(clinic)
+    consent_sign(patient=patient, signature=f"{patient.first_name} {patient.last_name}", actor=None)
+    client.post(url, {"version": "1", "title": "Again", "body": "y", "active_from": "2026-01-01"})
+    text.refresh_from_db()
+    assert text.title == "Changed"
