@@ -194,6 +194,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         f"  API and its OpenAPI document: http://{address}/api/v1/docs, "
         f"http://{address}/api/v1/openapi.json\n"
         f"  Locations near a ZIP code:   http://{address}/api/v1/locations?zip=78209\n"
+        f"  Patients start here:         http://{address}/ (sign up at /my/sign-up/)\n"
+        f"  Front desk and providers:    http://{address}/desk/ (the demo printed a sign-in)\n"
         f"  Staff admin:                 http://{address}/admin/\n"
     )
     sys.stdout.flush()

@@ -9,6 +9,7 @@ rule (no overlaps, sessions inside their windows); sessions already past are the
 from __future__ import annotations
 
 import random
+import secrets
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -239,8 +240,9 @@ def _locations(org: Organization, today: date) -> dict[str, Location]:
     return locations
 
 
-def load_demo(*, today: date, seed: int = 2026) -> dict[str, int]:
-    """Create the demo chain and book its patients' courses; returns counts."""
+def load_demo(*, today: date, seed: int = 2026) -> dict[str, int | str]:
+    """Create the demo chain and book its patients' courses; returns counts and the desk's
+    sign-in (a random password made for this database)."""
     rng = random.Random(seed)
     with transaction.atomic():
         org = Organization.objects.create(name="Mesquite Skin Clinics", slug="mesquite")
@@ -274,8 +276,11 @@ def load_demo(*, today: date, seed: int = 2026) -> dict[str, int]:
         catalogue = dict.fromkeys(locations, face)
 
         user_model = get_user_model()
+        # A fresh random password per demo database, printed once by `microneedling demo`:
+        # usable on this machine, never a password that ships with the code.
+        desk_password = secrets.token_urlsafe(12)
         if not user_model.objects.filter(username="frontdesk").exists():
-            user_model.objects.create_user("frontdesk", password=None, is_staff=True)
+            user_model.objects.create_user("frontdesk", password=desk_password, is_staff=True)
 
         pack, booked, patients = load_pack(), 0, 0
         started = today - timedelta(days=70)
@@ -356,4 +361,5 @@ def load_demo(*, today: date, seed: int = 2026) -> dict[str, int]:
         "patients": patients,
         "courses": booked,
         "pack_entries": len(pack.entry_ids),
+        "desk_sign_in": f"frontdesk / {desk_password} at /my/sign-in/ (then /desk/)",
     }
