@@ -240,3 +240,38 @@ def test_a_signed_consent_version_cannot_be_edited_in_the_admin(clinic: Clinic) 
     client.post(url, {"version": "1", "title": "Again", "body": "y", "active_from": "2026-01-01"})
     text.refresh_from_db()
     assert text.title == "Changed"
+
+
+def test_before_and_after_photos_are_kept_privately_and_compared(
+    clinic: Clinic, desk: Client, settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415
+
+    settings.MEDIA_ROOT = tmp_path
+    png = b"\x89PNG\r\n\x1a\n" + b"\x01" * 32
+    course = services.course_book(
+        patient=make_patient(clinic),
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["acne_scars"],
+        first_session=MONDAY,
+        areas=["face"],
+    )
+    first = Appointment.objects.get(course_session__course=course, course_session__number=1)
+    url = reverse("desk:visit", args=[first.pk])
+    refused = desk.post(
+        url, {"action": "photo", "kind": "before", "file": SimpleUploadedFile("a.gif", b"GIF89a")}
+    )
+    assert 'id="id_file_error"' in refused.content.decode()
+    assert not first.photos.exists()
+    for kind in ("before", "after"):
+        desk.post(url, {"action": "photo", "kind": kind, "file": SimpleUploadedFile("a.png", png)})
+    assert first.photos.count() == 2
+    page = desk.get(reverse("desk:course_compare", args=[course.pk]))
+    assert page.context["before"].kind == "before" and page.context["after"].kind == "after"
+    photo = desk.get(reverse("desk:session_photo", args=[page.context["before"].pk]))
+    assert b"".join(photo.streaming_content) == png
+    assert AuditEvent.objects.filter(action="session_photo_view").count() == 1
+    patient_client = Client()
+    patient_client.force_login(get_user_model().objects.create_user(username="cleo.m"))
+    assert patient_client.get(reverse("desk:course_compare", args=[course.pk])).status_code == 403

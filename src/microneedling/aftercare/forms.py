@@ -10,11 +10,9 @@ from django.core.files.uploadedfile import UploadedFile
 
 from microneedling.core.knowledge import Pack
 from microneedling.core.triage import SymptomReport
+from microneedling.patients.photos import photo_checked
 
 SEVERITY = (("", "No"), ("mild", "Mild"), ("moderate", "Moderate"), ("severe", "Severe"))
-#: Photos are kept privately with the report; only these formats, up to this size.
-PHOTO_TYPES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
-PHOTO_MAX_BYTES = 5 * 1024 * 1024
 
 
 class SkinReportForm(forms.Form):
@@ -45,16 +43,7 @@ class SkinReportForm(forms.Form):
 
     def clean_photo(self) -> UploadedFile[bytes] | None:
         """Only real JPEG or PNG images, and not too large."""
-        photo: UploadedFile[bytes] | None = self.cleaned_data.get("photo")
-        if not photo:
-            return None
-        if photo.size is not None and photo.size > PHOTO_MAX_BYTES:
-            raise ValidationError("The photo is larger than 5 MB.")
-        head = photo.read(8)
-        photo.seek(0)
-        if not any(head.startswith(magic) for magic in PHOTO_TYPES):
-            raise ValidationError("The photo must be a JPEG or PNG image.")
-        return photo
+        return photo_checked(self.cleaned_data.get("photo"))
 
     def clean(self) -> dict[str, Any]:
         """At least one symptom, so the report can be triaged."""

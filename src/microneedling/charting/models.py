@@ -116,3 +116,24 @@ class OutcomeScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scale}={self.value} at appointment #{self.appointment_id}"
+
+
+class SessionPhoto(models.Model):
+    """A before or after photo of a session, kept privately for the clinical record."""
+
+    class Kind(models.TextChoices):
+        BEFORE = "before", "Before"
+        AFTER = "after", "After"
+
+    appointment = models.ForeignKey(
+        "scheduling.Appointment", on_delete=models.PROTECT, related_name="photos"
+    )
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    file = models.FileField(upload_to="session-photos/%Y/%m/")
+    taken_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    taken_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} photo of appointment #{self.appointment_id}"

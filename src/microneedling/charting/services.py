@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from microneedling.accounts.actors import Actor, acting_user
 from microneedling.audit.services import audit_record
-from microneedling.charting.models import Consent, ConsentText, OutcomeScore, ProcedureChart
+from microneedling.charting.models import (
+    Consent,
+    ConsentText,
+    OutcomeScore,
+    ProcedureChart,
+    SessionPhoto,
+)
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import CartridgeLot, Device
@@ -183,3 +189,23 @@ def score_record(
             details={"scale": scale, "value": value, "appointment": appointment.pk},
         )
     return score
+
+
+def session_photo_add(
+    *, appointment: Appointment, kind: str, file: Any, actor: Actor
+) -> SessionPhoto:
+    """Keep a before or after photo of the session (checked as an image first; audited)."""
+    if kind not in SessionPhoto.Kind.values:
+        raise InputError("kind", "choose before or after")
+    with transaction.atomic():
+        photo = SessionPhoto.objects.create(
+            appointment=appointment, kind=kind, file=file, taken_by=_person(actor)
+        )
+        audit_record(
+            actor=actor,
+            action="session_photo_add",
+            object_type="patient",
+            object_id=appointment.patient_id,
+            details={"photo": photo.pk, "kind": kind},
+        )
+    return photo

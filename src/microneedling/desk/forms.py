@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.files.uploadedfile import UploadedFile
 
 from microneedling.core.knowledge import Pack
 from microneedling.directory.models import CartridgeLot, Device
+from microneedling.patients.photos import photo_checked
 from microneedling.scheduling.models import Appointment
 
 PRODUCT_ROWS = 3
@@ -107,3 +109,14 @@ class ScoreForm(forms.Form):
         if isinstance(field, forms.ChoiceField):
             field.choices = [(s.code, s.name) for s in pack.data.scales]
         self.scales = {s.code: s for s in pack.data.scales}
+
+
+class PhotoForm(forms.Form):
+    """A before or after photo of the session."""
+
+    kind = forms.ChoiceField(label="Photo", choices=[("before", "Before"), ("after", "After")])
+    file = forms.FileField(label="Image", help_text="A JPEG or PNG up to 5 MB.")
+
+    def clean_file(self) -> UploadedFile[bytes] | None:
+        """Only real JPEG or PNG images, and not too large."""
+        return photo_checked(self.cleaned_data.get("file"))

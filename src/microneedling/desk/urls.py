@@ -17,4 +17,6 @@ urlpatterns = [
     path("visits/<int:appointment_id>/", visits.visit, name="visit"),
     path("visits/<int:appointment_id>/status/", visits.visit_status, name="visit_status"),
     path("visits/<int:appointment_id>/move/", moves.visit_move, name="visit_move"),
+    path("photos/<int:photo_id>/", visits.session_photo, name="session_photo"),
+    path("courses/<int:course_id>/compare/", visits.course_compare, name="course_compare"),
 ]

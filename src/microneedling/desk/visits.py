@@ -5,24 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from microneedling.audit.services import audit_record
-from microneedling.charting.models import ProcedureChart
+from microneedling.charting.models import ProcedureChart, SessionPhoto
+from microneedling.charting.selectors import course_photos, course_scores
 from microneedling.charting.services import (
     chart_sign,
     chart_write,
     consent_is_current,
     score_record,
+    session_photo_add,
 )
 from microneedling.core.errors import BookingConflict, BookingRefused, InputError
 from microneedling.core.knowledge import load_pack
 from microneedling.desk.access import staff_required
-from microneedling.desk.forms import ChartForm, ScoreForm
+from microneedling.desk.forms import ChartForm, PhotoForm, ScoreForm
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
+from microneedling.scheduling.selectors import courses_with_visits as patient_courses_all
 
 #: The status buttons the desk offers from each status.
 ACTIONS = {
@@ -61,6 +64,9 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
         request.POST if action in ("chart", "amend") else None, appointment=appointment, pack=pack
     )
     score_form = ScoreForm(request.POST if action == "score" else None, pack=pack)
+    photo_form = PhotoForm(
+        request.POST if action == "photo" else None, request.FILES if action == "photo" else None
+    )
     try:
         if action in ("chart", "amend") and chart_form.is_valid():
             chart_write(
@@ -74,6 +80,15 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
         if action == "sign" and chart is not None:
             chart_sign(chart=chart, actor=request.user)
             messages.success(request, "Chart signed and locked.")
+            return redirect("desk:visit", appointment_id=appointment.pk)
+        if action == "photo" and photo_form.is_valid():
+            session_photo_add(
+                appointment=appointment,
+                kind=photo_form.cleaned_data["kind"],
+                file=photo_form.cleaned_data["file"],
+                actor=request.user,
+            )
+            messages.success(request, "Photo kept with the session.")
             return redirect("desk:visit", appointment_id=appointment.pk)
         if action == "score" and score_form.is_valid():
             score_record(
@@ -106,6 +121,8 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
         "chart_form": chart_form,
         "score_form": score_form,
         "scores": appointment.scores.order_by("scale"),
+        "photo_form": photo_form,
+        "photos": appointment.photos.order_by("taken_at"),
         "consent": consent_is_current(appointment.patient),
         "actions": ACTIONS.get(appointment.status, []),
         "amending": action == "amend" or (request.GET.get("amend") == "1"),
@@ -133,3 +150,36 @@ def visit_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
     if back.startswith("/desk/"):
         return redirect(back)
     return redirect("desk:visit", appointment_id=appointment.pk)
+
+
+@staff_required
+def session_photo(request: HttpRequest, photo_id: int) -> FileResponse:
+    """A session photo, to staff only, each viewing audited."""
+    photo = get_object_or_404(SessionPhoto.objects.select_related("appointment"), pk=photo_id)
+    audit_record(
+        actor=request.user,
+        action="session_photo_view",
+        object_type="patient",
+        object_id=photo.appointment.patient_id,
+        details={"photo": photo.pk},
+    )
+    return FileResponse(photo.file.open("rb"))
+
+
+@staff_required
+def course_compare(request: HttpRequest, course_id: int) -> HttpResponse:
+    """Before and after side by side, with the scores over the course (audited)."""
+    course = get_object_or_404(patient_courses_all().filter(pk=course_id))
+    before, after = course_photos(course)
+    audit_record(
+        actor=request.user,
+        action="course_compare_view",
+        object_type="patient",
+        object_id=course.patient_id,
+        details={"course": course.pk},
+    )
+    return render(
+        request,
+        "desk/compare.html",
+        {"course": course, "before": before, "after": after, "scores": course_scores(course)},
+    )

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from microneedling.charting.selectors import course_scores
 from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import Location
@@ -152,39 +153,8 @@ def course_detail(request: HttpRequest, patient: Patient, course_id: int) -> Htt
     return render(
         request,
         "portal/course.html",
-        {"course": course, "rows": rows, "scores": _score_table(course)},
+        {"course": course, "rows": rows, "scores": course_scores(course)},
     )
-
-
-def _score_table(course: Any) -> list[dict[str, Any]]:
-    """Each scale scored during the course with its value at each session, for a table and
-    a bar chart (scores over time)."""
-    scales = {s.code: s for s in load_pack().data.scales}
-    table: dict[str, dict[str, Any]] = {}
-    for session in course.sessions.all():
-        for visit in session.appointments.all():
-            for score in visit.scores.all():
-                scale = scales.get(score.scale)
-                if scale is None:
-                    continue
-                top = (
-                    max(level.value for level in scale.levels)
-                    if scale.levels
-                    else (scale.range[1] if scale.range else score.value) or 1
-                )
-                row = table.setdefault(
-                    score.scale, {"name": scale.name, "measures": scale.measures, "points": []}
-                )
-                label = next((lv.label for lv in scale.levels if lv.value == score.value), "")
-                row["points"].append(
-                    {
-                        "session": session.number,
-                        "value": score.value,
-                        "label": label,
-                        "percent": round(100 * score.value / top),
-                    }
-                )
-    return list(table.values())
 
 
 def _own_visit(patient: Patient, appointment_id: int) -> Appointment | None:

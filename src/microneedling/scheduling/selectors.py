@@ -22,6 +22,11 @@ from microneedling.scheduling.models import Appointment, Course, CourseSession, 
 def patient_courses(patient: Patient) -> QuerySet[Course]:
     """The patient's courses, newest first, with sessions, their visits (with provider and
     location) and the visits' outcome scores loaded: four queries in all."""
+    return courses_with_visits().filter(patient=patient)
+
+
+def courses_with_visits() -> QuerySet[Course]:
+    """Courses, newest first, with sessions, visits and scores loaded (see above)."""
     visits = (
         Appointment.objects.select_related("provider", "location")
         .prefetch_related("scores")
@@ -31,8 +36,7 @@ def patient_courses(patient: Patient) -> QuerySet[Course]:
         Prefetch("appointments", queryset=visits)
     )
     return (
-        Course.objects.filter(patient=patient)
-        .select_related("location", "service")
+        Course.objects.select_related("location", "service", "patient")
         .prefetch_related(Prefetch("sessions", queryset=sessions))
         .order_by("-created_at")
     )

@@ -1,0 +1,49 @@
+"""Reads for charting: a course's scores over its sessions, and its before/after photos."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from microneedling.charting.models import SessionPhoto
+from microneedling.core.knowledge import load_pack
+from microneedling.scheduling.models import Course
+
+
+def course_scores(course: Course) -> list[dict[str, Any]]:
+    """Each scale scored during the course with its value at each session, for a table and
+    a bar chart (scores over time). Works on prefetched sessions, visits and scores (see
+    ``scheduling.selectors.patient_courses``): no queries of its own then."""
+    scales = {s.code: s for s in load_pack().data.scales}
+    table: dict[str, dict[str, Any]] = {}
+    for session in course.sessions.all():
+        for visit in session.appointments.all():
+            for score in visit.scores.all():
+                scale = scales.get(score.scale)
+                if scale is None:
+                    continue
+                top = (
+                    max(level.value for level in scale.levels)
+                    if scale.levels
+                    else (scale.range[1] if scale.range else score.value) or 1
+                )
+                row = table.setdefault(
+                    score.scale, {"name": scale.name, "measures": scale.measures, "points": []}
+                )
+                label = next((lv.label for lv in scale.levels if lv.value == score.value), "")
+                row["points"].append(
+                    {
+                        "session": session.number,
+                        "value": score.value,
+                        "label": label,
+                        "percent": round(100 * score.value / top),
+                    }
+                )
+    return list(table.values())
+
+
+def course_photos(course: Course) -> tuple[SessionPhoto | None, SessionPhoto | None]:
+    """The first "before" photo of the course and the latest "after" one, to compare."""
+    photos = SessionPhoto.objects.filter(appointment__course_session__course=course)
+    first = photos.filter(kind=SessionPhoto.Kind.BEFORE).order_by("taken_at").first()
+    last = photos.filter(kind=SessionPhoto.Kind.AFTER).order_by("-taken_at").first()
+    return first, last
