@@ -147,3 +147,19 @@ def test_a_photo_is_kept_privately_and_shown_to_staff_only(
 def test_the_desk_refuses_patients(clinic: Clinic) -> None:
     client, _ = visit_for(clinic)
     assert client.get(reverse("desk:skin_reports")).status_code == 403
+
+
+def test_after_a_completed_visit_the_patient_rates_their_satisfaction(clinic: Clinic) -> None:
+    from microneedling.charting.services import consent_sign  # noqa: PLC0415
+
+    client, visit = visit_for(clinic)
+    patient = visit.patient
+    consent_sign(patient=patient, signature=f"{patient.first_name} {patient.last_name}", actor=None)
+    for status in ("checked_in", "in_progress", "completed"):
+        services.appointment_set_status(appointment=visit, status=status, actor=None)
+    url = reverse("portal:visit_care", args=[visit.pk])
+    assert "How satisfied are you" in client.get(url).content.decode()
+    missing = client.post(url, {})
+    assert 'id="satisfaction_error"' in missing.content.decode()
+    client.post(url, {"satisfaction": "4"})
+    assert visit.scores.get(scale="patient_satisfaction").value == 4

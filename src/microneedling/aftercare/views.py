@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -11,11 +12,14 @@ from microneedling.aftercare.forms import SkinReportForm
 from microneedling.aftercare.models import SkinReport
 from microneedling.aftercare.selectors import care_plan
 from microneedling.aftercare.services import skin_report_file
+from microneedling.charting.services import score_record
 from microneedling.core.knowledge import load_pack
 from microneedling.patients.models import Patient
 from microneedling.portal.views import patient_required
 from microneedling.scheduling.models import Appointment
 
+#: The pack's scale the patient rates themselves.
+SATISFACTION = "patient_satisfaction"
 ACTION_HEADLINES = {
     "expected": "This is part of normal healing.",
     "monitor": "Keep an eye on it.",
@@ -34,11 +38,26 @@ def _own_visit(patient: Patient, appointment_id: int) -> Appointment | None:
 
 
 @patient_required
+@require_http_methods(["GET", "POST"])
 def visit_care(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
-    """What to stop and when, what happens on the day, and the aftercare day by day."""
+    """What to stop and when, what happens on the day, the aftercare day by day, and after a
+    completed visit the patient's own satisfaction score."""
     visit = _own_visit(patient, appointment_id)
     if visit is None:
         return render(request, "portal/not_found.html", status=404)
+    scale = next(s for s in load_pack().data.scales if s.code == SATISFACTION)
+    choices = [(str(level.value), level.label) for level in scale.levels]
+    error = ""
+    if request.method == "POST" and visit.status == Appointment.Status.COMPLETED:
+        value = request.POST.get("satisfaction", "")
+        if value not in dict(choices):
+            error = "Choose how satisfied you are."
+        else:
+            score_record(
+                appointment=visit, scale=SATISFACTION, value=int(value), actor=request.user
+            )
+            messages.success(request, "Thank you for telling us.")
+            return redirect("portal:visit_care", appointment_id=visit.pk)
     return render(
         request,
         "aftercare/care.html",
@@ -47,6 +66,9 @@ def visit_care(request: HttpRequest, patient: Patient, appointment_id: int) -> H
             "plan": care_plan(visit),
             "can_report": visit.starts_at <= timezone.now(),
             "reports": visit.skin_reports.order_by("-created_at"),
+            "satisfaction_choices": choices if visit.status == Appointment.Status.COMPLETED else [],
+            "satisfaction": visit.scores.filter(scale=SATISFACTION).first(),
+            "satisfaction_error": error,
         },
     )
 
