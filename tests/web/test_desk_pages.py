@@ -275,3 +275,20 @@ def test_before_and_after_photos_are_kept_privately_and_compared(
     patient_client = Client()
     patient_client.force_login(get_user_model().objects.create_user(username="cleo.m"))
     assert patient_client.get(reverse("desk:course_compare", args=[course.pk])).status_code == 403
+
+
+def test_a_day_sheet_action_swaps_in_the_changed_row_in_local_time(
+    clinic: Clinic, desk: Client
+) -> None:
+    appointment = visit(clinic, 10)
+    url = reverse("desk:visit_status", args=[appointment.pk])
+    row = desk.post(url, {"status": "checked_in"}, HTTP_HX_REQUEST="true")
+    text = row.content.decode()
+    assert text.lstrip().startswith(
+        f'<li class="sheet-visit status-checked_in" id="visit-{appointment.pk}"'
+    )
+    assert "<strong>10:00–11:25</strong>" in text  # Chicago time, not UTC
+    refused = desk.post(url, {"status": "in_progress"}, HTTP_HX_REQUEST="true")
+    assert "consent" in refused.content.decode()  # the refusal shows in the row
+    sheet = desk.get(reverse("desk:day_sheet", args=[clinic.location.slug]) + f"?day={MONDAY}")
+    assert "<strong>10:00–11:25</strong>" in sheet.content.decode()

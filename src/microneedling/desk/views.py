@@ -100,6 +100,7 @@ def day_sheet_view(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, "The day must be a date like 2027-03-08; showing today.")
         day = today
     sheet = day_sheet(location, day)
+    timezone.activate(zone)  # the sheet reads in the location's own time
     return render(
         request,
         "desk/day_sheet.html",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from microneedling.audit.services import audit_record
@@ -26,6 +28,7 @@ from microneedling.desk.forms import ChartForm, PhotoForm, ScoreForm
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
 from microneedling.scheduling.selectors import courses_with_visits as patient_courses_all
+from microneedling.scheduling.selectors import sheet_visit
 
 #: The status buttons the desk offers from each status.
 ACTIONS = {
@@ -136,12 +139,23 @@ def visit_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
     """Check in, start, complete or mark a no-show; refusals come back as a message."""
     appointment = _visit(appointment_id)
     status = request.POST.get("status", "")
+    problem = ""
     try:
         services.appointment_set_status(
             appointment=appointment, status=status, actor=request.user, reason="desk"
         )
     except (BookingRefused, BookingConflict) as error:
-        messages.error(request, f"Not changed: {error.message}.")
+        problem = f"Not changed: {error.message}."
+    if request.headers.get("HX-Request"):
+        # From the day sheet: send back just this visit's row, changed (or with the refusal).
+        timezone.activate(ZoneInfo(appointment.location.timezone))
+        return render(
+            request,
+            "desk/_sheet_visit.html",
+            {"item": sheet_visit(appointment.pk), "problem": problem},
+        )
+    if problem:
+        messages.error(request, problem)
     else:
         messages.success(
             request, f"{appointment.patient.first_name}: {appointment.get_status_display()}."

@@ -124,26 +124,8 @@ def day_sheet(location: Location, day: date) -> DaySheet:
         .order_by("starts_at")
     )
     rooms = list(Room.objects.filter(location=location, active=True).order_by("name"))
-    names = {phase.code: phase.name for phase in load_pack().data.visit}
-    sheet_visits = []
-    for visit in visits:
-        at = visit.starts_at.astimezone(zone)
-        phases = []
-        for phase in visit.service.phases.all():
-            until = at + timedelta(minutes=phase.minutes)
-            phases.append((names.get(phase.code, phase.code), at, until, phase.needs_provider))
-            at = until
-        holds = visit.room_holds
-        room_id = int(holds[0].resource.split(":", 1)[1]) if holds else None
-        sheet_visits.append(
-            SheetVisit(
-                appointment=visit,
-                starts=visit.starts_at.astimezone(zone),
-                ends=visit.ends_at.astimezone(zone),
-                phases=tuple(phases),
-                room_id=room_id,
-            )
-        )
+    names = _phase_names()
+    sheet_visits = [_sheet_visit(visit, zone, names) for visit in visits]
     providers = {v.appointment.provider_id: v.appointment.provider for v in sheet_visits}
     for provider in providers_at(location, on=day):
         providers.setdefault(provider.pk, provider)
@@ -155,4 +137,44 @@ def day_sheet(location: Location, day: date) -> DaySheet:
             for p in sorted(providers.values(), key=lambda p: p.display_name)
         ),
         rooms=tuple((r, tuple(v for v in sheet_visits if v.room_id == r.pk)) for r in rooms),
+    )
+
+
+def sheet_visit(appointment_id: int) -> SheetVisit:
+    """One visit as the day sheet shows it (after an action changed it), in four queries."""
+    visit = (
+        Appointment.objects.select_related("patient", "provider", "service", "course_session")
+        .prefetch_related(
+            "service__phases",
+            Prefetch(
+                "reservations",
+                queryset=Reservation.objects.filter(resource__startswith="room:"),
+                to_attr="room_holds",
+            ),
+        )
+        .select_related("location")
+        .get(pk=appointment_id)
+    )
+    return _sheet_visit(visit, ZoneInfo(visit.location.timezone), _phase_names())
+
+
+def _phase_names() -> dict[str, str]:
+    return {phase.code: phase.name for phase in load_pack().data.visit}
+
+
+def _sheet_visit(visit: Appointment, zone: ZoneInfo, names: dict[str, str]) -> SheetVisit:
+    """The visit with its phases in local time and its room (from prefetched holds)."""
+    at = visit.starts_at.astimezone(zone)
+    phases = []
+    for phase in visit.service.phases.all():
+        until = at + timedelta(minutes=phase.minutes)
+        phases.append((names.get(phase.code, phase.code), at, until, phase.needs_provider))
+        at = until
+    holds = visit.room_holds  # type: ignore[attr-defined]
+    return SheetVisit(
+        appointment=visit,
+        starts=visit.starts_at.astimezone(zone),
+        ends=visit.ends_at.astimezone(zone),
+        phases=tuple(phases),
+        room_id=int(holds[0].resource.split(":", 1)[1]) if holds else None,
     )
