@@ -93,3 +93,24 @@ def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
     target = SHOTS / f"{name}.png"
     page.screenshot(path=str(target), full_page=True)
     return target
+
+
+#: The password of the browser tests' accounts (not a secret).
+PASSWORD = "a-long-harbour-walk"  # noqa: S105
+
+
+def fill_sign_up(page, *, first: str, last: str, email: str, born: str, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    """Fill in the sign-up form (the caller presses the button, so it can check refusals)."""
+    page.get_by_label("First name").fill(first)
+    page.get_by_label("Last name").fill(last)
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Date of birth").fill(born)
+    page.get_by_label("Your clinic").select_option(label=clinic)
+    page.get_by_label("Password").fill(PASSWORD)
+
+
+def answer_intake(page, *, planned: str, skin: str) -> None:  # type: ignore[no-untyped-def]
+    """A healthy intake for the face: the planned first day and the skin type's label."""
+    page.get_by_label("When would you like your first session?").fill(planned)
+    page.get_by_label("Face", exact=True).check()
+    page.get_by_label(skin).check()

@@ -16,11 +16,16 @@ from microneedling.aftercare.models import SkinReport
 from microneedling.charting.models import OutcomeScore, ProcedureChart
 from microneedling.directory.models import CartridgeLot
 from microneedling.scheduling.models import Appointment, Course
-from tests.e2e.conftest import check_accessibility, screenshot
+from tests.e2e.conftest import (
+    PASSWORD,
+    answer_intake,
+    check_accessibility,
+    fill_sign_up,
+    screenshot,
+)
 from tests.web.conftest import build_clinic
 
 pytestmark = pytest.mark.django_db(transaction=True)
-PASSWORD = "a-long-harbour-walk"  # noqa: S105 - test accounts
 
 
 def sign_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
@@ -63,19 +68,21 @@ def test_report_escalates_to_a_provider_who_charts_and_scores_and_the_desk_moves
 def patient_books_and_signs_consent(phone, clinic) -> Course:  # type: ignore[no-untyped-def]
     """Sign up, answer, book the course, sign the consent."""
     phone.goto("/my/sign-up/")
-    phone.get_by_label("First name").fill("Hana")
-    phone.get_by_label("Last name").fill("Ito")
-    phone.get_by_label("E-mail address").fill("hana.ito@example.org")
-    phone.get_by_label("Date of birth").fill("1992-07-30")
-    phone.get_by_label("Your clinic").select_option(label=str(clinic.location))
-    phone.get_by_label("Password").fill(PASSWORD)
+    fill_sign_up(
+        phone,
+        first="Hana",
+        last="Ito",
+        email="hana.ito@example.org",
+        born="1992-07-30",
+        clinic=str(clinic.location),
+    )
     phone.get_by_role("button", name="Create account").click()
     first_day = timezone.localdate() + timedelta(days=2)
     while first_day.weekday() > 3:  # a Monday to Thursday, so the day after is open too
         first_day += timedelta(days=1)
-    phone.get_by_label("When would you like your first session?").fill(first_day.isoformat())
-    phone.get_by_label("Face", exact=True).check()
-    phone.get_by_label("II: fair, usually burns, tans a little").check()
+    answer_intake(
+        phone, planned=first_day.isoformat(), skin="II: fair, usually burns, tans a little"
+    )
     phone.get_by_role("button", name="See the result").click()
     phone.get_by_role("link", name="Plan and book your course").click()
     phone.get_by_role("heading", name="Plan your course").wait_for()

@@ -11,11 +11,16 @@ from django.utils import timezone
 
 from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.models import Appointment, Course
-from tests.e2e.conftest import check_accessibility, screenshot
+from tests.e2e.conftest import (
+    PASSWORD,
+    answer_intake,
+    check_accessibility,
+    fill_sign_up,
+    screenshot,
+)
 from tests.web.conftest import build_clinic
 
 pytestmark = pytest.mark.django_db(transaction=True)
-PASSWORD = "a-long-harbour-walk"  # noqa: S105 - a test account
 
 
 def test_public_pages_work_on_a_phone_and_pass_axe(phone) -> None:  # type: ignore[no-untyped-def]
@@ -57,12 +62,14 @@ def test_a_new_patient_signs_up_answers_the_questions_and_can_book(phone) -> Non
     clinic = build_clinic(name="Riverbend")
     phone.goto("/my/sign-up/")
     check_accessibility(phone)
-    phone.get_by_label("First name").fill("Dana")
-    phone.get_by_label("Last name").fill("Reyes")
-    phone.get_by_label("E-mail address").fill("not-an-address")
-    phone.get_by_label("Date of birth").fill("1990-05-17")
-    phone.get_by_label("Your clinic").select_option(label=str(clinic.location))
-    phone.get_by_label("Password").fill(PASSWORD)
+    fill_sign_up(
+        phone,
+        first="Dana",
+        last="Reyes",
+        email="not-an-address",
+        born="1990-05-17",
+        clinic=str(clinic.location),
+    )
     phone.get_by_role("button", name="Create account").click()
     assert "valid email" in phone.locator("#id_email_error").inner_text()
     assert not Patient.objects.exists()  # nothing saved from the bad form
@@ -74,9 +81,7 @@ def test_a_new_patient_signs_up_answers_the_questions_and_can_book(phone) -> Non
     check_accessibility(phone)
 
     planned = timezone.localdate() + timedelta(days=21)
-    phone.get_by_label("When would you like your first session?").fill(planned.isoformat())
-    phone.get_by_label("Face", exact=True).check()
-    phone.get_by_label("II: fair, usually burns, tans a little").check()
+    answer_intake(phone, planned=planned.isoformat(), skin="II: fair, usually burns, tans a little")
     screenshot(phone, "intake-phone")
     phone.get_by_role("button", name="See the result").click()
     phone.get_by_role("heading", name="Good news: you can book your course.").wait_for()
@@ -89,17 +94,19 @@ def test_a_new_patient_signs_up_answers_the_questions_and_can_book(phone) -> Non
 def test_a_patient_books_a_whole_course_and_reschedules_a_session(phone) -> None:  # type: ignore[no-untyped-def]
     clinic = build_clinic(name="Riverbend")
     phone.goto("/my/sign-up/")
-    phone.get_by_label("First name").fill("Cleo")
-    phone.get_by_label("Last name").fill("Marsh")
-    phone.get_by_label("E-mail address").fill("cleo.marsh@example.org")
-    phone.get_by_label("Date of birth").fill("1988-02-11")
-    phone.get_by_label("Your clinic").select_option(label=str(clinic.location))
-    phone.get_by_label("Password").fill(PASSWORD)
+    fill_sign_up(
+        phone,
+        first="Cleo",
+        last="Marsh",
+        email="cleo.marsh@example.org",
+        born="1988-02-11",
+        clinic=str(clinic.location),
+    )
     phone.get_by_role("button", name="Create account").click()
     planned = timezone.localdate() + timedelta(days=14)
-    phone.get_by_label("When would you like your first session?").fill(planned.isoformat())
-    phone.get_by_label("Face", exact=True).check()
-    phone.get_by_label("III: medium, sometimes burns, tans evenly").check()
+    answer_intake(
+        phone, planned=planned.isoformat(), skin="III: medium, sometimes burns, tans evenly"
+    )
     phone.get_by_role("button", name="See the result").click()
 
     phone.get_by_role("link", name="Plan and book your course").click()

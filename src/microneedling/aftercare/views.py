@@ -17,6 +17,7 @@ from microneedling.core.knowledge import load_pack
 from microneedling.patients.models import Patient
 from microneedling.portal.views import patient_required
 from microneedling.scheduling.models import Appointment
+from microneedling.scheduling.selectors import patient_visit
 
 #: The pack's scale the patient rates themselves.
 SATISFACTION = "patient_satisfaction"
@@ -28,21 +29,12 @@ ACTION_HEADLINES = {
 }
 
 
-def _own_visit(patient: Patient, appointment_id: int) -> Appointment | None:
-    return (
-        Appointment.objects.select_related("location", "service", "patient", "course_session")
-        .prefetch_related("service__phases")
-        .filter(patient=patient, pk=appointment_id)
-        .first()
-    )
-
-
 @patient_required
 @require_http_methods(["GET", "POST"])
 def visit_care(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     """What to stop and when, what happens on the day, the aftercare day by day, and after a
     completed visit the patient's own satisfaction score."""
-    visit = _own_visit(patient, appointment_id)
+    visit = patient_visit(patient, appointment_id)
     if visit is None:
         return render(request, "portal/not_found.html", status=404)
     scale = next(s for s in load_pack().data.scales if s.code == SATISFACTION)
@@ -77,7 +69,7 @@ def visit_care(request: HttpRequest, patient: Patient, appointment_id: int) -> H
 @require_http_methods(["GET", "POST"])
 def skin_report(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     """How is your skin? The answer is triaged at once and the advice shown."""
-    visit = _own_visit(patient, appointment_id)
+    visit = patient_visit(patient, appointment_id)
     if visit is None or visit.starts_at > timezone.now():
         return render(request, "portal/not_found.html", status=404)
     posted = request.method == "POST"

@@ -26,3 +26,12 @@ def audit_record(
         reason=reason,
         details=details or {},
     )
+
+
+def audit_patient_view(
+    *, actor: Actor, patient_id: object, action: str, details: dict[str, Any]
+) -> AuditEvent:
+    """Record that a member of staff looked at part of a patient's record."""
+    return audit_record(
+        actor=actor, action=action, object_type="patient", object_id=patient_id, details=details
+    )

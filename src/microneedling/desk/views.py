@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 from microneedling.aftercare.models import SkinReport
 from microneedling.aftercare.selectors import skin_report_queue
 from microneedling.aftercare.services import skin_report_handle
-from microneedling.audit.services import audit_record
+from microneedling.audit.services import audit_patient_view
 from microneedling.desk.access import staff_required
 from microneedling.directory.models import Location
 from microneedling.patients.models import Screening
@@ -62,11 +62,10 @@ def skin_report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
             messages.success(request, "Marked as handled.")
             return redirect("desk:skin_reports")
     else:
-        audit_record(
+        audit_patient_view(
             actor=request.user,
+            patient_id=report.patient_id,
             action="skin_report_view",
-            object_type="patient",
-            object_id=report.patient_id,
             details={"skin_report": report.pk},
         )
     return render(request, "desk/skin_report.html", {"report": report, "error": error})
@@ -78,11 +77,10 @@ def skin_report_photo(request: HttpRequest, report_id: int) -> FileResponse:
     report = get_object_or_404(SkinReport, pk=report_id)
     if not report.photo:
         raise Http404
-    audit_record(
+    audit_patient_view(
         actor=request.user,
+        patient_id=report.patient_id,
         action="skin_report_photo_view",
-        object_type="patient",
-        object_id=report.patient_id,
         details={"skin_report": report.pk},
     )
     return FileResponse(report.photo.open("rb"))

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from microneedling.audit.services import audit_record
+from microneedling.audit.services import audit_patient_view
 from microneedling.charting.models import ProcedureChart, SessionPhoto
 from microneedling.charting.selectors import course_photos, course_scores
 from microneedling.charting.services import (
@@ -111,11 +111,10 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
             field = f"depth_{chart_form.area_codes[index]}"
         form.add_error(field if field in form.fields else None, error.problem)
     if request.method == "GET":
-        audit_record(
+        audit_patient_view(
             actor=request.user,
+            patient_id=appointment.patient_id,
             action="visit_view",
-            object_type="patient",
-            object_id=appointment.patient_id,
             details={"appointment": appointment.pk},
         )
     context: dict[str, Any] = {
@@ -170,11 +169,10 @@ def visit_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
 def session_photo(request: HttpRequest, photo_id: int) -> FileResponse:
     """A session photo, to staff only, each viewing audited."""
     photo = get_object_or_404(SessionPhoto.objects.select_related("appointment"), pk=photo_id)
-    audit_record(
+    audit_patient_view(
         actor=request.user,
+        patient_id=photo.appointment.patient_id,
         action="session_photo_view",
-        object_type="patient",
-        object_id=photo.appointment.patient_id,
         details={"photo": photo.pk},
     )
     return FileResponse(photo.file.open("rb"))
@@ -185,11 +183,10 @@ def course_compare(request: HttpRequest, course_id: int) -> HttpResponse:
     """Before and after side by side, with the scores over the course (audited)."""
     course = get_object_or_404(patient_courses_all().filter(pk=course_id))
     before, after = course_photos(course)
-    audit_record(
+    audit_patient_view(
         actor=request.user,
+        patient_id=course.patient_id,
         action="course_compare_view",
-        object_type="patient",
-        object_id=course.patient_id,
         details={"course": course.pk},
     )
     return render(

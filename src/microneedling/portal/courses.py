@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,13 +19,14 @@ from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import Location
 from microneedling.directory.selectors import treatment_service_for
 from microneedling.patients.models import Patient
-from microneedling.portal.forms import TIMES_OF_DAY, CoursePlanForm, MoveForm
+from microneedling.portal.forms import TIMES_OF_DAY, CoursePlanForm
+from microneedling.portal.moving import move_step, replan_changes
 from microneedling.portal.views import patient_required
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
 from microneedling.scheduling.rebooking import course_session_replace
-from microneedling.scheduling.replanning import Replan, course_session_move
-from microneedling.scheduling.selectors import patient_courses, session_move_options
+from microneedling.scheduling.replanning import Replan
+from microneedling.scheduling.selectors import patient_courses, patient_visit
 
 
 def _initial_plan(patient: Patient) -> dict[str, Any]:
@@ -157,44 +158,27 @@ def course_detail(request: HttpRequest, patient: Patient, course_id: int) -> Htt
     )
 
 
-def _own_visit(patient: Patient, appointment_id: int) -> Appointment | None:
-    return (
-        Appointment.objects.select_related("course_session", "location", "service", "provider")
-        .filter(patient=patient, pk=appointment_id, course_session__isnull=False)
-        .first()
-    )
+def _own_course_visit(patient: Patient, appointment_id: int) -> Appointment | None:
+    visit = patient_visit(patient, appointment_id)
+    return visit if visit is not None and visit.course_session is not None else None
 
 
 @patient_required
 @require_http_methods(["GET", "POST"])
 def session_move(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     """Choose a new time inside the session's window; see the re-planned rest; confirm."""
-    visit = _own_visit(patient, appointment_id)
+    visit = _own_course_visit(patient, appointment_id)
     if visit is None:
         return render(request, "portal/not_found.html", status=404)
-    now = timezone.now()
+    form, replan = move_step(request, visit)
+    if replan is not None and replan.applied:
+        messages.success(request, "Your session has moved; the rest of the course follows.")
+        return redirect("portal:course", course_id=replan.course_id)
     zone = ZoneInfo(visit.location.timezone)
-    starts = session_move_options(visit, now=now)
-    options = [(s.isoformat(), s.astimezone(zone).strftime("%A %d %B, %H:%M")) for s in starts]
-    form = MoveForm(request.POST if request.method == "POST" else None, options=options)
-    replan: Replan | None = None
-    if request.method == "POST" and form.is_valid():
-        starts_at = datetime.fromisoformat(form.cleaned_data["starts_at"])
-        apply = request.POST.get("action") == "apply"
-        try:
-            replan = course_session_move(
-                appointment=visit, starts_at=starts_at, actor=request.user, apply=apply, now=now
-            )
-        except (BookingRefused, BookingConflict) as problem:
-            form.add_error("starts_at", problem.message)
-        else:
-            if replan.applied:
-                messages.success(request, "Your session has moved; the rest of the course follows.")
-                return redirect("portal:course", course_id=replan.course_id)
     return render(
         request,
         "portal/move.html",
-        {"visit": visit, "form": form, "replan": replan, "changes": _changes(replan, zone)},
+        {"visit": visit, "form": form, "replan": replan, "changes": replan_changes(replan, zone)},
     )
 
 
@@ -202,7 +186,7 @@ def session_move(request: HttpRequest, patient: Patient, appointment_id: int) ->
 @require_http_methods(["GET", "POST"])
 def session_cancel(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     """Cancel a session: see the replacement (and any later change) first, then confirm."""
-    visit = _own_visit(patient, appointment_id)
+    visit = _own_course_visit(patient, appointment_id)
     if visit is None:
         return render(request, "portal/not_found.html", status=404)
     zone = ZoneInfo(visit.location.timezone)
@@ -231,20 +215,10 @@ def session_cancel(request: HttpRequest, patient: Patient, appointment_id: int) 
     return render(
         request,
         "portal/cancel.html",
-        {"visit": visit, "replan": replan, "changes": _changes(replan, zone), "problem": problem},
-    )
-
-
-def _changes(replan: Replan | None, zone: ZoneInfo) -> list[dict[str, Any]]:
-    if replan is None:
-        return []
-    return [
         {
-            "number": change.number,
-            "old": change.old_start.astimezone(zone),
-            "new": change.new_start.astimezone(zone),
-            "changed": change.changed,
-            "window": change.window,
-        }
-        for change in replan.changes
-    ]
+            "visit": visit,
+            "replan": replan,
+            "changes": replan_changes(replan, zone),
+            "problem": problem,
+        },
+    )

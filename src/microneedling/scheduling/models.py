@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from microneedling.core.knowledge.models import Gap
 from microneedling.scheduling.epoch import EpochSeconds
 
 
@@ -56,6 +57,11 @@ class Course(models.Model):
 
     def __str__(self) -> str:
         return f"Course #{self.pk}"
+
+    @property
+    def gap(self) -> Gap:
+        """The days allowed between consecutive sessions, as the course engine takes them."""
+        return Gap(min=self.gap_min_days, target=self.gap_target_days, max=self.gap_max_days)
 
 
 class CourseSession(models.Model):

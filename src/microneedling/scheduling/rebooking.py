@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from microneedling.accounts.actors import Actor, acting_user
@@ -75,7 +75,7 @@ def course_session_replace(
             field="status",
         )
     now = now or timezone.now()
-    try:
+    with services.race_as_conflict(session=session.number):
         return _replace(
             appointment_id=appointment.pk,
             session=session,
@@ -85,13 +85,6 @@ def course_session_replace(
             reason=reason,
             now=now,
         )
-    except (IntegrityError, OperationalError) as error:
-        if isinstance(error, OperationalError) and not services.lost_race(error):
-            raise
-        raise BookingConflict(
-            "another booking took one of these times a moment ago; try again",
-            session=session.number,
-        ) from error
 
 
 def _replace(
@@ -106,7 +99,7 @@ def _replace(
 ) -> Replan:
     """One attempt, in its own transaction (rolled back for a preview)."""
     course = session.course
-    gap = Gap(min=course.gap_min_days, target=course.gap_target_days, max=course.gap_max_days)
+    gap = course.gap
     with transaction.atomic():
         # A fresh copy: a preview must not leave the caller's object marked cancelled.
         released = Appointment.objects.select_related("location", "service").get(pk=appointment_id)

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from microneedling.accounts.actors import Actor
@@ -95,8 +95,8 @@ def course_session_move(
             field="starts_at",
         )
     now = now or timezone.now()
-    gap = Gap(min=course.gap_min_days, target=course.gap_target_days, max=course.gap_max_days)
-    try:
+    gap = course.gap
+    with services.race_as_conflict(session=session.number):
         return _move(
             appointment=appointment,
             session=session,
@@ -108,13 +108,6 @@ def course_session_move(
             zone=zone,
             new_day=new_day,
         )
-    except (IntegrityError, OperationalError) as error:
-        if isinstance(error, OperationalError) and not services.lost_race(error):
-            raise
-        raise BookingConflict(
-            "another booking took one of these times a moment ago; try again",
-            session=session.number,
-        ) from error
 
 
 def _move(

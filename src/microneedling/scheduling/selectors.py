@@ -178,3 +178,15 @@ def _sheet_visit(visit: Appointment, zone: ZoneInfo, names: dict[str, str]) -> S
         phases=tuple(phases),
         room_id=int(holds[0].resource.split(":", 1)[1]) if holds else None,
     )
+
+
+def patient_visit(patient: Patient, appointment_id: int) -> Appointment | None:
+    """One of the patient's own visits (None for anyone else's), with what its pages show."""
+    return (
+        Appointment.objects.select_related(
+            "patient", "location", "service", "provider", "course_session"
+        )
+        .prefetch_related("service__phases")
+        .filter(patient=patient, pk=appointment_id)
+        .first()
+    )

@@ -8,7 +8,8 @@ constraint then refuses the second insert and the caller gets a 409 naming the r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -57,6 +58,20 @@ RACE_ATTEMPTS = 3
 def lost_race(error: OperationalError) -> bool:
     """Whether a database error means a concurrent transaction won (worth a retry)."""
     return getattr(error.__cause__, "sqlstate", None) in _RACE_STATES
+
+
+@contextmanager
+def race_as_conflict(*, session: int) -> Iterator[None]:
+    """Answer a lost race (the exclusion constraint, a deadlock, a serialisation failure)
+    inside the block with a 409 naming the course session; other errors pass through."""
+    try:
+        yield
+    except (IntegrityError, OperationalError) as error:
+        if isinstance(error, OperationalError) and not lost_race(error):
+            raise
+        raise BookingConflict(
+            "another booking took one of these times a moment ago; try again", session=session
+        ) from error
 
 
 #: How many days after the requested day the first session may fall.

@@ -177,4 +177,5 @@ def _faq(pack: Pack) -> tuple[Question, ...]:
         ("Can it be combined with other treatments?", ("fact.combination",)),
         ("How long do results last?", ("results.durability", "fact.maintenance_reviews")),
     )
-    return tuple(Question(q, _by_id(pack, *ids)) for q, ids in asked if _by_id(pack, *ids))
+    answered = ((question, _by_id(pack, *ids)) for question, ids in asked)
+    return tuple(Question(question, lines) for question, lines in answered if lines)

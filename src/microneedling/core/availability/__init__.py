@@ -16,7 +16,6 @@ from microneedling.core.availability.hours import WeeklyHours, free_time, open_s
 from microneedling.core.availability.intervals import (
     FreeSeconds,
     Interval,
-    from_utc_pairs,
     intersect,
     intersect_pairs,
     subtract,
@@ -35,7 +34,6 @@ __all__ = [
     "WeeklyHours",
     "find_starts",
     "free_time",
-    "from_utc_pairs",
     "intersect",
     "intersect_pairs",
     "open_seconds",

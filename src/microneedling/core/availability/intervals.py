@@ -79,15 +79,6 @@ def _pairs(intervals: Sequence[Interval], field: str) -> list[Pair[datetime]]:
     )
 
 
-def from_utc_pairs(pairs: Iterable[Pair[datetime]]) -> list[Interval]:
-    """Intervals from (start, end) pairs that are already aware, UTC and start <= end.
-
-    For adapters that read instants from the database, where the storage guarantees all
-    three; skipping the per-interval checks matters when a busy month is thousands of rows.
-    """
-    return _intervals(pairs)
-
-
 def _intervals(pairs: Iterable[Pair[datetime]]) -> list[Interval]:
     # These pairs came out of validated Intervals (aware, ordered, now UTC): checking them
     # again cost more than the set operation itself on a busy month, so they skip it.
