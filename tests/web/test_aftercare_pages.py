@@ -79,6 +79,10 @@ def test_an_alarming_report_goes_to_the_queue_and_the_patient_is_told_to_call(
     detail = desk.get(reverse("desk:skin_report", args=[report.pk]))
     assert detail.status_code == 200
     assert AuditEvent.objects.filter(action="skin_report_view").count() == 1
+    blank = desk.post(reverse("desk:skin_report", args=[report.pk]), {"note": "  "})
+    assert 'id="id_note_error"' in blank.content.decode()
+    report.refresh_from_db()
+    assert report.status == "open"
     desk.post(reverse("desk:skin_report", args=[report.pk]), {"note": "Called; review booked"})
     report.refresh_from_db()
     assert report.status == "handled"
@@ -160,6 +164,6 @@ def test_after_a_completed_visit_the_patient_rates_their_satisfaction(clinic: Cl
     url = reverse("portal:visit_care", args=[visit.pk])
     assert "How satisfied are you" in client.get(url).content.decode()
     missing = client.post(url, {})
-    assert 'id="satisfaction_error"' in missing.content.decode()
+    assert 'id="id_satisfaction_error"' in missing.content.decode()
     client.post(url, {"satisfaction": "4"})
     assert visit.scores.get(scale="patient_satisfaction").value == 4

@@ -196,6 +196,8 @@ def test_a_provider_approves_a_screening_with_a_reason_and_the_patient_can_book(
     url = reverse("desk:screening", args=[screening.pk])
     missing = desk.post(url, {"decision": "approve", "reason": " "})
     assert 'id="id_reason_error"' in missing.content.decode()
+    undecided = desk.post(url, {"reason": "Calm today"}).content.decode()
+    assert 'id="id_decision_error"' in undecided and 'id="id_reason_error"' not in undecided
     screening.refresh_from_db()
     assert screening.review == "pending"
     desk.post(url, {"decision": "approve", "reason": "Calm today; treat outside the flare"})

@@ -56,3 +56,20 @@ class SkinReportForm(forms.Form):
         if not self.symptoms and not self.errors:
             raise ValidationError("Choose at least one thing you notice (and how strong it is).")
         return data
+
+
+class SatisfactionForm(forms.Form):
+    """The patient's own score of a completed session, on the pack's satisfaction scale."""
+
+    satisfaction = forms.TypedChoiceField(
+        label="Your answer",
+        widget=forms.RadioSelect,
+        coerce=int,
+        error_messages={"required": "Choose how satisfied you are."},
+    )
+
+    def __init__(self, *args: Any, levels: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["satisfaction"]
+        if isinstance(field, forms.ChoiceField):
+            field.choices = levels

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from microneedling.aftercare.forms import SkinReportForm
+from microneedling.aftercare.forms import SatisfactionForm, SkinReportForm
 from microneedling.aftercare.models import SkinReport
 from microneedling.aftercare.selectors import care_plan
 from microneedling.aftercare.services import skin_report_file
@@ -38,18 +38,20 @@ def visit_care(request: HttpRequest, patient: Patient, appointment_id: int) -> H
     if visit is None:
         return render(request, "portal/not_found.html", status=404)
     scale = next(s for s in load_pack().data.scales if s.code == SATISFACTION)
-    choices = [(str(level.value), level.label) for level in scale.levels]
-    error = ""
-    if request.method == "POST" and visit.status == Appointment.Status.COMPLETED:
-        value = request.POST.get("satisfaction", "")
-        if value not in dict(choices):
-            error = "Choose how satisfied you are."
-        else:
-            score_record(
-                appointment=visit, scale=SATISFACTION, value=int(value), actor=request.user
-            )
-            messages.success(request, "Thank you for telling us.")
-            return redirect("portal:visit_care", appointment_id=visit.pk)
+    completed = visit.status == Appointment.Status.COMPLETED
+    form = SatisfactionForm(
+        request.POST if request.method == "POST" and completed else None,
+        levels=[(str(level.value), level.label) for level in scale.levels],
+    )
+    if form.is_valid():
+        score_record(
+            appointment=visit,
+            scale=SATISFACTION,
+            value=form.cleaned_data["satisfaction"],
+            actor=request.user,
+        )
+        messages.success(request, "Thank you for telling us.")
+        return redirect("portal:visit_care", appointment_id=visit.pk)
     return render(
         request,
         "aftercare/care.html",
@@ -58,9 +60,8 @@ def visit_care(request: HttpRequest, patient: Patient, appointment_id: int) -> H
             "plan": care_plan(visit),
             "can_report": visit.starts_at <= timezone.now(),
             "reports": visit.skin_reports.order_by("-created_at"),
-            "satisfaction_choices": choices if visit.status == Appointment.Status.COMPLETED else [],
+            "satisfaction_form": form if completed else None,
             "satisfaction": visit.scores.filter(scale=SATISFACTION).first(),
-            "satisfaction_error": error,
         },
     )
 

@@ -120,3 +120,37 @@ class PhotoForm(forms.Form):
     def clean_file(self) -> UploadedFile[bytes] | None:
         """Only real JPEG or PNG images, and not too large."""
         return photo_checked(self.cleaned_data.get("file"))
+
+
+class ScreeningDecisionForm(forms.Form):
+    """A provider's decision on a screening that needed review, with the reason the patient
+    will read."""
+
+    decision = forms.ChoiceField(
+        label="Decision",
+        widget=forms.RadioSelect,
+        choices=[
+            ("approve", "Approve: the patient may book"),
+            ("decline", "Decline: a consultation first"),
+        ],
+        error_messages={"required": "Choose approve or decline."},
+    )
+    reason = forms.CharField(
+        label="Reason (the patient reads it)",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "Give the reason the patient will read."},
+    )
+
+
+class ReportHandledForm(forms.Form):
+    """What the clinic did about a skin report."""
+
+    note = forms.CharField(
+        label="What was done",
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={
+            "required": "Say what was done (for example: called the patient, booked a review)."
+        },
+    )

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from microneedling.desk.access import staff_required
+from microneedling.desk.forms import ScreeningDecisionForm
 from microneedling.patients.models import Screening
 from microneedling.patients.services import screening_review
 from microneedling.scheduling.models import AppointmentRequest
@@ -29,30 +30,24 @@ def screenings(request: HttpRequest) -> HttpResponse:
 def screening_decide(request: HttpRequest, screening_id: int) -> HttpResponse:
     """Approve or decline one screening, with a reason (audited)."""
     screening = get_object_or_404(Screening.objects.select_related("patient"), pk=screening_id)
-    error = ""
-    if request.method == "POST":
-        decision = request.POST.get("decision")
-        reason = request.POST.get("reason", "").strip()
-        if decision not in ("approve", "decline"):
-            error = "Choose approve or decline."
-        elif not reason:
-            error = "Give the reason the patient will read."
+    form = ScreeningDecisionForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        decision = form.cleaned_data["decision"]
+        try:
+            screening_review(
+                screening=screening,
+                actor=request.user,
+                approve=decision == "approve",
+                reason=form.cleaned_data["reason"],
+            )
+        except ValueError as problem:
+            form.add_error(None, str(problem))
         else:
-            try:
-                screening_review(
-                    screening=screening,
-                    actor=request.user,
-                    approve=decision == "approve",
-                    reason=reason,
-                )
-            except ValueError as problem:
-                error = str(problem)
-            else:
-                messages.success(request, f"Screening {decision}d.")
-                return redirect("desk:screenings")
+            messages.success(request, f"Screening {decision}d.")
+            return redirect("desk:screenings")
     reasons = [r for r in screening.result.get("reasons", []) if r["outcome"] != "eligible"]
     return render(
-        request, "desk/screening.html", {"screening": screening, "reasons": reasons, "error": error}
+        request, "desk/screening.html", {"screening": screening, "reasons": reasons, "form": form}
     )
 
 

@@ -16,6 +16,7 @@ from microneedling.aftercare.selectors import skin_report_queue
 from microneedling.aftercare.services import skin_report_handle
 from microneedling.audit.services import audit_patient_view
 from microneedling.desk.access import staff_required
+from microneedling.desk.forms import ReportHandledForm
 from microneedling.directory.models import Location
 from microneedling.patients.models import Screening
 from microneedling.scheduling.models import AppointmentRequest
@@ -52,23 +53,23 @@ def skin_report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
     report = get_object_or_404(
         SkinReport.objects.select_related("patient", "appointment__location"), pk=report_id
     )
-    error = ""
-    if request.method == "POST":
+    form = ReportHandledForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
         try:
-            skin_report_handle(report=report, actor=request.user, note=request.POST.get("note", ""))
-        except ValueError:
-            error = "Say what was done (for example: called the patient, booked a review)."
+            skin_report_handle(report=report, actor=request.user, note=form.cleaned_data["note"])
+        except ValueError as problem:
+            form.add_error("note", str(problem))
         else:
             messages.success(request, "Marked as handled.")
             return redirect("desk:skin_reports")
-    else:
+    if request.method == "GET":
         audit_patient_view(
             actor=request.user,
             patient_id=report.patient_id,
             action="skin_report_view",
             details={"skin_report": report.pk},
         )
-    return render(request, "desk/skin_report.html", {"report": report, "error": error})
+    return render(request, "desk/skin_report.html", {"report": report, "form": form})
 
 
 @staff_required
