@@ -23,6 +23,7 @@ from microneedling.core.knowledge import load_pack
 from microneedling.core.screening import Intake
 from microneedling.directory.models import (
     CartridgeLot,
+    ClinicPolicy,
     Device,
     Location,
     LocationClosure,
@@ -246,6 +247,8 @@ def load_demo(*, today: date, seed: int = 2026) -> dict[str, int | str]:
     rng = random.Random(seed)
     with transaction.atomic():
         org = Organization.objects.create(name="Mesquite Skin Clinics", slug="mesquite")
+        # The pack's defaults, stored so the admin shows the clinic something to change.
+        ClinicPolicy.objects.create(organization=org)
         locations = _locations(org, today)
         closing = locations["stone-ridge"]
         closing.status = Location.Status.CLOSING

@@ -1,12 +1,20 @@
 """Staff administration of the directory: locations and their hours, rooms, devices,
-providers and where they work, services and their phases."""
+providers and where they work, services and their phases, and each clinic's policy."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin
+from django.db import transaction
+from django.forms import ModelForm
+from django.http import HttpRequest
+
+from microneedling.audit.services import audit_record
+from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import (
     CartridgeLot,
+    ClinicPolicy,
     Device,
     Location,
     LocationClosure,
@@ -19,6 +27,7 @@ from microneedling.directory.models import (
     Service,
     ServicePhase,
 )
+from microneedling.directory.policy_form import NUMBER_FIELDS, ClinicPolicyFormBase, policy_form
 
 
 class OpeningHoursInline(admin.TabularInline[OpeningHours, Location]):
@@ -86,3 +95,48 @@ class ServiceAdmin(admin.ModelAdmin[Service]):
 
 admin.site.register(Organization)
 admin.site.register(CartridgeLot)
+
+
+@admin.register(ClinicPolicy)
+class ClinicPolicyAdmin(admin.ModelAdmin[ClinicPolicy]):
+    """The clinic's booking numbers and its choice on each question the sources answer
+    differently; every save names a reason and is audited."""
+
+    list_display = ("organization", "slot_grid_minutes", "min_notice_hours", "updated_at")
+
+    def get_form(
+        self,
+        request: HttpRequest,
+        obj: ClinicPolicy | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> type[ModelForm[ClinicPolicy]]:
+        kwargs["form"] = policy_form(load_pack())
+        kwargs["fields"] = None  # the form class lists its own fields
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: ClinicPolicy | None = None) -> Any:
+        form = policy_form(load_pack())
+        positions = [n for n, (kind, _) in form.choice_fields.items() if kind == "positions"]
+        protocols = [n for n, (kind, _) in form.choice_fields.items() if kind == "protocols"]
+        return [
+            (None, {"fields": (*NUMBER_FIELDS, "reason")}),
+            ("Where the sources differ", {"fields": positions}),
+            ("Protocols", {"fields": protocols}),
+        ]
+
+    def save_model(
+        self, request: HttpRequest, obj: ClinicPolicy, form: ModelForm[ClinicPolicy], change: bool
+    ) -> None:
+        if not isinstance(form, ClinicPolicyFormBase):  # get_form always builds one
+            raise TypeError(form)
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            audit_record(
+                actor=request.user,
+                action="clinic_policy_change" if change else "clinic_policy_create",
+                object_type="organization",
+                object_id=obj.organization_id,
+                reason=form.cleaned_data["reason"],
+                details={"changed": form.choices_changed()},
+            )

@@ -3,7 +3,13 @@ and the services they offer, with the phases each visit goes through."""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+from microneedling.core.knowledge import load_pack
+from microneedling.core.knowledge.models import Policy
 
 
 class Organization(models.Model):
@@ -262,3 +268,82 @@ class ServicePhase(models.Model):
             ("device", self.needs_device),
         )
         return tuple(kind for kind, needed in kinds if needed)
+
+
+def default_slot_grid_minutes() -> int:
+    """The deployment's slot grid, for a clinic that has not chosen its own."""
+    return int(settings.MICRONEEDLING["SLOT_GRID_MINUTES"])
+
+
+def default_min_notice_hours() -> int:
+    """The deployment's minimum notice, for a clinic that has not chosen its own."""
+    return int(settings.MICRONEEDLING["MIN_NOTICE_HOURS"])
+
+
+def default_booking_horizon_days() -> int:
+    """The deployment's booking horizon, for a clinic that has not chosen its own."""
+    return int(settings.MICRONEEDLING["BOOKING_HORIZON_DAYS"])
+
+
+class ClinicPolicy(models.Model):
+    """A clinic's own choices where the sources or the clinic's habits differ: the booking
+    grid, notice and horizon, and which position of each knowledge-pack dispute and which
+    protocol of each concern it follows. Without a row the pack's defaults and the
+    deployment's settings apply; every change is audited."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="policy"
+    )
+    slot_grid_minutes = models.PositiveSmallIntegerField(
+        choices=[(m, f"every {m} minutes") for m in (5, 10, 15, 20, 30, 60)],
+        default=default_slot_grid_minutes,
+        help_text="Visits start on this grid (minutes past the hour)",
+    )
+    min_notice_hours = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(24 * 14)],
+        default=default_min_notice_hours,
+        help_text="How far ahead a patient must book",
+    )
+    booking_horizon_days = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(30), MaxValueValidator(800)],
+        default=default_booking_horizon_days,
+        help_text="How far ahead the diary opens",
+    )
+    positions = models.JSONField(
+        default=dict, blank=True, help_text="Dispute id → the position the clinic follows"
+    )
+    protocols = models.JSONField(
+        default=dict, blank=True, help_text="Concern code → the protocol the clinic follows"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "clinic policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(slot_grid_minutes__in=(5, 10, 15, 20, 30, 60)),
+                name="policy_grid_divides_the_hour",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(booking_horizon_days__gte=30),
+                name="policy_horizon_at_least_30_days",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Policy of {self.organization_id}"
+
+    def clean(self) -> None:
+        """Every chosen position and protocol must exist in the knowledge pack."""
+        problems = load_pack().policy_problems(self.pack_policy())
+        if problems:
+            raise ValidationError(
+                {
+                    key.split(".", 1)[0]: f"{key.split('.', 1)[1]}: {problem}"
+                    for key, problem in problems.items()
+                }
+            )
+
+    def pack_policy(self) -> Policy:
+        """The positions and protocols as the engines take them."""
+        return Policy(positions=dict(self.positions), protocols=dict(self.protocols))

@@ -14,13 +14,15 @@ from microneedling.audit.services import audit_record
 from microneedling.core.knowledge import load_pack
 from microneedling.core.screening import Intake, screen
 from microneedling.directory.models import Location
+from microneedling.directory.policy import booking_rules
 from microneedling.patients.models import Patient, Screening
 
 
 def screening_record(*, patient: Patient, intake: Intake) -> Screening:
-    """Screen an intake and keep the verdict; a relative contraindication waits for review."""
+    """Screen an intake under the clinic's policy and keep the verdict; a relative
+    contraindication waits for review."""
     pack = load_pack()
-    result = screen(intake, pack)
+    result = screen(intake, pack, booking_rules(patient.organization_id).pack_policy)
     review = (
         Screening.Review.PENDING
         if result.verdict == "clinician_review"

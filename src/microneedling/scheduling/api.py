@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -21,6 +20,7 @@ from microneedling.core.errors import BookingRefused, InputError
 from microneedling.core.screening import Intake
 from microneedling.directory.api import service_of
 from microneedling.directory.models import Location, Provider
+from microneedling.directory.policy import booking_rules
 from microneedling.patients.models import Patient
 from microneedling.patients.services import screening_record
 from microneedling.scheduling import services
@@ -79,18 +79,18 @@ def availability(
         last_day=end,
         provider_ids=None if provider_id is None else [provider_id],
     )
-    config = settings.MICRONEEDLING
-    now = timezone.now()
+    rules = booking_rules(location.organization_id)
+    not_before, not_after = rules.window(timezone.now())
     first, last = day_bounds(start, end, calendar.zone)
     slots = find_starts(
         phases=calendar.phases,
         resources=list(calendar.resources),
         start=first,
         end=last,
-        grid_minutes=config["SLOT_GRID_MINUTES"],
+        grid_minutes=rules.grid_minutes,
         zone=calendar.zone,
-        not_before=now + timedelta(hours=config["MIN_NOTICE_HOURS"]),
-        not_after=now + timedelta(days=config["BOOKING_HORIZON_DAYS"]),
+        not_before=not_before,
+        not_after=not_after,
         provider_ids=None if provider_id is None else [f"provider:{provider_id}"],
     )
     return [_slot_out(s) for s in slots]

@@ -1,30 +1,17 @@
-"""Booking building blocks shared by the scheduling services: the clinic's booking policy,
-placing one visit at a start time, writing its reservations, and explaining a refusal."""
+"""Booking building blocks shared by the scheduling services: placing one visit at a start
+time, writing its reservations, and explaining a refusal."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
-
 from microneedling.core.availability import Slot, find_starts
 from microneedling.core.errors import BookingConflict
 from microneedling.directory.models import Provider
+from microneedling.directory.policy import BookingRules
 from microneedling.scheduling.calendars import LocationCalendar
 from microneedling.scheduling.models import Appointment, Reservation
-
-
-def policy_numbers() -> tuple[int, int, int]:
-    """The clinic's slot grid (minutes), minimum notice (hours) and horizon (days)."""
-    config = settings.MICRONEEDLING
-    return config["SLOT_GRID_MINUTES"], config["MIN_NOTICE_HOURS"], config["BOOKING_HORIZON_DAYS"]
-
-
-def bookable_window(now: datetime) -> tuple[datetime, datetime]:
-    """The earliest and latest moments a visit may start, seen from ``now``."""
-    _, notice, horizon = policy_numbers()
-    return now + timedelta(hours=notice), now + timedelta(days=horizon)
 
 
 def slot_at(
@@ -32,18 +19,18 @@ def slot_at(
     starts_at: datetime,
     provider: Provider,
     *,
+    rules: BookingRules,
     now: datetime,
     ignore_notice: bool = False,
 ) -> Slot | None:
     """The slot starting exactly at ``starts_at`` with ``provider``, or ``None`` if taken."""
-    grid, _, _ = policy_numbers()
-    not_before, not_after = bookable_window(now)
+    not_before, not_after = rules.window(now)
     slots = find_starts(
         phases=calendar.phases,
         resources=list(calendar.resources),
         start=starts_at,
         end=starts_at + timedelta(minutes=1),
-        grid_minutes=grid,
+        grid_minutes=rules.grid_minutes,
         zone=calendar.zone,
         not_before=now if ignore_notice else not_before,
         not_after=not_after,

@@ -25,6 +25,7 @@ from microneedling.core.courses import PlannedSession, chain_sessions
 from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.knowledge.models import Gap
 from microneedling.core.series import search_series
+from microneedling.directory.policy import booking_rules
 from microneedling.scheduling import booking, services
 from microneedling.scheduling.calendars import LocationCalendar, location_calendar
 from microneedling.scheduling.models import Appointment, CourseSession, Reservation
@@ -213,11 +214,11 @@ class _Search:
         self, *, calendar: LocationCalendar, gap: Gap, now: datetime, provider_id: int
     ) -> None:
         self.calendar, self.gap, self.provider_id = calendar, gap, provider_id
-        self.not_before, self.not_after = booking.bookable_window(now)
+        self.rules = booking_rules(calendar.location.organization_id)
+        self.not_before, self.not_after = self.rules.window(now)
 
     def sessions(self, windows: list[PlannedSession], *, follow_windows: bool) -> list[Slot]:
         """A slot per window (each after the one before by the gap), or BookingConflict."""
-        grid, _, _ = booking.policy_numbers()
         result = search_series(
             sessions=windows,
             follow_plan_windows=follow_windows,
@@ -225,7 +226,7 @@ class _Search:
             phases=self.calendar.phases,
             resources=list(self.calendar.resources),
             zone=self.calendar.zone,
-            grid_minutes=grid,
+            grid_minutes=self.rules.grid_minutes,
             not_before=self.not_before,
             not_after=self.not_after,
             preferred_provider=f"provider:{self.provider_id}",

@@ -24,6 +24,7 @@ from microneedling.core.courses import PlannedSession, chain_sessions
 from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.knowledge.models import Gap
 from microneedling.core.series import search_series
+from microneedling.directory.policy import BookingRules, booking_rules
 from microneedling.scheduling import booking, services
 from microneedling.scheduling.calendars import LocationCalendar, location_calendar
 from microneedling.scheduling.models import Appointment, CourseSession, Reservation
@@ -145,7 +146,8 @@ def _move(
             first_day=new_day,
             last_day=last_day,
         )
-        moved = booking.slot_at(calendar, starts_at, appointment.provider, now=now)
+        rules = booking_rules(appointment.location.organization_id)
+        moved = booking.slot_at(calendar, starts_at, appointment.provider, rules=rules, now=now)
         if moved is None:
             raise booking.unavailable_conflict(
                 calendar, starts_at, appointment.provider, session=session.number
@@ -157,6 +159,7 @@ def _move(
             calendar=calendar,
             gap=gap,
             zone=zone,
+            rules=rules,
             now=now,
             appointment=appointment,
         )
@@ -213,6 +216,7 @@ def _keep_or_search(
     calendar: LocationCalendar,
     gap: Gap,
     zone: ZoneInfo,
+    rules: BookingRules,
     now: datetime,
     appointment: Appointment,
 ) -> list[Slot]:
@@ -223,15 +227,14 @@ def _keep_or_search(
     fits = fits and all(gap.min <= (b - a).days <= gap.max for a, b in pairwise(days))
     if fits:
         return kept
-    grid, _, _ = booking.policy_numbers()
-    not_before, not_after = booking.bookable_window(now)
+    not_before, not_after = rules.window(now)
     result = search_series(
         sessions=windows,
         gap_days=(gap.min, gap.max),
         phases=calendar.phases,
         resources=list(calendar.resources),
         zone=calendar.zone,
-        grid_minutes=grid,
+        grid_minutes=rules.grid_minutes,
         not_before=not_before,
         not_after=not_after,
         preferred_provider=f"provider:{appointment.provider_id}",

@@ -12,9 +12,9 @@ from django.db.models import Prefetch, QuerySet
 from microneedling.core.availability import find_starts
 from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import Location, Provider, Room
+from microneedling.directory.policy import booking_rules
 from microneedling.directory.selectors import providers_at
 from microneedling.patients.models import Patient
-from microneedling.scheduling.booking import bookable_window, policy_numbers
 from microneedling.scheduling.calendars import day_bounds, location_calendar
 from microneedling.scheduling.models import Appointment, Course, CourseSession, Reservation
 
@@ -61,14 +61,14 @@ def session_move_options(appointment: Appointment, *, now: datetime) -> list[dat
         provider_ids=[appointment.provider_id],
     )
     start, end = day_bounds(first_day, session.latest, location.timezone)
-    grid, _, _ = policy_numbers()
-    not_before, not_after = bookable_window(now)
+    rules = booking_rules(location.organization_id)
+    not_before, not_after = rules.window(now)
     slots = find_starts(
         phases=calendar.phases,
         resources=list(calendar.resources),
         start=start,
         end=end,
-        grid_minutes=grid,
+        grid_minutes=rules.grid_minutes,
         zone=location.timezone,
         not_before=not_before,
         not_after=not_after,

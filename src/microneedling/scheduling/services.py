@@ -27,10 +27,9 @@ from microneedling.core.knowledge import load_pack
 from microneedling.core.knowledge.models import Gap, Policy
 from microneedling.core.series import SeriesResult, search_days, search_series
 from microneedling.directory.models import Location, Provider, Service
+from microneedling.directory.policy import booking_rules
 from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.booking import (
-    bookable_window,
-    policy_numbers,
     provider_of,
     reservations_write,
     slot_at,
@@ -182,7 +181,8 @@ def appointment_book(
                 last_day=local_day,
                 provider_ids=[provider.pk],
             )
-            slot = slot_at(calendar, starts_at, provider, now=now)
+            rules = booking_rules(location.organization_id)
+            slot = slot_at(calendar, starts_at, provider, rules=rules, now=now)
             if slot is None and override:
                 calendar = location_calendar(
                     location=location,
@@ -192,7 +192,9 @@ def appointment_book(
                     provider_ids=[provider.pk],
                     include_bookings=False,
                 )
-                slot = slot_at(calendar, starts_at, provider, now=now, ignore_notice=True)
+                slot = slot_at(
+                    calendar, starts_at, provider, rules=rules, now=now, ignore_notice=True
+                )
             if slot is None:
                 raise unavailable_conflict(calendar, starts_at, provider)
             attempted = slot
@@ -250,13 +252,14 @@ def course_propose(
 ) -> CourseProposal:
     """Plan the course and search slots for all of its sessions at once (no writes).
 
-    ``policy`` holds the clinic's own protocol choices (say, the six-session acne-scar
-    protocol); without it the knowledge pack's defaults apply.
+    ``policy`` overrides the clinic's stored choices of protocol (say, the six-session
+    acne-scar protocol); without it the clinic's policy applies, or the pack's defaults.
     """
     preferences = preferences or Preferences()
     now = now or timezone.now()
     if location.status == Location.Status.CLOSED:
         raise BookingRefused("this location has closed", code="location_closed", field="location")
+    rules = booking_rules(location.organization_id)
     plan = plan_course(
         pack=load_pack(),
         indications=indications,
@@ -264,7 +267,7 @@ def course_propose(
         fitzpatrick=patient.fitzpatrick_type,
         areas=areas,
         as_of=_local_today(location, now),
-        policy=policy,
+        policy=policy or rules.pack_policy,
     )
     # The first session may fall on any day of the week from the requested day (the clinic
     # may be shut or full that day); later windows re-derive from the days really chosen.
@@ -273,8 +276,7 @@ def course_propose(
         replace(opening, latest=opening.earliest + timedelta(days=FIRST_SESSION_FLEX_DAYS)),
         *plan.sessions[1:],
     )
-    grid, _, _ = policy_numbers()
-    not_before, not_after = bookable_window(now)
+    not_before, not_after = rules.window(now)
     gap = (plan.gap_days[0], plan.gap_days[2])
 
     def search(follow_plan_windows: bool) -> tuple[LocationCalendar, SeriesResult]:
@@ -293,7 +295,7 @@ def course_propose(
             phases=calendar.phases,
             resources=list(calendar.resources),
             zone=calendar.zone,
-            grid_minutes=grid,
+            grid_minutes=rules.grid_minutes,
             not_before=not_before,
             not_after=not_after,
             preferred_provider=(

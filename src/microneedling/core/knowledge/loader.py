@@ -80,6 +80,24 @@ class Pack:
         chosen = policy.positions.get(dispute_id) if policy else None
         return self.disputes[dispute_id].position(chosen)
 
+    def policy_problems(self, policy: Policy) -> dict[str, str]:
+        """Why a policy does not fit this pack, keyed ``positions.<dispute>`` or
+        ``protocols.<concern>``; empty when every choice names something the pack holds."""
+        problems: dict[str, str] = {}
+        for dispute_id, position_id in policy.positions.items():
+            dispute = self.disputes.get(dispute_id)
+            if dispute is None:
+                problems[f"positions.{dispute_id}"] = "the knowledge pack has no such dispute"
+            elif position_id not in {p.id for p in dispute.positions}:
+                problems[f"positions.{dispute_id}"] = f"{position_id!r} is not one of its positions"
+        for code, protocol_id in policy.protocols.items():
+            indication = self.indications.get(code)
+            if indication is None:
+                problems[f"protocols.{code}"] = "the knowledge pack has no such concern"
+            elif protocol_id not in {p.id for p in indication.protocols}:
+                problems[f"protocols.{code}"] = f"{protocol_id!r} is not one of its protocols"
+        return problems
+
     def area_lineage(self, code: str) -> tuple[str, ...]:
         """The area and its ancestors (``face.periorbital`` → itself, ``face``)."""
         chain = [code]

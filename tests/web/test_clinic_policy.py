@@ -1,0 +1,200 @@
+"""A clinic's own policy: booking numbers and choices where the sources differ, set in the
+admin (audited) and followed by booking, course planning and screening."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from microneedling.audit.models import AuditEvent
+from microneedling.core.errors import BookingConflict
+from microneedling.core.screening import Intake
+from microneedling.directory.models import ClinicPolicy
+from microneedling.directory.policy import booking_rules
+from microneedling.directory.policy_form import NUMBER_FIELDS
+from microneedling.patients.services import screening_record
+from microneedling.scheduling import services
+from tests.web.conftest import NOW, Clinic, local, make_patient
+
+MONDAY = date(2027, 3, 8)
+pytestmark = pytest.mark.usefixtures("frozen_now")
+
+
+def test_without_a_stored_policy_the_deployment_settings_apply(clinic: Clinic, settings) -> None:
+    settings.MICRONEEDLING = {**settings.MICRONEEDLING, "SLOT_GRID_MINUTES": 20}
+    rules = booking_rules(clinic.org.pk)
+    assert rules.grid_minutes == 20
+    assert rules.pack_policy.positions == {}
+    assert rules.window(NOW)[0] - NOW == timedelta(hours=settings.MICRONEEDLING["MIN_NOTICE_HOURS"])
+
+
+def test_a_clinic_on_an_hourly_grid_refuses_a_quarter_past_start(clinic: Clinic) -> None:
+    patient = make_patient(clinic)
+    ClinicPolicy.objects.create(organization=clinic.org, slot_grid_minutes=60)
+    with pytest.raises(BookingConflict):
+        services.appointment_book(
+            patient=patient,
+            service=clinic.treatment,
+            location=clinic.location,
+            provider=clinic.ada,
+            starts_at=local(MONDAY, 9, 15),
+        )
+    booked = services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, 10),
+    )
+    assert booked.starts_at == local(MONDAY, 10)
+
+
+def test_a_clinic_asking_a_week_of_notice_refuses_a_booking_for_tomorrow(clinic: Clinic) -> None:
+    patient = make_patient(clinic)
+    ClinicPolicy.objects.create(organization=clinic.org, min_notice_hours=24 * 7)
+    with pytest.raises(BookingConflict):
+        services.appointment_book(
+            patient=patient,
+            service=clinic.treatment,
+            location=clinic.location,
+            provider=clinic.ada,
+            starts_at=local(NOW.date() + timedelta(days=1), 10),
+        )
+
+
+def test_the_clinics_protocol_choice_sets_the_number_of_sessions(clinic: Clinic) -> None:
+    patient = make_patient(clinic)
+
+    def sessions() -> int:
+        proposal = services.course_propose(
+            patient=patient,
+            location=clinic.location,
+            service=clinic.treatment,
+            indications=["acne_scars"],
+            first_session=MONDAY,
+        )
+        return len(proposal.plan.sessions)
+
+    assert sessions() == 3  # the pack's default protocol
+    ClinicPolicy.objects.create(
+        organization=clinic.org, protocols={"acne_scars": "protocol.acne_scars.seed000"}
+    )
+    assert sessions() == 6
+
+
+def _screen_after_isotretinoin(clinic: Clinic) -> str:
+    patient = make_patient(clinic, name="Iris Vale")
+    intake = Intake.model_validate(
+        {
+            "planned_date": "2027-03-08",
+            "birth_date": "1990-04-02",
+            "fitzpatrick_type": 2,
+            "treatment_areas": ["face"],
+            "pregnant": False,
+            "breastfeeding": False,
+            "medications": [{"code": "isotretinoin", "last_dose": "2027-01-10"}],
+        }
+    )
+    return screening_record(patient=patient, intake=intake).verdict
+
+
+def test_screening_follows_the_waiting_period_the_clinic_chose(clinic: Clinic) -> None:
+    assert _screen_after_isotretinoin(clinic) == "deferred"  # the labelling's six months
+    ClinicPolicy.objects.create(
+        organization=clinic.org,
+        positions={"dispute.isotretinoin_wait": "no_delay_superficial"},
+    )
+    assert _screen_after_isotretinoin(clinic) == "eligible"
+
+
+def test_a_stored_choice_the_pack_does_not_hold_fails_validation_naming_it(clinic: Clinic) -> None:
+    policy = ClinicPolicy(
+        organization=clinic.org, protocols={"acne_scars": "protocol.acne_scars.nowhere"}
+    )
+    with pytest.raises(Exception, match="acne_scars") as raised:
+        policy.full_clean()
+    assert "protocols" in raised.value.message_dict  # type: ignore[attr-defined]
+
+
+# --- The admin page -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(clinic: Clinic) -> Client:
+    client = Client()
+    client.force_login(get_user_model().objects.create_superuser("root.admin", password=None))
+    return client
+
+
+def _form(clinic: Clinic, **changes: Any) -> dict[str, Any]:
+    return {
+        "organization": clinic.org.pk,
+        "slot_grid_minutes": 15,
+        "min_notice_hours": 12,
+        "booking_horizon_days": 400,
+        "reason": "Our physicians follow the ASDS consensus.",
+        "positions__dispute__isotretinoin_wait": "no_delay_superficial",
+        "protocols__acne_scars": "protocol.acne_scars.seed000",
+        **changes,
+    }
+
+
+def test_the_admin_offers_every_dispute_and_protocol_of_the_pack(
+    admin_client: Client, clinic: Clinic
+) -> None:
+    page = admin_client.get(reverse("admin:directory_clinicpolicy_add")).content.decode()
+    assert "How long after isotretinoin may the skin be needled?" in page
+    assert 'value="no_delay_superficial"' in page
+    assert 'value="protocol.acne_scars.seed000"' in page
+    # A concern with one protocol has nothing to choose.
+    assert "protocols__melasma" not in page
+
+
+def test_saving_a_policy_in_the_admin_stores_the_choices_and_audits_the_reason(
+    admin_client: Client, clinic: Clinic
+) -> None:
+    response = admin_client.post(reverse("admin:directory_clinicpolicy_add"), _form(clinic))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    policy = ClinicPolicy.objects.get(organization=clinic.org)
+    assert policy.positions == {"dispute.isotretinoin_wait": "no_delay_superficial"}
+    assert policy.protocols == {"acne_scars": "protocol.acne_scars.seed000"}
+    event = AuditEvent.objects.get(action="clinic_policy_create")
+    assert event.reason == "Our physicians follow the ASDS consensus."
+    assert event.details["changed"]["dispute.isotretinoin_wait"] == "no_delay_superficial"
+
+    change = reverse("admin:directory_clinicpolicy_change", args=[policy.pk])
+    # The admin renders the stored numbers as hidden initial values (their defaults are
+    # callables), which is how it tells they did not change.
+    unchanged = {f"initial-{name}": getattr(policy, name) for name in NUMBER_FIELDS[1:]}
+    response = admin_client.post(
+        change,
+        _form(clinic, positions__dispute__isotretinoin_wait="", reason="Back to the labelling.")
+        | unchanged,
+    )
+    assert response.status_code == 302
+    policy.refresh_from_db()
+    assert policy.positions == {}
+    changed = AuditEvent.objects.get(action="clinic_policy_change").details["changed"]
+    assert changed == {"dispute.isotretinoin_wait": "pack default"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("reason", ""), ("slot_grid_minutes", "7"), ("booking_horizon_days", "3")],
+)
+def test_a_bad_policy_form_names_the_field_and_saves_nothing(
+    admin_client: Client, clinic: Clinic, field: str, value: str
+) -> None:
+    response = admin_client.post(
+        reverse("admin:directory_clinicpolicy_add"), _form(clinic, **{field: value})
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert not ClinicPolicy.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="clinic_policy").exists()
