@@ -202,7 +202,28 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from microneedling.config.runtime import settle_after_startup  # noqa: PLC0415
 
     settle_after_startup()
+    if args.worker:
+        # The one-process setup: messages go out without a separate `microneedling worker`.
+        import threading  # noqa: PLC0415
+
+        from microneedling.notifications.worker import worker_run  # noqa: PLC0415
+
+        threading.Thread(
+            target=worker_run, kwargs={"in_thread": True}, daemon=True, name="tasks"
+        ).start()
     call_command("runserver", address, use_reloader=False)
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    _django()
+    from microneedling.config.runtime import settle_after_startup  # noqa: PLC0415
+    from microneedling.notifications.worker import worker_run  # noqa: PLC0415
+
+    if args.interval <= 0:
+        raise UsageError("--interval: must be more than 0 seconds")
+    settle_after_startup()
+    worker_run(interval=args.interval, batch=args.batch, max_tasks=args.max_tasks)
     return 0
 
 
@@ -264,7 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the clinic (development server)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--no-worker",
+        dest="worker",
+        action="store_false",
+        help="do not run background tasks in this process (run `microneedling worker`)",
+    )
     serve.set_defaults(handler=_cmd_serve)
+
+    worker = commands.add_parser("worker", help="run background tasks (messages); any number")
+    worker.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
+    worker.add_argument("--batch", action="store_true", help="exit when no task is ready")
+    worker.add_argument("--max-tasks", type=int, default=None, help="exit after this many")
+    worker.set_defaults(handler=_cmd_worker)
 
     token = commands.add_parser("token", help="issue an API token for a user")
     token.add_argument("--user", required=True)

@@ -137,6 +137,9 @@ def _form(clinic: Clinic, **changes: Any) -> dict[str, Any]:
         "slot_grid_minutes": 15,
         "min_notice_hours": 12,
         "booking_horizon_days": 400,
+        "reminder_hours": "[48, 24]",
+        "quiet_from": "21:00",
+        "quiet_until": "08:00",
         "reason": "Our physicians follow the ASDS consensus.",
         "positions__dispute__isotretinoin_wait": "no_delay_superficial",
         "protocols__acne_scars": "protocol.acne_scars.seed000",
@@ -171,6 +174,7 @@ def test_saving_a_policy_in_the_admin_stores_the_choices_and_audits_the_reason(
     # The admin renders the stored numbers as hidden initial values (their defaults are
     # callables), which is how it tells they did not change.
     unchanged = {f"initial-{name}": getattr(policy, name) for name in NUMBER_FIELDS[1:]}
+    unchanged["initial-reminder_hours"] = "[48, 24]"
     response = admin_client.post(
         change,
         _form(clinic, positions__dispute__isotretinoin_wait="", reason="Back to the labelling.")
@@ -185,7 +189,13 @@ def test_saving_a_policy_in_the_admin_stores_the_choices_and_audits_the_reason(
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("reason", ""), ("slot_grid_minutes", "7"), ("booking_horizon_days", "3")],
+    [
+        ("reason", ""),
+        ("slot_grid_minutes", "7"),
+        ("booking_horizon_days", "3"),
+        ("reminder_hours", "[48, 48]"),
+        ("reminder_hours", "[0.5]"),
+    ],
 )
 def test_a_bad_policy_form_names_the_field_and_saves_nothing(
     admin_client: Client, clinic: Clinic, field: str, value: str

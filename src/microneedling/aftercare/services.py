@@ -13,6 +13,7 @@ from microneedling.aftercare.models import SkinReport
 from microneedling.audit.services import audit_record
 from microneedling.core.knowledge import load_pack
 from microneedling.core.triage import SymptomReport, TriageReport, triage
+from microneedling.notifications import events
 from microneedling.scheduling.models import Appointment
 
 
@@ -35,16 +36,22 @@ def skin_report_file(
         fitzpatrick_type=appointment.patient.fitzpatrick_type,
     )
     result = triage(report, load_pack())
-    return SkinReport.objects.create(
-        patient=appointment.patient,
-        appointment=appointment,
-        day=result.day,
-        symptoms=[s.model_dump() for s in symptoms],
-        notes=notes,
-        photo=photo or "",
-        action=result.action,
-        result=result.to_dict(),
-    )
+    with transaction.atomic():
+        filed = SkinReport.objects.create(
+            patient=appointment.patient,
+            appointment=appointment,
+            day=result.day,
+            symptoms=[s.model_dump() for s in symptoms],
+            notes=notes,
+            photo=photo or "",
+            action=result.action,
+            result=result.to_dict(),
+        )
+        if filed.needs_staff:
+            events.skin_report_escalated(
+                patient_id=filed.patient_id, report_id=filed.pk, action=filed.action
+            )
+    return filed
 
 
 def skin_report_handle(*, report: SkinReport, actor: Actor, note: str) -> SkinReport:

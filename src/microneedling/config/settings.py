@@ -45,6 +45,9 @@ INSTALLED_APPS = [
     "microneedling.aftercare",
     "microneedling.desk",
     "microneedling.charting",
+    "microneedling.notifications",
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -90,7 +93,9 @@ def _databases() -> dict[str, Any]:
     return {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "microneedling.sqlite3",
+            # MICRONEEDLING_SQLITE_PATH points a process at another file (a worker that the
+            # tests start against their own test database, say).
+            "NAME": os.environ.get("MICRONEEDLING_SQLITE_PATH", DATA_DIR / "microneedling.sqlite3"),
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
@@ -141,8 +146,37 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
 
-MICRONEEDLING = {
+MICRONEEDLING: dict[str, Any] = {
     "SLOT_GRID_MINUTES": int(os.environ.get("MICRONEEDLING_SLOT_GRID_MINUTES", "15")),
     "MIN_NOTICE_HOURS": int(os.environ.get("MICRONEEDLING_MIN_NOTICE_HOURS", "12")),
     "BOOKING_HORIZON_DAYS": int(os.environ.get("MICRONEEDLING_BOOKING_HORIZON_DAYS", "400")),
+    # Where links in messages point (the address patients reach the site at).
+    "PUBLIC_URL": os.environ.get("MICRONEEDLING_PUBLIC_URL", "http://127.0.0.1:8000"),
+    # Text messages: "console" prints them (the demo); "webhook" posts them to a provider.
+    "SMS_BACKEND": os.environ.get("MICRONEEDLING_SMS_BACKEND", "console"),
+    "SMS_WEBHOOK_URL": os.environ.get("MICRONEEDLING_SMS_WEBHOOK_URL", ""),
+    "SMS_WEBHOOK_TOKEN": os.environ.get("MICRONEEDLING_SMS_WEBHOOK_TOKEN", ""),
+    # A worker holds a message this long while sending it; after that another may retry it.
+    "OUTBOX_LEASE_SECONDS": int(os.environ.get("MICRONEEDLING_OUTBOX_LEASE_SECONDS", "120")),
+    "OUTBOX_MAX_ATTEMPTS": int(os.environ.get("MICRONEEDLING_OUTBOX_MAX_ATTEMPTS", "6")),
 }
+
+# Background work: one queue in the database, the same on SQLite and PostgreSQL; any number
+# of `microneedling worker` processes take tasks from it.
+TASKS = {
+    "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "messages"]}
+}
+
+# Mail goes through SMTP when a host is configured; otherwise (the demo) to the console.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "") == "true"
+EMAIL_TIMEOUT = 10
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "clinic@microneedling.invalid")

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from microneedling.desk import moves, queues, views, visits
+from microneedling.desk import messages, moves, queues, views, visits
 
 app_name = "desk"
 urlpatterns = [
@@ -14,6 +14,10 @@ urlpatterns = [
     path("screenings/", queues.screenings, name="screenings"),
     path("screenings/<int:screening_id>/", queues.screening_decide, name="screening"),
     path("requests/", queues.requests_list, name="requests"),
+    path("messages/dead/", messages.dead_messages, name="dead_messages"),
+    path(
+        "messages/<int:message_id>/retry/", messages.dead_message_retry, name="dead_message_retry"
+    ),
     path("visits/<int:appointment_id>/", visits.visit, name="visit"),
     path("visits/<int:appointment_id>/status/", visits.visit_status, name="visit_status"),
     path("visits/<int:appointment_id>/move/", moves.visit_move, name="visit_move"),

@@ -18,6 +18,7 @@ from microneedling.audit.services import audit_patient_view
 from microneedling.desk.access import staff_required
 from microneedling.desk.forms import ReportHandledForm
 from microneedling.directory.models import Location
+from microneedling.notifications.models import Message
 from microneedling.patients.models import Screening
 from microneedling.scheduling.models import AppointmentRequest
 from microneedling.scheduling.selectors import day_sheet
@@ -33,6 +34,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "locations": Location.objects.exclude(status=Location.Status.CLOSED).order_by("name"),
             "open_reports": skin_report_queue().count(),
             "pending_reviews": Screening.objects.filter(review=Screening.Review.PENDING).count(),
+            "dead_messages": Message.objects.filter(status=Message.Status.DEAD).count(),
             "open_requests": AppointmentRequest.objects.filter(
                 status=AppointmentRequest.Status.OPEN
             ).count(),

@@ -27,7 +27,12 @@ from microneedling.directory.models import (
     Service,
     ServicePhase,
 )
-from microneedling.directory.policy_form import NUMBER_FIELDS, ClinicPolicyFormBase, policy_form
+from microneedling.directory.policy_form import (
+    MESSAGE_FIELDS,
+    NUMBER_FIELDS,
+    ClinicPolicyFormBase,
+    policy_form,
+)
 
 
 class OpeningHoursInline(admin.TabularInline[OpeningHours, Location]):
@@ -121,6 +126,7 @@ class ClinicPolicyAdmin(admin.ModelAdmin[ClinicPolicy]):
         protocols = [n for n, (kind, _) in form.choice_fields.items() if kind == "protocols"]
         return [
             (None, {"fields": (*NUMBER_FIELDS, "reason")}),
+            ("Messages", {"fields": MESSAGE_FIELDS}),
             ("Where the sources differ", {"fields": positions}),
             ("Protocols", {"fields": protocols}),
         ]

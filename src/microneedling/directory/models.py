@@ -3,6 +3,9 @@ and the services they offer, with the phases each visit goes through."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import time
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -285,6 +288,11 @@ def default_booking_horizon_days() -> int:
     return int(settings.MICRONEEDLING["BOOKING_HORIZON_DAYS"])
 
 
+def default_reminder_hours() -> list[int]:
+    """Reminders two days and one day before a visit."""
+    return [48, 24]
+
+
 class ClinicPolicy(models.Model):
     """A clinic's own choices where the sources or the clinic's habits differ: the booking
     grid, notice and horizon, and which position of each knowledge-pack dispute and which
@@ -315,6 +323,15 @@ class ClinicPolicy(models.Model):
     protocols = models.JSONField(
         default=dict, blank=True, help_text="Concern code → the protocol the clinic follows"
     )
+    reminder_hours = models.JSONField(
+        default=default_reminder_hours,
+        blank=True,
+        help_text="Hours before a visit at which reminders go out, e.g. [48, 24]",
+    )
+    quiet_from = models.TimeField(
+        default=time(21), help_text="No non-urgent messages from this local time…"
+    )
+    quiet_until = models.TimeField(default=time(8), help_text="…until this local time")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -342,6 +359,19 @@ class ClinicPolicy(models.Model):
                     key.split(".", 1)[0]: f"{key.split('.', 1)[1]}: {problem}"
                     for key, problem in problems.items()
                 }
+            )
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        """Reminder hours must be whole hours between 1 and 14 days, no repeats."""
+        super().clean_fields(exclude)
+        hours = self.reminder_hours
+        if not (exclude and "reminder_hours" in exclude) and (
+            not isinstance(hours, list)
+            or not all(isinstance(h, int) and 1 <= h <= 24 * 14 for h in hours)
+            or len(set(hours)) != len(hours)
+        ):
+            raise ValidationError(
+                {"reminder_hours": "give whole hours from 1 to 336, each once, e.g. [48, 24]"}
             )
 
     def pack_policy(self) -> Policy:

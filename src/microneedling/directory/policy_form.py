@@ -11,6 +11,7 @@ from microneedling.core.knowledge import Pack
 from microneedling.directory.models import ClinicPolicy
 
 NUMBER_FIELDS = ("organization", "slot_grid_minutes", "min_notice_hours", "booking_horizon_days")
+MESSAGE_FIELDS = ("reminder_hours", "quiet_from", "quiet_until")
 
 
 def _name(kind: str, key: str) -> str:
@@ -31,7 +32,7 @@ class ClinicPolicyFormBase(forms.ModelForm[ClinicPolicy]):
 
     class Meta:
         model = ClinicPolicy
-        fields = NUMBER_FIELDS
+        fields = NUMBER_FIELDS + MESSAGE_FIELDS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

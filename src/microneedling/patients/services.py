@@ -15,6 +15,7 @@ from microneedling.core.knowledge import load_pack
 from microneedling.core.screening import Intake, screen
 from microneedling.directory.models import Location
 from microneedling.directory.policy import booking_rules
+from microneedling.notifications import events
 from microneedling.patients.models import Patient, Screening
 
 
@@ -67,6 +68,7 @@ def screening_review(
             reason=reason,
             details=details,
         )
+        events.screening_result(screening)
     return screening
 
 

@@ -52,6 +52,9 @@ class Course(models.Model):
     gap_min_days = models.PositiveSmallIntegerField()
     gap_target_days = models.PositiveSmallIntegerField()
     gap_max_days = models.PositiveSmallIntegerField()
+    maintenance_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Days after the last session a maintenance visit is due"
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
 

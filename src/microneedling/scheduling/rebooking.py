@@ -26,6 +26,7 @@ from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.knowledge.models import Gap
 from microneedling.core.series import search_series
 from microneedling.directory.policy import booking_rules
+from microneedling.notifications import events
 from microneedling.scheduling import booking, services
 from microneedling.scheduling.calendars import LocationCalendar, location_calendar
 from microneedling.scheduling.models import Appointment, CourseSession, Reservation
@@ -303,4 +304,5 @@ def _book_replacement(
         booked_by=acting_user(actor),
     )
     booking.reservations_write(replacement, slot, calendar)
+    events.visit_booked(replacement)
     return replacement

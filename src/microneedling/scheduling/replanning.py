@@ -25,6 +25,7 @@ from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.knowledge.models import Gap
 from microneedling.core.series import search_series
 from microneedling.directory.policy import BookingRules, booking_rules
+from microneedling.notifications import events
 from microneedling.scheduling import booking, services
 from microneedling.scheduling.calendars import LocationCalendar, location_calendar
 from microneedling.scheduling.models import Appointment, CourseSession, Reservation
@@ -287,3 +288,4 @@ def session_rewrite(change: SessionChange, slot: Slot, calendar: LocationCalenda
     appointment.provider_id = change.provider_id
     appointment.save(update_fields=["starts_at", "ends_at", "provider", "updated_at"])
     booking.reservations_write(appointment, slot, calendar)
+    events.visit_moved(appointment)

@@ -28,6 +28,7 @@ from microneedling.core.knowledge.models import Gap, Policy
 from microneedling.core.series import SeriesResult, search_days, search_series
 from microneedling.directory.models import Location, Provider, Service
 from microneedling.directory.policy import booking_rules
+from microneedling.notifications import events
 from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.booking import (
     provider_of,
@@ -218,6 +219,7 @@ def appointment_book(
                     reason=override_reason,
                     details={"starts_at": slot.start.isoformat()},
                 )
+            events.visit_booked(appointment, now=now)
             return appointment
     except (IntegrityError, OperationalError) as error:
         if isinstance(error, OperationalError) and not lost_race(error):
@@ -413,6 +415,7 @@ def _course_book_once(
         gap_min_days=plan.gap_days[0],
         gap_target_days=plan.gap_days[1],
         gap_max_days=plan.gap_days[2],
+        maintenance_days=plan.maintenance.every_days_min,
     )
     chosen = dict(series.choices)
     for planned in _windows_from_choices(proposal):
@@ -437,6 +440,7 @@ def _course_book_once(
             booked_by=acting_user(actor),
         )
         reservations_write(appointment, slot, proposal.calendar)
+    events.course_booked(course, now=now)
     return course
 
 
@@ -536,4 +540,6 @@ def appointment_set_status(
             object_id=appointment.pk,
             reason=reason,
         )
+        if status in (Appointment.Status.CANCELLED, Appointment.Status.NO_SHOW):
+            events.visit_cancelled(appointment)
     return appointment

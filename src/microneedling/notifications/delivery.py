@@ -1,0 +1,150 @@
+"""Delivering outbox messages: claim one with a lease, send it, record the outcome.
+
+A message is claimed by a conditional UPDATE (pending and due, or sending with its lease run
+out), so two workers never hold the same message at once on either engine. The send happens
+outside any transaction; the outcome is written afterwards. A worker killed between the send
+and the write leaves the message "sending" until its lease ends; it is then sent again, with
+the same Message-ID, so the receiving side can recognise the repeat. Those in flight at the
+moment of a crash are the only ones that can repeat.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from microneedling.notifications.channels import DeliveryError, email_send, sms_send
+from microneedling.notifications.models import DeliveryAttempt, Message
+from microneedling.notifications.rendering import message_render
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+def _backoff(attempts: int) -> timedelta:
+    """1, 2, 4 … minutes between tries, at most an hour."""
+    return timedelta(minutes=min(2 ** (attempts - 1), 60))
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.MICRONEEDLING["OUTBOX_LEASE_SECONDS"])
+
+
+def message_claim(message_id: int, *, worker: str, now: datetime) -> Message | None:
+    """Take ``message_id`` for ``worker`` if it is due and nobody holds it."""
+    claimable = Q(status=Message.Status.PENDING) | Q(
+        status=Message.Status.SENDING, lease_until__lt=now
+    )
+    taken = Message.objects.filter(claimable, pk=message_id, available_at__lte=now).update(
+        status=Message.Status.SENDING,
+        lease_until=now + _lease(),
+        worker=worker,
+        attempts=F("attempts") + 1,
+    )
+    if not taken:
+        return None
+    return Message.objects.select_related("patient__organization", "appointment").get(pk=message_id)
+
+
+def _send(message: Message) -> None:
+    rendered = message_render(message)
+    if message.channel == Message.Channel.EMAIL:
+        email_send(to=message.recipient, rendered=rendered, message_id=message.message_id)
+    else:
+        sms_send(to=message.recipient, text=rendered.body.strip(), message_id=message.message_id)
+
+
+def message_deliver_now(
+    message_id: int, *, worker: str = WORKER_ID, now: datetime | None = None
+) -> str:
+    """Claim, send and record one message; returns what happened (``sent``, ``retry``,
+    ``dead`` or ``skipped`` when it was not due, not pending or held by another worker)."""
+    from microneedling.notifications.tasks import message_deliver  # noqa: PLC0415 (cycle)
+
+    started = now or timezone.now()
+    message = message_claim(message_id, worker=worker, now=started)
+    if message is None:
+        later = Message.objects.filter(
+            pk=message_id, status=Message.Status.PENDING, available_at__gt=started
+        ).values_list("available_at", flat=True)
+        for when in later:  # run early (a stale task): come back when it is due
+            message_deliver.using(run_after=when).enqueue(message_id)
+        return "skipped"
+    error = ""
+    try:
+        _send(message)
+    except DeliveryError as problem:
+        error = str(problem)[:300]
+    except Exception as problem:
+        error = f"{type(problem).__name__} while preparing the message"
+    finished = max(timezone.now(), started)
+    mine = Message.objects.filter(pk=message.pk, worker=worker, status=Message.Status.SENDING)
+    with transaction.atomic():
+        DeliveryAttempt.objects.create(
+            message=message,
+            number=message.attempts,
+            worker=worker,
+            outcome=DeliveryAttempt.Outcome.FAILED if error else DeliveryAttempt.Outcome.SENT,
+            error=error,
+            started_at=started,
+            finished_at=finished,
+        )
+        if not error:
+            mine.update(status=Message.Status.SENT, sent_at=finished, lease_until=None)
+            return "sent"
+        if message.attempts >= settings.MICRONEEDLING["OUTBOX_MAX_ATTEMPTS"]:
+            mine.update(status=Message.Status.DEAD, last_error=error, lease_until=None)
+            return "dead"
+        retry_at = started + _backoff(message.attempts)
+        mine.update(
+            status=Message.Status.PENDING,
+            available_at=retry_at,
+            last_error=error,
+            lease_until=None,
+        )
+        message_deliver.using(run_after=retry_at).enqueue(message.pk)
+    return "retry"
+
+
+def outbox_recover(*, now: datetime | None = None) -> int:
+    """Give lost messages a new delivery task: those whose worker died while sending (lease
+    run out), and pending ones long past due whose task never ran to the end (its worker was
+    killed holding it). A duplicate task is harmless: the claim lets only one through."""
+    from microneedling.notifications.tasks import message_deliver  # noqa: PLC0415 (cycle)
+
+    now = now or timezone.now()
+    stale = Q(status=Message.Status.SENDING, lease_until__lt=now) | Q(
+        status=Message.Status.PENDING, available_at__lt=now - 2 * _lease()
+    )
+    ids = list(Message.objects.filter(stale).values_list("pk", flat=True)[:10_000])
+    with transaction.atomic():
+        for message_id in ids:
+            message_deliver.enqueue(message_id)
+    return len(ids)
+
+
+def message_retry(*, message: Message, actor: object) -> Message:
+    """Staff send a dead message again from the start (audited)."""
+    from microneedling.audit.services import audit_record  # noqa: PLC0415
+    from microneedling.notifications.tasks import message_deliver  # noqa: PLC0415
+
+    now = timezone.now()
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk, status=Message.Status.DEAD).update(
+            status=Message.Status.PENDING, attempts=0, available_at=now, last_error=""
+        )
+        message_deliver.enqueue(message.pk)
+        audit_record(
+            actor=actor,  # type: ignore[arg-type]
+            action="message_retry",
+            object_type="message",
+            object_id=message.pk,
+            details={"kind": message.kind},
+        )
+    message.refresh_from_db()
+    return message

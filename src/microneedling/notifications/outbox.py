@@ -1,0 +1,122 @@
+"""Putting messages in the outbox: one row per channel the patient chose, written inside the
+caller's transaction together with the task that will deliver it, so a change and the
+messages it causes are committed together or not at all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+from django.utils import timezone
+
+from microneedling.core.messaging import outside_quiet_hours
+from microneedling.directory.models import ClinicPolicy, default_reminder_hours
+from microneedling.notifications.kinds import KINDS, TIMED_KINDS
+from microneedling.notifications.models import ContactPreference, Message
+from microneedling.patients.models import Patient
+from microneedling.scheduling.models import Appointment
+
+
+@dataclass(frozen=True)
+class MessageRules:
+    """A clinic's reminder hours and quiet hours."""
+
+    reminder_hours: tuple[int, ...]
+    quiet_from: time
+    quiet_until: time
+
+
+def message_rules(organization_id: int) -> MessageRules:
+    """The organisation's stored message rules, or the defaults."""
+    row = (
+        ClinicPolicy.objects.filter(organization_id=organization_id)
+        .values("reminder_hours", "quiet_from", "quiet_until")
+        .first()
+    )
+    if row is None:
+        return MessageRules(tuple(default_reminder_hours()), time(21), time(8))
+    return MessageRules(tuple(row["reminder_hours"]), row["quiet_from"], row["quiet_until"])
+
+
+def _channels(patient: Patient, *, essential: bool) -> list[tuple[str, str]]:
+    """(channel, address) pairs the patient wants this message on."""
+    preference = ContactPreference.objects.filter(patient=patient).first()
+    if preference is None:
+        preference = ContactPreference(patient=patient)
+    if not essential and not preference.reminders:
+        return []
+    chosen = []
+    if preference.email and patient.email:
+        chosen.append((Message.Channel.EMAIL.value, patient.email))
+    if preference.sms and patient.phone:
+        chosen.append((Message.Channel.SMS.value, patient.phone))
+    if not chosen and essential and patient.email:
+        # Something the patient must know still reaches them by some route.
+        chosen.append((Message.Channel.EMAIL.value, patient.email))
+    return chosen
+
+
+def message_queue(
+    *,
+    patient: Patient,
+    kind: str,
+    key: str,
+    due_at: datetime | None = None,
+    appointment: Appointment | None = None,
+    context: dict[str, Any] | None = None,
+    zone: str | None = None,
+    rules: MessageRules | None = None,
+    now: datetime | None = None,
+) -> list[Message]:
+    """Queue ``kind`` for ``patient`` on each chosen channel, once per ``key``.
+
+    ``due_at`` (default now) is moved out of quiet hours in ``zone`` (default the patient's)
+    unless the kind is urgent, or it is an email due now (a confirmation of what the patient
+    just did); a timed message already in the past is not queued at all. Call inside the
+    transaction of the change that causes the message.
+    """
+    from microneedling.notifications.tasks import message_deliver  # noqa: PLC0415 (cycle)
+
+    spec = KINDS[kind]
+    now = now or timezone.now()
+    due = due_at or now
+    if kind in TIMED_KINDS and due < now:
+        return []
+    rules = rules or message_rules(patient.organization_id)
+    queued = []
+    for channel, address in _channels(patient, essential=spec.essential):
+        send_at = due
+        immediate_email = channel == Message.Channel.EMAIL and due <= now
+        if not spec.urgent and not immediate_email:
+            send_at = outside_quiet_hours(
+                due,
+                zone=zone or patient.timezone,
+                quiet_from=rules.quiet_from,
+                quiet_until=rules.quiet_until,
+            )
+        message, created = Message.objects.get_or_create(
+            key=f"{key}:{channel}",
+            defaults={
+                "patient": patient,
+                "appointment": appointment,
+                "kind": kind,
+                "channel": channel,
+                "essential": spec.essential,
+                "recipient": address,
+                "context": context or {},
+                "due_at": send_at,
+                "available_at": send_at,
+            },
+        )
+        if created:
+            message_deliver.using(run_after=max(send_at, now)).enqueue(message.pk)
+            queued.append(message)
+    return queued
+
+
+def messages_withdraw(*, appointment: Appointment, kinds: frozenset[str] = TIMED_KINDS) -> int:
+    """Cancel the visit's messages of ``kinds`` that have not gone out yet."""
+    return Message.objects.filter(
+        appointment=appointment, kind__in=kinds, status=Message.Status.PENDING
+    ).update(status=Message.Status.CANCELLED)

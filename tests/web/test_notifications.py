@@ -1,0 +1,336 @@
+"""The outbox: what each change queues, in the change's own transaction, and how each
+message is delivered to a real SMTP server or a real HTTP SMS provider, with retries and a
+dead-letter list."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
+from icalendar import Calendar
+
+from microneedling.audit.models import AuditEvent
+from microneedling.core.errors import BookingConflict
+from microneedling.directory.models import ClinicPolicy
+from microneedling.notifications import channels
+from microneedling.notifications.delivery import message_deliver_now, outbox_recover
+from microneedling.notifications.models import ContactPreference, DeliveryAttempt, Message
+from microneedling.scheduling import services
+from microneedling.scheduling.models import Appointment
+from tests.web.conftest import NOW, TZ, Clinic, local, make_patient
+from tests.web.sinks import MailSink, SmsSink, mail_sink, sms_sink
+from tests.web.test_booking import MONDAY, book_course
+
+pytestmark = pytest.mark.usefixtures("frozen_now")
+LATER = NOW + timedelta(days=400)  # every message of a course is due by then
+
+
+@pytest.fixture
+def smtp(settings) -> Iterator[MailSink]:
+    for sink in mail_sink():
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = sink.host, sink.port
+        channels._mail_reset()  # a connection from an earlier test points elsewhere
+        yield sink
+        channels._mail_reset()
+
+
+@pytest.fixture
+def sms(settings) -> Iterator[SmsSink]:
+    for sink in sms_sink():
+        settings.MICRONEEDLING = {
+            **settings.MICRONEEDLING,
+            "SMS_BACKEND": "webhook",
+            "SMS_WEBHOOK_URL": sink.url,
+            "SMS_WEBHOOK_TOKEN": "sms-test-token",
+        }
+        yield sink
+
+
+def kinds(**filters: object) -> Counter[str]:
+    return Counter(Message.objects.filter(**filters).values_list("kind", flat=True))
+
+
+def deliver_all(now: datetime = LATER) -> Counter[str]:
+    outcomes = Counter(
+        message_deliver_now(pk, now=now)
+        for pk in Message.objects.order_by("due_at").values_list("pk", flat=True)
+    )
+    return outcomes
+
+
+# --- What a change queues ------------------------------------------------------------------
+
+
+def test_booking_a_course_queues_one_confirmation_and_each_visits_timed_messages(
+    clinic: Clinic,
+) -> None:
+    course = book_course(clinic, make_patient(clinic))
+    visits = Appointment.objects.filter(course_session__course=course).count()
+    assert visits == 3
+    counted = kinds()
+    assert counted["course_booked"] == 1
+    assert counted["reminder"] == 2 * visits  # 48 h and 24 h before each
+    assert counted["pre_care"] == visits
+    assert counted["aftercare_check"] == 2 * visits  # day 1 and day 3
+    assert counted["maintenance_due"] == 1  # after the last session
+    assert "visit_booked" not in counted  # the course confirmation covers every visit
+    # Every message has its delivery task, written with it.
+    assert DBTaskResult.objects.count() == Message.objects.count()
+
+
+def test_a_refused_booking_leaves_no_message_and_no_task(clinic: Clinic) -> None:
+    patient = make_patient(clinic)
+    services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, 10),
+    )
+    before = (Message.objects.count(), DBTaskResult.objects.count())
+    with pytest.raises(BookingConflict):
+        services.appointment_book(
+            patient=make_patient(clinic, name="Dev Patel"),
+            service=clinic.treatment,
+            location=clinic.location,
+            provider=clinic.ada,
+            starts_at=local(MONDAY, 10, 15),
+        )
+    assert (Message.objects.count(), DBTaskResult.objects.count()) == before
+
+
+def test_timed_messages_never_fall_in_the_clinics_quiet_hours(clinic: Clinic) -> None:
+    ClinicPolicy.objects.create(
+        organization=clinic.org, reminder_hours=[13], quiet_from=time(20), quiet_until=time(7)
+    )
+    patient = make_patient(clinic)
+    services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, 9),  # 13 h before is 20:00 the evening before: quiet
+    )
+    reminder = Message.objects.get(kind="reminder")
+    assert reminder.due_at.astimezone(TZ) == local(MONDAY, 7)
+    for message in Message.objects.exclude(kind="visit_booked"):
+        clock = message.due_at.astimezone(ZoneInfo(patient.timezone)).time()
+        assert time(7) <= clock < time(20), message.kind
+
+
+def test_moving_a_visit_withdraws_its_old_reminders_and_queues_new_ones(clinic: Clinic) -> None:
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    second = course.sessions.get(number=2).appointments.get()
+    old_keys = set(Message.objects.filter(appointment=second).values_list("key", flat=True))
+    course_session_move(
+        appointment=second,
+        starts_at=local(course.sessions.get(number=2).latest, 14),
+        actor=None,
+        apply=True,
+    )
+    withdrawn = Message.objects.filter(key__in=old_keys, status="cancelled")
+    assert set(withdrawn.values_list("kind", flat=True)) == {
+        "reminder",
+        "pre_care",
+        "aftercare_check",
+    }
+    fresh = Message.objects.filter(appointment=second, status="pending")
+    assert kinds(appointment=second, status="pending")["visit_moved"] == 1
+    assert fresh.filter(kind="reminder").count() == 2
+    second.refresh_from_db()
+    for reminder in fresh.filter(kind="reminder"):
+        assert reminder.due_at in {
+            second.starts_at - timedelta(hours=48),
+            second.starts_at - timedelta(hours=24),
+        }
+
+
+def test_cancelling_a_visit_withdraws_what_was_to_come_and_says_so(clinic: Clinic) -> None:
+    course = book_course(clinic, make_patient(clinic))
+    first = course.sessions.get(number=1).appointments.get()
+    services.appointment_cancel(appointment=first, actor=None)
+    assert not Message.objects.filter(appointment=first, kind="reminder", status="pending").exists()
+    assert kinds(appointment=first)["visit_cancelled"] == 1
+
+
+def test_a_patient_who_opts_out_of_reminders_still_gets_what_they_must_know(
+    clinic: Clinic,
+) -> None:
+    patient = make_patient(clinic)
+    ContactPreference.objects.create(patient=patient, reminders=False, sms=True)
+    patient.phone = "+12105550123"
+    patient.save()
+    book_course(clinic, patient)
+    counted = Counter(Message.objects.values_list("kind", "channel"))
+    assert counted[("course_booked", "email")] == 1
+    assert counted[("course_booked", "sms")] == 1
+    assert not any(kind in {"reminder", "pre_care", "aftercare_check"} for kind, _ in counted)
+
+
+def test_an_urgent_skin_report_message_goes_out_at_once_even_at_night(clinic: Clinic) -> None:
+    import time_machine  # noqa: PLC0415
+
+    from microneedling.aftercare.services import skin_report_file  # noqa: PLC0415
+    from microneedling.core.triage import SymptomReport  # noqa: PLC0415
+
+    patient = make_patient(clinic)
+    ContactPreference.objects.create(patient=patient, email=True, sms=True)
+    patient.phone = "+12105550123"
+    patient.save()
+    visit = services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, 10),
+    )
+    night = local(MONDAY + timedelta(days=2), 23, 30)
+    with time_machine.travel(night, tick=False):
+        skin_report_file(
+            appointment=visit, symptoms=[SymptomReport(code="pus", severity="moderate")]
+        )
+    for message in Message.objects.filter(kind="skin_report_escalated"):
+        assert message.due_at == night
+
+
+# --- Delivery ------------------------------------------------------------------------------
+
+
+def test_a_confirmation_arrives_at_the_smtp_server_with_its_calendar_and_message_id(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    book_course(clinic, make_patient(clinic))
+    confirmation = Message.objects.get(kind="course_booked")
+    assert message_deliver_now(confirmation.pk) == "sent"
+    [mail] = smtp.received
+    assert mail["Message-ID"] == confirmation.message_id
+    assert mail["To"] == "cleo@example.test"
+    parts = {part.get_content_type(): part for part in mail.walk()}
+    body = parts["text/plain"].get_payload(decode=True).decode()
+    assert "Riverbend" in body and "Hello Cleo" in body
+    calendar = Calendar.from_ical(parts["text/calendar"].get_payload(decode=True))
+    events = calendar.walk("VEVENT")
+    assert len(events) == 3
+    assert calendar.walk("VTIMEZONE")[0]["TZID"] == "America/Chicago"
+    confirmation.refresh_from_db()
+    assert confirmation.status == "sent"
+    assert confirmation.deliveries.get().outcome == "sent"
+    # Sending it again does nothing: it is no longer pending.
+    assert message_deliver_now(confirmation.pk) == "skipped"
+    assert len(smtp.received) == 1
+
+
+def test_a_reminder_is_not_sent_before_it_is_due(clinic: Clinic, smtp: MailSink) -> None:
+    book_course(clinic, make_patient(clinic))
+    reminder = Message.objects.filter(kind="reminder").order_by("due_at").first()
+    assert reminder is not None
+    assert message_deliver_now(reminder.pk, now=reminder.due_at - timedelta(minutes=1)) == (
+        "skipped"
+    )
+    assert message_deliver_now(reminder.pk, now=reminder.due_at) == "sent"
+    assert len(smtp.received) == 1
+
+
+def test_every_message_of_a_course_renders_and_arrives(clinic: Clinic, smtp: MailSink) -> None:
+    book_course(clinic, make_patient(clinic))
+    outcomes = deliver_all()
+    assert outcomes == Counter({"sent": Message.objects.count()})
+    assert sorted(smtp.message_ids()) == sorted(m.message_id for m in Message.objects.all())
+
+
+def test_a_text_message_posts_to_the_provider_with_date_time_and_place_only(
+    clinic: Clinic, sms: SmsSink
+) -> None:
+    patient = make_patient(clinic)
+    ContactPreference.objects.create(patient=patient, email=False, sms=True)
+    patient.phone = "+12105550123"
+    patient.save()
+    book_course(clinic, patient)
+    outcomes = deliver_all()
+    assert outcomes["sent"] == Message.objects.filter(channel="sms").count() > 0
+    assert all(h["Authorization"] == "Bearer sms-test-token" for h in sms.headers)
+    texts = [r["text"] for r in sms.received]
+    assert {r["to"] for r in sms.received} == {"+12105550123"}
+    for text in texts:
+        lowered = text.lower()
+        for private in ("microneedling", "acne", "scar", "skin", "cleo", "marsh", "medicine"):
+            assert private not in lowered, text
+
+
+def test_a_failing_channel_retries_with_backoff_then_lands_in_the_dead_letter_list(
+    clinic: Clinic, sms: SmsSink, settings
+) -> None:
+    settings.MICRONEEDLING = {**settings.MICRONEEDLING, "OUTBOX_MAX_ATTEMPTS": 3}
+    patient = make_patient(clinic)
+    ContactPreference.objects.create(patient=patient, email=False, sms=True)
+    patient.phone = "+12105550123"
+    patient.save()
+    services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, 10),
+    )
+    confirmation = Message.objects.get(kind="visit_booked")
+    sms.answer = 503
+    now = NOW
+    assert message_deliver_now(confirmation.pk, now=now) == "retry"
+    confirmation.refresh_from_db()
+    first_wait = confirmation.available_at - now
+    assert timedelta(seconds=50) < first_wait <= timedelta(minutes=1, seconds=10)
+    assert message_deliver_now(confirmation.pk, now=now + timedelta(seconds=5)) == "skipped"
+    now = confirmation.available_at
+    assert message_deliver_now(confirmation.pk, now=now) == "retry"
+    confirmation.refresh_from_db()
+    assert confirmation.available_at - now > first_wait  # it backs off
+    assert message_deliver_now(confirmation.pk, now=confirmation.available_at) == "dead"
+    confirmation.refresh_from_db()
+    assert confirmation.status == "dead"
+    assert "503" in confirmation.last_error
+    assert list(confirmation.deliveries.values_list("outcome", flat=True)) == ["failed"] * 3
+
+    # Staff see it and send it again once the provider is back.
+    staff = Client()
+    staff.force_login(get_user_model().objects.create_user("ida.front", is_staff=True))
+    page = staff.get(reverse("desk:dead_messages")).content.decode()
+    assert "Your visit is booked" in page and "503" in page
+    sms.answer = 200
+    staff.post(reverse("desk:dead_message_retry", args=[confirmation.pk]))
+    confirmation.refresh_from_db()
+    assert confirmation.status == "pending" and confirmation.attempts == 0
+    assert AuditEvent.objects.filter(action="message_retry").count() == 1
+    assert message_deliver_now(confirmation.pk, now=confirmation.available_at) == "sent"
+    assert len(sms.received) == 1
+
+
+def test_a_message_whose_worker_died_mid_send_is_taken_up_after_its_lease(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    from microneedling.notifications.delivery import message_claim  # noqa: PLC0415
+
+    book_course(clinic, make_patient(clinic))
+    confirmation = Message.objects.get(kind="course_booked")
+    assert message_claim(confirmation.pk, worker="dead-worker", now=NOW) is not None
+    # Another worker cannot take it while the lease runs...
+    assert message_deliver_now(confirmation.pk, worker="w2", now=NOW) == "skipped"
+    assert not smtp.received
+    # ...and the sweep hands it a new task once the lease is over.
+    after_lease = NOW + timedelta(minutes=10)
+    tasks_before = DBTaskResult.objects.count()
+    assert outbox_recover(now=after_lease) >= 1
+    assert DBTaskResult.objects.count() > tasks_before
+    assert message_deliver_now(confirmation.pk, worker="w2", now=after_lease) == "sent"
+    confirmation.refresh_from_db()
+    assert confirmation.attempts == 2
+    assert DeliveryAttempt.objects.filter(message=confirmation).count() == 1
