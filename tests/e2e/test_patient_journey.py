@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
+from microneedling.notifications.models import ContactPreference
 from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.models import Appointment, Course
 from tests.e2e.conftest import (
@@ -142,3 +143,35 @@ def test_a_patient_books_a_whole_course_and_reschedules_a_session(phone) -> None
         session = visit.course_session
         day = visit.starts_at.astimezone(ZoneInfo(clinic.location.timezone)).date()
         assert session.earliest <= day <= session.latest
+
+
+def test_a_patient_chooses_text_messages_and_subscribes_to_a_calendar(phone) -> None:  # type: ignore[no-untyped-def]
+    clinic = build_clinic(name="Riverbend")
+    phone.goto("/my/sign-up/")
+    fill_sign_up(
+        phone,
+        first="Ines",
+        last="Olsen",
+        email="ines.olsen@example.org",
+        born="1992-07-01",
+        clinic=str(clinic.location),
+    )
+    phone.get_by_role("button", name="Create account").click()
+    phone.get_by_role("heading", name="About your skin and health").wait_for()
+    phone.goto("/my/messages/")
+    phone.get_by_role("heading", name="Messages and calendar").wait_for()
+    check_accessibility(phone)
+    phone.get_by_label("By text message").check()
+    phone.get_by_role("button", name="Save").click()
+    assert "mobile number" in phone.locator("#id_phone_error").inner_text()
+    check_accessibility(phone)
+    phone.get_by_label("Mobile number").fill("+1 210 555 0199")
+    phone.get_by_role("button", name="Save").click()
+    phone.get_by_text("Saved: we will reach you the way you chose.").wait_for()
+    phone.get_by_role("button", name="Make my calendar address").click()
+    address = phone.locator("#feed-url").inner_text()
+    assert "/calendar/" in address and address.endswith(".ics")
+    check_accessibility(phone)
+    screenshot(phone, "messages-and-calendar-phone")
+    preference = ContactPreference.objects.get(patient__email="ines.olsen@example.org")
+    assert preference.sms and preference.patient.phone == "+1 210 555 0199"

@@ -57,7 +57,7 @@ def _worker_env(sink: MailSink) -> dict[str, str]:
 
 
 def _worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 (our own command)
+    return subprocess.Popen(
         [sys.executable, "-m", "microneedling.cli", "worker", "--interval", "0.05", *args],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -126,7 +126,7 @@ def test_two_workers_on_one_queue_never_send_a_message_twice(
 
 
 def test_the_worker_refuses_a_bad_interval_with_exit_status_2() -> None:
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-m", "microneedling.cli", "worker", "--interval", "0"],
         capture_output=True,
         text=True,

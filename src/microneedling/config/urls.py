@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("microneedling.web.urls")),
     path("my/", include("microneedling.portal.urls")),
     path("desk/", include("microneedling.desk.urls")),
+    path("calendar/", include("microneedling.notifications.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from microneedling.desk import messages, moves, queues, views, visits
+from microneedling.desk import calendars, messages, moves, queues, views, visits
 
 app_name = "desk"
 urlpatterns = [
@@ -14,6 +14,8 @@ urlpatterns = [
     path("screenings/", queues.screenings, name="screenings"),
     path("screenings/<int:screening_id>/", queues.screening_decide, name="screening"),
     path("requests/", queues.requests_list, name="requests"),
+    path("calendars/", calendars.provider_calendars, name="provider_calendars"),
+    path("calendars/<int:provider_id>/", calendars.provider_calendar, name="provider_calendar"),
     path("messages/dead/", messages.dead_messages, name="dead_messages"),
     path(
         "messages/<int:message_id>/retry/", messages.dead_message_retry, name="dead_message_retry"

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from microneedling.aftercare import views as care
-from microneedling.portal import courses, views
+from microneedling.portal import contact, courses, views
 
 app_name = "portal"
 urlpatterns = [
@@ -11,6 +11,10 @@ urlpatterns = [
     path("sign-in/", views.sign_in, name="sign_in"),
     path("sign-out/", views.sign_out, name="sign_out"),
     path("", views.home, name="home"),
+    path("messages/", contact.contact, name="contact"),
+    path("calendar/new/", contact.feed_issue, name="feed_issue"),
+    path("calendar/stop/", contact.feed_revoke, name="feed_revoke"),
+    path("visits/<int:appointment_id>/calendar.ics", contact.visit_calendar, name="visit_calendar"),
     path("intake/", views.intake, name="intake"),
     path("consent/", views.consent, name="consent"),
     path("screenings/<int:screening_id>/", views.screening, name="screening"),

@@ -1,0 +1,44 @@
+"""Providers' private calendar addresses, issued and revoked by staff."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from microneedling.desk.access import staff_required
+from microneedling.directory.models import Provider
+from microneedling.notifications.feeds import calendar_feed_issue, calendar_feed_revoke
+from microneedling.notifications.models import CalendarFeed
+
+
+@staff_required
+def provider_calendars(request: HttpRequest) -> HttpResponse:
+    """Every active provider and whether a calendar address works for them."""
+    live = set(
+        CalendarFeed.objects.filter(provider__isnull=False, revoked_at__isnull=True).values_list(
+            "provider_id", flat=True
+        )
+    )
+    providers = Provider.objects.filter(active=True).order_by("display_name")
+    rows = [(p, p.pk in live) for p in providers]
+    return render(request, "desk/provider_calendars.html", {"rows": rows})
+
+
+@staff_required
+@require_http_methods(["POST"])
+def provider_calendar(request: HttpRequest, provider_id: int) -> HttpResponse:
+    """Issue (shown once) or stop a provider's calendar address."""
+    provider = get_object_or_404(Provider, pk=provider_id)
+    if request.POST.get("action") == "revoke":
+        for feed in CalendarFeed.objects.filter(provider=provider, revoked_at__isnull=True):
+            calendar_feed_revoke(feed=feed, actor=request.user)
+        messages.success(request, f"{provider.display_name}'s calendar address no longer works.")
+        return redirect("desk:provider_calendars")
+    token = calendar_feed_issue(actor=request.user, provider=provider)
+    url = request.build_absolute_uri(reverse("calendar:feed", args=[token]))
+    return render(
+        request, "desk/provider_calendar_issued.html", {"provider": provider, "feed_url": url}
+    )
