@@ -197,6 +197,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         f"  Patients start here:         http://{address}/ (sign up at /my/sign-up/)\n"
         f"  Front desk and providers:    http://{address}/desk/ (the demo printed a sign-in)\n"
         f"  Staff admin:                 http://{address}/admin/\n"
+        + (
+            "  Messages go out from a worker in this process; without EMAIL_HOST each email\n"
+            "  is written as a file under data/mail/.\n"
+            if args.worker
+            else "  Messages wait for `microneedling worker`.\n"
+        )
     )
     sys.stdout.flush()
     from microneedling.config.runtime import settle_after_startup  # noqa: PLC0415
@@ -269,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     triage_cmd.set_defaults(handler=_cmd_triage)
 
     bench = commands.add_parser("bench", help="run the benchmarks")
-    bench.add_argument("--only", choices=["engines", "scheduling"], default=None)
+    bench.add_argument("--only", choices=["engines", "scheduling", "notifications"], default=None)
     bench.add_argument("--runs", type=int, default=7)
     bench.add_argument("--size", type=int, default=1000)
     bench.set_defaults(handler=_cmd_bench)

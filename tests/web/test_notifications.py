@@ -24,7 +24,7 @@ from microneedling.notifications.delivery import message_deliver_now, outbox_rec
 from microneedling.notifications.models import ContactPreference, DeliveryAttempt, Message
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
-from tests.web.conftest import NOW, TZ, Clinic, local, make_patient
+from tests.web.conftest import NOW, TZ, Clinic, build_clinic, local, make_patient
 from tests.web.sinks import MailSink, SmsSink, mail_sink, sms_sink
 from tests.web.test_booking import MONDAY, book_course
 
@@ -334,3 +334,81 @@ def test_a_message_whose_worker_died_mid_send_is_taken_up_after_its_lease(
     confirmation.refresh_from_db()
     assert confirmation.attempts == 2
     assert DeliveryAttempt.objects.filter(message=confirmation).count() == 1
+
+
+# --- Timed messages around a course --------------------------------------------------------
+
+
+def test_a_medicine_pause_is_announced_on_the_morning_it_must_start(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    patient = make_patient(clinic, medications=[{"code": "nsaid"}])
+    visit = services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, 10),
+    )
+    hold = Message.objects.get(kind="hold_start")
+    assert hold.appointment == visit
+    # The pack pauses NSAIDs a week before: 1 March, 08:00 local (NOW is 08:00 that day).
+    assert hold.due_at == local(MONDAY - timedelta(days=7), 8)
+    assert hold.context["medicine"] == "nsaid"
+    assert message_deliver_now(hold.pk, now=hold.due_at) == "sent"
+    body = smtp.received[0].get_payload(decode=True).decode()
+    assert "ibuprofen" in body  # the pack's own advice on this medicine
+    assert hold.context["resume_on"] in body
+
+
+def test_a_cancelled_course_session_says_when_its_window_opens(clinic: Clinic) -> None:
+    course = book_course(clinic, make_patient(clinic))
+    session = course.sessions.get(number=2)
+    second = session.appointments.get()
+    services.appointment_cancel(appointment=second, actor=None)
+    window = Message.objects.get(kind="window_opens", appointment=second)
+    assert window.due_at == local(session.earliest, 10)
+    assert window.status == "pending"
+
+
+def test_a_session_rebooked_at_once_gets_no_window_opens_message(clinic: Clinic) -> None:
+    from microneedling.scheduling.rebooking import course_session_replace  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    second = course.sessions.get(number=2).appointments.get()
+    course_session_replace(appointment=second, status="cancelled", actor=None, apply=True)
+    assert kinds(appointment=second)["visit_cancelled"] == 1
+    assert not Message.objects.filter(kind="window_opens", status="pending").exists()
+    replacement = course.sessions.get(number=2).appointments.get(status="booked")
+    assert kinds(appointment=replacement, status="pending")["reminder"] == 2
+
+
+def test_a_relocated_visit_names_its_new_place_and_reschedules_its_reminders(
+    clinic: Clinic,
+) -> None:
+    from microneedling.notifications.events import visit_relocated  # noqa: PLC0415
+
+    visit = services.appointment_book(
+        patient=make_patient(clinic),
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, 10),
+    )
+    old_reminders = set(
+        Message.objects.filter(appointment=visit, kind="reminder").values_list("pk", flat=True)
+    )
+    other = build_clinic(name="Lakeside")
+    Appointment.objects.filter(pk=visit.pk).update(
+        location=other.location, starts_at=local(MONDAY, 11), ends_at=local(MONDAY, 12, 25)
+    )
+    visit.refresh_from_db()
+    visit_relocated(visit, note="Riverbend is closing; Dr. Quill now sees patients here.")
+    change = Message.objects.get(kind="location_change")
+    assert change.context["note"].startswith("Riverbend is closing")
+    assert Message.objects.filter(pk__in=old_reminders, status="cancelled").count() == 2
+    fresh = Message.objects.filter(appointment=visit, kind="reminder", status="pending")
+    assert {m.due_at for m in fresh} == {
+        local(MONDAY, 11) - timedelta(hours=48),
+        local(MONDAY, 11) - timedelta(hours=24),
+    }

@@ -1,6 +1,7 @@
 """A benchmark suite run in its own process, against the database its environment names.
 
-``python -m microneedling.bench.child scheduling RUNS`` prints the suite's JSON on stdout.
+``python -m microneedling.bench.child SUITE RUNS`` (scheduling or notifications) prints the
+suite's JSON on stdout.
 With BENCH_RESET_DATABASE=1 on PostgreSQL the bench database is dropped and created first, so
 every run starts from the same generated chain.
 """
@@ -40,10 +41,12 @@ def main() -> int:
     import django  # noqa: PLC0415
 
     django.setup()
-    if suite != "scheduling":
+    if suite == "scheduling":
+        from microneedling.bench.scheduling import run  # noqa: PLC0415
+    elif suite == "notifications":
+        from microneedling.bench.notifications import run  # noqa: PLC0415
+    else:
         raise SystemExit(f"unknown suite {suite}")
-    from microneedling.bench.scheduling import run  # noqa: PLC0415
-
     sys.stdout.write(json.dumps(run(runs)) + "\n")
     return 0
 

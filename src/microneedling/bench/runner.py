@@ -58,11 +58,11 @@ def _engines(runs: int, size: int) -> dict[str, Any]:
     return {"size": size, **results}
 
 
-def _scheduling(runs: int, size: int) -> dict[str, Any]:
+def _per_engine(suite: str, runs: int) -> dict[str, Any]:
     """One child process per database engine, each on a fresh database."""
     results = {}
     for engine, env in _engine_environments().items():
-        command = [sys.executable, "-m", "microneedling.bench.child", "scheduling", str(runs)]
+        command = [sys.executable, "-m", "microneedling.bench.child", suite, str(runs)]
         # Our own interpreter and module with fixed arguments: nothing untrusted runs.
         done = subprocess.run(  # noqa: S603
             command, env=env, capture_output=True, text=True, check=False, timeout=3600
@@ -86,7 +86,15 @@ def _engine_environments() -> dict[str, dict[str, str]]:
     return environments
 
 
-SUITES = {"engines": _engines, "scheduling": _scheduling}
+def _scheduling(runs: int, size: int) -> dict[str, Any]:
+    return _per_engine("scheduling", runs)
+
+
+def _notifications(runs: int, size: int) -> dict[str, Any]:
+    return _per_engine("notifications", runs)
+
+
+SUITES = {"engines": _engines, "scheduling": _scheduling, "notifications": _notifications}
 
 
 def run_benchmarks(*, only: str | None, runs: int, size: int) -> dict[str, Any]:

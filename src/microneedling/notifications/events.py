@@ -13,7 +13,12 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 
 from microneedling.core.messaging import local_moment
-from microneedling.notifications.outbox import MessageRules, message_queue, message_rules
+from microneedling.notifications.outbox import (
+    Audience,
+    audience_of,
+    message_queue,
+    window_messages_withdraw,
+)
 from microneedling.notifications.outbox import messages_withdraw as _withdraw
 from microneedling.patients.models import Screening
 from microneedling.scheduling.models import Appointment, Course, CourseSession
@@ -29,14 +34,14 @@ def _version(appointment: Appointment) -> str:
 
 
 def visit_schedule(
-    appointment: Appointment, *, rules: MessageRules | None = None, now: datetime | None = None
+    appointment: Appointment, *, audience: Audience | None = None, now: datetime | None = None
 ) -> None:
     """Queue the visit's timed messages for its current start time."""
     from microneedling.aftercare.selectors import care_plan  # noqa: PLC0415 (app cycle)
 
     now = now or timezone.now()
     patient = appointment.patient
-    rules = rules or message_rules(patient.organization_id)
+    audience = audience or audience_of(patient)
     zone = appointment.location.timezone
     base = f"visit:{appointment.pk}:{_version(appointment)}"
     day = appointment.starts_at.astimezone(ZoneInfo(zone)).date()
@@ -49,15 +54,15 @@ def visit_schedule(
             due_at=due,
             appointment=appointment,
             zone=zone,
-            rules=rules,
+            audience=audience,
             now=now,
             context=dict(context),
         )
 
-    for hours in rules.reminder_hours:
+    for hours in audience.rules.reminder_hours:
         queue("reminder", f"reminder:{hours}", appointment.starts_at - timedelta(hours=hours))
     queue("pre_care", "pre_care", local_moment(day - timedelta(days=1), MORNING, zone))
-    for name, stop_on, resume_on, _ in care_plan(appointment).holds:
+    for name, stop_on, resume_on, advice in care_plan(appointment).holds:
         queue(
             "hold_start",
             f"hold:{name}",
@@ -65,6 +70,7 @@ def visit_schedule(
             medicine=name,
             stop_on=stop_on.isoformat(),
             resume_on=resume_on.isoformat(),
+            advice=advice,
         )
     for offset in AFTERCARE_CHECK_DAYS:
         queue(
@@ -99,15 +105,19 @@ def visit_schedule(
 
 def visit_booked(appointment: Appointment, *, now: datetime | None = None) -> None:
     """A single visit was booked: confirm it and schedule what leads up to it and follows."""
+    if appointment.course_session_id is not None:
+        window_messages_withdraw(session_id=appointment.course_session_id)
+    audience = audience_of(appointment.patient)
     message_queue(
         patient=appointment.patient,
         kind="visit_booked",
         key=f"visit:{appointment.pk}:booked",
         appointment=appointment,
         zone=appointment.location.timezone,
+        audience=audience,
         now=now,
     )
-    visit_schedule(appointment, now=now)
+    visit_schedule(appointment, audience=audience, now=now)
 
 
 def course_booked(course: Course, *, now: datetime | None = None) -> None:
@@ -118,45 +128,85 @@ def course_booked(course: Course, *, now: datetime | None = None) -> None:
         .select_related("patient", "location", "service", "course_session__course")
         .order_by("starts_at")
     )
-    rules = message_rules(course.patient.organization_id)
+    audience = audience_of(course.patient)
     message_queue(
         patient=course.patient,
         kind="course_booked",
         key=f"course:{course.pk}:booked",
         zone=course.location.timezone,
-        rules=rules,
+        audience=audience,
         now=now,
         context={"course": course.pk, "appointments": [v.pk for v in visits]},
     )
     for visit in visits:
-        visit_schedule(visit, rules=rules, now=now)
+        visit_schedule(visit, audience=audience, now=now)
 
 
 def visit_moved(appointment: Appointment, *, now: datetime | None = None) -> None:
     """A visit moved: withdraw its old timed messages, tell the patient, schedule afresh."""
     _withdraw(appointment=appointment)
+    audience = audience_of(appointment.patient)
     message_queue(
         patient=appointment.patient,
         kind="visit_moved",
         key=f"visit:{appointment.pk}:moved:{_version(appointment)}",
         appointment=appointment,
         zone=appointment.location.timezone,
+        audience=audience,
         now=now,
     )
-    visit_schedule(appointment, now=now)
+    visit_schedule(appointment, audience=audience, now=now)
 
 
 def visit_cancelled(appointment: Appointment, *, now: datetime | None = None) -> None:
-    """A visit was cancelled (or missed): withdraw what was still to come and say so."""
+    """A visit was cancelled (or missed): withdraw what was still to come and say so. A course
+    session left unbooked gets a "your window opens" message when its window opens."""
+    now = now or timezone.now()
     _withdraw(appointment=appointment)
+    audience = audience_of(appointment.patient)
+    zone = appointment.location.timezone
     message_queue(
         patient=appointment.patient,
         kind="visit_cancelled",
         key=f"visit:{appointment.pk}:{appointment.status}",
         appointment=appointment,
-        zone=appointment.location.timezone,
+        zone=zone,
+        audience=audience,
         now=now,
     )
+    session = appointment.course_session
+    if session is None:
+        return
+    opens = local_moment(session.earliest, MORNING, zone)
+    if opens > now:  # an open window is already named in the cancellation itself
+        message_queue(
+            patient=appointment.patient,
+            kind="window_opens",
+            key=f"session:{session.pk}:{appointment.pk}:window",
+            due_at=opens,
+            appointment=appointment,
+            zone=zone,
+            audience=audience,
+            now=now,
+            context={"session": session.number},
+        )
+
+
+def visit_relocated(appointment: Appointment, *, note: str = "") -> None:
+    """A visit now happens somewhere else (a closure, a provider moving): say where, withdraw
+    the old timed messages and schedule them again for the new place and time."""
+    _withdraw(appointment=appointment)
+    audience = audience_of(appointment.patient)
+    message_queue(
+        patient=appointment.patient,
+        kind="location_change",
+        key=f"visit:{appointment.pk}:relocated:{appointment.location_id}:{_version(appointment)}",
+        appointment=appointment,
+        zone=appointment.location.timezone,
+        audience=audience,
+        context={"note": note} if note else {},
+    )
+    visit_schedule(appointment, audience=audience)
 
 
 def screening_result(screening: Screening) -> None:

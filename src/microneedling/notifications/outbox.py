@@ -39,22 +39,38 @@ def message_rules(organization_id: int) -> MessageRules:
     return MessageRules(tuple(row["reminder_hours"]), row["quiet_from"], row["quiet_until"])
 
 
-def _channels(patient: Patient, *, essential: bool) -> list[tuple[str, str]]:
-    """(channel, address) pairs the patient wants this message on."""
+@dataclass(frozen=True)
+class Audience:
+    """Where one patient's messages go, read once for all the messages of one change."""
+
+    patient: Patient
+    essential: tuple[tuple[str, str], ...]  # (channel, address) for what they must know
+    optional: tuple[tuple[str, str], ...]  # the same for reminders and recalls (may be empty)
+    rules: MessageRules
+
+    def channels(self, *, essential: bool) -> tuple[tuple[str, str], ...]:
+        """(channel, address) pairs for a message that is, or is not, essential."""
+        return self.essential if essential else self.optional
+
+
+def audience_of(patient: Patient) -> Audience:
+    """The patient's channels and the clinic's message rules (two queries)."""
     preference = ContactPreference.objects.filter(patient=patient).first()
     if preference is None:
         preference = ContactPreference(patient=patient)
-    if not essential and not preference.reminders:
-        return []
     chosen = []
     if preference.email and patient.email:
         chosen.append((Message.Channel.EMAIL.value, patient.email))
     if preference.sms and patient.phone:
         chosen.append((Message.Channel.SMS.value, patient.phone))
-    if not chosen and essential and patient.email:
-        # Something the patient must know still reaches them by some route.
-        chosen.append((Message.Channel.EMAIL.value, patient.email))
-    return chosen
+    # Something the patient must know still reaches them by some route.
+    essential = chosen or ([(Message.Channel.EMAIL.value, patient.email)] if patient.email else [])
+    return Audience(
+        patient=patient,
+        essential=tuple(essential),
+        optional=tuple(chosen) if preference.reminders else (),
+        rules=message_rules(patient.organization_id),
+    )
 
 
 def message_queue(
@@ -66,7 +82,7 @@ def message_queue(
     appointment: Appointment | None = None,
     context: dict[str, Any] | None = None,
     zone: str | None = None,
-    rules: MessageRules | None = None,
+    audience: Audience | None = None,
     now: datetime | None = None,
 ) -> list[Message]:
     """Queue ``kind`` for ``patient`` on each chosen channel, once per ``key``.
@@ -74,7 +90,8 @@ def message_queue(
     ``due_at`` (default now) is moved out of quiet hours in ``zone`` (default the patient's)
     unless the kind is urgent, or it is an email due now (a confirmation of what the patient
     just did); a timed message already in the past is not queued at all. Call inside the
-    transaction of the change that causes the message.
+    transaction of the change that causes the message; pass ``audience`` when one change
+    queues several messages for the same patient.
     """
     from microneedling.notifications.tasks import message_deliver  # noqa: PLC0415 (cycle)
 
@@ -83,9 +100,10 @@ def message_queue(
     due = due_at or now
     if kind in TIMED_KINDS and due < now:
         return []
-    rules = rules or message_rules(patient.organization_id)
+    audience = audience or audience_of(patient)
+    rules = audience.rules
     queued = []
-    for channel, address in _channels(patient, essential=spec.essential):
+    for channel, address in audience.channels(essential=spec.essential):
         send_at = due
         immediate_email = channel == Message.Channel.EMAIL and due <= now
         if not spec.urgent and not immediate_email:
@@ -119,4 +137,13 @@ def messages_withdraw(*, appointment: Appointment, kinds: frozenset[str] = TIMED
     """Cancel the visit's messages of ``kinds`` that have not gone out yet."""
     return Message.objects.filter(
         appointment=appointment, kind__in=kinds, status=Message.Status.PENDING
+    ).update(status=Message.Status.CANCELLED)
+
+
+def window_messages_withdraw(*, session_id: int) -> int:
+    """A course session was booked again: its "your window opens" message is not needed."""
+    return Message.objects.filter(
+        kind="window_opens",
+        appointment__course_session_id=session_id,
+        status=Message.Status.PENDING,
     ).update(status=Message.Status.CANCELLED)
