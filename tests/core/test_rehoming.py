@@ -1,0 +1,186 @@
+"""Re-homing engine: the fast plan and the CP-SAT check, on generated sites and visits."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from microneedling.core.availability import Phase, Resource
+from microneedling.core.rehoming import (
+    Site,
+    Visit,
+    Weights,
+    plan_rehoming,
+    plan_violations,
+    solve_exact,
+)
+
+ZONE = "America/Chicago"
+TZ = ZoneInfo(ZONE)
+MONDAY = date(2027, 5, 3)
+PHASES = (
+    Phase("check_in", 10, ("room",)),
+    Phase("numbing", 30, ("room",)),
+    Phase("procedure", 30, ("provider", "room", "device")),
+    Phase("aftercare", 15, ("room",)),
+)
+NOW = datetime(2027, 4, 1, 12, tzinfo=UTC)
+HOME = (29.50, -98.50)
+
+
+def _open(days: int, opens: int = 9, closes: int = 17) -> list[tuple[int, int]]:
+    spans = []
+    for offset in range(days):
+        day = MONDAY + timedelta(days=offset)
+        start = datetime.combine(day, time(opens), tzinfo=TZ)
+        end = datetime.combine(day, time(closes), tzinfo=TZ)
+        spans.append((int(start.timestamp()), int(end.timestamp())))
+    return spans
+
+
+def site(
+    site_id: int, *, km_east: float, providers: int = 1, rooms: int = 1, days: int = 7
+) -> Site:
+    free = _open(days)
+    resources = [
+        Resource.of_seconds(id=f"provider:{site_id}{n}", kind="provider", free=free)
+        for n in range(providers)
+    ]
+    resources += [
+        Resource.of_seconds(id=f"room:{site_id}{n}", kind="room", free=free) for n in range(rooms)
+    ]
+    resources += [
+        Resource.of_seconds(id=f"device:{site_id}{n}", kind="device", free=free)
+        for n in range(rooms)
+    ]
+    # About 0.98 km per 0.01 degree of longitude at this latitude.
+    return Site(site_id, HOME[0], HOME[1] + km_east / 97.0, ZONE, tuple(resources))
+
+
+def visit(
+    visit_id: int,
+    *,
+    day: date = MONDAY,
+    hour: int = 10,
+    slack: int = 3,
+    provider: str = "provider:90",
+    prefer_site: int | None = None,
+) -> Visit:
+    return Visit(
+        id=visit_id,
+        phases=PHASES,
+        start=datetime.combine(day, time(hour), tzinfo=TZ),
+        zone=ZONE,
+        provider=provider,
+        home=HOME,
+        first_day=day - timedelta(days=slack),
+        last_day=day + timedelta(days=slack),
+        prefer_site=prefer_site,
+    )
+
+
+def plan(visits, sites, **kw):  # type: ignore[no-untyped-def]
+    return plan_rehoming(visits, sites, grid_minutes=15, not_before=NOW, **kw)
+
+
+def test_a_visit_goes_to_the_nearest_site_on_its_own_day_and_time() -> None:
+    sites = [site(1, km_east=20), site(2, km_east=5)]
+    result = plan([visit(1)], sites)
+    [placement] = result.placements
+    assert placement.site_id == 2
+    assert placement.shift_days == 0
+    assert placement.slot.start == datetime.combine(MONDAY, time(10), tzinfo=TZ)
+    assert placement.distance_km == pytest.approx(5, rel=0.05)
+
+
+def test_a_full_day_moves_the_visit_to_the_nearest_day_inside_its_range() -> None:
+    # One provider, one room: a day holds six 85-minute visits at most... and a 30-minute
+    # procedure each. Twelve visits on Monday spill to the days around it, never outside.
+    sites = [site(1, km_east=5)]
+    visits = [visit(n, hour=9 + n % 8) for n in range(12)]
+    result = plan(visits, sites)
+    assert not plan_violations(result, visits, sites)
+    assert len(result.placements) == 12
+    assert {p.shift_days for p in result.placements} - {0} <= {1, -1, 2, -2, 3, -3}
+    assert sum(p.shift_days == 0 for p in result.placements) >= 5
+
+
+def test_the_patients_own_provider_is_chosen_where_they_work() -> None:
+    own = "provider:22"
+    sites = [site(1, km_east=5, providers=1), site(2, km_east=6, providers=3)]
+    [placement] = plan([visit(1, provider=own)], sites).placements
+    assert placement.site_id == 2
+    assert placement.slot.provider_id == own
+
+
+def test_a_moved_providers_visits_follow_them_to_their_new_site() -> None:
+    sites = [site(1, km_east=2), site(2, km_east=30)]
+    # The provider now works at site 2 (their diary moved with them).
+    [placement] = plan([visit(1, provider="provider:20", prefer_site=2)], sites).placements
+    assert placement.site_id == 2
+    assert placement.slot.provider_id == "provider:20"
+
+
+def test_a_visit_with_no_room_anywhere_is_reported_with_the_reason() -> None:
+    sites = [site(1, km_east=5, days=1)]
+    late = visit(1, day=MONDAY + timedelta(days=10), slack=1)
+    result = plan([late], sites)
+    assert not result.placements
+    [(visit_id, reason)] = result.unplaced
+    assert visit_id == 1 and "allowed day" in reason
+    assert result.objective == Weights().unplaced
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    count=st.integers(min_value=1, max_value=40),
+    hours=st.lists(st.integers(min_value=8, max_value=17), min_size=40, max_size=40),
+    days=st.lists(st.integers(min_value=0, max_value=6), min_size=40, max_size=40),
+    slack=st.integers(min_value=0, max_value=3),
+    distances=st.lists(st.floats(min_value=1, max_value=80), min_size=1, max_size=3),
+)
+def test_every_plan_is_valid_and_accounts_for_every_visit(
+    count: int, hours: list[int], days: list[int], slack: int, distances: list[float]
+) -> None:
+    sites = [site(n + 1, km_east=km, providers=2, rooms=2) for n, km in enumerate(distances)]
+    visits = [
+        visit(n, day=MONDAY + timedelta(days=days[n]), hour=hours[n], slack=slack)
+        for n in range(count)
+    ]
+    result = plan(visits, sites)
+    assert plan_violations(result, visits, sites) == []
+    placed = {p.visit_id for p in result.placements}
+    left = {v for v, _ in result.unplaced}
+    assert placed | left == {v.id for v in visits} and not placed & left
+
+
+def test_the_violation_check_catches_a_double_booking() -> None:
+    sites = [site(1, km_east=5)]
+    visits = [visit(1), visit(2)]
+    result = plan(visits, sites)
+    first = result.placements[0]
+    cheat = type(result)(
+        placements=(first, type(first)(2, 1, first.slot, 5, 0, 0)),
+        unplaced=(),
+        objective=0,
+    )
+    assert any("double-booked" in p for p in plan_violations(cheat, visits, sites))
+
+
+def test_cp_sat_never_does_worse_than_the_fast_plan_it_is_hinted_with() -> None:
+    sites = [site(1, km_east=5), site(2, km_east=12, providers=2, rooms=2)]
+    visits = [visit(n, hour=9 + n % 7, day=MONDAY + timedelta(days=n % 3)) for n in range(18)]
+    fast = plan(visits, sites)
+    exact = solve_exact(
+        visits, sites, grid_minutes=15, not_before=NOW, hint=fast, time_limit_s=20
+    )
+    assert exact.status in {"OPTIMAL", "FEASIBLE"}
+    assert plan_violations(exact.plan, visits, sites) == []
+    assert exact.objective <= fast.objective + 1e-6
+    assert exact.bound <= exact.objective + 1e-6
+    # The fast plan is close: within a few percent of CP-SAT's best on this instance.
+    assert fast.objective <= exact.objective * 1.10
