@@ -30,7 +30,8 @@ AFTERCARE_CHECK_DAYS = (1, 3)
 
 
 def _version(appointment: Appointment) -> str:
-    return str(int(appointment.starts_at.timestamp()))
+    # Time and place: a visit moved to another location at the same hour is a new version.
+    return f"{int(appointment.starts_at.timestamp())}@{appointment.location_id}"
 
 
 def visit_schedule(
@@ -192,21 +193,24 @@ def visit_cancelled(appointment: Appointment, *, now: datetime | None = None) ->
         )
 
 
-def visit_relocated(appointment: Appointment, *, note: str = "") -> None:
-    """A visit now happens somewhere else (a closure, a provider moving): say where, withdraw
-    the old timed messages and schedule them again for the new place and time."""
-    _withdraw(appointment=appointment)
+def visit_relocated(appointment: Appointment, *, note: str = "", reschedule: bool = True) -> None:
+    """A visit now happens somewhere else (a closure, a provider moving): say where. With
+    ``reschedule`` (its time changed too) the old timed messages are withdrawn and queued
+    again; at the same time they still fit, since messages read the visit when sent."""
+    if reschedule:
+        _withdraw(appointment=appointment)
     audience = audience_of(appointment.patient)
     message_queue(
         patient=appointment.patient,
         kind="location_change",
-        key=f"visit:{appointment.pk}:relocated:{appointment.location_id}:{_version(appointment)}",
+        key=f"visit:{appointment.pk}:relocated:{_version(appointment)}",
         appointment=appointment,
         zone=appointment.location.timezone,
         audience=audience,
         context={"note": note} if note else {},
     )
-    visit_schedule(appointment, audience=audience)
+    if reschedule:
+        visit_schedule(appointment, audience=audience)
 
 
 def screening_result(screening: Screening) -> None:

@@ -3,10 +3,11 @@ time, writing its reservations, and explaining a refusal."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from microneedling.core.availability import Slot, find_starts
+from microneedling.core.availability import Phase, Slot, find_starts
 from microneedling.core.errors import BookingConflict
 from microneedling.directory.models import Provider
 from microneedling.directory.policy import BookingRules
@@ -52,7 +53,7 @@ class _Hold:
 def reservations_write(
     appointment: Appointment,
     slot: Slot,
-    calendar: LocationCalendar,
+    phases: Sequence[Phase],
     *,
     overlap_allowed: bool = False,
 ) -> None:
@@ -64,7 +65,7 @@ def reservations_write(
     holds: list[_Hold] = []
     open_runs: dict[str, _Hold] = {}
     at = slot.start
-    for phase in calendar.phases:
+    for phase in phases:
         ends = at + timedelta(minutes=phase.minutes)
         held = {slot.assignment[phase.code][kind] for kind in phase.needs}
         for resource in list(open_runs):

@@ -303,6 +303,6 @@ def _book_replacement(
         ends_at=slot.end,
         booked_by=acting_user(actor),
     )
-    booking.reservations_write(replacement, slot, calendar)
+    booking.reservations_write(replacement, slot, calendar.phases)
     events.visit_booked(replacement)
     return replacement

@@ -287,5 +287,5 @@ def session_rewrite(change: SessionChange, slot: Slot, calendar: LocationCalenda
     appointment.starts_at, appointment.ends_at = slot.start, slot.end
     appointment.provider_id = change.provider_id
     appointment.save(update_fields=["starts_at", "ends_at", "provider", "updated_at"])
-    booking.reservations_write(appointment, slot, calendar)
+    booking.reservations_write(appointment, slot, calendar.phases)
     events.visit_moved(appointment)

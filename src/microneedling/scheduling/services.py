@@ -209,7 +209,7 @@ def appointment_book(
                 booked_by=acting_user(actor),
                 override_reason=override_reason if override else "",
             )
-            reservations_write(appointment, slot, calendar, overlap_allowed=override)
+            reservations_write(appointment, slot, calendar.phases, overlap_allowed=override)
             if override:
                 audit_record(
                     actor=actor,
@@ -439,7 +439,7 @@ def _course_book_once(
             ends_at=slot.end,
             booked_by=acting_user(actor),
         )
-        reservations_write(appointment, slot, proposal.calendar)
+        reservations_write(appointment, slot, proposal.calendar.phases)
     events.course_booked(course, now=now)
     return course
 

@@ -13,6 +13,7 @@ from microneedling.core.rehoming.model import (
     Visit,
     Weights,
     plan_violations,
+    sites_without,
 )
 from microneedling.core.rehoming.search import plan_rehoming
 
@@ -25,5 +26,6 @@ __all__ = [
     "Weights",
     "plan_rehoming",
     "plan_violations",
+    "sites_without",
     "solve_exact",
 ]

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from microneedling.core.availability import Phase, Resource, Slot
+from microneedling.core.availability import Phase, Resource, Slot, subtract_pairs
 from microneedling.core.geo import distance_km
 
 Seconds = tuple[int, int]
@@ -144,7 +144,7 @@ def plan_violations(plan: Plan, visits: Iterable[Visit], sites: Iterable[Site]) 
             problems.append(
                 f"visit {visit.id} on {day}, outside {visit.first_day}–{visit.last_day}"
             )
-        free = {r.id: r.free for r in site.resources}
+        free = {r.id: free_pairs(r) for r in site.resources}
         for resource, spans in holds(visit.phases, placement.slot).items():
             if resource not in free:
                 problems.append(f"visit {visit.id} uses {resource}, not at site {site.id}")
@@ -161,10 +161,15 @@ def plan_violations(plan: Plan, visits: Iterable[Visit], sites: Iterable[Site]) 
     return problems
 
 
-def _inside(free: Sequence[object], start: int, end: int) -> bool:
-    pairs = getattr(free, "pairs", None)
-    if pairs is None:
-        pairs = [(int(i.start.timestamp()), int(i.end.timestamp())) for i in free]  # type: ignore[attr-defined]
+def free_pairs(resource: Resource) -> list[Seconds]:
+    """A resource's free time as whole seconds."""
+    pairs = getattr(resource.free, "pairs", None)
+    if pairs is not None:
+        return list(pairs)
+    return [(int(i.start.timestamp()), int(i.end.timestamp())) for i in resource.free]
+
+
+def _inside(pairs: Sequence[Seconds], start: int, end: int) -> bool:
     return any(a <= start and end <= b for a, b in pairs)
 
 
@@ -174,3 +179,19 @@ def day_span(day: date, zone: str) -> tuple[datetime, datetime]:
     start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
     end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=tz)
     return start, end
+
+
+def sites_without(sites: Iterable[Site], held: dict[str, list[Seconds]]) -> list[Site]:
+    """The sites with ``held`` (resource id → seconds) taken out of their free time: for
+    visits that keep their time, so nothing else is placed over it."""
+    result = []
+    for site in sites:
+        resources = []
+        for resource in site.resources:
+            if resource.id not in held:
+                resources.append(resource)
+                continue
+            left = subtract_pairs(free_pairs(resource), sorted(held[resource.id]))
+            resources.append(Resource.of_seconds(id=resource.id, kind=resource.kind, free=left))
+        result.append(Site(site.id, site.latitude, site.longitude, site.zone, tuple(resources)))
+    return result

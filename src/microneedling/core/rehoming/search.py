@@ -17,6 +17,7 @@ from microneedling.core.rehoming.model import (
     Visit,
     Weights,
     day_span,
+    free_pairs,
     holds,
     placement_cost,
     site_distance,
@@ -43,18 +44,11 @@ class _Board:
         resources = self.resources[site_id]
         for index, resource in enumerate(resources):
             if resource.id in held:
-                free = _pairs(resource)
+                free = free_pairs(resource)
                 left = subtract_pairs(free, sorted(held[resource.id]))
                 resources[index] = Resource.of_seconds(
                     id=resource.id, kind=resource.kind, free=left
                 )
-
-
-def _pairs(resource: Resource) -> list[tuple[int, int]]:
-    pairs = getattr(resource.free, "pairs", None)
-    if pairs is not None:
-        return list(pairs)
-    return [(int(i.start.timestamp()), int(i.end.timestamp())) for i in resource.free]
 
 
 def _days(visit: Visit) -> list[date]:

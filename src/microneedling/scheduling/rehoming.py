@@ -1,0 +1,580 @@
+"""Closing a location or moving a provider, with every future visit it displaces given a new
+place and time: a preview first, then one transaction.
+
+The directory change (the closure, or the provider's diary moving) and the re-homing are
+worked out together inside a transaction; a preview rolls it back, an apply commits it only
+after the plan has been checked (no double booking, every visit inside its allowed days,
+every visit accounted for). A process killed while applying leaves the old schedule, since
+nothing is committed until the end.
+"""
+
+from __future__ import annotations
+
+import time as clock
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from itertools import pairwise
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from microneedling.accounts.actors import Actor
+from microneedling.audit.services import audit_record
+from microneedling.core.errors import BookingRefused, InputError
+from microneedling.core.geo import distance_km
+from microneedling.core.rehoming import (
+    Placement,
+    Plan,
+    Site,
+    Visit,
+    plan_rehoming,
+    plan_violations,
+    sites_without,
+)
+from microneedling.directory.models import Location, LocationClosure, Provider, ProviderSchedule
+from microneedling.directory.policy import booking_rules
+from microneedling.directory.selectors import place_from_zip
+from microneedling.notifications import events
+from microneedling.scheduling import booking
+from microneedling.scheduling.calendars import location_calendar, service_phases
+from microneedling.scheduling.models import Appointment, AppointmentRequest, Reservation
+
+#: A visit that is not a course session may move this many days either way.
+SINGLE_VISIT_SLACK_DAYS = 7
+#: At most this many open locations nearest the affected one are offered as receivers.
+RECEIVING_SITES = 5
+ACTIVE = (Appointment.Status.BOOKED, Appointment.Status.CHECKED_IN)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Move:
+    """One visit's new place and time."""
+
+    appointment_id: int
+    patient: str
+    from_location: str
+    to_location: str
+    from_start: datetime
+    to_start: datetime
+    from_provider: str
+    to_provider: str
+    distance_km: float
+    shift_days: int
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """A visit that could not be re-homed, and why (it stays, with a request for the desk)."""
+
+    appointment_id: int
+    patient: str
+    starts_at: datetime
+    reason: str
+
+
+@dataclass
+class RehomingReport:
+    """What an operation did or would do."""
+
+    operation: str
+    subject: str
+    from_date: date
+    applied: bool
+    moves: list[Move] = field(default_factory=list)
+    stuck: list[Stuck] = field(default_factory=list)
+    affected: int = 0
+    active_before: int = 0
+    active_after: int = 0
+    violations: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, shares and means for people and for JSON."""
+        moved = len(self.moves)
+        return {
+            "operation": self.operation,
+            "subject": self.subject,
+            "from_date": self.from_date.isoformat(),
+            "applied": self.applied,
+            "affected": self.affected,
+            "rehomed": moved,
+            "stuck": len(self.stuck),
+            "share_rehomed": moved / self.affected if self.affected else 1.0,
+            "mean_distance_km": sum(m.distance_km for m in self.moves) / moved if moved else 0.0,
+            "mean_shift_days": sum(abs(m.shift_days) for m in self.moves) / moved if moved else 0.0,
+            "same_provider": sum(m.from_provider == m.to_provider for m in self.moves),
+            "active_before": self.active_before,
+            "active_after": self.active_after,
+            "reconciles": self.active_before == self.active_after,
+            "violations": self.violations,
+            "seconds": self.seconds,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary with every move and every stuck visit."""
+        return {
+            **self.summary(),
+            "moves": [
+                {
+                    "appointment": m.appointment_id,
+                    "patient": m.patient,
+                    "from": m.from_location,
+                    "to": m.to_location,
+                    "from_start": m.from_start.isoformat(),
+                    "to_start": m.to_start.isoformat(),
+                    "from_provider": m.from_provider,
+                    "to_provider": m.to_provider,
+                    "distance_km": round(m.distance_km, 1),
+                    "shift_days": m.shift_days,
+                }
+                for m in self.moves
+            ],
+            "stuck": [
+                {
+                    "appointment": s.appointment_id,
+                    "patient": s.patient,
+                    "starts_at": s.starts_at.isoformat(),
+                    "reason": s.reason,
+                }
+                for s in self.stuck
+            ],
+        }
+
+
+class _Preview(Exception):
+    """Raised at the end of a preview to roll everything back."""
+
+
+def _local_start(day: date, zone: str) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo(zone))
+
+
+def _slack_by_course(appointments: Sequence[Appointment]) -> dict[int, int]:
+    """Days each course's sessions may move while every gap between them stays valid,
+    whichever of them move: half the smallest room any gap has to its limits."""
+    course_ids = {a.course_session.course_id for a in appointments if a.course_session}
+    if not course_ids:
+        return {}
+    rows = (
+        Appointment.objects.filter(course_session__course_id__in=course_ids, status__in=ACTIVE)
+        .select_related("course_session__course", "location")
+        .order_by("course_session__course_id", "course_session__number")
+    )
+    days: dict[int, list[date]] = {}
+    gaps: dict[int, tuple[int, int]] = {}
+    for row in rows:
+        session = row.course_session
+        if session is None:
+            continue
+        course = session.course
+        zone = ZoneInfo(row.location.timezone)
+        days.setdefault(course.pk, []).append(row.starts_at.astimezone(zone).date())
+        gaps[course.pk] = (course.gap_min_days, course.gap_max_days)
+    slack = {}
+    for course_id, course_days in days.items():
+        low, high = gaps[course_id]
+        room = [min((b - a).days - low, high - (b - a).days) for a, b in pairwise(course_days)]
+        slack[course_id] = max(0, min(room, default=2 * SINGLE_VISIT_SLACK_DAYS) // 2)
+    return slack
+
+
+@lru_cache(maxsize=4096)
+def _zip_point(zip_code: str) -> tuple[float, float] | None:
+    try:
+        place = place_from_zip(zip_code)
+    except InputError:
+        return None
+    return place.latitude, place.longitude
+
+
+def _home(appointment: Appointment) -> tuple[float, float]:
+    """Where the patient travels from: their ZIP code, else the location they chose."""
+    point = _zip_point(appointment.patient.zip_code) if appointment.patient.zip_code else None
+    return point or (appointment.location.latitude, appointment.location.longitude)
+
+
+def _visits(
+    appointments: Sequence[Appointment],
+    *,
+    today: date,
+    prefer_site: int | None,
+) -> list[Visit]:
+    slack = _slack_by_course(appointments)
+    phases: dict[int, Any] = {}
+    visits = []
+    for appointment in appointments:
+        zone = appointment.location.timezone
+        day = appointment.starts_at.astimezone(ZoneInfo(zone)).date()
+        session = appointment.course_session
+        if session is not None:
+            room = slack.get(session.course_id, 0)
+            first = max(session.earliest, day - timedelta(days=room))
+            last = min(session.latest, day + timedelta(days=room))
+        else:
+            first = day - timedelta(days=SINGLE_VISIT_SLACK_DAYS)
+            last = day + timedelta(days=SINGLE_VISIT_SLACK_DAYS)
+        if appointment.service_id not in phases:
+            phases[appointment.service_id] = service_phases(appointment.service)
+        visits.append(
+            Visit(
+                id=appointment.pk,
+                phases=phases[appointment.service_id],
+                start=appointment.starts_at,
+                zone=zone,
+                provider=f"provider:{appointment.provider_id}",
+                home=_home(appointment),
+                first_day=max(first, today + timedelta(days=1)),
+                last_day=last,
+                prefer_site=prefer_site,
+            )
+        )
+    return visits
+
+
+def _sites(
+    locations: Iterable[Location], appointments: Sequence[Appointment], visits: Sequence[Visit]
+) -> list[Site]:
+    """Each receiving location's resources with their free time over the visits' days."""
+    first = min(v.first_day for v in visits)
+    last = max(v.last_day for v in visits)
+    service = appointments[0].service  # any: the resources are the location's, not its
+    sites = []
+    for location in locations:
+        calendar = location_calendar(
+            location=location, service=service, first_day=first, last_day=last
+        )
+        sites.append(
+            Site(
+                id=location.pk,
+                latitude=location.latitude,
+                longitude=location.longitude,
+                zone=location.timezone,
+                resources=tuple(calendar.resources),
+            )
+        )
+    return sites
+
+
+def _receivers(around: Location, *, exclude: set[int], on: date) -> list[Location]:
+    """Open locations of the organisation nearest ``around``, not closing by ``on``."""
+    candidates = (
+        Location.objects.filter(organization_id=around.organization_id)
+        .exclude(pk__in=exclude)
+        .exclude(status=Location.Status.CLOSED)
+        .exclude(status=Location.Status.CLOSING, closes_on__lte=on)
+    )
+    return sorted(
+        candidates,
+        key=lambda loc: distance_km(around.latitude, around.longitude, loc.latitude, loc.longitude),
+    )[:RECEIVING_SITES]
+
+
+def _plan_keeping_stuck(
+    visits: list[Visit],
+    sites: list[Site],
+    by_id: dict[int, Appointment],
+    *,
+    grid_minutes: int,
+    now: datetime,
+    progress: Progress | None,
+) -> tuple[Plan, list[Site]]:
+    """Plan; a visit that finds no place keeps its old time, so plan the rest again with that
+    time taken (its provider may work at a receiving site too) until nothing changes.
+    Returns the plan and the sites it was made on (for checking it)."""
+    kept: set[int] = set()
+    while True:
+        placing = [v for v in visits if v.id not in kept]
+        plan = plan_rehoming(
+            placing,
+            sites,
+            grid_minutes=grid_minutes,
+            not_before=now,
+            progress=(lambda done, total: progress("planning", done, total)) if progress else None,
+        )
+        newly = {visit_id for visit_id, _ in plan.unplaced} - kept
+        if not newly:
+            reasons = dict(plan.unplaced)
+            unplaced = tuple(
+                (visit_id, reasons.get(visit_id, "kept its time: no place elsewhere"))
+                for visit_id in sorted(kept | set(reasons))
+            )
+            return Plan(plan.placements, unplaced, plan.objective, plan.stats), sites
+        kept |= newly
+        held: dict[str, list[tuple[int, int]]] = {}
+        for row in Reservation.objects.filter(appointment_id__in=newly):
+            held.setdefault(row.resource, []).append(
+                (int(row.starts_at.timestamp()), int(row.ends_at.timestamp()))
+            )
+        sites = sites_without(sites, held)
+
+
+def _active_count(organization_id: int, since: datetime) -> int:
+    return Appointment.objects.filter(
+        location__organization_id=organization_id, status__in=ACTIVE, starts_at__gte=since
+    ).count()
+
+
+def _rehome(
+    *,
+    report: RehomingReport,
+    affected: Q,
+    organization_id: int,
+    receivers: list[Location],
+    prefer_site: int | None,
+    since: datetime,
+    now: datetime,
+    actor: Actor,
+    note: str,
+    progress: Progress | None,
+) -> None:
+    """Plan and write the moves inside the caller's transaction."""
+    appointments = list(
+        Appointment.objects.filter(affected, status__in=ACTIVE, starts_at__gte=since)
+        .select_related("patient", "location", "provider", "service", "course_session")
+        .order_by("starts_at", "pk")
+    )
+    report.affected = len(appointments)
+    report.active_before = _active_count(organization_id, since)
+    if not appointments:
+        report.active_after = report.active_before
+        return
+    started = clock.perf_counter()
+    # Their own time is free for the search (a moved provider's old visits hold them).
+    booking_ids = [a.pk for a in appointments]
+    Reservation.objects.filter(appointment_id__in=booking_ids).update(active=False)
+    today = now.astimezone(ZoneInfo(appointments[0].location.timezone)).date()
+    visits = _visits(appointments, today=today, prefer_site=prefer_site)
+    sites = _sites(receivers, appointments, visits)
+    rules = booking_rules(organization_id)
+    by_id = {a.pk: a for a in appointments}
+    plan, sites = _plan_keeping_stuck(
+        visits, sites, by_id, grid_minutes=rules.grid_minutes, now=now, progress=progress
+    )
+    report.violations = plan_violations(plan, visits, sites)
+    report.seconds["plan"] = clock.perf_counter() - started
+    started = clock.perf_counter()
+    sites_by_id = {loc.pk: loc for loc in receivers}
+    names = {loc.pk: loc.name for loc in receivers}
+    providers = dict(Provider.objects.values_list("pk", "display_name"))
+    total = len(plan.placements) + len(plan.unplaced)
+    for done, placement in enumerate(plan.placements, start=1):
+        appointment = by_id[placement.visit_id]
+        before = appointment.starts_at
+        report.moves.append(_write_move(appointment, placement, names, providers))
+        appointment.location = sites_by_id[placement.site_id]
+        # Same hour elsewhere: the reminders already queued still fit (they read the visit
+        # as it stands when they are sent); a new time needs them queued afresh.
+        events.visit_relocated(appointment, note=note, reschedule=before != appointment.starts_at)
+        if progress and done % 50 == 0:
+            progress("applying", done, total)
+    for visit_id, reason in plan.unplaced:
+        appointment = by_id[visit_id]
+        Reservation.objects.filter(appointment=appointment).update(active=True)
+        AppointmentRequest.objects.create(
+            patient=appointment.patient,
+            location=appointment.location,
+            service=appointment.service,
+            provider=appointment.provider,
+            reason="rehoming",
+            payload={"appointment": appointment.pk, "why": reason},
+        )
+        report.stuck.append(
+            Stuck(appointment.pk, _name(appointment), appointment.starts_at, reason)
+        )
+    if progress:
+        progress("applying", total, total)
+    report.active_after = _active_count(organization_id, since)
+    if report.active_after != report.active_before:
+        report.violations.append(
+            f"{report.active_before} visits before, {report.active_after} after"
+        )
+    audit_record(
+        actor=actor,
+        action=report.operation,
+        object_type="location" if report.operation == "location_close" else "provider",
+        object_id=report.subject,
+        details={k: v for k, v in report.summary().items() if k != "seconds"},
+    )
+    report.seconds["apply"] = clock.perf_counter() - started
+
+
+def _name(appointment: Appointment) -> str:
+    return f"{appointment.patient.first_name} {appointment.patient.last_name}"
+
+
+def _write_move(
+    appointment: Appointment,
+    placement: Placement,
+    names: dict[int, str],
+    providers: dict[int, str],
+) -> Move:
+    """Give the visit its new place, provider and time, with new reservations."""
+    slot = placement.slot
+    old_location, old_start, old_provider = (
+        appointment.location.name,
+        appointment.starts_at,
+        appointment.provider_id,
+    )
+    new_provider = booking.provider_of(slot)
+    Reservation.objects.filter(appointment=appointment).delete()
+    appointment.location_id = placement.site_id
+    appointment.provider_id = new_provider
+    appointment.starts_at, appointment.ends_at = slot.start, slot.end
+    appointment.save(update_fields=["location", "provider", "starts_at", "ends_at", "updated_at"])
+    booking.reservations_write(appointment, slot, service_phases(appointment.service))
+    return Move(
+        appointment_id=appointment.pk,
+        patient=_name(appointment),
+        from_location=old_location,
+        to_location=names[placement.site_id],
+        from_start=old_start,
+        to_start=slot.start,
+        from_provider=providers.get(old_provider, str(old_provider)),
+        to_provider=providers.get(new_provider, str(new_provider)),
+        distance_km=placement.distance_km,
+        shift_days=placement.shift_days,
+    )
+
+
+def location_close(
+    *,
+    location: Location,
+    from_date: date,
+    until: date | None = None,
+    actor: Actor,
+    apply: bool,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> RehomingReport:
+    """Close ``location`` from ``from_date`` (through ``until``, or for good) and re-home every
+    visit booked there in that time; a preview unless ``apply``."""
+    now = now or timezone.now()
+    if until is not None and until < from_date:
+        raise BookingRefused("the closure ends before it starts", code="bad_range", field="until")
+    if location.status == Location.Status.CLOSED:
+        raise BookingRefused("this location is already closed", code="closed", field="location")
+    report = RehomingReport("location_close", location.slug, from_date, applied=apply)
+    since = max(_local_start(from_date, location.timezone), now)
+    affected = Q(location=location)
+    if until is not None:
+        affected &= Q(starts_at__lt=_local_start(until + timedelta(days=1), location.timezone))
+    receivers = _receivers(location, exclude={location.pk}, on=from_date)
+    successor = location.successor
+    note = f"{location.name} is closed from {from_date:%-d %B %Y}." + (
+        f" Its patients are now seen at {successor.name}." if successor else ""
+    )
+    try:
+        with transaction.atomic():
+            if until is None:
+                location.status = Location.Status.CLOSING
+                location.closes_on = from_date
+                location.save(update_fields=["status", "closes_on"])
+            else:
+                LocationClosure.objects.create(
+                    location=location, starts_on=from_date, ends_on=until, reason="closure"
+                )
+            _rehome(
+                report=report,
+                affected=affected,
+                organization_id=location.organization_id,
+                receivers=receivers,
+                prefer_site=successor.pk if successor else None,
+                since=since,
+                now=now,
+                actor=actor,
+                note=note,
+                progress=progress,
+            )
+            if report.violations:
+                raise _Preview  # never commit a plan that breaks a rule
+            if not apply:
+                raise _Preview
+    except _Preview:
+        report.applied = False
+    return report
+
+
+def provider_move(
+    *,
+    provider: Provider,
+    to_location: Location,
+    from_date: date,
+    actor: Actor,
+    apply: bool,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> RehomingReport:
+    """``provider`` works at ``to_location`` from ``from_date`` (their weekly hours move with
+    them) and their visits from then on follow them; a preview unless ``apply``."""
+    now = now or timezone.now()
+    if to_location.status == Location.Status.CLOSED:
+        raise BookingRefused("that location is closed", code="closed", field="to")
+    if to_location.organization_id != provider.organization_id:
+        raise BookingRefused("that location is in another organisation", code="other", field="to")
+    report = RehomingReport("provider_move", str(provider.pk), from_date, applied=apply)
+    since = max(_local_start(from_date, to_location.timezone), now)
+    affected = Q(provider=provider) & ~Q(location=to_location)
+    old_sites = set(
+        ProviderSchedule.objects.filter(provider=provider)
+        .exclude(valid_until__lt=from_date)
+        .values_list("location_id", flat=True)
+    ) - {to_location.pk}
+    note = f"{provider.display_name} now sees patients at {to_location.name}."
+    try:
+        with transaction.atomic():
+            _schedules_move(provider, to_location, from_date)
+            receivers = [to_location, *Location.objects.filter(pk__in=old_sites)]
+            _rehome(
+                report=report,
+                affected=affected,
+                organization_id=provider.organization_id,
+                receivers=receivers,
+                prefer_site=to_location.pk,
+                since=since,
+                now=now,
+                actor=actor,
+                note=note,
+                progress=progress,
+            )
+            if report.violations or not apply:
+                raise _Preview
+    except _Preview:
+        report.applied = False
+    return report
+
+
+def _schedules_move(provider: Provider, to_location: Location, from_date: date) -> None:
+    """End the provider's hours elsewhere the day before ``from_date`` and give them the
+    same weekly hours at ``to_location`` from that day."""
+    current = list(
+        ProviderSchedule.objects.filter(provider=provider).exclude(valid_until__lt=from_date)
+    )
+    moved = set()
+    for schedule in current:
+        if schedule.location_id == to_location.pk:
+            continue
+        key = (schedule.weekday, schedule.starts, schedule.ends, schedule.valid_until)
+        if schedule.valid_from >= from_date:
+            schedule.location = to_location
+            schedule.save(update_fields=["location"])
+            continue
+        schedule.valid_until = from_date - timedelta(days=1)
+        schedule.save(update_fields=["valid_until"])
+        if key not in moved:
+            moved.add(key)
+            ProviderSchedule.objects.create(
+                provider=provider,
+                location=to_location,
+                weekday=schedule.weekday,
+                starts=schedule.starts,
+                ends=schedule.ends,
+                valid_from=from_date,
+                valid_until=key[3],
+            )

@@ -1,0 +1,209 @@
+"""Closing a location and moving a provider on a real database: preview, apply, and what
+must hold afterwards (no double booking, every session in its window, every visit counted)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from microneedling.core.errors import BookingRefused
+from microneedling.directory.models import Location, ProviderSchedule
+from microneedling.notifications.models import Message
+from microneedling.scheduling import services
+from microneedling.scheduling.models import Appointment, AppointmentRequest
+from microneedling.scheduling.rehoming import location_close, provider_move
+from tests.web.conftest import NOW, Clinic, build_clinic, local, make_patient
+from tests.web.rehoming_checks import overlapping_reservations, sessions_outside_windows
+from tests.web.test_booking import MONDAY, book_course
+
+pytestmark = pytest.mark.usefixtures("frozen_now")
+CLOSING_FROM = MONDAY
+
+
+@pytest.fixture
+def chain(clinic: Clinic) -> dict[str, Clinic]:
+    """Riverbend (closing) and two receivers, Lakeside 3 km away and Northgate 25 km."""
+    lakeside = build_clinic(name="Lakeside")
+    northgate = build_clinic(name="Northgate")
+    Location.objects.filter(pk=lakeside.location.pk).update(latitude=41.913)
+    Location.objects.filter(pk=northgate.location.pk).update(latitude=42.11)
+    return {"riverbend": clinic, "lakeside": lakeside, "northgate": northgate}
+
+
+def _book_at_riverbend(clinic: Clinic, count: int) -> list[Appointment]:
+    visits = []
+    for n in range(count):
+        patient = make_patient(clinic, name=f"Pat Number{n}")
+        if n % 2:
+            course = book_course(clinic, patient)
+            visits += list(Appointment.objects.filter(course_session__course=course))
+        else:
+            visits.append(
+                services.appointment_book(
+                    patient=patient,
+                    service=clinic.treatment,
+                    location=clinic.location,
+                    provider=clinic.ada if n % 4 else clinic.ben,
+                    starts_at=local(MONDAY + timedelta(days=n % 5), 9 + n % 6),
+                )
+            )
+    return visits
+
+
+def test_a_preview_lists_every_move_and_changes_nothing(chain: dict[str, Clinic]) -> None:
+    riverbend = chain["riverbend"]
+    booked = _book_at_riverbend(riverbend, 6)
+    messages_before = Message.objects.count()
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=False
+    )
+    summary = report.summary()
+    assert not report.applied
+    assert summary["affected"] == len(booked) == summary["rehomed"] + summary["stuck"]
+    assert summary["rehomed"] == len(booked)
+    assert {m.to_location for m in report.moves} <= {"Lakeside", "Northgate"}
+    # Lakeside is nearer: it takes everything it has room for.
+    assert sum(m.to_location == "Lakeside" for m in report.moves) >= len(booked) // 2
+    assert Appointment.objects.filter(location=riverbend.location).count() == len(booked)
+    riverbend.location.refresh_from_db()
+    assert riverbend.location.status == "open"
+    assert Message.objects.count() == messages_before
+
+
+def test_applying_a_closure_rehomes_every_visit_with_nothing_broken(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    booked = _book_at_riverbend(riverbend, 8)
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    summary = report.summary()
+    assert report.applied and summary["violations"] == []
+    assert summary["reconciles"] and summary["active_before"] == summary["active_after"]
+    assert not Appointment.objects.filter(
+        location=riverbend.location, status="booked", starts_at__gte=NOW
+    ).exists()
+    assert Appointment.objects.filter(pk__in=[b.pk for b in booked], status="booked").count() == (
+        len(booked)
+    )
+    assert overlapping_reservations() == []
+    assert sessions_outside_windows() == []
+    assert Message.objects.filter(kind="location_change").count() == len(booked)
+    riverbend.location.refresh_from_db()
+    assert riverbend.location.status == "closing"
+    assert riverbend.location.closes_on == CLOSING_FROM
+    # Each move names where the patient travels and by how many days the visit shifted.
+    assert all(m.distance_km > 0 for m in report.moves)
+    assert summary["mean_shift_days"] <= 3
+
+
+def test_visits_with_nowhere_to_go_keep_their_time_and_reach_the_desk(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    _book_at_riverbend(riverbend, 4)
+    # The receivers close for the whole period: nowhere can take anyone.
+    from microneedling.directory.models import LocationClosure  # noqa: PLC0415
+
+    for name in ("lakeside", "northgate"):
+        LocationClosure.objects.create(
+            location=chain[name].location,
+            starts_on=NOW.date(),
+            ends_on=NOW.date() + timedelta(days=200),
+            reason="refit",
+        )
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    summary = report.summary()
+    assert summary["rehomed"] == 0 and summary["stuck"] == summary["affected"] > 0
+    assert summary["reconciles"]
+    assert all("allowed day" in s.reason or "kept its time" in s.reason for s in report.stuck)
+    assert AppointmentRequest.objects.filter(reason="rehoming").count() == summary["stuck"]
+    assert overlapping_reservations() == []
+
+
+def test_a_temporary_closure_moves_only_the_visits_inside_it(chain: dict[str, Clinic]) -> None:
+    riverbend = chain["riverbend"]
+    inside = services.appointment_book(
+        patient=make_patient(riverbend, name="Ina Side"),
+        service=riverbend.treatment,
+        location=riverbend.location,
+        provider=riverbend.ada,
+        starts_at=local(MONDAY, 10),
+    )
+    after = services.appointment_book(
+        patient=make_patient(riverbend, name="Al After"),
+        service=riverbend.treatment,
+        location=riverbend.location,
+        provider=riverbend.ada,
+        starts_at=local(MONDAY + timedelta(days=7), 10),
+    )
+    report = location_close(
+        location=riverbend.location,
+        from_date=MONDAY,
+        until=MONDAY + timedelta(days=2),
+        actor=None,
+        apply=True,
+    )
+    assert [m.appointment_id for m in report.moves] == [inside.pk]
+    after.refresh_from_db()
+    assert after.location_id == riverbend.location.pk
+    riverbend.location.refresh_from_db()
+    assert riverbend.location.status == "open"  # a temporary closure is a closure row
+
+
+def test_a_moved_provider_takes_their_hours_and_their_patients_along(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend, lakeside = chain["riverbend"], chain["lakeside"]
+    ada = riverbend.ada
+    visits = [
+        services.appointment_book(
+            patient=make_patient(riverbend, name=f"Moe Number{n}"),
+            service=riverbend.treatment,
+            location=riverbend.location,
+            provider=ada,
+            starts_at=local(MONDAY + timedelta(days=n), 10),
+        )
+        for n in range(3)
+    ]
+    report = provider_move(
+        provider=ada, to_location=lakeside.location, from_date=MONDAY, actor=None, apply=True
+    )
+    assert report.applied and report.summary()["violations"] == []
+    for visit in visits:
+        visit.refresh_from_db()
+        assert visit.location_id == lakeside.location.pk
+        assert visit.provider_id == ada.pk  # the same provider, at their new location
+    hours = ProviderSchedule.objects.filter(provider=ada)
+    assert hours.filter(location=lakeside.location, valid_from=MONDAY).count() == 5
+    assert set(
+        hours.filter(location=riverbend.location).values_list("valid_until", flat=True)
+    ) == {MONDAY - timedelta(days=1)}
+    assert overlapping_reservations() == []
+
+
+def test_bad_operations_are_refused_naming_the_field(chain: dict[str, Clinic]) -> None:
+    riverbend = chain["riverbend"]
+    with pytest.raises(BookingRefused) as raised:
+        location_close(
+            location=riverbend.location,
+            from_date=MONDAY,
+            until=MONDAY - timedelta(days=1),
+            actor=None,
+            apply=False,
+        )
+    assert raised.value.field == "until"
+    Location.objects.filter(pk=chain["northgate"].location.pk).update(status="closed")
+    with pytest.raises(BookingRefused) as raised:
+        provider_move(
+            provider=riverbend.ada,
+            to_location=Location.objects.get(pk=chain["northgate"].location.pk),
+            from_date=date(2027, 3, 8),
+            actor=None,
+            apply=False,
+        )
+    assert raised.value.field == "to"
