@@ -175,9 +175,7 @@ def test_cp_sat_never_does_worse_than_the_fast_plan_it_is_hinted_with() -> None:
     sites = [site(1, km_east=5), site(2, km_east=12, providers=2, rooms=2)]
     visits = [visit(n, hour=9 + n % 7, day=MONDAY + timedelta(days=n % 3)) for n in range(18)]
     fast = plan(visits, sites)
-    exact = solve_exact(
-        visits, sites, grid_minutes=15, not_before=NOW, hint=fast, time_limit_s=20
-    )
+    exact = solve_exact(visits, sites, grid_minutes=15, not_before=NOW, hint=fast, time_limit_s=20)
     assert exact.status in {"OPTIMAL", "FEASIBLE"}
     assert plan_violations(exact.plan, visits, sites) == []
     assert exact.objective <= fast.objective + 1e-6

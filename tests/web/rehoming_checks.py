@@ -33,5 +33,6 @@ def sessions_outside_windows() -> list[str]:
         assert session is not None
         day = visit.starts_at.astimezone(ZoneInfo(visit.location.timezone)).date()
         if not session.earliest <= day <= session.latest:
-            problems.append(f"visit {visit.pk} on {day}: window {session.earliest}–{session.latest}")
+            window = f"{session.earliest}–{session.latest}"
+            problems.append(f"visit {visit.pk} on {day}: window {window}")
     return problems

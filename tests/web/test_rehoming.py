@@ -180,9 +180,9 @@ def test_a_moved_provider_takes_their_hours_and_their_patients_along(
         assert visit.provider_id == ada.pk  # the same provider, at their new location
     hours = ProviderSchedule.objects.filter(provider=ada)
     assert hours.filter(location=lakeside.location, valid_from=MONDAY).count() == 5
-    assert set(
-        hours.filter(location=riverbend.location).values_list("valid_until", flat=True)
-    ) == {MONDAY - timedelta(days=1)}
+    assert set(hours.filter(location=riverbend.location).values_list("valid_until", flat=True)) == {
+        MONDAY - timedelta(days=1)
+    }
     assert overlapping_reservations() == []
 
 
