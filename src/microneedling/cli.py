@@ -233,6 +233,104 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+class _ProgressBar:
+    """Progress on stderr: a bar redrawn in place on a terminal, a line per step otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.shown: tuple[str, int] = ("", -1)
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        percent = 100 * done // total if total else 100
+        step = percent if self.tty else percent // 10 * 10
+        if (phase, step) == self.shown:
+            return
+        self.shown = (phase, step)
+        bar = "#" * (percent // 5) + "." * (20 - percent // 5)
+        end = "\r" if self.tty and done < total else "\n"
+        sys.stderr.write(f"{phase:<9} [{bar}] {done}/{total} {percent}%{end}")
+        sys.stderr.flush()
+
+
+def _rehoming_output(args: argparse.Namespace, report: Any) -> int:
+    from microneedling.scheduling.rehoming import report_csv  # noqa: PLC0415
+
+    if args.csv:
+        Path(args.csv).write_text(report_csv(report), encoding="utf-8")
+    if args.json:
+        _print(report.as_dict())
+        return 0
+    summary = report.summary()
+    verb = "Moved" if report.applied else "Would move"
+    sys.stdout.write(
+        f"{verb} {summary['rehomed']} of {summary['affected']} visits "
+        f"({summary['share_rehomed']:.0%}); mean distance {summary['mean_distance_km']:.1f} km, "
+        f"mean shift {summary['mean_shift_days']:.2f} days; "
+        f"{summary['stuck']} could not be re-homed.\n"
+    )
+    for stuck in report.stuck[:20]:
+        sys.stdout.write(f"  visit {stuck.appointment_id}: {stuck.reason}\n")
+    if summary["violations"]:
+        sys.stdout.write(
+            "Not applied, the plan broke a rule: " + "; ".join(summary["violations"][:5]) + "\n"
+        )
+        return 1
+    return 0
+
+
+def _cmd_close_location(args: argparse.Namespace) -> int:
+    _django()
+    from microneedling.core.errors import BookingRefused  # noqa: PLC0415
+    from microneedling.directory.models import Location  # noqa: PLC0415
+    from microneedling.scheduling.rehoming import location_close  # noqa: PLC0415
+
+    location = Location.objects.filter(slug=args.location).first()
+    if location is None:
+        raise UsageError(f"LOCATION: no location with the slug {args.location!r}")
+    try:
+        report = location_close(
+            location=location,
+            from_date=args.from_date,
+            until=args.until,
+            actor=None,
+            apply=not args.dry_run,
+            progress=_ProgressBar(),
+        )
+    except BookingRefused as error:
+        raise UsageError(f"{error.field or 'LOCATION'}: {error.message}") from None
+    return _rehoming_output(args, report)
+
+
+def _cmd_move_provider(args: argparse.Namespace) -> int:
+    _django()
+    from microneedling.core.errors import BookingRefused  # noqa: PLC0415
+    from microneedling.directory.models import Location, Provider  # noqa: PLC0415
+    from microneedling.scheduling.rehoming import provider_move  # noqa: PLC0415
+
+    found = (
+        Provider.objects.filter(pk=int(args.provider))
+        if args.provider.isdigit()
+        else Provider.objects.filter(display_name=args.provider)
+    )
+    if found.count() != 1:
+        raise UsageError(f"PROVIDER: no single provider with the id or name {args.provider!r}")
+    location = Location.objects.filter(slug=args.to).first()
+    if location is None:
+        raise UsageError(f"--to: no location with the slug {args.to!r}")
+    try:
+        report = provider_move(
+            provider=found.get(),
+            to_location=location,
+            from_date=args.from_date,
+            actor=None,
+            apply=not args.dry_run,
+            progress=_ProgressBar(),
+        )
+    except BookingRefused as error:
+        raise UsageError(f"--{error.field or 'to'}: {error.message}") from None
+    return _rehoming_output(args, report)
+
+
 def _cmd_token(args: argparse.Namespace) -> int:
     _django()
     from django.contrib.auth import get_user_model  # noqa: PLC0415
@@ -244,6 +342,27 @@ def _cmd_token(args: argparse.Namespace) -> int:
         raise UsageError(f"--user: no user named {args.user!r}")
     sys.stdout.write(api_token_issue(user=user, label=args.label) + "\n")
     return 0
+
+
+def _add_rehoming_commands(commands: Any) -> None:
+    """The chain operations: closing a location, moving a provider."""
+    close = commands.add_parser(
+        "close-location", help="close a location and re-home its future visits"
+    )
+    close.add_argument("location", metavar="LOCATION", help="the location's slug")
+    close.add_argument("--from", dest="from_date", type=_date("--from"), required=True)
+    close.add_argument("--until", type=_date("--until"), help="last closed day (temporary)")
+    move = commands.add_parser(
+        "move-provider", help="move a provider to another location and their visits with them"
+    )
+    move.add_argument("provider", metavar="PROVIDER", help="the provider's id or name")
+    move.add_argument("--to", required=True, help="the new location's slug")
+    move.add_argument("--from", dest="from_date", type=_date("--from"), required=True)
+    for operation, handler in ((close, _cmd_close_location), (move, _cmd_move_provider)):
+        operation.add_argument("--dry-run", action="store_true", help="preview, change nothing")
+        operation.add_argument("--json", action="store_true", help="every move as JSON")
+        operation.add_argument("--csv", metavar="FILE", help="also write every move as CSV")
+        operation.set_defaults(handler=handler)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--batch", action="store_true", help="exit when no task is ready")
     worker.add_argument("--max-tasks", type=int, default=None, help="exit after this many")
     worker.set_defaults(handler=_cmd_worker)
+
+    _add_rehoming_commands(commands)
 
     token = commands.add_parser("token", help="issue an API token for a user")
     token.add_argument("--user", required=True)

@@ -136,7 +136,7 @@ class RehomingReport:
                 }
                 for m in self.moves
             ],
-            "stuck": [
+            "stuck_visits": [
                 {
                     "appointment": s.appointment_id,
                     "patient": s.patient,
@@ -578,3 +578,53 @@ def _schedules_move(provider: Provider, to_location: Location, from_date: date) 
                 valid_from=from_date,
                 valid_until=key[3],
             )
+
+
+CSV_COLUMNS = (
+    "appointment",
+    "outcome",
+    "patient",
+    "from_location",
+    "to_location",
+    "from_start",
+    "to_start",
+    "from_provider",
+    "to_provider",
+    "distance_km",
+    "shift_days",
+    "reason",
+)
+
+
+def report_csv(report: RehomingReport) -> str:
+    """Every move and every stuck visit as CSV, for the people who will call the patients."""
+    import csv  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for m in report.moves:
+        writer.writerow(
+            [
+                m.appointment_id,
+                "moved",
+                m.patient,
+                m.from_location,
+                m.to_location,
+                m.from_start.isoformat(),
+                m.to_start.isoformat(),
+                m.from_provider,
+                m.to_provider,
+                f"{m.distance_km:.1f}",
+                m.shift_days,
+                "",
+            ]
+        )
+    for s in report.stuck:
+        writer.writerow(
+            [s.appointment_id, "stuck", s.patient, "", "", s.starts_at.isoformat()]
+            + [""] * 5
+            + [s.reason]
+        )
+    return out.getvalue()
