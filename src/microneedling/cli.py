@@ -256,7 +256,7 @@ def _rehoming_output(args: argparse.Namespace, report: Any) -> int:
     from microneedling.scheduling.rehoming import report_csv  # noqa: PLC0415
 
     if args.csv:
-        Path(args.csv).write_text(report_csv(report), encoding="utf-8")
+        Path(args.csv).write_text(report_csv(report.as_dict()), encoding="utf-8")
     if args.json:
         _print(report.as_dict())
         return 0

@@ -3,15 +3,20 @@ must hold afterwards (no double booking, every session in its window, every visi
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
 
 from microneedling.core.errors import BookingRefused
 from microneedling.directory.models import Location, ProviderSchedule
 from microneedling.notifications.models import Message
 from microneedling.scheduling import services
-from microneedling.scheduling.models import Appointment, AppointmentRequest
+from microneedling.scheduling.models import Appointment, AppointmentRequest, RehomingRun
 from microneedling.scheduling.rehoming import location_close, provider_move
 from tests.web.conftest import NOW, Clinic, build_clinic, local, make_patient
 from tests.web.rehoming_checks import overlapping_reservations, sessions_outside_windows
@@ -207,3 +212,81 @@ def test_bad_operations_are_refused_naming_the_field(chain: dict[str, Clinic]) -
             apply=False,
         )
     assert raised.value.field == "to"
+
+
+# --- The staff pages -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def desk() -> Client:
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("ida.front", is_staff=True))
+    return client
+
+
+def _run_queued_task() -> None:
+    """Run the run's task as the worker would (the task row is real)."""
+    from django_tasks_db.models import DBTaskResult  # noqa: PLC0415
+
+    from microneedling.scheduling.rehoming_runs import rehoming_run_execute  # noqa: PLC0415
+
+    for task in DBTaskResult.objects.filter(task_path__endswith="rehoming_execute"):
+        rehoming_run_execute(*task.args_kwargs["args"])
+
+
+def test_staff_preview_watch_and_apply_a_closure_from_the_desk(
+    chain: dict[str, Clinic], desk: Client
+) -> None:
+    riverbend = chain["riverbend"]
+    booked = _book_at_riverbend(riverbend, 4)
+    start = desk.post(
+        reverse("desk:rehoming"),
+        {
+            "operation": "location_close",
+            "location": riverbend.location.pk,
+            "from_date": CLOSING_FROM.isoformat(),
+        },
+    )
+    run = RehomingRun.objects.get()
+    assert start["Location"] == reverse("desk:rehoming_run", args=[run.pk])
+    waiting = desk.get(start["Location"], HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-trigger="every 1s"' in waiting  # the page polls while it waits
+
+    _run_queued_task()
+    page = desk.get(start["Location"]).content.decode()
+    assert f"Preview: {len(booked)} of {len(booked)} visits re-homed" in page
+    assert "hx-trigger" not in page  # done: no more polling
+    assert Appointment.objects.filter(location=riverbend.location).count() == len(booked)
+
+    csv_text = desk.get(reverse("desk:rehoming_csv", args=[run.pk])).content.decode()
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert len(rows) == len(booked) and {r["outcome"] for r in rows} == {"moved"}
+
+    applied = desk.post(reverse("desk:rehoming_apply", args=[run.pk]))
+    _run_queued_task()
+    final = desk.get(applied["Location"]).content.decode()
+    assert f"Applied: {len(booked)} of {len(booked)} visits re-homed" in final
+    assert not Appointment.objects.filter(location=riverbend.location, status="booked").exists()
+    assert overlapping_reservations() == []
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"operation": "provider_move", "from_date": "2027-03-08"}, "provider"),
+        (
+            {"operation": "location_close", "from_date": "2027-03-08", "until": "2027-03-01"},
+            "until",
+        ),
+        ({"operation": "location_close", "from_date": "next week"}, "from_date"),
+    ],
+)
+def test_a_bad_operation_form_names_the_field_and_starts_nothing(
+    chain: dict[str, Clinic], desk: Client, data: dict[str, str], field: str
+) -> None:
+    response = desk.post(
+        reverse("desk:rehoming"), {"location": chain["riverbend"].location.pk, **data}
+    )
+    assert response.status_code == 200
+    assert f'id="id_{field}_error"' in response.content.decode()
+    assert not RehomingRun.objects.exists()

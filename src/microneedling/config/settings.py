@@ -161,6 +161,16 @@ MICRONEEDLING: dict[str, Any] = {
     "OUTBOX_MAX_ATTEMPTS": int(os.environ.get("MICRONEEDLING_OUTBOX_MAX_ATTEMPTS", "6")),
 }
 
+# Progress of long operations (a closure's re-homing) is shared between the worker doing it
+# and the page showing it: files under data/ on one machine; point CACHE_URL-style settings
+# at a shared cache when app servers run on several machines.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(DATA_DIR / "cache"),
+    }
+}
+
 # Background work: one queue in the database, the same on SQLite and PostgreSQL; any number
 # of `microneedling worker` processes take tasks from it.
 TASKS = {

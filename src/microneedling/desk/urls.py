@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from microneedling.desk import calendars, messages, moves, queues, views, visits
+from microneedling.desk import calendars, messages, moves, queues, rehoming, views, visits
 
 app_name = "desk"
 urlpatterns = [
@@ -14,6 +14,10 @@ urlpatterns = [
     path("screenings/", queues.screenings, name="screenings"),
     path("screenings/<int:screening_id>/", queues.screening_decide, name="screening"),
     path("requests/", queues.requests_list, name="requests"),
+    path("rehoming/", rehoming.rehoming_start, name="rehoming"),
+    path("rehoming/<int:run_id>/", rehoming.rehoming_run, name="rehoming_run"),
+    path("rehoming/<int:run_id>/apply/", rehoming.rehoming_apply, name="rehoming_apply"),
+    path("rehoming/<int:run_id>/moves.csv", rehoming.rehoming_csv, name="rehoming_csv"),
     path("calendars/", calendars.provider_calendars, name="provider_calendars"),
     path("calendars/<int:provider_id>/", calendars.provider_calendar, name="provider_calendar"),
     path("messages/dead/", messages.dead_messages, name="dead_messages"),

@@ -271,3 +271,40 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}/{self.key}"
+
+
+class RehomingRun(models.Model):
+    """A closure or a provider's move started from the staff pages: its parameters, how far
+    it has got, and its report once done (a preview, or applied)."""
+
+    class Operation(models.TextChoices):
+        CLOSE_LOCATION = "location_close", "Close a location"
+        MOVE_PROVIDER = "provider_move", "Move a provider"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    operation = models.CharField(max_length=20, choices=Operation.choices)
+    location = models.ForeignKey(
+        "directory.Location", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    provider = models.ForeignKey(
+        "directory.Provider", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    from_date = models.DateField()
+    until = models.DateField(null=True, blank=True)
+    apply = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Re-homing run #{self.pk} ({self.operation}, {self.status})"

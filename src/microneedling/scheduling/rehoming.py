@@ -10,6 +10,8 @@ nothing is committed until the end.
 
 from __future__ import annotations
 
+import csv
+import io
 import time as clock
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -596,35 +598,28 @@ CSV_COLUMNS = (
 )
 
 
-def report_csv(report: RehomingReport) -> str:
-    """Every move and every stuck visit as CSV, for the people who will call the patients."""
-    import csv  # noqa: PLC0415
-    import io  # noqa: PLC0415
-
+def report_csv(report: dict[str, Any]) -> str:
+    """Every move and every stuck visit of a report (:meth:`RehomingReport.as_dict`) as CSV,
+    for the people who will call the patients."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    for m in report.moves:
+    moved = ("appointment", "patient", "from", "to", "from_start", "to_start")
+    people = ("from_provider", "to_provider", "distance_km", "shift_days")
+    for m in report.get("moves", []):
+        first = [m[k] for k in moved]
+        writer.writerow([first[0], "moved", *first[1:], *(m[k] for k in people), ""])
+    for s in report.get("stuck_visits", []):
         writer.writerow(
             [
-                m.appointment_id,
-                "moved",
-                m.patient,
-                m.from_location,
-                m.to_location,
-                m.from_start.isoformat(),
-                m.to_start.isoformat(),
-                m.from_provider,
-                m.to_provider,
-                f"{m.distance_km:.1f}",
-                m.shift_days,
+                s["appointment"],
+                "stuck",
+                s["patient"],
                 "",
+                "",
+                s["starts_at"],
+                *[""] * 5,
+                s["reason"],
             ]
-        )
-    for s in report.stuck:
-        writer.writerow(
-            [s.appointment_id, "stuck", s.patient, "", "", s.starts_at.isoformat()]
-            + [""] * 5
-            + [s.reason]
         )
     return out.getvalue()

@@ -1,0 +1,119 @@
+"""The desk's chain operations: close a location or move a provider, preview every move,
+watch the progress, then apply; every move as CSV."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from microneedling.desk.access import staff_required
+from microneedling.directory.models import Location, Provider
+from microneedling.portal.forms import DateInput
+from microneedling.scheduling.models import RehomingRun
+from microneedling.scheduling.rehoming import report_csv
+from microneedling.scheduling.rehoming_runs import rehoming_run_start, run_progress
+
+#: Moves listed on the page; the CSV has them all.
+SHOWN_MOVES = 200
+
+
+class RehomingForm(forms.Form):
+    """What to do, to whom, from when."""
+
+    operation = forms.ChoiceField(
+        label="Operation", choices=RehomingRun.Operation.choices, widget=forms.RadioSelect
+    )
+    location = forms.ModelChoiceField(
+        label="Location (the one closing, or the provider's new one)",
+        queryset=Location.objects.exclude(status=Location.Status.CLOSED).order_by("name"),
+    )
+    provider = forms.ModelChoiceField(
+        label="Provider (when moving a provider)",
+        queryset=Provider.objects.filter(active=True).order_by("display_name"),
+        required=False,
+    )
+    from_date = forms.DateField(label="From", widget=DateInput)
+    until = forms.DateField(
+        label="Until (last closed day, for a temporary closure)",
+        widget=DateInput,
+        required=False,
+    )
+
+    def clean(self) -> dict[str, Any]:
+        """A provider for a move; an end after the start; no end for a move."""
+        data = super().clean() or {}
+        operation = data.get("operation")
+        if operation == RehomingRun.Operation.MOVE_PROVIDER:
+            if not data.get("provider"):
+                self.add_error("provider", "Choose the provider who moves.")
+            if data.get("until"):
+                self.add_error("until", "A provider's move has no end date.")
+        until, start = data.get("until"), data.get("from_date")
+        if until and start and until < start:
+            self.add_error("until", "The closure must end on or after its first day.")
+        return data
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def rehoming_start(request: HttpRequest) -> HttpResponse:
+    """Start a preview run (nothing changes until it is applied)."""
+    form = RehomingForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        data = form.cleaned_data
+        run = rehoming_run_start(
+            operation=data["operation"],
+            actor=request.user,
+            apply=False,
+            location=data["location"],
+            provider=data["provider"],
+            from_date=data["from_date"],
+            until=data["until"],
+        )
+        return redirect("desk:rehoming_run", run_id=run.pk)
+    recent = RehomingRun.objects.select_related("location", "provider").order_by("-created_at")
+    return render(request, "desk/rehoming.html", {"form": form, "runs": recent[:10]})
+
+
+@staff_required
+def rehoming_run(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A run's progress while it runs (the page polls), its report when done."""
+    run = get_object_or_404(RehomingRun.objects.select_related("location", "provider"), pk=run_id)
+    template = "desk/_rehoming_progress.html" if request.headers.get("HX-Request") else None
+    context = {
+        "run": run,
+        "progress": run_progress(run.pk),
+        "moves": run.report.get("moves", [])[:SHOWN_MOVES],
+        "stuck": run.report.get("stuck_visits", []),
+    }
+    return render(request, template or "desk/rehoming_run.html", context)
+
+
+@staff_required
+@require_POST
+def rehoming_apply(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Apply what a finished preview showed (planned again against the diary as it is now)."""
+    preview = get_object_or_404(RehomingRun, pk=run_id, apply=False, status="done")
+    run = rehoming_run_start(
+        operation=preview.operation,
+        actor=request.user,
+        apply=True,
+        location=preview.location,
+        provider=preview.provider,
+        from_date=preview.from_date,
+        until=preview.until,
+    )
+    return redirect("desk:rehoming_run", run_id=run.pk)
+
+
+@staff_required
+def rehoming_csv(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Every move and stuck visit of a finished run as CSV."""
+    run = get_object_or_404(RehomingRun, pk=run_id, status="done")
+    response = HttpResponse(report_csv(run.report), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="rehoming-{run.pk}.csv"'
+    return response
