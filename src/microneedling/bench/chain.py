@@ -38,10 +38,11 @@ PHASES = [
 VISIT_MINUTES = sum(minutes for _, minutes, _ in PHASES)
 
 
-def _visit(
+def visit_rows(
     resource_room: str, provider: str, device: str, start: datetime
 ) -> tuple[list[tuple[str, str, datetime, datetime]], datetime]:
-    """The reservations of one visit starting at ``start``, and its end."""
+    """The reservations of one visit starting at ``start``, and its end (shared with the
+    re-homing benchmark's generator)."""
     rows, at = [], start
     for code, minutes, needs in PHASES:
         ends = at + timedelta(minutes=minutes)
@@ -80,7 +81,8 @@ def _places(org: Organization, count: int, seed: int) -> list[Location]:
     return places
 
 
-def _service(org: Organization) -> Service:
+def bench_service(org: Organization) -> Service:
+    """The benchmark's treatment: the four phases of a face visit."""
     service = Service.objects.create(
         organization=org, code="bench-face", name="Face", kind="treatment", areas=["face"]
     )
@@ -124,7 +126,7 @@ def build_chain(
             ]
             for loc in places
         }
-        service = _service(org)
+        service = bench_service(org)
         staff = [
             Provider(organization=org, display_name=f"Provider {i}", role="physician")
             for i in range(providers)
@@ -162,7 +164,7 @@ def build_chain(
         def add(
             provider: Provider, location: Location, room: str, device: str, start: datetime
         ) -> None:
-            rows, ends = _visit(room, f"provider:{provider.pk}", device, start)
+            rows, ends = visit_rows(room, f"provider:{provider.pk}", device, start)
             appointments.append(
                 Appointment(
                     patient=patient,

@@ -1,7 +1,7 @@
 """A benchmark suite run in its own process, against the database its environment names.
 
-``python -m microneedling.bench.child SUITE RUNS`` (scheduling or notifications) prints the
-suite's JSON on stdout.
+``python -m microneedling.bench.child SUITE RUNS`` prints the JSON of the suite (scheduling,
+notifications or rehoming) on stdout.
 With BENCH_RESET_DATABASE=1 on PostgreSQL the bench database is dropped and created first, so
 every run starts from the same generated chain.
 """
@@ -45,6 +45,8 @@ def main() -> int:
         from microneedling.bench.scheduling import run  # noqa: PLC0415
     elif suite == "notifications":
         from microneedling.bench.notifications import run  # noqa: PLC0415
+    elif suite == "rehoming":
+        from microneedling.bench.rehoming import run  # noqa: PLC0415
     else:
         raise SystemExit(f"unknown suite {suite}")
     sys.stdout.write(json.dumps(run(runs)) + "\n")

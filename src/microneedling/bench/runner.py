@@ -94,7 +94,17 @@ def _notifications(runs: int, size: int) -> dict[str, Any]:
     return _per_engine("notifications", runs)
 
 
-SUITES = {"engines": _engines, "scheduling": _scheduling, "notifications": _notifications}
+def _rehoming(runs: int, size: int) -> dict[str, Any]:
+    # Each preview plans and writes 10,000 moves; three runs give a median and a spread.
+    return _per_engine("rehoming", min(runs, 3))
+
+
+SUITES = {
+    "engines": _engines,
+    "scheduling": _scheduling,
+    "notifications": _notifications,
+    "rehoming": _rehoming,
+}
 
 
 def run_benchmarks(*, only: str | None, runs: int, size: int) -> dict[str, Any]:

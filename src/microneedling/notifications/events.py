@@ -193,13 +193,19 @@ def visit_cancelled(appointment: Appointment, *, now: datetime | None = None) ->
         )
 
 
-def visit_relocated(appointment: Appointment, *, note: str = "", reschedule: bool = True) -> None:
+def visit_relocated(
+    appointment: Appointment,
+    *,
+    note: str = "",
+    reschedule: bool = True,
+    audience: Audience | None = None,
+) -> None:
     """A visit now happens somewhere else (a closure, a provider moving): say where. With
     ``reschedule`` (its time changed too) the old timed messages are withdrawn and queued
     again; at the same time they still fit, since messages read the visit when sent."""
     if reschedule:
         _withdraw(appointment=appointment)
-    audience = audience_of(appointment.patient)
+    audience = audience or audience_of(appointment.patient)
     message_queue(
         patient=appointment.patient,
         kind="location_change",

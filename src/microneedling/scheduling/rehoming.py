@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from microneedling.accounts.actors import Actor
 from microneedling.audit.services import audit_record
+from microneedling.core.availability import Phase
 from microneedling.core.errors import BookingRefused, InputError
 from microneedling.core.geo import distance_km
 from microneedling.core.rehoming import (
@@ -42,6 +43,7 @@ from microneedling.directory.models import Location, LocationClosure, Provider, 
 from microneedling.directory.policy import booking_rules
 from microneedling.directory.selectors import place_from_zip
 from microneedling.notifications import events
+from microneedling.notifications.outbox import Audience, audience_of
 from microneedling.scheduling import booking
 from microneedling.scheduling.calendars import location_calendar, service_phases
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Reservation
@@ -366,14 +368,25 @@ def _rehome(
     names = {loc.pk: loc.name for loc in receivers}
     providers = dict(Provider.objects.values_list("pk", "display_name"))
     total = len(plan.placements) + len(plan.unplaced)
+    phases = {v.id: v.phases for v in visits}
+    audiences: dict[int, Audience] = {}
     for done, placement in enumerate(plan.placements, start=1):
         appointment = by_id[placement.visit_id]
         before = appointment.starts_at
-        report.moves.append(_write_move(appointment, placement, names, providers))
+        report.moves.append(
+            _write_move(appointment, placement, phases[appointment.pk], names, providers)
+        )
         appointment.location = sites_by_id[placement.site_id]
+        if appointment.patient_id not in audiences:
+            audiences[appointment.patient_id] = audience_of(appointment.patient)
         # Same hour elsewhere: the reminders already queued still fit (they read the visit
         # as it stands when they are sent); a new time needs them queued afresh.
-        events.visit_relocated(appointment, note=note, reschedule=before != appointment.starts_at)
+        events.visit_relocated(
+            appointment,
+            note=note,
+            reschedule=before != appointment.starts_at,
+            audience=audiences[appointment.patient_id],
+        )
         if progress and done % 50 == 0:
             progress("applying", done, total)
     for visit_id, reason in plan.unplaced:
@@ -414,6 +427,7 @@ def _name(appointment: Appointment) -> str:
 def _write_move(
     appointment: Appointment,
     placement: Placement,
+    phases: Sequence[Phase],
     names: dict[int, str],
     providers: dict[int, str],
 ) -> Move:
@@ -430,7 +444,7 @@ def _write_move(
     appointment.provider_id = new_provider
     appointment.starts_at, appointment.ends_at = slot.start, slot.end
     appointment.save(update_fields=["location", "provider", "starts_at", "ends_at", "updated_at"])
-    booking.reservations_write(appointment, slot, service_phases(appointment.service))
+    booking.reservations_write(appointment, slot, phases)
     return Move(
         appointment_id=appointment.pk,
         patient=_name(appointment),

@@ -7,7 +7,9 @@ slot found, so a visit that fits at the nearest site on its own day costs one da
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from microneedling.core.availability import Resource, Slot, find_starts, subtract_pairs
 from microneedling.core.rehoming.model import (
@@ -19,7 +21,6 @@ from microneedling.core.rehoming.model import (
     day_span,
     free_pairs,
     holds,
-    placement_cost,
     site_distance,
 )
 
@@ -33,10 +34,15 @@ class _Board:
     def __init__(self, sites: Sequence[Site]) -> None:
         self.sites = {s.id: s for s in sites}
         self.resources: dict[int, list[Resource]] = {s.id: list(s.resources) for s in sites}
+        self.providers = {
+            s.id: frozenset(r.id for r in s.resources if r.kind == "provider") for s in sites
+        }
 
     def ordered(self, site_id: int, provider: str) -> list[Resource]:
         """The site's resources with the visit's own provider first (first fit wins)."""
         resources = self.resources[site_id]
+        if provider not in self.providers[site_id]:
+            return resources
         return sorted(resources, key=lambda r: r.id != provider)
 
     def take(self, site_id: int, held: dict[str, list[tuple[int, int]]]) -> None:
@@ -62,17 +68,36 @@ def _days(visit: Visit) -> list[date]:
     return sorted(days, key=lambda d: (abs((d - visit.day).days), d < visit.day))
 
 
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What the search needs about one visit, worked out once."""
+
+    visit: Visit
+    day: date
+    minutes: int  # local minutes past midnight it started at
+
+    @classmethod
+    def of(cls, visit: Visit) -> _Context:
+        local = visit.start.astimezone(ZoneInfo(visit.zone))
+        return cls(visit, local.date(), local.hour * 60 + local.minute)
+
+
 def _best_on_day(
-    visit: Visit,
+    context: _Context,
     site: Site,
+    floor: float,
     day: date,
     board: _Board,
     *,
     grid_minutes: int,
     not_before: datetime,
     weights: Weights,
-) -> tuple[float, float, int, Slot] | None:
+) -> tuple[float, Slot] | None:
+    """The cheapest slot at ``site`` on ``day``: ``floor`` (distance, shift, penalties) plus
+    the pull towards the old time of day and a provider change where the own one is busy."""
+    visit = context.visit
     start, end = day_span(day, site.zone)
+    # One slot per start, the visit's own provider first wherever they are free.
     slots = find_starts(
         phases=visit.phases,
         resources=board.ordered(site.id, visit.provider),
@@ -82,13 +107,19 @@ def _best_on_day(
         zone=site.zone,
         not_before=not_before,
         not_after=start + FAR,
-        every_provider=True,
     )
-    best = None
+    if not slots:
+        return None
+    zone = ZoneInfo(site.zone)
+    own_here = visit.provider in board.providers[site.id]
+    best: tuple[float, Slot] | None = None
     for slot in slots:
-        cost, km, shift = placement_cost(visit, site, slot, weights)
+        local = slot.start.astimezone(zone)
+        cost = floor + abs(local.hour * 60 + local.minute - context.minutes) / 600
+        if own_here and slot.provider_id != visit.provider:
+            cost += weights.other_provider
         if best is None or cost < best[0]:
-            best = (cost, km, shift, slot)
+            best = (cost, slot)
     return best
 
 
@@ -110,21 +141,35 @@ def plan_rehoming(
     searches = 0
     ordered = sorted(visits, key=lambda v: (v.start, v.id))
     for done, visit in enumerate(ordered, start=1):
-        by_distance = sorted(sites, key=lambda s: site_distance(visit, s))
-        nearest = site_distance(visit, by_distance[0]) if by_distance else 0.0
-        best: tuple[float, float, int, Slot, Site] | None = None
+        context = _Context.of(visit)
+        # Everything a site costs whatever the slot: distance, and the penalties it cannot
+        # avoid (the patient's provider does not work there; not the provider's new site).
+        fixed = {}
+        for site in sites:
+            km = site_distance(visit, site)
+            cost = weights.km * km
+            if visit.provider not in board.providers[site.id]:
+                cost += weights.other_provider
+            if visit.prefer_site is not None and site.id != visit.prefer_site:
+                cost += weights.other_site
+            fixed[site.id] = (cost, km)
+        by_floor = sorted(sites, key=lambda s: fixed[s.id][0])
+        cheapest = fixed[by_floor[0].id][0] if by_floor else 0.0
+        best: tuple[float, Slot, Site, int] | None = None
         for day in _days(visit):
-            shift = abs((day - visit.day).days)
-            if best is not None and best[0] <= weights.km * nearest + weights.day * shift:
+            shift = (day - context.day).days
+            day_cost = weights.day * abs(shift)
+            if best is not None and best[0] <= cheapest + day_cost:
                 break  # no later day can beat it: each costs at least this much
-            for site in by_distance:
-                floor = weights.km * site_distance(visit, site) + weights.day * shift
+            for site in by_floor:
+                floor = fixed[site.id][0] + day_cost
                 if best is not None and best[0] <= floor:
-                    break  # sites are nearest first: the rest cost more still
+                    break  # sites are cheapest first: the rest cost more still
                 searches += 1
                 found = _best_on_day(
-                    visit,
+                    context,
                     site,
+                    floor,
                     day,
                     board,
                     grid_minutes=grid_minutes,
@@ -132,7 +177,7 @@ def plan_rehoming(
                     weights=weights,
                 )
                 if found is not None and (best is None or found[0] < best[0]):
-                    best = (*found, site)
+                    best = (found[0], found[1], site, shift)
         if best is None:
             reason = (
                 "no receiving location has a free provider, room and pen on any allowed day "
@@ -140,8 +185,9 @@ def plan_rehoming(
             )
             unplaced.append((visit.id, reason))
         else:
-            cost, km, shift_days, slot, site = best
+            cost, slot, site, shift_days = best
             board.take(site.id, holds(visit.phases, slot))
+            km = fixed[site.id][1]
             placements.append(Placement(visit.id, site.id, slot, km, shift_days, cost))
         if progress is not None:
             progress(done, len(ordered))
