@@ -394,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     triage_cmd.set_defaults(handler=_cmd_triage)
 
     bench = commands.add_parser("bench", help="run the benchmarks")
-    bench.add_argument("--only", choices=["engines", "scheduling", "notifications"], default=None)
+    bench.add_argument(
+        "--only", choices=["engines", "scheduling", "notifications", "rehoming"], default=None
+    )
     bench.add_argument("--runs", type=int, default=7)
     bench.add_argument("--size", type=int, default=1000)
     bench.set_defaults(handler=_cmd_bench)
