@@ -54,6 +54,24 @@ def sms(settings) -> Iterator[SmsSink]:
         yield sink
 
 
+def texting(patient, **choices: bool) -> None:  # type: ignore[no-untyped-def]
+    """The patient gives a mobile number and chooses channels."""
+    ContactPreference.objects.create(patient=patient, **choices)
+    patient.phone = "+12105550123"
+    patient.save()
+
+
+def book_monday(clinic: Clinic, patient, hour: int = 10) -> Appointment:  # type: ignore[no-untyped-def]
+    """One visit with Dr. Quill on the Monday of the tests."""
+    return services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, hour),
+    )
+
+
 def kinds(**filters: object) -> Counter[str]:
     return Counter(Message.objects.filter(**filters).values_list("kind", flat=True))
 
@@ -88,13 +106,7 @@ def test_booking_a_course_queues_one_confirmation_and_each_visits_timed_messages
 
 def test_a_refused_booking_leaves_no_message_and_no_task(clinic: Clinic) -> None:
     patient = make_patient(clinic)
-    services.appointment_book(
-        patient=patient,
-        service=clinic.treatment,
-        location=clinic.location,
-        provider=clinic.ada,
-        starts_at=local(MONDAY, 10),
-    )
+    book_monday(clinic, patient)
     before = (Message.objects.count(), DBTaskResult.objects.count())
     with pytest.raises(BookingConflict):
         services.appointment_book(
@@ -167,9 +179,7 @@ def test_a_patient_who_opts_out_of_reminders_still_gets_what_they_must_know(
     clinic: Clinic,
 ) -> None:
     patient = make_patient(clinic)
-    ContactPreference.objects.create(patient=patient, reminders=False, sms=True)
-    patient.phone = "+12105550123"
-    patient.save()
+    texting(patient, reminders=False, sms=True)
     book_course(clinic, patient)
     counted = Counter(Message.objects.values_list("kind", "channel"))
     assert counted[("course_booked", "email")] == 1
@@ -184,16 +194,8 @@ def test_an_urgent_skin_report_message_goes_out_at_once_even_at_night(clinic: Cl
     from microneedling.core.triage import SymptomReport  # noqa: PLC0415
 
     patient = make_patient(clinic)
-    ContactPreference.objects.create(patient=patient, email=True, sms=True)
-    patient.phone = "+12105550123"
-    patient.save()
-    visit = services.appointment_book(
-        patient=patient,
-        service=clinic.treatment,
-        location=clinic.location,
-        provider=clinic.ada,
-        starts_at=local(MONDAY, 10),
-    )
+    texting(patient, email=True, sms=True)
+    visit = book_monday(clinic, patient)
     night = local(MONDAY + timedelta(days=2), 23, 30)
     with time_machine.travel(night, tick=False):
         skin_report_file(
@@ -252,9 +254,7 @@ def test_a_text_message_posts_to_the_provider_with_date_time_and_place_only(
     clinic: Clinic, sms: SmsSink
 ) -> None:
     patient = make_patient(clinic)
-    ContactPreference.objects.create(patient=patient, email=False, sms=True)
-    patient.phone = "+12105550123"
-    patient.save()
+    texting(patient, email=False, sms=True)
     book_course(clinic, patient)
     outcomes = deliver_all()
     assert outcomes["sent"] == Message.objects.filter(channel="sms").count() > 0
@@ -272,16 +272,8 @@ def test_a_failing_channel_retries_with_backoff_then_lands_in_the_dead_letter_li
 ) -> None:
     settings.MICRONEEDLING = {**settings.MICRONEEDLING, "OUTBOX_MAX_ATTEMPTS": 3}
     patient = make_patient(clinic)
-    ContactPreference.objects.create(patient=patient, email=False, sms=True)
-    patient.phone = "+12105550123"
-    patient.save()
-    services.appointment_book(
-        patient=patient,
-        service=clinic.treatment,
-        location=clinic.location,
-        provider=clinic.ada,
-        starts_at=local(MONDAY, 10),
-    )
+    texting(patient, email=False, sms=True)
+    book_monday(clinic, patient)
     confirmation = Message.objects.get(kind="visit_booked")
     sms.answer = 503
     now = NOW
@@ -343,13 +335,7 @@ def test_a_medicine_pause_is_announced_on_the_morning_it_must_start(
     clinic: Clinic, smtp: MailSink
 ) -> None:
     patient = make_patient(clinic, medications=[{"code": "nsaid"}])
-    visit = services.appointment_book(
-        patient=patient,
-        service=clinic.treatment,
-        location=clinic.location,
-        provider=clinic.ada,
-        starts_at=local(MONDAY, 10),
-    )
+    visit = book_monday(clinic, patient)
     hold = Message.objects.get(kind="hold_start")
     assert hold.appointment == visit
     # The pack pauses NSAIDs a week before: 1 March, 08:00 local (NOW is 08:00 that day).

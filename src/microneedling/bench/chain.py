@@ -81,6 +81,27 @@ def _places(org: Organization, count: int, seed: int) -> list[Location]:
     return places
 
 
+def visits_write(
+    appointments: list[Appointment], plans: list[list[tuple[str, str, datetime, datetime]]]
+) -> None:
+    """Bulk-insert generated visits and their reservations (``plans[i]`` for visit ``i``)."""
+    Appointment.objects.bulk_create(appointments, batch_size=2000)
+    Reservation.objects.bulk_create(
+        [
+            Reservation(
+                appointment=appointment,
+                resource=resource,
+                phase=code,
+                starts_at=starts,
+                ends_at=ends,
+            )
+            for appointment, rows in zip(appointments, plans, strict=True)
+            for resource, code, starts, ends in rows
+        ],
+        batch_size=5000,
+    )
+
+
 def bench_service(org: Organization) -> Service:
     """The benchmark's treatment: the four phases of a face visit."""
     service = Service.objects.create(
@@ -211,21 +232,7 @@ def build_chain(
                         f"device:{devices[location.pk][k]}",
                         datetime.combine(when, time(10), tzinfo=tz),
                     )
-        Appointment.objects.bulk_create(appointments, batch_size=2000)
-        Reservation.objects.bulk_create(
-            [
-                Reservation(
-                    appointment=appointment,
-                    resource=resource,
-                    phase=code,
-                    starts_at=starts,
-                    ends_at=ends,
-                )
-                for appointment, rows in zip(appointments, plans, strict=True)
-                for resource, code, starts, ends in rows
-            ],
-            batch_size=5000,
-        )
+        visits_write(appointments, plans)
     _settle_statistics()
     return {
         "organization": org.pk,

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import transaction
 
-from microneedling.bench.chain import bench_service, visit_rows
+from microneedling.bench.chain import bench_service, visit_rows, visits_write
 from microneedling.directory.models import (
     Device,
     Location,
@@ -26,7 +26,7 @@ from microneedling.directory.models import (
     Service,
 )
 from microneedling.patients.models import Patient
-from microneedling.scheduling.models import Appointment, Course, CourseSession, Reservation
+from microneedling.scheduling.models import Appointment, Course, CourseSession
 
 ZONE = "America/Chicago"
 #: Real San Antonio ZIP codes (the offline table knows them): where the patients live.
@@ -168,21 +168,7 @@ def build_closing(*, first_day: date, visits: int = 10_000, seed: int = 7) -> di
         sessions = _courses(
             location=closing["location"], service=service, slots=slots, visits=closing_visits, tz=tz
         )
-        Appointment.objects.bulk_create(appointments, batch_size=2000)
-        Reservation.objects.bulk_create(
-            [
-                Reservation(
-                    appointment=appointment,
-                    resource=resource,
-                    phase=code,
-                    starts_at=starts_at,
-                    ends_at=ends_at,
-                )
-                for appointment, rows in zip(appointments, plans, strict=True)
-                for resource, code, starts_at, ends_at in rows
-            ],
-            batch_size=5000,
-        )
+        visits_write(appointments, plans)
     return {
         "organization": org.pk,
         "closing": closing["location"].pk,

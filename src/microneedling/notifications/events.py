@@ -104,20 +104,35 @@ def visit_schedule(
         )
 
 
-def visit_booked(appointment: Appointment, *, now: datetime | None = None) -> None:
-    """A single visit was booked: confirm it and schedule what leads up to it and follows."""
-    if appointment.course_session_id is not None:
-        window_messages_withdraw(session_id=appointment.course_session_id)
-    audience = audience_of(appointment.patient)
+def _tell(
+    appointment: Appointment,
+    kind: str,
+    key: str,
+    *,
+    now: datetime | None = None,
+    audience: Audience | None = None,
+    context: dict[str, object] | None = None,
+) -> Audience:
+    """Queue one message about ``appointment``; returns the audience for what follows."""
+    audience = audience or audience_of(appointment.patient)
     message_queue(
         patient=appointment.patient,
-        kind="visit_booked",
-        key=f"visit:{appointment.pk}:booked",
+        kind=kind,
+        key=key,
         appointment=appointment,
         zone=appointment.location.timezone,
         audience=audience,
         now=now,
+        context=context,
     )
+    return audience
+
+
+def visit_booked(appointment: Appointment, *, now: datetime | None = None) -> None:
+    """A single visit was booked: confirm it and schedule what leads up to it and follows."""
+    if appointment.course_session_id is not None:
+        window_messages_withdraw(session_id=appointment.course_session_id)
+    audience = _tell(appointment, "visit_booked", f"visit:{appointment.pk}:booked", now=now)
     visit_schedule(appointment, audience=audience, now=now)
 
 
@@ -146,16 +161,8 @@ def course_booked(course: Course, *, now: datetime | None = None) -> None:
 def visit_moved(appointment: Appointment, *, now: datetime | None = None) -> None:
     """A visit moved: withdraw its old timed messages, tell the patient, schedule afresh."""
     _withdraw(appointment=appointment)
-    audience = audience_of(appointment.patient)
-    message_queue(
-        patient=appointment.patient,
-        kind="visit_moved",
-        key=f"visit:{appointment.pk}:moved:{_version(appointment)}",
-        appointment=appointment,
-        zone=appointment.location.timezone,
-        audience=audience,
-        now=now,
-    )
+    key = f"visit:{appointment.pk}:moved:{_version(appointment)}"
+    audience = _tell(appointment, "visit_moved", key, now=now)
     visit_schedule(appointment, audience=audience, now=now)
 
 
@@ -164,17 +171,9 @@ def visit_cancelled(appointment: Appointment, *, now: datetime | None = None) ->
     session left unbooked gets a "your window opens" message when its window opens."""
     now = now or timezone.now()
     _withdraw(appointment=appointment)
-    audience = audience_of(appointment.patient)
+    key = f"visit:{appointment.pk}:{appointment.status}"
+    audience = _tell(appointment, "visit_cancelled", key, now=now)
     zone = appointment.location.timezone
-    message_queue(
-        patient=appointment.patient,
-        kind="visit_cancelled",
-        key=f"visit:{appointment.pk}:{appointment.status}",
-        appointment=appointment,
-        zone=zone,
-        audience=audience,
-        now=now,
-    )
     session = appointment.course_session
     if session is None:
         return
@@ -205,16 +204,9 @@ def visit_relocated(
     again; at the same time they still fit, since messages read the visit when sent."""
     if reschedule:
         _withdraw(appointment=appointment)
-    audience = audience or audience_of(appointment.patient)
-    message_queue(
-        patient=appointment.patient,
-        kind="location_change",
-        key=f"visit:{appointment.pk}:relocated:{_version(appointment)}",
-        appointment=appointment,
-        zone=appointment.location.timezone,
-        audience=audience,
-        context={"note": note} if note else {},
-    )
+    key = f"visit:{appointment.pk}:relocated:{_version(appointment)}"
+    context: dict[str, object] = {"note": note} if note else {}
+    audience = _tell(appointment, "location_change", key, audience=audience, context=context)
     if reschedule:
         visit_schedule(appointment, audience=audience)
 
