@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "microneedling.desk",
     "microneedling.charting",
     "microneedling.notifications",
+    "microneedling.interop",
     "django_tasks",
     "django_tasks_db",
 ]

@@ -11,6 +11,7 @@ urlpatterns = [
     path("my/", include("microneedling.portal.urls")),
     path("desk/", include("microneedling.desk.urls")),
     path("calendar/", include("microneedling.notifications.urls")),
+    path("fhir/R4/", include("microneedling.interop.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

@@ -15,20 +15,18 @@ from ninja.errors import HttpError
 
 from microneedling.accounts.access import can_act_for, is_staff
 from microneedling.api import BearerToken, problem
-from microneedling.core.availability import find_starts
 from microneedling.core.errors import BookingRefused, InputError
 from microneedling.core.screening import Intake
 from microneedling.directory.api import service_of
 from microneedling.directory.models import Location, Provider
-from microneedling.directory.policy import booking_rules
 from microneedling.patients.models import Patient
 from microneedling.patients.services import screening_record
 from microneedling.scheduling import services
-from microneedling.scheduling.calendars import day_bounds, location_calendar
 from microneedling.scheduling.idempotency import KeyReused, run_once
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Course
 from microneedling.scheduling.rebooking import course_session_replace
 from microneedling.scheduling.replanning import Replan, course_session_move
+from microneedling.scheduling.selectors import free_starts
 
 router = Router(tags=["scheduling"])
 auth = BearerToken()
@@ -72,26 +70,13 @@ def availability(
         raise InputError("end", f"ask for at most {MAX_AVAILABILITY_DAYS} days at a time")
     location = get_object_or_404(Location, pk=location_id)
     service = service_of(location, service_id)
-    calendar = location_calendar(
+    slots = free_starts(
         location=location,
         service=service,
         first_day=start,
         last_day=end,
-        provider_ids=None if provider_id is None else [provider_id],
-    )
-    rules = booking_rules(location.organization_id)
-    not_before, not_after = rules.window(timezone.now())
-    first, last = day_bounds(start, end, calendar.zone)
-    slots = find_starts(
-        phases=calendar.phases,
-        resources=list(calendar.resources),
-        start=first,
-        end=last,
-        grid_minutes=rules.grid_minutes,
-        zone=calendar.zone,
-        not_before=not_before,
-        not_after=not_after,
-        provider_ids=None if provider_id is None else [f"provider:{provider_id}"],
+        provider_id=provider_id,
+        now=timezone.now(),
     )
     return [_slot_out(s) for s in slots]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import Prefetch, QuerySet
@@ -189,4 +190,39 @@ def patient_visit(patient: Patient, appointment_id: int) -> Appointment | None:
         .prefetch_related("service__phases")
         .filter(patient=patient, pk=appointment_id)
         .first()
+    )
+
+
+def free_starts(
+    *,
+    location: Location,
+    service: Any,
+    first_day: date,
+    last_day: date,
+    provider_id: int | None = None,
+    now: datetime,
+) -> list[Any]:
+    """Start times from ``first_day`` to ``last_day`` at which every phase of ``service``
+    finds its resources (one provider's, with ``provider_id``), within the clinic's notice
+    and horizon: what the availability API and the FHIR Slots offer."""
+    calendar = location_calendar(
+        location=location,
+        service=service,
+        first_day=first_day,
+        last_day=last_day,
+        provider_ids=None if provider_id is None else [provider_id],
+    )
+    rules = booking_rules(location.organization_id)
+    not_before, not_after = rules.window(now)
+    start, end = day_bounds(first_day, last_day, calendar.zone)
+    return find_starts(
+        phases=calendar.phases,
+        resources=list(calendar.resources),
+        start=start,
+        end=end,
+        grid_minutes=rules.grid_minutes,
+        zone=calendar.zone,
+        not_before=not_before,
+        not_after=not_after,
+        provider_ids=None if provider_id is None else [f"provider:{provider_id}"],
     )
