@@ -5,6 +5,7 @@ books from a Slot, and bad requests answer a 400 OperationOutcome, never a 500."
 from __future__ import annotations
 
 import importlib
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -260,3 +261,55 @@ def test_the_capability_statement_lists_exactly_what_is_served(demo, live_server
     appointment = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Appointment")
     assert {i["code"] for i in appointment["interaction"]} == {"read", "search-type", "create"}
     assert {p["name"] for p in appointment["searchParam"]} >= {"patient", "date", "status"}
+
+
+# --- Bulk export ---------------------------------------------------------------------------
+
+
+def _run_export_tasks() -> None:
+    """Run the queued export tasks as a worker would (the task rows are real)."""
+    from django_tasks_db.models import DBTaskResult  # noqa: PLC0415
+
+    from microneedling.interop.export import export_run  # noqa: PLC0415
+
+    for task in DBTaskResult.objects.filter(task_path__endswith="export_execute"):
+        export_run(*task.args_kwargs["args"])
+
+
+def test_a_bulk_export_writes_valid_ndjson_for_every_type_with_progress(demo, live_server) -> None:
+    headers = {"Authorization": f"Bearer {demo['staff']}", "Prefer": "respond-async"}
+    kickoff = requests.get(f"{live_server.url}/fhir/R4/$export", headers=headers, timeout=30)
+    assert kickoff.status_code == 202
+    status_url = kickoff.headers["Content-Location"]
+    waiting = requests.get(status_url, headers=headers, timeout=30)
+    assert waiting.status_code == 202 and "types written" in waiting.headers["X-Progress"]
+
+    _run_export_tasks()
+    manifest = requests.get(status_url, headers=headers, timeout=30).json()
+    assert manifest["requiresAccessToken"] is True
+    written = {item["type"]: item for item in manifest["output"]}
+    assert set(written) == set(ALL_TYPES) - {"Slot"}
+    assert written["Patient"]["count"] == Patient.objects.count()
+    for item in manifest["output"]:
+        response = requests.get(item["url"], headers=headers, timeout=60)
+        assert response.headers["Content-Type"] == "application/fhir+ndjson"
+        lines = [line for line in response.text.splitlines() if line]
+        assert len(lines) == item["count"]
+        for line in lines:
+            resource = json.loads(line)
+            assert resource["resourceType"] == item["type"]
+            _validate(resource)
+    assert AuditEvent.objects.filter(action="fhir_export_download").count() == len(written)
+
+    # Patients cannot export; unknown types are refused; a finished export can be deleted.
+    patient_headers = {"Authorization": f"Bearer {demo['patient']}"}
+    refused = requests.get(
+        f"{live_server.url}/fhir/R4/$export", headers=patient_headers, timeout=30
+    )
+    assert refused.status_code == 403 and refused.json()["resourceType"] == "OperationOutcome"
+    bad_type = requests.get(
+        f"{live_server.url}/fhir/R4/$export?_type=Slot", headers=headers, timeout=30
+    )
+    assert bad_type.status_code == 400
+    assert requests.delete(status_url, headers=headers, timeout=30).status_code == 202
+    assert requests.get(status_url, headers=headers, timeout=30).status_code == 404

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
@@ -84,7 +85,8 @@ class Caller:
     staff: bool
 
 
-def _caller(request: HttpRequest) -> Caller:
+def caller_of(request: HttpRequest) -> Caller:
+    """Who the bearer token names (401 without a valid one)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     user = api_token_user(token.strip()) if scheme.lower() == "bearer" and token else None
@@ -340,7 +342,8 @@ def _audit(kind: Kind, caller: Caller, rows: Iterable[Model]) -> None:
 # --- Bundles -------------------------------------------------------------------------------
 
 
-def _base(request: HttpRequest) -> str:
+def base_url(request: HttpRequest) -> str:
+    """The server's FHIR base address as the client reached it."""
     return request.build_absolute_uri("/fhir/R4/").rstrip("/")
 
 
@@ -354,7 +357,7 @@ def _bundle(
     offset: int,
     included: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    base = _base(request)
+    base = base_url(request)
     params = {k: v for k, v in request.GET.lists() if k != "_offset"}
     query = urlencode([(k, v) for k, values in params.items() for v in values])
     links = [{"relation": "self", "url": request.build_absolute_uri()}]
@@ -400,8 +403,9 @@ def _check_params(allowed: Iterable[str], params: dict[str, list[str]]) -> None:
 # --- Paired types and slots ----------------------------------------------------------------
 
 
-def _pairs(params: dict[str, list[str]]) -> list[tuple[Provider, Location]]:
-    """Each (provider, location) with working hours, filtered by practitioner/location."""
+def provider_sites(params: dict[str, list[str]]) -> list[tuple[Provider, Location]]:
+    """Each (provider, location) with working hours, filtered by practitioner/location: the
+    PractitionerRoles and Schedules."""
     schedules = ProviderSchedule.objects.select_related("provider", "location")
     for name, attribute, kind in (
         ("practitioner", "provider_id", "Practitioner"),
@@ -431,7 +435,8 @@ def _pair_of(text: str, type_name: str) -> tuple[Provider, Location]:
     return provider, place
 
 
-def _render_pair(type_name: str, provider: Provider, place: Location) -> dict[str, Any]:
+def render_pair(type_name: str, provider: Provider, place: Location) -> dict[str, Any]:
+    """A provider at a location as a Schedule or a PractitionerRole."""
     if type_name == "Schedule":
         return build.schedule(provider, place)
     hours = list(ProviderSchedule.objects.filter(provider=provider, location=place))
@@ -516,10 +521,11 @@ def _slot_read(slot_id: str) -> dict[str, Any]:
 # --- Views ---------------------------------------------------------------------------------
 
 
-def _guard(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Turn FhirError (and our domain errors) into OperationOutcomes; never a 500 for input."""
+def fhir_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """A FHIR endpoint: a FhirError becomes an OperationOutcome (never a 500 for input),
+    and no CSRF token is asked for (callers authenticate with a bearer token)."""
 
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             return view(request, *args, **kwargs)
         except FhirError as error:
@@ -530,7 +536,7 @@ def _guard(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     return csrf_exempt(wrapper)
 
 
-@_guard
+@fhir_view
 def metadata(request: HttpRequest) -> HttpResponse:
     """The CapabilityStatement: exactly what this server supports."""
     if request.method != "GET":
@@ -576,7 +582,7 @@ def metadata(request: HttpRequest) -> HttpResponse:
         "software": {"name": "Microneedling Clinic"},
         "implementation": {
             "description": "Microneedling Clinic FHIR R4 API",
-            "url": _base(request),
+            "url": base_url(request),
         },
         "rest": [
             {
@@ -599,12 +605,12 @@ def _param_type(name: str) -> str:
     return "reference"
 
 
-@_guard
+@fhir_view
 def type_endpoint(request: HttpRequest, type_name: str) -> HttpResponse:
     """Search a type (GET), or create an Appointment (POST)."""
     if type_name not in ALL_TYPES:
         raise FhirError(400, "not-supported", f"{type_name} is not a resource type we serve")
-    caller = _caller(request)
+    caller = caller_of(request)
     if request.method == "POST":
         if type_name != "Appointment":
             raise FhirError(405, "not-supported", f"{type_name} cannot be created here")
@@ -628,8 +634,8 @@ def type_endpoint(request: HttpRequest, type_name: str) -> HttpResponse:
         )
     if type_name in PAIRED:
         _check_params(("practitioner", "location", "actor"), params)
-        pairs = _pairs(params)
-        page = [_render_pair(type_name, p, loc) for p, loc in pairs[offset : offset + count]]
+        pairs = provider_sites(params)
+        page = [render_pair(type_name, p, loc) for p, loc in pairs[offset : offset + count]]
         return respond(
             _bundle(request, type_name, page, total=len(pairs), count=count, offset=offset)
         )
@@ -671,19 +677,19 @@ def _includes(
     return out
 
 
-@_guard
+@fhir_view
 def instance_endpoint(request: HttpRequest, type_name: str, resource_id: str) -> HttpResponse:
     """Read one resource."""
     if type_name not in ALL_TYPES:
         raise FhirError(400, "not-supported", f"{type_name} is not a resource type we serve")
-    caller = _caller(request)
+    caller = caller_of(request)
     if request.method != "GET":
         raise FhirError(405, "not-supported", f"{request.method} is not supported here")
     if type_name == "Slot":
         return respond(_slot_read(resource_id))
     if type_name in PAIRED:
         provider, place = _pair_of(resource_id, type_name)
-        return respond(_render_pair(type_name, provider, place))
+        return respond(render_pair(type_name, provider, place))
     kind = KINDS[type_name]
     missing = FhirError(404, "not-found", f"{type_name}/{resource_id} does not exist")
     if not resource_id.isdigit():
@@ -696,10 +702,10 @@ def instance_endpoint(request: HttpRequest, type_name: str, resource_id: str) ->
     return respond(kind.render(row))
 
 
-@_guard
+@fhir_view
 def everything(request: HttpRequest, resource_id: str) -> HttpResponse:
     """``Patient/{id}/$everything``: the patient and every resource about them."""
-    caller = _caller(request)
+    caller = caller_of(request)
     if not resource_id.isdigit():
         raise FhirError(404, "not-found", f"Patient/{resource_id} does not exist")
     person = _scoped(KINDS["Patient"], caller).filter(pk=int(resource_id)).first()
@@ -718,7 +724,7 @@ def everything(request: HttpRequest, resource_id: str) -> HttpResponse:
             action="fhir_everything",
             details={"resources": len(found)},
         )
-    base = _base(request)
+    base = base_url(request)
     body = {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -777,11 +783,11 @@ def _appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:
     except BookingRefused as refused:
         raise FhirError(422, "business-rule", str(refused), "Appointment") from None
     visit = KINDS["Appointment"].rows().get(pk=visit.pk)
-    location_header = f"{_base(request)}/Appointment/{visit.pk}"
+    location_header = f"{base_url(request)}/Appointment/{visit.pk}"
     return respond(build.appointment(visit), 201, Location=location_header)
 
 
-@_guard
+@fhir_view
 def unknown(request: HttpRequest, rest: str) -> HttpResponse:
     """Anything else under /fhir/R4/: an OperationOutcome, never an HTML page."""
     raise FhirError(400, "not-supported", f"{rest!r} is not something this server offers")

@@ -1,0 +1,112 @@
+"""FHIR Bulk Data export: ``$export`` kick-off, its status, its files, and cancelling it.
+
+Staff only. Kick-off answers 202 with the status address in ``Content-Location``; the status
+answers 202 with ``X-Progress`` while the task works, then the manifest; each file is NDJSON
+(``application/fhir+ndjson``), and every download is audited.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+
+from microneedling.audit.services import audit_record
+from microneedling.interop.export import EXPORTED, export_folder, export_start
+from microneedling.interop.fhir.search import FhirError, bad
+from microneedling.interop.fhir.views import base_url, caller_of, fhir_view, respond
+from microneedling.interop.models import ExportJob
+
+
+def _staff(request: HttpRequest):  # type: ignore[no-untyped-def]
+    caller = caller_of(request)
+    if not caller.staff:
+        raise FhirError(403, "forbidden", "bulk export is for clinic staff")
+    return caller
+
+
+@fhir_view
+def export_kickoff(request: HttpRequest) -> HttpResponse:
+    """Start an export of every type (or those in ``_type``)."""
+    caller = _staff(request)
+    if request.method != "GET":
+        raise FhirError(405, "not-supported", "start an export with GET")
+    unknown = set(request.GET) - {"_type", "_outputFormat"}
+    if unknown:
+        raise bad(sorted(unknown)[0], "is not an export parameter we support")
+    output_format = request.GET.get("_outputFormat", "application/fhir+ndjson")
+    if output_format not in ("application/fhir+ndjson", "application/ndjson", "ndjson"):
+        raise bad("_outputFormat", "only NDJSON is offered")
+    wanted = [t for value in request.GET.getlist("_type") for t in value.split(",") if t]
+    for type_name in wanted:
+        if type_name not in EXPORTED:
+            raise bad("_type", f"{type_name!r} is not a type we export")
+    job = export_start(
+        types=wanted or list(EXPORTED),
+        actor=caller.user,
+        request_url=request.build_absolute_uri(),
+    )
+    response = HttpResponse(status=202)
+    response["Content-Location"] = f"{base_url(request)}/$export-status/{job.pk}"
+    return response
+
+
+def _job(job_id: int) -> ExportJob:
+    job = ExportJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise FhirError(404, "not-found", f"no export {job_id}")
+    return job
+
+
+@fhir_view
+def export_status(request: HttpRequest, job_id: int) -> HttpResponse:
+    """202 with progress while running; the manifest when done; DELETE cancels and removes."""
+    _staff(request)
+    job = _job(job_id)
+    if request.method == "DELETE":
+        shutil.rmtree(export_folder(job), ignore_errors=True)
+        job.delete()
+        return HttpResponse(status=202)
+    if job.status in (ExportJob.Status.QUEUED, ExportJob.Status.RUNNING):
+        response = HttpResponse(status=202)
+        response["X-Progress"] = f"{job.done_types} of {len(job.types)} types written"
+        response["Retry-After"] = "2"
+        return response
+    if job.status == ExportJob.Status.FAILED:
+        raise FhirError(500, "exception", f"the export failed ({job.error})")
+    base = base_url(request)
+    return respond(
+        {
+            "transactionTime": (job.finished_at or job.created_at).isoformat(),
+            "request": job.request_url,
+            "requiresAccessToken": True,
+            "output": [
+                {
+                    "type": item["type"],
+                    "url": f"{base}/$export-file/{job.pk}/{item['type']}.ndjson",
+                    "count": item["count"],
+                }
+                for item in job.output
+            ],
+            "error": [],
+        }
+    )
+
+
+@fhir_view
+def export_file(request: HttpRequest, job_id: int, type_name: str) -> HttpResponseBase:
+    """One NDJSON file of a finished export (audited: it may hold every patient's records)."""
+    caller = _staff(request)
+    job = _job(job_id)
+    path = export_folder(job) / f"{type_name}.ndjson"
+    if job.status != ExportJob.Status.DONE or type_name not in job.types or not path.exists():
+        raise FhirError(404, "not-found", f"no {type_name} file in export {job_id}")
+    audit_record(
+        actor=caller.user,
+        action="fhir_export_download",
+        object_type="export",
+        object_id=job.pk,
+        details={"type": type_name},
+    )
+    return FileResponse(path.open("rb"), content_type="application/fhir+ndjson")
