@@ -331,6 +331,53 @@ def _cmd_move_provider(args: argparse.Namespace) -> int:
     return _rehoming_output(args, report)
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    _django()
+    from microneedling.directory.models import Organization  # noqa: PLC0415
+    from microneedling.interop.importer import clinic_import  # noqa: PLC0415
+
+    orgs = Organization.objects.all()
+    if args.organization:
+        orgs = orgs.filter(slug=args.organization)
+    if orgs.count() != 1:
+        raise UsageError("--organization: name the organisation's slug (there is not just one)")
+    service_map = {}
+    for item in args.map_service or []:
+        old, sep, new = item.partition("=")
+        if not sep or not old or not new:
+            raise UsageError(f"--map-service: {item!r} is not OLD=NEW")
+        service_map[old] = new
+    texts = {}
+    for name in ("patients", "providers", "appointments"):
+        path = getattr(args, name)
+        try:
+            texts[name] = Path(path).read_text(encoding="utf-8") if path else None
+        except OSError as error:
+            raise UsageError(f"--{name}: cannot read {path} ({error.strerror})") from None
+    report = clinic_import(
+        organization=orgs.get(),
+        patients_csv=texts["patients"],
+        providers_csv=texts["providers"],
+        appointments_csv=texts["appointments"],
+        service_map=service_map,
+        apply=not args.dry_run,
+    )
+    if args.json:
+        _print(report.as_dict())
+    else:
+        verb = "Imported" if report.applied else "Checked"
+        sys.stdout.write(
+            f"{verb}: {report.patients} patients, {report.providers} providers, "
+            f"{report.appointments} appointments; {len(report.problems)} problems.\n"
+        )
+    for problem in report.problems[:50]:
+        sys.stderr.write(f"microneedling: {problem}\n")
+    if report.problems:
+        sys.stderr.write("microneedling: nothing was written\n")
+        return EXIT_BAD_INPUT
+    return 0
+
+
 def _cmd_token(args: argparse.Namespace) -> int:
     _django()
     from django.contrib.auth import get_user_model  # noqa: PLC0415
@@ -363,6 +410,23 @@ def _add_rehoming_commands(commands: Any) -> None:
         operation.add_argument("--json", action="store_true", help="every move as JSON")
         operation.add_argument("--csv", metavar="FILE", help="also write every move as CSV")
         operation.set_defaults(handler=handler)
+
+
+def _add_import_command(commands: Any) -> None:
+    """Moving in from another system."""
+    importing = commands.add_parser(
+        "import", help="import patients, providers and future visits from CSV files"
+    )
+    importing.add_argument("--organization", help="the organisation's slug")
+    importing.add_argument("--patients", metavar="FILE")
+    importing.add_argument("--providers", metavar="FILE")
+    importing.add_argument("--appointments", metavar="FILE")
+    importing.add_argument(
+        "--map-service", action="append", metavar="OLD=NEW", help="the old system's service name"
+    )
+    importing.add_argument("--dry-run", action="store_true", help="check every row, write none")
+    importing.add_argument("--json", action="store_true")
+    importing.set_defaults(handler=_cmd_import)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -427,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(handler=_cmd_worker)
 
     _add_rehoming_commands(commands)
+
+    _add_import_command(commands)
 
     token = commands.add_parser("token", help="issue an API token for a user")
     token.add_argument("--user", required=True)

@@ -159,8 +159,12 @@ def appointment_book(
     actor: Actor = None,
     override_reason: str = "",
     now: datetime | None = None,
+    confirm: bool = True,
 ) -> Appointment:
     """Book one visit at ``starts_at``; raise BookingConflict if any phase's resource is taken.
+
+    ``confirm=False`` (an import of visits the patient already knows about) queues the
+    visit's reminders but no "your visit is booked" message.
 
     With ``override_reason`` (staff only, checked by the caller) the visit may overlap existing
     bookings on purpose: its reservations are marked and the override is audited.
@@ -219,7 +223,10 @@ def appointment_book(
                     reason=override_reason,
                     details={"starts_at": slot.start.isoformat()},
                 )
-            events.visit_booked(appointment, now=now)
+            if confirm:
+                events.visit_booked(appointment, now=now)
+            else:
+                events.visit_schedule(appointment, now=now)
             return appointment
     except (IntegrityError, OperationalError) as error:
         if isinstance(error, OperationalError) and not lost_race(error):

@@ -1,0 +1,355 @@
+"""Import from the system a clinic leaves behind: patients, providers and future visits from
+CSV files (the columns are in ``docs/import.md``).
+
+Every row is checked first, the visits through the same booking service as any other
+booking, inside one transaction: a dry run rolls it back and reports every problem by file,
+line and column; applying commits only when there is none (all or nothing).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from microneedling.accounts.actors import Actor
+from microneedling.audit.services import audit_record
+from microneedling.core.errors import BookingConflict, BookingRefused
+from microneedling.directory.models import (
+    Location,
+    Organization,
+    Provider,
+    ProviderSchedule,
+    Service,
+)
+from microneedling.patients.models import Patient
+from microneedling.scheduling import services
+
+COLUMNS = {
+    "patients": ("external_id", "first_name", "last_name", "email", "birth_date"),
+    "providers": ("external_id", "display_name", "role", "location", "weekdays", "starts", "ends"),
+    "appointments": ("external_id", "patient", "provider", "location", "service", "starts_at"),
+}
+OPTIONAL = {
+    "patients": ("phone", "zip_code", "timezone"),
+    "providers": (),
+    "appointments": ("status",),
+}
+DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_HHMM = re.compile(r"^\d{1,2}:\d{2}$")
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """What is wrong with one cell (or one row)."""
+
+    file: str
+    line: int
+    column: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.file}.csv line {self.line}, {self.column}: {self.problem}"
+
+
+@dataclass
+class ImportReport:
+    """What an import did, or would do."""
+
+    applied: bool
+    patients: int = 0
+    providers: int = 0
+    appointments: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "applied": self.applied,
+            "patients": self.patients,
+            "providers": self.providers,
+            "appointments": self.appointments,
+            "problems": [
+                {"file": p.file, "line": p.line, "column": p.column, "problem": p.problem}
+                for p in self.problems
+            ],
+        }
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _rows(name: str, text: str | None, report: ImportReport) -> list[tuple[int, dict[str, str]]]:
+    if not text:
+        return []
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip() for h in reader.fieldnames or []]
+    missing = [c for c in COLUMNS[name] if c not in header]
+    unknown = [c for c in header if c not in COLUMNS[name] + OPTIONAL[name]]
+    for column in missing:
+        report.problems.append(RowProblem(name, 1, column, "this column is missing"))
+    for column in unknown:
+        report.problems.append(RowProblem(name, 1, column, "unknown column (see docs/import.md)"))
+    if missing:
+        return []
+    return [
+        (line, {k.strip(): (v or "").strip() for k, v in row.items() if k})
+        for line, row in enumerate(reader, start=2)
+    ]
+
+
+def _note(report: ImportReport, file: str, line: int, column: str, problem: str) -> None:
+    report.problems.append(RowProblem(file, line, column, problem))
+
+
+def _required(name: str, line: int, row: dict[str, str], report: ImportReport) -> bool:
+    ok = True
+    for column in COLUMNS[name]:
+        if not row.get(column):
+            report.problems.append(RowProblem(name, line, column, "is empty"))
+            ok = False
+    return ok
+
+
+def _patients(
+    rows: list[tuple[int, dict[str, str]]], org: Organization, report: ImportReport
+) -> dict[str, Patient]:
+    made: dict[str, Patient] = {}
+    for line, row in rows:
+        if not _required("patients", line, row, report):
+            continue
+        problems = len(report.problems)
+        key = row["external_id"]
+        if key in made:
+            _note(report, "patients", line, "external_id", "appears twice")
+        try:
+            validate_email(row["email"])
+        except ValidationError:
+            _note(report, "patients", line, "email", "is not an email address")
+        try:
+            born = date.fromisoformat(row["birth_date"])
+            if born >= timezone.localdate():
+                _note(report, "patients", line, "birth_date", "is not in the past")
+        except ValueError:
+            _note(report, "patients", line, "birth_date", "use YYYY-MM-DD")
+            born = date(1900, 1, 1)
+        zone = row.get("timezone") or "America/Chicago"
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            _note(report, "patients", line, "timezone", f"unknown zone {zone!r}")
+        if len(report.problems) > problems:
+            continue
+        made[key] = Patient.objects.create(
+            organization=org,
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            email=row["email"],
+            phone=row.get("phone", ""),
+            birth_date=born,
+            zip_code=row.get("zip_code", ""),
+            timezone=zone,
+        )
+    report.patients = len(made)
+    return made
+
+
+def _weekdays(text: str) -> list[int] | None:
+    days: list[int] = []
+    for part in text.lower().replace(" ", "").split(","):
+        if "-" in part:
+            first, _, last = part.partition("-")
+            if first not in DAYS or last not in DAYS or DAYS[last] < DAYS[first]:
+                return None
+            days += range(DAYS[first], DAYS[last] + 1)
+        elif part in DAYS:
+            days.append(DAYS[part])
+        else:
+            return None
+    return sorted(set(days))
+
+
+def _providers(
+    rows: list[tuple[int, dict[str, str]]],
+    org: Organization,
+    locations: dict[str, Location],
+    report: ImportReport,
+) -> dict[str, Provider]:
+    made: dict[str, Provider] = {}
+    roles = {r.value for r in Provider.Role}
+    today = timezone.localdate()
+    for line, row in rows:
+        if not _required("providers", line, row, report):
+            continue
+        problems = len(report.problems)
+        if row["role"] not in roles:
+            _note(report, "providers", line, "role", f"use one of {', '.join(sorted(roles))}")
+        place = locations.get(row["location"])
+        if place is None:
+            _note(report, "providers", line, "location", "no such location slug")
+        days = _weekdays(row["weekdays"])
+        if not days:
+            _note(report, "providers", line, "weekdays", "e.g. mon-fri or mon,wed")
+        hours = []
+        for column in ("starts", "ends"):
+            if not _HHMM.match(row[column]):
+                report.problems.append(RowProblem("providers", line, column, "use HH:MM"))
+            else:
+                hour, minute = (int(x) for x in row[column].split(":"))
+                if hour > 23 or minute > 59:
+                    report.problems.append(RowProblem("providers", line, column, "is not a time"))
+                else:
+                    hours.append(time(hour, minute))
+        if len(hours) == 2 and hours[0] >= hours[1]:
+            _note(report, "providers", line, "ends", "is not after starts")
+        if len(report.problems) > problems or place is None or not days:
+            continue
+        provider = made.get(row["external_id"])
+        if provider is None:
+            provider = made[row["external_id"]] = Provider.objects.create(
+                organization=org, display_name=row["display_name"], role=row["role"]
+            )
+        ProviderSchedule.objects.bulk_create(
+            [
+                ProviderSchedule(
+                    provider=provider,
+                    location=place,
+                    weekday=d,
+                    starts=hours[0],
+                    ends=hours[1],
+                    valid_from=today,
+                )
+                for d in days
+            ]
+        )
+    report.providers = len(made)
+    return made
+
+
+def _start(text: str, zone: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone))
+    return moment
+
+
+def _appointments(
+    rows: list[tuple[int, dict[str, str]]],
+    *,
+    org: Organization,
+    patients: dict[str, Patient],
+    providers: dict[str, Provider],
+    locations: dict[str, Location],
+    service_map: dict[str, str],
+    actor: Actor,
+    report: ImportReport,
+) -> None:
+    offered = list(Service.objects.filter(organization=org, active=True))
+    by_key = {s.code: s for s in offered} | {s.name: s for s in offered}
+    existing = {p.display_name: p for p in Provider.objects.filter(organization=org)}
+    now = timezone.now()
+    seen: set[str] = set()
+    for line, row in rows:
+        if not _required("appointments", line, row, report):
+            continue
+        problems = len(report.problems)
+        if row["external_id"] in seen:
+            _note(report, "appointments", line, "external_id", "appears twice")
+        seen.add(row["external_id"])
+        patient = patients.get(row["patient"])
+        if patient is None:
+            _note(report, "appointments", line, "patient", "no such patient in patients.csv")
+        provider = providers.get(row["provider"]) or existing.get(row["provider"])
+        if provider is None:
+            _note(report, "appointments", line, "provider", "no such provider")
+        place = locations.get(row["location"])
+        if place is None:
+            _note(report, "appointments", line, "location", "no such location slug")
+        wanted = service_map.get(row["service"], row["service"])
+        service = by_key.get(wanted)
+        if service is None:
+            _note(report, "appointments", line, "service", f"no service {wanted!r}: map it")
+        starts = _start(row["starts_at"], place.timezone if place else "UTC")
+        if starts is None:
+            _note(report, "appointments", line, "starts_at", "use YYYY-MM-DDTHH:MM[+offset]")
+        elif starts <= now:
+            _note(report, "appointments", line, "starts_at", "is in the past")
+        status = row.get("status") or "booked"
+        if status != "booked":
+            _note(report, "appointments", line, "status", "only future booked visits are imported")
+        if len(report.problems) > problems:
+            continue
+        assert patient and provider and place and service and starts  # noqa: S101 (checked)
+        try:
+            with transaction.atomic():  # a savepoint: one refused row leaves the rest
+                services.appointment_book(
+                    patient=patient,
+                    service=service,
+                    location=place,
+                    provider=provider,
+                    starts_at=starts,
+                    actor=actor,
+                    now=now - timedelta(days=1),  # the old system's notice rules applied
+                    confirm=False,
+                )
+        except (BookingConflict, BookingRefused) as error:
+            _note(report, "appointments", line, "starts_at", str(error))
+            continue
+        report.appointments += 1
+
+
+def clinic_import(
+    *,
+    organization: Organization,
+    patients_csv: str | None,
+    providers_csv: str | None,
+    appointments_csv: str | None,
+    service_map: dict[str, str] | None = None,
+    actor: Actor = None,
+    apply: bool,
+) -> ImportReport:
+    """Check (and with ``apply``, write) the files: all or nothing."""
+    report = ImportReport(applied=False)
+    locations = {loc.slug: loc for loc in Location.objects.filter(organization=organization)}
+    try:
+        with transaction.atomic():
+            made_patients = _patients(_rows("patients", patients_csv, report), organization, report)
+            made_providers = _providers(
+                _rows("providers", providers_csv, report), organization, locations, report
+            )
+            _appointments(
+                _rows("appointments", appointments_csv, report),
+                org=organization,
+                patients=made_patients,
+                providers=made_providers,
+                locations=locations,
+                service_map=service_map or {},
+                actor=actor,
+                report=report,
+            )
+            if report.problems or not apply:
+                raise _Rollback
+            audit_record(
+                actor=actor,
+                action="clinic_import",
+                object_type="organization",
+                object_id=organization.pk,
+                details={k: v for k, v in report.as_dict().items() if k != "problems"},
+            )
+            report.applied = True
+    except _Rollback:
+        report.applied = False
+    return report

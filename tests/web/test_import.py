@@ -1,0 +1,188 @@
+"""Moving in from another system: CSV import of patients, providers and future visits, with a
+dry run that names every bad cell, all-or-nothing apply, and a round trip through a FHIR
+export of the demo clinic."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.apps import apps as django_apps
+from django.utils import timezone
+
+from microneedling.cli import main
+from microneedling.demo_clinic import load_demo
+from microneedling.directory.models import Location, Organization, Provider, ProviderSchedule
+from microneedling.interop.export import EXPORTED, export_folder, export_run
+from microneedling.interop.from_export import csv_from_export
+from microneedling.interop.importer import clinic_import
+from microneedling.interop.models import ExportJob
+from microneedling.notifications.models import Message
+from microneedling.patients.models import Patient
+from microneedling.scheduling.models import Appointment, Course
+
+EXAMPLES = Path(__file__).parents[2] / "docs" / "import-example"
+
+
+@pytest.fixture
+def mesquite(db: None) -> Organization:
+    migration = importlib.import_module("microneedling.charting.migrations.0002_consent_text_v1")
+    migration.add(django_apps, None)
+    load_demo(today=timezone.localdate())
+    return Organization.objects.get(slug="mesquite")
+
+
+def _example(name: str) -> str:
+    return (EXAMPLES / f"{name}.csv").read_text(encoding="utf-8")
+
+
+def _counts() -> tuple[int, int, int]:
+    return Patient.objects.count(), Provider.objects.count(), Appointment.objects.count()
+
+
+def test_the_documented_example_files_import(mesquite: Organization) -> None:
+    before = _counts()
+    files = {f"{n}_csv": _example(n) for n in ("patients", "providers", "appointments")}
+    dry = clinic_import(
+        organization=mesquite, service_map={"MN FACE": "microneedling-face"}, apply=False, **files
+    )
+    assert dry.problems == [] and not dry.applied
+    assert (dry.patients, dry.providers, dry.appointments) == (2, 1, 2)
+    assert _counts() == before  # a dry run writes nothing
+    done = clinic_import(
+        organization=mesquite, service_map={"MN FACE": "microneedling-face"}, apply=True, **files
+    )
+    assert done.applied
+    assert _counts() == (before[0] + 2, before[1] + 1, before[2] + 2)
+    ito = Provider.objects.get(display_name="Dr. Hana Ito")
+    assert ProviderSchedule.objects.filter(provider=ito).count() == 5  # mon-wed + thu-fri
+    visit = Appointment.objects.get(patient__email="rosa.delgado@example.org")
+    assert visit.location.slug == "alamo-heights" and visit.provider == ito
+    # Reminders follow; no "your visit is booked" for a visit the patient already had.
+    assert Message.objects.filter(appointment=visit, kind="reminder").exists()
+    assert not Message.objects.filter(appointment=visit, kind="visit_booked").exists()
+
+
+BAD_PATIENTS = """external_id,first_name,last_name,email,birth_date
+P-1,Ana,Ruiz,not-an-email,1990-01-01
+P-2,,Lopez,b@example.org,1990-01-01
+P-3,Cy,Tan,c@example.org,2090-01-01
+P-4,Di,Oh,d@example.org,01/02/1990
+"""
+
+
+def test_a_dry_run_names_every_bad_cell_and_nothing_is_written(mesquite: Organization) -> None:
+    before = _counts()
+    appointments = (
+        "external_id,patient,provider,location,service,starts_at\n"
+        "A-1,P-9,Nobody,nowhere,Laser,yesterday\n"
+    )
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=BAD_PATIENTS,
+        providers_csv="external_id,display_name,role,location,weekdays,starts,ends\n"
+        "D-1,Dr. X,wizard,alamo-heights,someday,9am,17:00\n",
+        appointments_csv=appointments,
+        apply=True,
+    )
+    assert not report.applied
+    found = {(p.file, p.line, p.column) for p in report.problems}
+    assert {
+        ("patients", 2, "email"),
+        ("patients", 3, "first_name"),
+        ("patients", 4, "birth_date"),
+        ("patients", 5, "birth_date"),
+        ("providers", 2, "role"),
+        ("providers", 2, "weekdays"),
+        ("providers", 2, "starts"),
+        ("appointments", 2, "patient"),
+        ("appointments", 2, "provider"),
+        ("appointments", 2, "location"),
+        ("appointments", 2, "service"),
+        ("appointments", 2, "starts_at"),
+    } <= found
+    assert _counts() == before
+
+
+def test_a_double_booking_in_the_file_is_reported_and_nothing_is_written(
+    mesquite: Organization,
+) -> None:
+    before = _counts()
+    same_time = (timezone.localdate() + timedelta(days=60)).isoformat()
+    appointments = (
+        "external_id,patient,provider,location,service,starts_at\n"
+        f"A-1,P-1001,DR-7,alamo-heights,microneedling-face,{same_time} 10:00\n"
+        f"A-2,P-1002,DR-7,alamo-heights,microneedling-face,{same_time} 10:00\n"
+    )
+    providers = (
+        "external_id,display_name,role,location,weekdays,starts,ends\n"
+        "DR-7,Dr. Hana Ito,physician,alamo-heights,mon-sun,08:00,18:00\n"
+    )
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=_example("patients"),
+        providers_csv=providers,
+        appointments_csv=appointments,
+        apply=True,
+    )
+    [problem] = report.problems
+    assert (problem.file, problem.line, problem.column) == ("appointments", 3, "starts_at")
+    assert "provider" in problem.problem
+    assert _counts() == before
+
+
+def test_the_command_exits_2_with_each_problem_on_stderr(
+    mesquite: Organization, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "patients.csv"
+    bad.write_text(BAD_PATIENTS, encoding="utf-8")
+    code = main(["import", "--organization", "mesquite", "--patients", str(bad), "--dry-run"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "patients.csv line 2, email: is not an email address" in err
+    assert "nothing was written" in err
+    assert main(["import", "--patients", str(tmp_path / "missing.csv")]) == 2
+
+
+def _schedule() -> set[tuple[str, str, str, str]]:
+    now = timezone.now()
+    return {
+        (v.patient.email, v.provider.display_name, v.location.slug, v.starts_at.isoformat())
+        for v in Appointment.objects.filter(status="booked", starts_at__gt=now).select_related(
+            "patient", "provider", "location"
+        )
+    }
+
+
+def test_a_fhir_export_of_the_demo_imports_back_with_the_same_schedule(
+    mesquite: Organization,
+) -> None:
+    before = _schedule()
+    assert len(before) > 50
+    job = ExportJob.objects.create(types=list(EXPORTED), request_url="test")
+    assert export_run(job.pk) == "done"
+    slugs = {str(loc.pk): loc.slug for loc in Location.objects.all()}
+    files = csv_from_export(export_folder(job), location_slugs=slugs, after=timezone.now())
+
+    # An empty clinic: the directory stays (locations, rooms, pens, services); the people
+    # and the diary go.
+    Message.objects.all().delete()
+    Appointment.objects.all().delete()
+    Course.objects.all().delete()
+    Patient.objects.all().delete()
+    ProviderSchedule.objects.all().delete()
+    Provider.objects.all().delete()
+    assert _schedule() == set()
+
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=files["patients"],
+        providers_csv=files["providers"],
+        appointments_csv=files["appointments"],
+        apply=True,
+    )
+    assert report.problems == [], report.problems[:5]
+    assert report.applied
+    assert _schedule() == before
