@@ -196,6 +196,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         f"  Locations near a ZIP code:   http://{address}/api/v1/locations?zip=78209\n"
         f"  Patients start here:         http://{address}/ (sign up at /my/sign-up/)\n"
         f"  Front desk and providers:    http://{address}/desk/ (the demo printed a sign-in)\n"
+        f"  FHIR R4 (bearer token):      http://{address}/fhir/R4/metadata\n"
         f"  Staff admin:                 http://{address}/admin/\n"
         + (
             "  Messages go out from a worker in this process; without EMAIL_HOST each email\n"
