@@ -1,9 +1,26 @@
-"""Audit events. Rows are only ever added; the application has no update or delete path."""
+"""Audit events. Rows are only ever added: the model and its querysets refuse updates and
+deletes, and on PostgreSQL a trigger makes the database refuse them too (migration 0002)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+
+
+class AuditTrailIsAppendOnly(Exception):
+    """Raised on any attempt to change or remove an audit event."""
+
+
+class _AppendOnly(models.QuerySet["AuditEvent"]):
+    """A queryset that cannot update or delete."""
+
+    def update(self, **kwargs: object) -> int:
+        """Refused: audit events never change."""
+        raise AuditTrailIsAppendOnly("audit events cannot be changed")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """Refused: audit events are never removed."""
+        raise AuditTrailIsAppendOnly("audit events cannot be deleted")
 
 
 class AuditEvent(models.Model):
@@ -19,9 +36,21 @@ class AuditEvent(models.Model):
     reason = models.TextField(blank=True)
     details = models.JSONField(default=dict, blank=True)
 
+    objects = _AppendOnly.as_manager()
+
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["object_type", "object_id"])]
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type}#{self.object_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        """Insert only: saving an event that is already stored is refused."""
+        if self.pk is not None and not self._state.adding:
+            raise AuditTrailIsAppendOnly("audit events cannot be changed")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        """Refused: audit events are never removed."""
+        raise AuditTrailIsAppendOnly("audit events cannot be deleted")
