@@ -63,9 +63,9 @@ def _instance(closing_id: int, size: int, now: datetime) -> tuple[list[Any], lis
     )
     Reservation.objects.filter(appointment__in=appointments).update(active=False)
     today = now.astimezone(ZoneInfo(closing.timezone)).date()
-    visits = rehoming._visits(appointments, today=today, prefer_site=None)
-    receivers = rehoming._receivers(closing, exclude={closing.pk}, on=today)
-    sites = rehoming._sites(receivers, appointments, visits)
+    visits = rehoming.displaced_visits(appointments, today=today, prefer_site=None)
+    receivers = rehoming.nearest_receivers(closing, exclude={closing.pk}, on=today)
+    sites = rehoming.receiving_sites(receivers, appointments, visits)
     return visits, sites, 15
 
 

@@ -204,12 +204,14 @@ def _home(appointment: Appointment) -> tuple[float, float]:
     return point or (appointment.location.latitude, appointment.location.longitude)
 
 
-def _visits(
+def displaced_visits(
     appointments: Sequence[Appointment],
     *,
     today: date,
     prefer_site: int | None,
 ) -> list[Visit]:
+    """The engine's view of the affected visits: phases, provider, the patient's home, and
+    the days each may move to (course window and gap slack, never today or earlier)."""
     slack = _slack_by_course(appointments)
     phases: dict[int, Any] = {}
     visits = []
@@ -242,7 +244,7 @@ def _visits(
     return visits
 
 
-def _sites(
+def receiving_sites(
     locations: Iterable[Location], appointments: Sequence[Appointment], visits: Sequence[Visit]
 ) -> list[Site]:
     """Each receiving location's resources with their free time over the visits' days."""
@@ -266,7 +268,7 @@ def _sites(
     return sites
 
 
-def _receivers(around: Location, *, exclude: set[int], on: date) -> list[Location]:
+def nearest_receivers(around: Location, *, exclude: set[int], on: date) -> list[Location]:
     """Open locations of the organisation nearest ``around``, not closing by ``on``."""
     candidates = (
         Location.objects.filter(organization_id=around.organization_id)
@@ -354,8 +356,8 @@ def _rehome(
     booking_ids = [a.pk for a in appointments]
     Reservation.objects.filter(appointment_id__in=booking_ids).update(active=False)
     today = now.astimezone(ZoneInfo(appointments[0].location.timezone)).date()
-    visits = _visits(appointments, today=today, prefer_site=prefer_site)
-    sites = _sites(receivers, appointments, visits)
+    visits = displaced_visits(appointments, today=today, prefer_site=prefer_site)
+    sites = receiving_sites(receivers, appointments, visits)
     rules = booking_rules(organization_id)
     by_id = {a.pk: a for a in appointments}
     plan, sites = _plan_keeping_stuck(
@@ -481,7 +483,7 @@ def location_close(
     affected = Q(location=location)
     if until is not None:
         affected &= Q(starts_at__lt=_local_start(until + timedelta(days=1), location.timezone))
-    receivers = _receivers(location, exclude={location.pk}, on=from_date)
+    receivers = nearest_receivers(location, exclude={location.pk}, on=from_date)
     successor = location.successor
     note = f"{location.name} is closed from {from_date:%-d %B %Y}." + (
         f" Its patients are now seen at {successor.name}." if successor else ""
