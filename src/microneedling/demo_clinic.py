@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from microneedling.accounts.models import StaffMember
 from microneedling.charting.services import consent_is_current, consent_sign
 from microneedling.core.errors import BookingConflict
 from microneedling.core.knowledge import load_pack
@@ -241,6 +242,31 @@ def _locations(org: Organization, today: date) -> dict[str, Location]:
     return locations
 
 
+def _staff_accounts(
+    org: Organization, provider: Provider, locations: list[Location], password: str
+) -> None:
+    """One account per role, all with ``password``, so each role's view can be tried."""
+    user_model = get_user_model()
+    cast = [
+        ("frontdesk", StaffMember.Role.FRONT_DESK, None),
+        ("okafor", StaffMember.Role.PROVIDER, provider),
+        ("clinicadmin", StaffMember.Role.CLINIC_ADMIN, None),
+        ("operator", StaffMember.Role.CHAIN_OPERATOR, None),
+        ("auditor", StaffMember.Role.AUDITOR, None),
+    ]
+    for username, staff_role, staff_provider in cast:
+        if user_model.objects.filter(username=username).exists():
+            continue
+        member = StaffMember.objects.create(
+            user=user_model.objects.create_user(username, password=password),
+            role=staff_role,
+            organization=org,
+            provider=staff_provider,
+        )
+        if staff_role in (StaffMember.Role.FRONT_DESK, StaffMember.Role.CLINIC_ADMIN):
+            member.locations.set(locations)
+
+
 def load_demo(*, today: date, seed: int = 2026) -> dict[str, int | str]:
     """Create the demo chain and book its patients' courses; returns counts and the desk's
     sign-in (a random password made for this database)."""
@@ -278,12 +304,10 @@ def load_demo(*, today: date, seed: int = 2026) -> dict[str, int | str]:
         face = _services(org)["microneedling-face"]
         catalogue = dict.fromkeys(locations, face)
 
-        user_model = get_user_model()
         # A fresh random password per demo database, printed once by `microneedling demo`:
         # usable on this machine, never a password that ships with the code.
         desk_password = secrets.token_urlsafe(12)
-        if not user_model.objects.filter(username="frontdesk").exists():
-            user_model.objects.create_user("frontdesk", password=desk_password, is_staff=True)
+        _staff_accounts(org, providers[0], list(locations.values()), desk_password)
 
         pack, booked, patients = load_pack(), 0, 0
         started = today - timedelta(days=70)
@@ -364,5 +388,8 @@ def load_demo(*, today: date, seed: int = 2026) -> dict[str, int | str]:
         "patients": patients,
         "courses": booked,
         "pack_entries": len(pack.entry_ids),
-        "desk_sign_in": f"frontdesk / {desk_password} at /my/sign-in/ (then /desk/)",
+        "desk_sign_in": (
+            f"frontdesk, okafor (provider), clinicadmin, operator or auditor / {desk_password}"
+            " at /my/sign-in/ (then /desk/; the auditor's page is /audit/)"
+        ),
     }

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from microneedling.aftercare.models import SkinReport
@@ -23,7 +22,7 @@ from tests.e2e.conftest import (
     fill_sign_up,
     screenshot,
 )
-from tests.web.conftest import build_clinic
+from tests.web.conftest import build_clinic, make_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,9 +46,7 @@ def test_report_escalates_to_a_provider_who_charts_and_scores_and_the_desk_moves
         expires_on=timezone.localdate() + timedelta(days=365),
         quantity=50,
     )
-    get_user_model().objects.create_user(
-        username="ada.quill", password=PASSWORD, is_staff=True, first_name="Ada"
-    )
+    make_staff("ada.quill", "provider", provider=clinic.ada, password=PASSWORD, first_name="Ada")
     course = patient_books_and_signs_consent(phone, clinic)
     first = Appointment.objects.get(course_session__course=course, course_session__number=1)
     session_day = first.starts_at.astimezone(zone).date()

@@ -7,7 +7,7 @@ Marsh, screened eligible. A fixed "now" keeps every date in the tests meaningful
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
+from microneedling.accounts.models import StaffMember
 from microneedling.accounts.services import api_token_issue
 from microneedling.core.screening import Intake
 from microneedling.directory.models import (
@@ -174,9 +175,33 @@ def clinic(db: None) -> Clinic:
     return build_clinic()
 
 
+def make_staff(
+    username: str,
+    role: str = "front_desk",
+    *,
+    locations: Iterable[Location] | None = None,
+    provider: Provider | None = None,
+    organization: Organization | None = None,
+    **user_fields: Any,
+) -> Any:
+    """A member of staff with ``role`` (see accounts.access) in the test organisation; a front
+    desk or provider works at ``locations`` (default: every location there is)."""
+    org = (
+        organization
+        or Organization.objects.get_or_create(
+            slug="riverbend-group", defaults={"name": "Riverbend Group"}
+        )[0]
+    )
+    user = get_user_model().objects.create_user(username, **user_fields)
+    member = StaffMember.objects.create(user=user, role=role, organization=org, provider=provider)
+    member.locations.set(Location.objects.all() if locations is None else locations)
+    return user
+
+
 @pytest.fixture
 def staff_user(db: None) -> AbstractBaseUser:
-    return get_user_model().objects.create_user("desk", password=None, is_staff=True)
+    """The API tests' member of staff: a chain operator (every location, no clinical notes)."""
+    return make_staff("desk", "chain_operator", password=None)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from datetime import date, timedelta
 
 import pytest
 import time_machine
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
@@ -15,7 +14,7 @@ from microneedling.aftercare.models import SkinReport
 from microneedling.audit.models import AuditEvent
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
-from tests.web.conftest import Clinic, local, make_patient
+from tests.web.conftest import Clinic, local, make_patient, make_staff
 from tests.web.test_course_pages import signed_in
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
@@ -37,7 +36,7 @@ def visit_for(clinic: Clinic) -> tuple[Client, Appointment]:
 
 
 def staff_client() -> Client:
-    user = get_user_model().objects.create_user(username="ida.front", is_staff=True)
+    user = make_staff("ada.quill", "provider")
     client = Client()
     client.force_login(user)
     return client

@@ -18,7 +18,7 @@ from microneedling.notifications.feeds import calendar_feed_issue
 from microneedling.notifications.models import CalendarFeed, ContactPreference
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
-from tests.web.conftest import TZ, Clinic, make_patient
+from tests.web.conftest import TZ, Clinic, make_patient, make_staff
 from tests.web.test_booking import MONDAY, book_course
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
@@ -185,7 +185,7 @@ def test_a_patient_downloads_one_visit_and_cannot_download_anothers(
 
 def test_staff_issue_and_stop_a_providers_calendar_address(clinic: Clinic, live_server) -> None:
     staff = Client()
-    staff.force_login(get_user_model().objects.create_user("ida.front", is_staff=True))
+    staff.force_login(make_staff("ida.front"))
     listing = staff.get(reverse("desk:provider_calendars")).content.decode()
     assert clinic.ada.display_name in listing
     issued = staff.post(

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from microneedling.patients.models import Patient
 from microneedling.scheduling.models import Appointment, Course
-from tests.web.conftest import TZ, Clinic, make_patient
+from tests.web.conftest import TZ, Clinic, make_patient, make_staff
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
@@ -168,7 +168,7 @@ def test_the_course_page_charts_the_scores_over_the_sessions(clinic: Clinic) -> 
 
     client = signed_in(make_patient(clinic))
     course = book(clinic, client)
-    provider = get_user_model().objects.create_user(username="ada.quill", is_staff=True)
+    provider = make_staff("ada.quill", "provider")
     for number, value in ((1, 3), (2, 2)):
         visit = Appointment.objects.get(
             course_session__course=course, course_session__number=number

@@ -16,7 +16,7 @@ from microneedling.charting.services import consent_sign
 from microneedling.directory.models import CartridgeLot
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
-from tests.web.conftest import Clinic, local, make_patient
+from tests.web.conftest import Clinic, local, make_patient, make_staff
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 MONDAY = date(2027, 3, 8)
@@ -24,7 +24,7 @@ MONDAY = date(2027, 3, 8)
 
 @pytest.fixture
 def desk() -> Client:
-    user = get_user_model().objects.create_user(username="ida.front", is_staff=True)
+    user = make_staff("ada.quill", "provider")
     client = Client()
     client.force_login(user)
     return client

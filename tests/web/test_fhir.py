@@ -35,7 +35,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _clinical_records() -> None:
     """The demo books future visits; give three patients a past, charted, scored and
     reported visit so every clinical type has rows to emit."""
-    staff = get_user_model().objects.get(username="frontdesk")
+    staff = get_user_model().objects.get(username="clinicadmin")
     for visit in Appointment.objects.filter(status="booked").order_by("pk")[:3]:
         yesterday = timezone.now() - timedelta(days=2)
         Appointment.objects.filter(pk=visit.pk).update(
@@ -75,7 +75,7 @@ def demo() -> dict[str, str]:
     migration.add(django_apps, None)
     load_demo(today=timezone.localdate())
     _clinical_records()
-    staff = get_user_model().objects.get(username="frontdesk")
+    staff = get_user_model().objects.get(username="clinicadmin")
     patient = Patient.objects.order_by("pk").first()
     assert patient is not None
     patient_user = get_user_model().objects.create_user("demo.patient", password=None)
@@ -83,6 +83,7 @@ def demo() -> dict[str, str]:
     patient.save()
     return {
         "staff": api_token_issue(user=staff),
+        "operator": api_token_issue(user=get_user_model().objects.get(username="operator")),
         "patient": api_token_issue(user=patient_user),
         "patient_id": str(patient.pk),
     }
@@ -277,7 +278,7 @@ def _run_export_tasks() -> None:
 
 
 def test_a_bulk_export_writes_valid_ndjson_for_every_type_with_progress(demo, live_server) -> None:
-    headers = {"Authorization": f"Bearer {demo['staff']}", "Prefer": "respond-async"}
+    headers = {"Authorization": f"Bearer {demo['operator']}", "Prefer": "respond-async"}
     kickoff = requests.get(f"{live_server.url}/fhir/R4/$export", headers=headers, timeout=30)
     assert kickoff.status_code == 202
     status_url = kickoff.headers["Content-Location"]

@@ -10,7 +10,6 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
@@ -24,7 +23,15 @@ from microneedling.notifications.delivery import message_deliver_now, outbox_rec
 from microneedling.notifications.models import ContactPreference, DeliveryAttempt, Message
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
-from tests.web.conftest import NOW, TZ, Clinic, build_clinic, local, make_patient
+from tests.web.conftest import (
+    NOW,
+    TZ,
+    Clinic,
+    build_clinic,
+    local,
+    make_patient,
+    make_staff,
+)
 from tests.web.sinks import MailSink, SmsSink, mail_sink, sms_sink
 from tests.web.test_booking import MONDAY, book_course
 
@@ -294,7 +301,7 @@ def test_a_failing_channel_retries_with_backoff_then_lands_in_the_dead_letter_li
 
     # Staff see it and send it again once the provider is back.
     staff = Client()
-    staff.force_login(get_user_model().objects.create_user("ida.front", is_staff=True))
+    staff.force_login(make_staff("ida.front"))
     page = staff.get(reverse("desk:dead_messages")).content.decode()
     assert "Your visit is booked" in page and "503" in page
     sms.answer = 200

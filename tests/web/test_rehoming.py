@@ -8,7 +8,6 @@ import io
 from datetime import date, timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
@@ -18,7 +17,7 @@ from microneedling.notifications.models import Message
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, AppointmentRequest, RehomingRun
 from microneedling.scheduling.rehoming import location_close, provider_move
-from tests.web.conftest import NOW, Clinic, build_clinic, local, make_patient
+from tests.web.conftest import NOW, Clinic, build_clinic, local, make_patient, make_staff
 from tests.web.rehoming_checks import overlapping_reservations, sessions_outside_windows
 from tests.web.test_booking import MONDAY, book_course
 
@@ -220,7 +219,7 @@ def test_bad_operations_are_refused_naming_the_field(chain: dict[str, Clinic]) -
 @pytest.fixture
 def desk() -> Client:
     client = Client()
-    client.force_login(get_user_model().objects.create_user("ida.front", is_staff=True))
+    client.force_login(make_staff("cleo.admin", "clinic_admin"))
     return client
 
 

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
 
-from microneedling.accounts.models import ApiToken
+from microneedling.accounts.access import AccessDenied, Can, may, organization_id
+from microneedling.accounts.models import ApiToken, BreakGlassGrant
+from microneedling.core.errors import InputError
+from microneedling.patients.models import Patient
 
 
 def _digest(secret: str) -> str:
@@ -31,3 +38,39 @@ def api_token_user(secret: str) -> User | None:
     if token is None or not token.user.is_active:
         return None
     return token.user
+
+
+def break_glass_open(*, user: User, patient_id: int, reason: str) -> BreakGlassGrant:
+    """Open one patient's record to ``user`` for a short time, in an emergency.
+
+    Refused without the capability or without a real reason; the grant and its reason go in
+    the audit trail in the same transaction."""
+    from microneedling.audit.services import audit_record  # noqa: PLC0415
+
+    reason = reason.strip()
+    if not may(user, Can.BREAK_GLASS):
+        raise AccessDenied("your role cannot open records outside your locations")
+    if len(reason) < 10:
+        raise InputError("reason", "say in a sentence why you need this record now")
+    minutes = settings.MICRONEEDLING["BREAK_GLASS_MINUTES"]
+    with transaction.atomic():
+        patient = Patient.objects.filter(pk=patient_id)
+        if not user.is_superuser:
+            patient = patient.filter(organization_id=organization_id(user) or 0)
+        if not patient.exists():
+            raise AccessDenied("no such patient in your organisation")
+        grant = BreakGlassGrant.objects.create(
+            user=user,
+            patient_id=patient_id,
+            reason=reason,
+            expires_at=timezone.now() + timedelta(minutes=minutes),
+        )
+        audit_record(
+            actor=user,
+            action="break_glass",
+            object_type="patient",
+            object_id=patient_id,
+            reason=reason,
+            details={"minutes": minutes},
+        )
+    return grant

@@ -30,6 +30,10 @@ class AuditEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    #: The actor's role when they acted (roles change; the trail keeps what held then).
+    role = models.CharField(max_length=20, blank=True)
+    #: Where the request came from (None for the system and commands).
+    ip = models.GenericIPAddressField(null=True, blank=True)
     action = models.CharField(max_length=60)
     object_type = models.CharField(max_length=60)
     object_id = models.CharField(max_length=40)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
+from microneedling.accounts.access import Role, role_of
 from microneedling.accounts.actors import Actor, acting_user
 from microneedling.audit.models import AuditEvent
+
+#: The client address of the request being served (set by ``AuditContextMiddleware``), so
+#: that services deep below a view record it without every caller passing it down.
+request_address: ContextVar[str | None] = ContextVar("request_address", default=None)
 
 
 def audit_record(
@@ -18,8 +24,11 @@ def audit_record(
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append an audit event (call inside the transaction of the change it describes)."""
+    user = acting_user(actor)
     return AuditEvent.objects.create(
-        actor=acting_user(actor),
+        actor=user,
+        role=role_of(user).value if user is not None else Role.ANONYMOUS.value,
+        ip=request_address.get(),
         action=action,
         object_type=object_type,
         object_id=str(object_id),

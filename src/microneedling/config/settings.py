@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "microneedling.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -114,6 +115,13 @@ def _databases() -> dict[str, Any]:
 DATABASES = _databases()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Who may sign in is the model backend's; what the admin site opens is the role's
+# (accounts.access), through the role backend.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "microneedling.accounts.backends.RoleBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -160,6 +168,12 @@ MICRONEEDLING: dict[str, Any] = {
     # A worker holds a message this long while sending it; after that another may retry it.
     "OUTBOX_LEASE_SECONDS": int(os.environ.get("MICRONEEDLING_OUTBOX_LEASE_SECONDS", "120")),
     "OUTBOX_MAX_ATTEMPTS": int(os.environ.get("MICRONEEDLING_OUTBOX_MAX_ATTEMPTS", "6")),
+    # Proxies whose X-Forwarded-For the audit trail believes (comma-separated addresses).
+    "TRUSTED_PROXIES": tuple(
+        a for a in os.environ.get("MICRONEEDLING_TRUSTED_PROXIES", "").split(",") if a
+    ),
+    # Minutes a break-glass grant lasts.
+    "BREAK_GLASS_MINUTES": int(os.environ.get("MICRONEEDLING_BREAK_GLASS_MINUTES", "60")),
 }
 
 # Progress of long operations (a closure's re-homing) is shared between the worker doing it

@@ -12,6 +12,7 @@ urlpatterns = [
     path("desk/", include("microneedling.desk.urls")),
     path("calendar/", include("microneedling.notifications.urls")),
     path("fhir/R4/", include("microneedling.interop.urls")),
+    path("audit/", include("microneedling.audit.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

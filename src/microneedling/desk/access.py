@@ -1,4 +1,4 @@
-"""Who may use the desk: signed-in staff only."""
+"""How the desk's views ask ``accounts.access``: by capability, then by patient."""
 
 from __future__ import annotations
 
@@ -11,15 +11,59 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
+from microneedling.accounts.access import (
+    AccessDenied,
+    Can,
+    may,
+    may_read_clinical,
+    may_see_patient,
+)
 
-def staff_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Signed in and on the staff; others get a plain refusal (never a patient's data)."""
+ViewFn = Callable[..., HttpResponseBase]
 
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not request.user.is_staff:
-            return render(request, "desk/forbidden.html", status=403)
-        return view(request, *args, **kwargs)
 
-    return wrapper
+class PatientOutOfScope(AccessDenied):
+    """A record outside the caller's locations: they may ask for break-glass access."""
+
+    def __init__(self, patient_id: int) -> None:
+        super().__init__("this patient is not one of your locations'")
+        self.patient_id = patient_id
+
+
+def requires(*capabilities: Can) -> Callable[[ViewFn], ViewFn]:
+    """Signed in, with every one of ``capabilities``; others get a plain refusal (never a
+    patient's data). Object checks inside the view raise ``AccessDenied`` the same way."""
+
+    def decorate(view: ViewFn) -> ViewFn:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if not all(may(request.user, c) for c in capabilities):
+                return render(request, "desk/forbidden.html", status=403)
+            try:
+                return view(request, *args, **kwargs)
+            except PatientOutOfScope as refused:
+                context = {
+                    "patient_id": refused.patient_id,
+                    "break_glass": may(request.user, Can.BREAK_GLASS),
+                    "next": request.get_full_path(),
+                }
+                return render(request, "desk/forbidden.html", context, status=403)
+            except AccessDenied:
+                return render(request, "desk/forbidden.html", status=403)
+
+        return wrapper
+
+    return decorate
+
+
+#: Any member of staff who works with patients.
+staff_required = requires(Can.DESK)
+
+
+def check_patient(request: HttpRequest, patient_id: int, *, clinical: bool = False) -> None:
+    """Refuse unless the caller may open this patient's record (clinical part if asked)."""
+    if not may_see_patient(request.user, patient_id):
+        raise PatientOutOfScope(patient_id)
+    if clinical and not may_read_clinical(request.user, patient_id):
+        raise AccessDenied("clinical notes")

@@ -8,13 +8,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from microneedling.desk.access import staff_required
+from microneedling.accounts.access import Can
+from microneedling.desk.access import requires
 from microneedling.directory.models import Provider
 from microneedling.notifications.feeds import calendar_feed_issue, calendar_feed_revoke
 from microneedling.notifications.models import CalendarFeed
 
 
-@staff_required
+@requires(Can.SCHEDULE)
 def provider_calendars(request: HttpRequest) -> HttpResponse:
     """Every active provider and whether a calendar address works for them."""
     live = set(
@@ -27,7 +28,7 @@ def provider_calendars(request: HttpRequest) -> HttpResponse:
     return render(request, "desk/provider_calendars.html", {"rows": rows})
 
 
-@staff_required
+@requires(Can.SCHEDULE)
 @require_http_methods(["POST"])
 def provider_calendar(request: HttpRequest, provider_id: int) -> HttpResponse:
     """Issue (shown once) or stop a provider's calendar address."""

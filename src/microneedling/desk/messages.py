@@ -7,13 +7,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from microneedling.desk.access import staff_required
+from microneedling.accounts.access import Can
+from microneedling.desk.access import requires
 from microneedling.notifications.delivery import message_retry
 from microneedling.notifications.kinds import KINDS
 from microneedling.notifications.models import Message
 
 
-@staff_required
+@requires(Can.CONTACT)
 def dead_messages(request: HttpRequest) -> HttpResponse:
     """Messages that gave up, newest first, with why and a way to send them again."""
     dead = (
@@ -25,7 +26,7 @@ def dead_messages(request: HttpRequest) -> HttpResponse:
     return render(request, "desk/dead_messages.html", {"rows": rows})
 
 
-@staff_required
+@requires(Can.CONTACT)
 @require_POST
 def dead_message_retry(request: HttpRequest, message_id: int) -> HttpResponse:
     """Send one dead message again from its first attempt (audited)."""

@@ -9,12 +9,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from microneedling.desk.access import staff_required
+from microneedling.accounts.access import Can
+from microneedling.desk.access import check_patient, requires
 from microneedling.portal.moving import move_step, replan_changes
 from microneedling.scheduling.models import Appointment
 
 
-@staff_required
+@requires(Can.SCHEDULE)
 @require_http_methods(["GET", "POST"])
 def visit_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
     """The front desk moves a session; the re-planned rest is shown before it is saved."""
@@ -24,6 +25,7 @@ def visit_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
         ).filter(course_session__isnull=False),
         pk=appointment_id,
     )
+    check_patient(request, visit.patient_id)
     form, replan = move_step(request, visit)
     if replan is not None and replan.applied:
         messages.success(request, "Moved; later sessions re-planned inside their windows.")

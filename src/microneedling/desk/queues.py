@@ -7,29 +7,43 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from microneedling.desk.access import staff_required
+from microneedling.accounts.access import Can, may, patients_visible
+from microneedling.audit.services import audit_patient_view
+from microneedling.desk.access import check_patient, requires
 from microneedling.desk.forms import ScreeningDecisionForm
 from microneedling.patients.models import Screening
 from microneedling.patients.services import screening_review
 from microneedling.scheduling.models import AppointmentRequest
 
 
-@staff_required
+@requires(Can.CLINICAL_READ)
 def screenings(request: HttpRequest) -> HttpResponse:
-    """Screenings waiting for a provider, oldest first."""
+    """Screenings of one's patients waiting for a provider, oldest first."""
     waiting = (
-        Screening.objects.filter(review=Screening.Review.PENDING)
+        Screening.objects.filter(
+            review=Screening.Review.PENDING, patient__in=patients_visible(request.user)
+        )
         .select_related("patient")
         .order_by("created_at")
     )
     return render(request, "desk/screenings.html", {"screenings": waiting})
 
 
-@staff_required
+@requires(Can.CLINICAL_READ)
 @require_http_methods(["GET", "POST"])
 def screening_decide(request: HttpRequest, screening_id: int) -> HttpResponse:
     """Approve or decline one screening, with a reason (audited)."""
     screening = get_object_or_404(Screening.objects.select_related("patient"), pk=screening_id)
+    check_patient(request, screening.patient_id, clinical=True)
+    if request.method == "POST" and not may(request.user, Can.CLINICAL_WRITE):
+        return render(request, "desk/forbidden.html", status=403)
+    if request.method == "GET":
+        audit_patient_view(
+            actor=request.user,
+            patient_id=screening.patient_id,
+            action="screening_view",
+            details={"screening": screening.pk},
+        )
     form = ScreeningDecisionForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         decision = form.cleaned_data["decision"]
@@ -51,11 +65,13 @@ def screening_decide(request: HttpRequest, screening_id: int) -> HttpResponse:
     )
 
 
-@staff_required
+@requires(Can.SCHEDULE)
 def requests_list(request: HttpRequest) -> HttpResponse:
-    """Open appointment requests, oldest first."""
+    """Open appointment requests of one's patients, oldest first."""
     open_requests = (
-        AppointmentRequest.objects.filter(status=AppointmentRequest.Status.OPEN)
+        AppointmentRequest.objects.filter(
+            status=AppointmentRequest.Status.OPEN, patient__in=patients_visible(request.user)
+        )
         .select_related("patient", "location", "service", "provider")
         .order_by("created_at")
     )

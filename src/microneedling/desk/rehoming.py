@@ -10,7 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from microneedling.desk.access import staff_required
+from microneedling.accounts.access import Can
+from microneedling.desk.access import requires
 from microneedling.directory.models import Location, Provider
 from microneedling.portal.forms import DateInput
 from microneedling.scheduling.models import RehomingRun
@@ -58,7 +59,7 @@ class RehomingForm(forms.Form):
         return data
 
 
-@staff_required
+@requires(Can.CLOSURES)
 @require_http_methods(["GET", "POST"])
 def rehoming_start(request: HttpRequest) -> HttpResponse:
     """Start a preview run (nothing changes until it is applied)."""
@@ -79,7 +80,7 @@ def rehoming_start(request: HttpRequest) -> HttpResponse:
     return render(request, "desk/rehoming.html", {"form": form, "runs": recent[:10]})
 
 
-@staff_required
+@requires(Can.CLOSURES)
 def rehoming_run(request: HttpRequest, run_id: int) -> HttpResponse:
     """A run's progress while it runs (the page polls), its report when done."""
     run = get_object_or_404(RehomingRun.objects.select_related("location", "provider"), pk=run_id)
@@ -93,7 +94,7 @@ def rehoming_run(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, template or "desk/rehoming_run.html", context)
 
 
-@staff_required
+@requires(Can.CLOSURES)
 @require_POST
 def rehoming_apply(request: HttpRequest, run_id: int) -> HttpResponse:
     """Apply what a finished preview showed (planned again against the diary as it is now)."""
@@ -110,7 +111,7 @@ def rehoming_apply(request: HttpRequest, run_id: int) -> HttpResponse:
     return redirect("desk:rehoming_run", run_id=run.pk)
 
 
-@staff_required
+@requires(Can.CLOSURES)
 def rehoming_csv(request: HttpRequest, run_id: int) -> HttpResponse:
     """Every move and stuck visit of a finished run as CSV."""
     run = get_object_or_404(RehomingRun, pk=run_id, status="done")

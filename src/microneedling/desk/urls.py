@@ -2,7 +2,16 @@
 
 from django.urls import path
 
-from microneedling.desk import calendars, messages, moves, queues, rehoming, views, visits
+from microneedling.desk import (
+    break_glass,
+    calendars,
+    messages,
+    moves,
+    queues,
+    rehoming,
+    views,
+    visits,
+)
 
 app_name = "desk"
 urlpatterns = [
@@ -24,6 +33,7 @@ urlpatterns = [
     path(
         "messages/<int:message_id>/retry/", messages.dead_message_retry, name="dead_message_retry"
     ),
+    path("patients/<int:patient_id>/break-glass/", break_glass.break_glass, name="break_glass"),
     path("visits/<int:appointment_id>/", visits.visit, name="visit"),
     path("visits/<int:appointment_id>/status/", visits.visit_status, name="visit_status"),
     path("visits/<int:appointment_id>/move/", moves.visit_move, name="visit_move"),

@@ -11,11 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from microneedling.accounts.access import Can, may, may_use_location, patients_visible
 from microneedling.aftercare.models import SkinReport
 from microneedling.aftercare.selectors import skin_report_queue
 from microneedling.aftercare.services import skin_report_handle
 from microneedling.audit.services import audit_patient_view
-from microneedling.desk.access import staff_required
+from microneedling.desk.access import check_patient, requires, staff_required
 from microneedling.desk.forms import ReportHandledForm
 from microneedling.directory.models import Location
 from microneedling.notifications.models import Message
@@ -26,35 +27,53 @@ from microneedling.scheduling.selectors import day_sheet
 
 @staff_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The desk's start: queues and each location's day sheet."""
+    """The desk's start: the queues this person's role works, and their locations' sheets."""
+    user = request.user
+    mine = patients_visible(user)
+    clinical = may(user, Can.CLINICAL_READ)
+    locations = [
+        place
+        for place in Location.objects.exclude(status=Location.Status.CLOSED).order_by("name")
+        if may_use_location(user, place.pk)
+    ]
     return render(
         request,
         "desk/home.html",
         {
-            "locations": Location.objects.exclude(status=Location.Status.CLOSED).order_by("name"),
-            "open_reports": skin_report_queue().count(),
-            "pending_reviews": Screening.objects.filter(review=Screening.Review.PENDING).count(),
+            "locations": locations,
+            "clinical": clinical,
+            "closures": may(user, Can.CLOSURES),
+            "open_reports": skin_report_queue().filter(patient__in=mine).count() if clinical else 0,
+            "pending_reviews": Screening.objects.filter(
+                review=Screening.Review.PENDING, patient__in=mine
+            ).count()
+            if clinical
+            else 0,
             "dead_messages": Message.objects.filter(status=Message.Status.DEAD).count(),
             "open_requests": AppointmentRequest.objects.filter(
-                status=AppointmentRequest.Status.OPEN
+                status=AppointmentRequest.Status.OPEN, patient__in=mine
             ).count(),
         },
     )
 
 
-@staff_required
+@requires(Can.CLINICAL_READ)
 def skin_reports(request: HttpRequest) -> HttpResponse:
-    """Reports above "keep an eye on it", urgent first, oldest first."""
-    return render(request, "desk/skin_reports.html", {"reports": skin_report_queue()})
+    """Reports above "keep an eye on it", urgent first, oldest first (of one's patients)."""
+    reports = skin_report_queue().filter(patient__in=patients_visible(request.user))
+    return render(request, "desk/skin_reports.html", {"reports": reports})
 
 
-@staff_required
+@requires(Can.CLINICAL_READ)
 @require_http_methods(["GET", "POST"])
 def skin_report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
     """One report with its triage and photo; reading it is audited, handling it too."""
     report = get_object_or_404(
         SkinReport.objects.select_related("patient", "appointment__location"), pk=report_id
     )
+    check_patient(request, report.patient_id, clinical=True)
+    if request.method == "POST" and not may(request.user, Can.CLINICAL_WRITE):
+        return render(request, "desk/forbidden.html", status=403)
     form = ReportHandledForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         try:
@@ -74,10 +93,11 @@ def skin_report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
     return render(request, "desk/skin_report.html", {"report": report, "form": form})
 
 
-@staff_required
+@requires(Can.CLINICAL_READ)
 def skin_report_photo(request: HttpRequest, report_id: int) -> FileResponse:
-    """The report's photo, to staff only, each viewing audited."""
+    """The report's photo, to the patient's clinicians only, each viewing audited."""
     report = get_object_or_404(SkinReport, pk=report_id)
+    check_patient(request, report.patient_id, clinical=True)
     if not report.photo:
         raise Http404
     audit_patient_view(
@@ -89,10 +109,12 @@ def skin_report_photo(request: HttpRequest, report_id: int) -> FileResponse:
     return FileResponse(report.photo.open("rb"))
 
 
-@staff_required
+@requires(Can.SCHEDULE)
 def day_sheet_view(request: HttpRequest, slug: str) -> HttpResponse:
     """A location's day: providers and rooms against time, phases visible, with actions."""
     location = get_object_or_404(Location, slug=slug)
+    if not may_use_location(request.user, location.pk):
+        return render(request, "desk/forbidden.html", status=403)
     zone = ZoneInfo(location.timezone)
     today = timezone.now().astimezone(zone).date()
     try:

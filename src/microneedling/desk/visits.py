@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from microneedling.accounts.access import Can, may, may_read_clinical
 from microneedling.audit.services import audit_patient_view
 from microneedling.charting.models import ProcedureChart, SessionPhoto
 from microneedling.charting.selectors import course_photos, course_scores
@@ -23,7 +24,7 @@ from microneedling.charting.services import (
 )
 from microneedling.core.errors import BookingConflict, BookingRefused, InputError
 from microneedling.core.knowledge import load_pack
-from microneedling.desk.access import staff_required
+from microneedling.desk.access import check_patient, requires
 from microneedling.desk.forms import ChartForm, PhotoForm, ScoreForm
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
@@ -55,14 +56,21 @@ def _visit(appointment_id: int) -> Appointment:
     )
 
 
-@staff_required
+@requires(Can.SCHEDULE)
 @require_http_methods(["GET", "POST"])
 def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
-    """The visit page; POSTs write or amend the chart, sign it, or record a score."""
+    """The visit page; POSTs write or amend the chart, sign it, or record a score.
+
+    The front desk sees the visit and its status actions; the chart, photos and scores
+    only show to those whose role reads clinical notes, and only they may write them."""
     appointment = _visit(appointment_id)
+    check_patient(request, appointment.patient_id)
+    clinical = may_read_clinical(request.user, appointment.patient_id)
     pack = load_pack()
-    chart = _latest_chart(appointment)
+    chart = _latest_chart(appointment) if clinical else None
     action = request.POST.get("action") if request.method == "POST" else None
+    if action is not None and not may(request.user, Can.CLINICAL_WRITE):
+        return render(request, "desk/forbidden.html", status=403)
     chart_form = ChartForm(
         request.POST if action in ("chart", "amend") else None, appointment=appointment, pack=pack
     )
@@ -114,11 +122,13 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
         audit_patient_view(
             actor=request.user,
             patient_id=appointment.patient_id,
-            action="visit_view",
+            action="visit_view" if clinical else "visit_view_schedule_only",
             details={"appointment": appointment.pk},
         )
     context: dict[str, Any] = {
         "visit": appointment,
+        "clinical": clinical,
+        "may_chart": clinical and may(request.user, Can.CLINICAL_WRITE),
         "chart": chart,
         "chart_form": chart_form,
         "score_form": score_form,
@@ -132,11 +142,12 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
     return render(request, "desk/visit.html", context)
 
 
-@staff_required
+@requires(Can.SCHEDULE)
 @require_POST
 def visit_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
     """Check in, start, complete or mark a no-show; refusals come back as a message."""
     appointment = _visit(appointment_id)
+    check_patient(request, appointment.patient_id)
     status = request.POST.get("status", "")
     problem = ""
     try:
@@ -165,10 +176,11 @@ def visit_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
     return redirect("desk:visit", appointment_id=appointment.pk)
 
 
-@staff_required
+@requires(Can.CLINICAL_READ)
 def session_photo(request: HttpRequest, photo_id: int) -> FileResponse:
-    """A session photo, to staff only, each viewing audited."""
+    """A session photo, to the patient's clinicians only, each viewing audited."""
     photo = get_object_or_404(SessionPhoto.objects.select_related("appointment"), pk=photo_id)
+    check_patient(request, photo.appointment.patient_id, clinical=True)
     audit_patient_view(
         actor=request.user,
         patient_id=photo.appointment.patient_id,
@@ -178,10 +190,11 @@ def session_photo(request: HttpRequest, photo_id: int) -> FileResponse:
     return FileResponse(photo.file.open("rb"))
 
 
-@staff_required
+@requires(Can.CLINICAL_READ)
 def course_compare(request: HttpRequest, course_id: int) -> HttpResponse:
     """Before and after side by side, with the scores over the course (audited)."""
     course = get_object_or_404(patient_courses_all().filter(pk=course_id))
+    check_patient(request, course.patient_id, clinical=True)
     before, after = course_photos(course)
     audit_patient_view(
         actor=request.user,

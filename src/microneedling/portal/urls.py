@@ -3,7 +3,7 @@
 from django.urls import path
 
 from microneedling.aftercare import views as care
-from microneedling.portal import contact, courses, views
+from microneedling.portal import contact, courses, record, views
 
 app_name = "portal"
 urlpatterns = [
@@ -15,6 +15,9 @@ urlpatterns = [
     path("calendar/new/", contact.feed_issue, name="feed_issue"),
     path("calendar/stop/", contact.feed_revoke, name="feed_revoke"),
     path("visits/<int:appointment_id>/calendar.ics", contact.visit_calendar, name="visit_calendar"),
+    path("record/", record.access_log, name="record"),
+    path("record/my-record.pdf", record.record_pdf_download, name="record_pdf"),
+    path("record/my-record.fhir.json", record.record_fhir_download, name="record_fhir"),
     path("intake/", views.intake, name="intake"),
     path("consent/", views.consent, name="consent"),
     path("screenings/<int:screening_id>/", views.screening, name="screening"),

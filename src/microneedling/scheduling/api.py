@@ -13,7 +13,7 @@ from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
-from microneedling.accounts.access import can_act_for, is_staff
+from microneedling.accounts.access import Can, can_act_for, may, patients_visible
 from microneedling.api import BearerToken, problem
 from microneedling.core.errors import BookingRefused, InputError
 from microneedling.core.screening import Intake
@@ -264,8 +264,8 @@ def book_appointment(request: HttpRequest, payload: AppointmentIn) -> HttpRespon
     location = get_object_or_404(Location, pk=payload.location_id)
     service = service_of(location, payload.service_id)
     provider = get_object_or_404(Provider, pk=payload.provider_id, active=True)
-    if payload.override_reason and not is_staff(request.user):
-        raise HttpError(403, "only staff may override a conflict")
+    if payload.override_reason and not may(request.user, Can.OVERRIDE):
+        raise HttpError(403, "only the desk and clinic admins may override a conflict")
 
     def work() -> tuple[int, Any]:
         local_day = payload.starts_at.astimezone(ZoneInfo(location.timezone)).date()
@@ -295,7 +295,7 @@ def change_status(request: HttpRequest, appointment_id: int, payload: StatusIn) 
     appointment = get_object_or_404(Appointment, pk=appointment_id)
     if not can_act_for(request.user, appointment.patient):
         raise HttpError(404, "Not Found")
-    if payload.status != "cancelled" and not is_staff(request.user):
+    if payload.status != "cancelled" and not may(request.user, Can.SCHEDULE):
         raise HttpError(403, "only staff may change this status")
     return services.appointment_set_status(
         appointment=appointment, status=payload.status, actor=request.user, reason=payload.reason
@@ -337,7 +337,7 @@ def replace_appointment(
     appointment = get_object_or_404(Appointment, pk=appointment_id)
     if not can_act_for(request.user, appointment.patient):
         raise HttpError(404, "Not Found")
-    if payload.status != "cancelled" and not is_staff(request.user):
+    if payload.status != "cancelled" and not may(request.user, Can.SCHEDULE):
         raise HttpError(403, "only staff may mark a no-show")
     result = course_session_replace(
         appointment=appointment,
@@ -415,6 +415,9 @@ def create_request(request: HttpRequest, payload: RequestIn) -> Status[Appointme
 @router.get("/appointment-requests", auth=auth, response=list[RequestOut])
 def list_requests(request: HttpRequest, status: str = "open") -> list[AppointmentRequest]:
     """Requests waiting for staff (staff only)."""
-    if not is_staff(request.user):
+    if not may(request.user, Can.SCHEDULE):
         raise HttpError(403, "staff only")
-    return list(AppointmentRequest.objects.filter(status=status).order_by("created_at"))
+    mine = patients_visible(request.user)
+    return list(
+        AppointmentRequest.objects.filter(status=status, patient__in=mine).order_by("created_at")
+    )

@@ -12,6 +12,7 @@ import shutil
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
+from microneedling.accounts.access import Can, may
 from microneedling.audit.services import audit_record
 from microneedling.interop.export import EXPORTED, export_folder, export_start
 from microneedling.interop.fhir.search import FhirError, bad
@@ -21,8 +22,8 @@ from microneedling.interop.models import ExportJob
 
 def _staff(request: HttpRequest):  # type: ignore[no-untyped-def]
     caller = caller_of(request)
-    if not caller.staff:
-        raise FhirError(403, "forbidden", "bulk export is for clinic staff")
+    if not may(caller.user, Can.BULK_EXPORT):
+        raise FhirError(403, "forbidden", "bulk export is for the chain's operators")
     return caller
 
 

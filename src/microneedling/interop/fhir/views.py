@@ -21,7 +21,7 @@ from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from microneedling.accounts.access import is_staff
+from microneedling.accounts.access import Can, may, patients_visible, role_of
 from microneedling.accounts.services import api_token_user
 from microneedling.aftercare.models import SkinReport
 from microneedling.audit.services import audit_patient_view
@@ -93,7 +93,7 @@ def caller_of(request: HttpRequest) -> Caller:
     if user is None:
         raise FhirError(401, "login", "a bearer token is required (microneedling token)")
     patient_id = Patient.objects.filter(user=user).values_list("pk", flat=True).first()
-    return Caller(user, patient_id, is_staff(user))
+    return Caller(user, patient_id, may(user, Can.DESK))
 
 
 # --- Resource types ------------------------------------------------------------------------
@@ -312,11 +312,20 @@ PAIRED = ("PractitionerRole", "Schedule")
 ALL_TYPES = sorted([*KINDS, *PAIRED, "Slot"])
 
 
+#: Types that hold clinical notes: staff read them only with a clinical role.
+CLINICAL = frozenset({"Procedure", "QuestionnaireResponse", "Observation", "AdverseEvent"})
+
+
 def _scoped(kind: Kind, caller: Caller) -> QuerySet[Any]:
+    """The rows of ``kind`` the caller may read (``accounts.access`` decides)."""
     rows = kind.rows()
-    if kind.patient_field is None or caller.staff:
+    if kind.patient_field is None:
         return rows
-    return rows.filter(**{kind.patient_field: caller.patient_id or 0})
+    if caller.patient_id is not None and role_of(caller.user) == "patient":
+        return rows.filter(**{kind.patient_field: caller.patient_id})
+    if not caller.staff or (kind.name in CLINICAL and not may(caller.user, Can.CLINICAL_READ)):
+        return rows.none()
+    return rows.filter(**{f"{kind.patient_field}__in": patients_visible(caller.user)})
 
 
 def _audit(kind: Kind, caller: Caller, rows: Iterable[Model]) -> None:
@@ -711,11 +720,17 @@ def everything(request: HttpRequest, resource_id: str) -> HttpResponse:
     person = _scoped(KINDS["Patient"], caller).filter(pk=int(resource_id)).first()
     if person is None:
         raise FhirError(404, "not-found", f"Patient/{resource_id} does not exist")
+    return respond(everything_bundle(request, caller, person))
+
+
+def everything_bundle(request: HttpRequest, caller: Caller, person: Patient) -> dict[str, Any]:
+    """The patient and every resource about them that ``caller`` may read, as a Bundle
+    (staff reads are audited; a patient reading their own record is not)."""
     found: list[dict[str, Any]] = [build.patient(person)]
     for kind in KINDS.values():
         if kind.patient_field in (None, "pk"):
             continue
-        rows = kind.rows().filter(**{kind.patient_field: person.pk})
+        rows = _scoped(kind, caller).filter(**{kind.patient_field: person.pk})
         found += [kind.render(r) for r in rows]
     if caller.staff:
         audit_patient_view(
@@ -734,7 +749,7 @@ def everything(request: HttpRequest, resource_id: str) -> HttpResponse:
             {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r} for r in found
         ],
     }
-    return respond(body)
+    return body
 
 
 def _appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:

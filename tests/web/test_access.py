@@ -1,0 +1,175 @@
+"""Roles and object-level access: who sees whose records, and the trail it leaves."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from django.urls import reverse
+
+from microneedling.accounts.models import BreakGlassGrant
+from microneedling.audit.models import AuditEvent
+from tests.web.access_world import World, build_world
+from tests.web.conftest import Clinic
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
+
+
+@pytest.fixture
+def world(clinic: Clinic, settings, tmp_path) -> World:  # type: ignore[no-untyped-def]
+    settings.MEDIA_ROOT = tmp_path
+    return build_world(clinic)
+
+
+def test_a_patient_gets_not_found_for_another_patients_visit_course_and_report(
+    world: World,
+) -> None:
+    cleo = world.client("patient")
+    dan = world.dan
+    for url in (
+        reverse("portal:course", args=[dan.course.pk]),
+        reverse("portal:visit_care", args=[dan.visit.pk]),
+        reverse("portal:visit_calendar", args=[dan.visit.pk]),
+        reverse("portal:session_move", args=[dan.visit.pk]),
+        reverse("portal:skin_report_result", args=[dan.report.pk]),
+    ):
+        answer = cleo.get(url)
+        assert answer.status_code == 404, url
+        assert "Dan" not in answer.content.decode(), url
+    # Her own open fine.
+    assert cleo.get(reverse("portal:course", args=[world.cleo.course.pk])).status_code == 200
+
+
+def test_a_patient_cannot_open_photos_or_charts_through_the_desk(world: World) -> None:
+    cleo = world.client("patient")
+    for url in (
+        reverse("desk:session_photo", args=[world.cleo.photo.pk]),
+        reverse("desk:session_photo", args=[world.dan.photo.pk]),
+        reverse("desk:visit", args=[world.dan.visit.pk]),
+        reverse("desk:skin_report_photo", args=[world.dan.report.pk]),
+        reverse("desk:course_compare", args=[world.dan.course.pk]),
+    ):
+        answer = cleo.get(url)
+        assert answer.status_code == 403, url
+        assert not answer.has_header("Content-Disposition")
+
+
+def test_a_patient_reads_only_their_own_fhir_resources(world: World, live_server) -> None:  # type: ignore[no-untyped-def]
+    token = world.token("patient")
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{live_server.url}/fhir/R4"
+    for kind, row in (
+        ("Appointment", world.dan.visit),
+        ("Procedure", world.dan.chart),
+        ("Patient", world.dan.patient),
+        ("AdverseEvent", world.dan.report),
+    ):
+        answer = requests.get(f"{base}/{kind}/{row.pk}", headers=headers, timeout=30)
+        assert answer.status_code == 404, kind
+        assert answer.json()["resourceType"] == "OperationOutcome"
+    mine = requests.get(f"{base}/Appointment", headers=headers, timeout=30).json()
+    patients = {e["resource"]["participant"][0]["actor"]["reference"] for e in mine["entry"]}
+    assert patients == {f"Patient/{world.cleo.patient.pk}"}
+    other = requests.get(
+        f"{base}/Patient/{world.dan.patient.pk}/$everything", headers=headers, timeout=30
+    )
+    assert other.status_code == 404
+
+
+def test_the_front_desk_sees_the_visit_but_not_the_chart_photos_or_reports(world: World) -> None:
+    desk = world.client("front_desk")
+    page = desk.get(reverse("desk:visit", args=[world.cleo.visit.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Cleo" in html and "Lidocaine" not in html and "session_photo" not in html
+    assert "for the patient's clinicians" in html
+    for url in (
+        reverse("desk:session_photo", args=[world.cleo.photo.pk]),
+        reverse("desk:skin_report", args=[world.cleo.report.pk]),
+        reverse("desk:screening", args=[world.cleo.screening.pk]),
+        reverse("desk:course_compare", args=[world.cleo.course.pk]),
+    ):
+        assert desk.get(url).status_code == 403, url
+    refused = desk.post(reverse("desk:visit", args=[world.cleo.visit.pk]), {"action": "sign"})
+    assert refused.status_code == 403
+
+
+def test_a_provider_sees_the_chart_of_their_locations_patients_only(world: World) -> None:
+    ada = world.client("provider")
+    page = ada.get(reverse("desk:visit", args=[world.cleo.visit.pk]))
+    assert page.status_code == 200 and "Lidocaine" in page.content.decode()
+    elsewhere = ada.get(reverse("desk:visit", args=[world.eve.visit.pk]))
+    assert elsewhere.status_code == 403
+    assert "Eve" not in elsewhere.content.decode()
+    assert "break-glass" in elsewhere.content.decode()  # the form's action
+
+
+def test_break_glass_opens_one_record_for_an_hour_with_the_reason_audited(world: World) -> None:
+    ada = world.client("provider")
+    url = reverse("desk:visit", args=[world.eve.visit.pk])
+    glass = reverse("desk:break_glass", args=[world.eve.patient.pk])
+    too_short = ada.post(glass, {"reason": "need", "next": url})
+    assert too_short.status_code == 302 and not BreakGlassGrant.objects.exists()
+    reason = "Eve called with a severe reaction; her own clinic is closed tonight"
+    opened = ada.post(glass, {"reason": reason, "next": url})
+    assert opened.status_code == 302 and opened["Location"] == url
+    assert ada.get(url).status_code == 200
+    event = AuditEvent.objects.get(action="break_glass")
+    assert event.reason == reason and event.role == "provider"
+    assert event.object_id == str(world.eve.patient.pk)
+    # Dan's record, never asked for, stays closed (he is Riverbend's, so pick Eve's only).
+    assert ada.get(reverse("desk:visit", args=[world.eve.visit.pk])).status_code == 200
+    # The front desk cannot break the glass at all.
+    desk = world.client("front_desk")
+    assert desk.post(glass, {"reason": reason}).status_code == 403
+
+
+def test_every_read_of_a_chart_leaves_an_audit_row_with_role_and_address(world: World) -> None:
+    ada = world.client("provider")
+    before = AuditEvent.objects.count()
+    for _ in range(3):
+        ada.get(reverse("desk:visit", args=[world.cleo.visit.pk]), REMOTE_ADDR="10.1.2.3")
+    rows = AuditEvent.objects.filter(action="visit_view").order_by("pk")
+    assert AuditEvent.objects.count() == before + 3 and rows.count() == 3
+    assert {(r.role, r.ip, r.actor.username, r.object_id) for r in rows} == {
+        ("provider", "10.1.2.3", "ada.quill", str(world.cleo.patient.pk))
+    }
+
+
+def test_the_auditor_searches_the_trail_and_nobody_else_may(world: World) -> None:
+    world.client("provider").get(reverse("desk:visit", args=[world.cleo.visit.pk]))
+    auditor = world.client("auditor")
+    page = auditor.get(reverse("audit:search"), {"patient": world.cleo.patient.pk})
+    assert page.status_code == 200
+    events = list(page.context["page"])
+    assert events and all(e.object_id == str(world.cleo.patient.pk) for e in events)
+    assert "ada.quill" in page.content.decode()
+    assert AuditEvent.objects.filter(action="audit_search", actor__username="aud.it").exists()
+    for role in ("front_desk", "provider", "clinic_admin", "patient"):
+        assert world.client(role).get(reverse("audit:search")).status_code in (302, 403), role
+    # The auditor reads the trail, not the records.
+    assert auditor.get(reverse("desk:visit", args=[world.cleo.visit.pk])).status_code == 403
+
+
+def test_a_patient_sees_who_opened_their_record(world: World) -> None:
+    world.client("provider").get(reverse("desk:visit", args=[world.cleo.visit.pk]))
+    page = world.client("patient").get(reverse("portal:record"))
+    rows = page.context["rows"]
+    assert [(r["who"], r["role"], r["what"]) for r in rows] == [
+        ("ada.quill", "Provider", "visit view")
+    ]
+
+
+def test_a_patient_downloads_their_whole_record_as_pdf_and_fhir(world: World) -> None:
+    cleo = world.client("patient")
+    pdf = cleo.get(reverse("portal:record_pdf"))
+    assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-") and b"Cleo Marsh" in pdf.content
+    assert b"Dan" not in pdf.content
+    bundle = json.loads(cleo.get(reverse("portal:record_fhir")).content)
+    assert bundle["resourceType"] == "Bundle"
+    types = {e["resource"]["resourceType"] for e in bundle["entry"]}
+    assert {"Patient", "Appointment", "Procedure"} <= types
+    references = json.dumps(bundle)
+    assert f'Patient/{world.dan.patient.pk}"' not in references
