@@ -36,8 +36,8 @@ def patient_required(view: Callable[..., HttpResponse]) -> View:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         patient = Patient.objects.filter(user_id=request.user.pk or 0).first()
         if patient is None:
-            messages.info(request, "This account has no patient record; staff use the desk.")
-            return redirect("web:home")
+            # Staff accounts have no patient pages: a refusal, never someone else's record.
+            return render(request, "portal/not_a_patient.html", status=403)
         # Times on the patient's pages read in the patient's own zone.
         timezone.activate(ZoneInfo(patient.timezone))
         return view(request, patient, *args, **kwargs)

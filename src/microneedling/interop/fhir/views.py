@@ -93,7 +93,11 @@ def caller_of(request: HttpRequest) -> Caller:
     if user is None:
         raise FhirError(401, "login", "a bearer token is required (microneedling token)")
     patient_id = Patient.objects.filter(user=user).values_list("pk", flat=True).first()
-    return Caller(user, patient_id, may(user, Can.DESK))
+    staff = may(user, Can.DESK)
+    if not staff and role_of(user) != "patient":
+        # Auditors and accounts without a role read no patient data here at all.
+        raise FhirError(403, "forbidden", "this account's role does not read records")
+    return Caller(user, patient_id, staff)
 
 
 # --- Resource types ------------------------------------------------------------------------
