@@ -153,6 +153,26 @@ def _django() -> None:
     django.setup()
 
 
+def _add_check_command(commands: Any) -> None:
+    check = commands.add_parser("check", help="Django's system checks and the project's")
+    check.add_argument("--deploy", action="store_true", help="also the production checks")
+    check.set_defaults(handler=_cmd_check)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when no check fails (warnings are printed), 1 otherwise."""
+    _django()
+    from django.core.management import call_command  # noqa: PLC0415
+    from django.core.management.base import SystemCheckError  # noqa: PLC0415
+
+    try:
+        call_command("check", deploy=args.deploy, fail_level="WARNING" if args.deploy else "ERROR")
+    except SystemCheckError as failed:
+        sys.stderr.write(f"{failed}\n")
+        return 1
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     if args.engines:
         from microneedling.demo import engines_demo  # noqa: PLC0415 - only when asked
@@ -470,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--if-empty", action="store_true", help="do nothing if data exists")
     demo.add_argument("--engines", action="store_true", help="only show the engines at work")
     demo.set_defaults(handler=_cmd_demo)
+
+    _add_check_command(commands)
 
     migrate = commands.add_parser("migrate", help="create or update the database tables")
     migrate.set_defaults(handler=_cmd_migrate)

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "microneedling.interop",
     "django_tasks",
     "django_tasks_db",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -62,6 +63,9 @@ MIDDLEWARE = [
     "microneedling.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "microneedling.web.security.SecurityHeadersMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into its refusal page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "microneedling.config.urls"
@@ -118,9 +122,55 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Who may sign in is the model backend's; what the admin site opens is the role's
 # (accounts.access), through the role backend.
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "microneedling.accounts.backends.RoleBackend",
 ]
+
+# Argon2id for new and changed passwords; older hashes still verify and are upgraded at the
+# next sign-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
+# Sign-in throttling: five failures for one username from one address lock that pair out for
+# 15 minutes (django-axes); failures are counted in the database, so every app server agrees.
+AXES_FAILURE_LIMIT = int(os.environ.get("MICRONEEDLING_LOGIN_FAILURES", "5"))
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "portal/locked_out.html"
+# Usernames are e-mail addresses here: axes must not write them to the log.
+AXES_VERBOSE = False
+AXES_SENSITIVE_PARAMETERS = ["username", "password", "email"]
+
+# Sessions: a new key at every sign-in (Django's login() rotates it), and signed out after
+# 30 minutes without a request (each request pushes the expiry on).
+SESSION_COOKIE_AGE = int(os.environ.get("MICRONEEDLING_IDLE_MINUTES", "30")) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Behind TLS (production): cookies only over HTTPS, HSTS for a year, HTTP sent to HTTPS.
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = 0 if DEBUG else 31_536_000
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_SSL_REDIRECT = not DEBUG and os.environ.get("MICRONEEDLING_SSL_REDIRECT", "1") == "1"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if os.environ.get("MICRONEEDLING_BEHIND_TLS_PROXY") == "1":
+    # The proxy terminates TLS and says so in this header (set only by the proxy).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Uploads: photos are a few megabytes at most; larger bodies are refused before parsing.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -172,6 +222,12 @@ MICRONEEDLING: dict[str, Any] = {
     "TRUSTED_PROXIES": tuple(
         a for a in os.environ.get("MICRONEEDLING_TRUSTED_PROXIES", "").split(",") if a
     ),
+    # Requests per client address and minute on the public endpoints (429 beyond).
+    "RATE_LIMITS": {
+        "sign_up": int(os.environ.get("MICRONEEDLING_RATE_SIGN_UP", "10")),
+        "sign_in": int(os.environ.get("MICRONEEDLING_RATE_SIGN_IN", "20")),
+        "booking": int(os.environ.get("MICRONEEDLING_RATE_BOOKING", "60")),
+    },
     # Minutes a break-glass grant lasts.
     "BREAK_GLASS_MINUTES": int(os.environ.get("MICRONEEDLING_BREAK_GLASS_MINUTES", "60")),
 }

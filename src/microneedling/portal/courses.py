@@ -27,6 +27,7 @@ from microneedling.scheduling.models import Appointment
 from microneedling.scheduling.rebooking import course_session_replace
 from microneedling.scheduling.replanning import Replan
 from microneedling.scheduling.selectors import patient_courses, patient_visit
+from microneedling.web.security import rate_limit
 
 
 def _initial_plan(patient: Patient) -> dict[str, Any]:
@@ -51,6 +52,7 @@ def _initial_plan(patient: Patient) -> dict[str, Any]:
     return initial
 
 
+@rate_limit("booking")
 @patient_required
 @require_http_methods(["GET", "POST"])
 def course_plan(request: HttpRequest, patient: Patient) -> HttpResponse:

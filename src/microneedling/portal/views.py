@@ -24,6 +24,7 @@ from microneedling.patients.services import patient_register, screening_record
 from microneedling.portal.forms import ConsentForm, IntakeForm, SignUpForm
 from microneedling.portal.verdicts import explain
 from microneedling.scheduling.models import Course
+from microneedling.web.security import rate_limit
 
 View = Callable[..., HttpResponse]
 
@@ -45,6 +46,7 @@ def patient_required(view: Callable[..., HttpResponse]) -> View:
     return wrapper
 
 
+@rate_limit("sign_up")
 @require_http_methods(["GET", "POST"])
 def sign_up(request: HttpRequest) -> HttpResponse:
     """Create an account and a patient record, then go straight to the intake."""
@@ -119,7 +121,7 @@ def screening(request: HttpRequest, patient: Patient, screening_id: int) -> Http
     return render(request, "portal/screening.html", {"screening": found, "verdict": explain(found)})
 
 
-sign_in = SignInView.as_view()
+sign_in = rate_limit("sign_in")(SignInView.as_view())  # type: ignore[arg-type]
 sign_out = SignOutView.as_view()
 
 

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -15,6 +16,7 @@ from ninja.errors import HttpError
 
 from microneedling.accounts.access import Can, can_act_for, may, patients_visible
 from microneedling.api import BearerToken, problem
+from microneedling.audit.middleware import client_address
 from microneedling.core.errors import BookingRefused, InputError
 from microneedling.core.screening import Intake
 from microneedling.directory.api import service_of
@@ -27,6 +29,7 @@ from microneedling.scheduling.models import Appointment, AppointmentRequest, Cou
 from microneedling.scheduling.rebooking import course_session_replace
 from microneedling.scheduling.replanning import Replan, course_session_move
 from microneedling.scheduling.selectors import free_starts
+from microneedling.web.security import too_many
 
 router = Router(tags=["scheduling"])
 auth = BearerToken()
@@ -79,6 +82,13 @@ def availability(
         now=timezone.now(),
     )
     return [_slot_out(s) for s in slots]
+
+
+def _throttle(request: HttpRequest) -> None:
+    """Bookings per client address and minute are limited (429 past the limit)."""
+    limit = settings.MICRONEEDLING["RATE_LIMITS"]["booking"]
+    if too_many("booking", client_address(request) or "unknown", limit):
+        raise HttpError(429, "too many booking requests from this address; try again in a minute")
 
 
 def _patient(request: HttpRequest, patient_id: int) -> Patient:
@@ -196,6 +206,7 @@ def book_course(request: HttpRequest, payload: CourseIn) -> HttpResponse:
 
     Send an ``Idempotency-Key`` header: a retried request returns the first answer.
     """
+    _throttle(request)
     args = _course_args(request, payload)
 
     def work() -> tuple[int, Any]:
@@ -260,6 +271,7 @@ class AppointmentOut(Schema):
 @router.post("/appointments", auth=auth)
 def book_appointment(request: HttpRequest, payload: AppointmentIn) -> HttpResponse:
     """Book one visit (409 names the resource in conflict). Honours ``Idempotency-Key``."""
+    _throttle(request)
     patient = _patient(request, payload.patient_id)
     location = get_object_or_404(Location, pk=payload.location_id)
     service = service_of(location, payload.service_id)

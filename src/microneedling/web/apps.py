@@ -8,3 +8,7 @@ class WebConfig(AppConfig):
 
     name = "microneedling.web"
     label = "web"
+
+    def ready(self) -> None:
+        """Register the project's deploy checks."""
+        from microneedling.config import checks  # noqa: F401, PLC0415

@@ -1,0 +1,156 @@
+"""Hardening: hashing, lock-out, sessions, headers, rate limits and the deploy checks."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.test import Client
+from django.urls import reverse
+
+from tests.web.conftest import NOW, Clinic, local, make_patient
+from tests.web.test_booking import MONDAY
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "a long Passphrase 42!"  # noqa: S105 (a test account's)
+
+
+@pytest.fixture
+def cleo(clinic: Clinic):  # type: ignore[no-untyped-def]
+    patient = make_patient(clinic)
+    patient.user = get_user_model().objects.create_user(
+        patient.email, email=patient.email, password=PASSWORD
+    )
+    patient.save()
+    return patient
+
+
+def _sign_in(client: Client, username: str, password: str, address: str = "10.0.0.7"):  # type: ignore[no-untyped-def]
+    return client.post(
+        reverse("portal:sign_in"),
+        {"username": username, "password": password},
+        REMOTE_ADDR=address,
+    )
+
+
+def test_passwords_are_stored_as_argon2id(cleo) -> None:  # type: ignore[no-untyped-def]
+    assert cleo.user.password.startswith("argon2$argon2id$")
+
+
+def test_five_wrong_passwords_lock_the_account_out_from_that_address(cleo) -> None:  # type: ignore[no-untyped-def]
+    client = Client()
+    for _ in range(4):
+        assert _sign_in(client, cleo.email, "wrong").status_code == 200
+    assert _sign_in(client, cleo.email, "wrong").status_code == 429  # the fifth locks
+    locked = _sign_in(client, cleo.email, PASSWORD)
+    assert locked.status_code == 429 and "_auth_user_id" not in client.session
+    assert "Signing in is paused" in locked.content.decode()
+    # Another address is not locked out by this one's failures.
+    assert _sign_in(Client(), cleo.email, PASSWORD, address="10.0.0.8").status_code == 302
+
+
+def test_signing_in_rotates_the_session_key(cleo) -> None:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.get(reverse("portal:sign_in"))
+    session = client.session
+    session["seen"] = True
+    session.save()
+    before = session.session_key
+    assert _sign_in(client, cleo.email, PASSWORD).status_code == 302
+    assert client.session.session_key != before
+
+
+def test_a_session_ends_after_thirty_idle_minutes(cleo) -> None:  # type: ignore[no-untyped-def]
+    client = Client()
+    with time_machine.travel(NOW, tick=False) as clock:
+        client.force_login(cleo.user)
+        assert client.get(reverse("portal:home")).status_code == 200
+        clock.shift(timedelta(minutes=29))
+        assert client.get(reverse("portal:home")).status_code == 200  # activity extends it
+        clock.shift(timedelta(minutes=31))
+        idle = client.get(reverse("portal:home"))
+    assert idle.status_code == 302 and "/sign-in/" in idle["Location"]
+
+
+def test_pages_carry_a_policy_without_inline_script_and_no_inline_code(cleo) -> None:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(cleo.user)
+    for url in ("/", reverse("web:treatment"), reverse("portal:home"), reverse("portal:record")):
+        page = client.get(url)
+        policy = page["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert "frame-ancestors 'none'" in policy
+        html = page.content.decode()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), url
+        assert not re.search(r"\son[a-z]+=|\sstyle=|<style", html), url
+        assert page["Cache-Control"] == "no-store"
+        assert page["X-Frame-Options"] == "DENY"
+
+
+def test_sign_up_is_rate_limited_per_address_with_a_problem(settings, clinic: Clinic) -> None:  # type: ignore[no-untyped-def]
+    settings.MICRONEEDLING = {**settings.MICRONEEDLING, "RATE_LIMITS": {"sign_up": 3}}
+    cache.clear()
+    client = Client()
+    answers = [
+        client.post(reverse("portal:sign_up"), {}, REMOTE_ADDR="10.9.9.9").status_code
+        for _ in range(4)
+    ]
+    assert answers[:3] == [200, 200, 200] and answers[3] == 429
+    refused = client.post(reverse("portal:sign_up"), {}, REMOTE_ADDR="10.9.9.9")
+    assert refused["Content-Type"] == "application/problem+json"
+    assert refused["Retry-After"] == "60"
+    assert client.post(reverse("portal:sign_up"), {}, REMOTE_ADDR="10.9.9.10").status_code == 200
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_booking_through_the_api_is_rate_limited(  # type: ignore[no-untyped-def]
+    settings, clinic: Clinic, staff_token: str
+) -> None:
+    settings.MICRONEEDLING = {**settings.MICRONEEDLING, "RATE_LIMITS": {"booking": 2}}
+    cache.clear()
+    body = {
+        "patient_id": make_patient(clinic).pk,
+        "location_id": clinic.location.pk,
+        "service_id": clinic.treatment.pk,
+        "provider_id": clinic.ada.pk,
+        "starts_at": local(MONDAY, 10).isoformat(),
+    }
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {staff_token}", REMOTE_ADDR="10.7.7.7")
+    codes = [
+        client.post("/api/v1/appointments", body, content_type="application/json").status_code
+        for _ in range(3)
+    ]
+    assert codes == [201, 409, 429]
+
+
+def _check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "microneedling.cli", "check", "--deploy"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_deploy_checks_pass_on_production_settings_and_fail_in_debug() -> None:
+    production = {
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+        "DJANGO_ALLOWED_HOSTS": "clinic.example.org",
+        "MICRONEEDLING_PUBLIC_URL": "https://clinic.example.org",
+    }
+    passed = _check(production)
+    assert passed.returncode == 0, passed.stderr
+    failed = _check({"DJANGO_DEBUG": "1"})
+    assert failed.returncode == 1
+    assert "mn.E001" in failed.stderr and "security.W004" in failed.stderr
