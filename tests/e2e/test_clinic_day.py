@@ -35,8 +35,11 @@ def sign_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_report_escalates_to_a_provider_who_charts_and_scores_and_the_desk_moves_a_session(
-    phone, desk
+    phone, desk, settings
 ) -> None:  # type: ignore[no-untyped-def]
+    # The journey jumps weeks ahead in seconds; sessions ending after 30 idle minutes has its
+    # own test (tests/web/test_security.py), so here they last the whole journey.
+    settings.SESSION_COOKIE_AGE = 365 * 24 * 3600
     clinic = build_clinic(name="Riverbend")
     zone = ZoneInfo(clinic.location.timezone)
     CartridgeLot.objects.create(

@@ -7,6 +7,7 @@ runs Riverbend, Otto operates the chain, Aud audits, Root is the superuser.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -37,11 +38,18 @@ ROLES = (
     "auditor",
     "superuser",
 )
-# A real, decodable 1×1 PNG.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
-)
+
+
+def _png() -> bytes:
+    from PIL import Image  # noqa: PLC0415
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 3), (200, 120, 110)).save(out, format="PNG")
+    return out.getvalue()
+
+
+#: A real, decodable PNG.
+PNG = _png()
 
 
 @dataclass

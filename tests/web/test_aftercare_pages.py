@@ -14,12 +14,12 @@ from microneedling.aftercare.models import SkinReport
 from microneedling.audit.models import AuditEvent
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
+from tests.web.access_world import PNG
 from tests.web.conftest import Clinic, local, make_patient, make_staff
 from tests.web.test_course_pages import signed_in
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 MONDAY = date(2027, 3, 8)
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def visit_for(clinic: Clinic) -> tuple[Client, Appointment]:
@@ -62,6 +62,7 @@ def test_an_alarming_report_goes_to_the_queue_and_the_patient_is_told_to_call(
 ) -> None:
     client, visit = visit_for(clinic)
     with time_machine.travel(local(MONDAY + timedelta(days=3), 9), tick=False):
+        client.force_login(visit.patient.user)  # days later: the old session has ended
         response = client.post(
             reverse("portal:skin_report", args=[visit.pk]),
             {"symptom_pus": "moderate", "symptom_redness": "mild", "notes": "Yellow spots"},
@@ -91,6 +92,7 @@ def test_an_alarming_report_goes_to_the_queue_and_the_patient_is_told_to_call(
 def test_expected_redness_stays_out_of_the_queue(clinic: Clinic) -> None:
     client, visit = visit_for(clinic)
     with time_machine.travel(local(MONDAY + timedelta(days=1), 9), tick=False):
+        client.force_login(visit.patient.user)  # days later: the old session has ended
         client.post(reverse("portal:skin_report", args=[visit.pk]), {"symptom_redness": "mild"})
     report = SkinReport.objects.get()
     assert report.action == "expected"
@@ -118,6 +120,7 @@ def test_a_bad_report_names_the_problem_and_saves_nothing(
     if "photo" in data:
         data = {**data, "photo": SimpleUploadedFile("skin.gif", data["photo"])}  # type: ignore[arg-type]
     with time_machine.travel(local(MONDAY + timedelta(days=1), 9), tick=False):
+        client.force_login(visit.patient.user)  # days later: the old session has ended
         response = client.post(reverse("portal:skin_report", args=[visit.pk]), data)
     assert response.status_code == 200
     text = response.content.decode()
@@ -135,6 +138,7 @@ def test_a_photo_is_kept_privately_and_shown_to_staff_only(
     settings.MEDIA_ROOT = tmp_path
     client, visit = visit_for(clinic)
     with time_machine.travel(local(MONDAY + timedelta(days=2), 9), tick=False):
+        client.force_login(visit.patient.user)  # days later: the old session has ended
         client.post(
             reverse("portal:skin_report", args=[visit.pk]),
             {"symptom_blisters": "mild", "photo": SimpleUploadedFile("skin.png", PNG)},

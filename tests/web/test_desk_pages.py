@@ -16,6 +16,7 @@ from microneedling.charting.services import consent_sign
 from microneedling.directory.models import CartridgeLot
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
+from tests.web.access_world import PNG
 from tests.web.conftest import Clinic, local, make_patient, make_staff
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
@@ -250,7 +251,7 @@ def test_before_and_after_photos_are_kept_privately_and_compared(
     from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415
 
     settings.MEDIA_ROOT = tmp_path
-    png = b"\x89PNG\r\n\x1a\n" + b"\x01" * 32
+    png = PNG
     course = services.course_book(
         patient=make_patient(clinic),
         location=clinic.location,

@@ -22,4 +22,27 @@ def photo_checked(photo: UploadedFile[bytes] | None) -> UploadedFile[bytes] | No
     photo.seek(0)
     if not any(head.startswith(magic) for magic in PHOTO_TYPES):
         raise ValidationError("The photo must be a JPEG or PNG image.")
+    _decodes(photo)
     return photo
+
+
+#: Larger than any camera's picture: a bigger claim is a decompression bomb.
+PHOTO_MAX_PIXELS = 80_000_000
+
+
+def _decodes(photo: UploadedFile[bytes]) -> None:
+    """The bytes really are a whole JPEG or PNG image of a sane size (Pillow decodes it)."""
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 (only for uploads)
+
+    try:
+        with Image.open(photo) as image:
+            if image.format not in ("JPEG", "PNG"):
+                raise ValidationError("The photo must be a JPEG or PNG image.")
+            width, height = image.size
+            if width * height > PHOTO_MAX_PIXELS:
+                raise ValidationError("The photo has too many pixels.")
+            image.load()  # decodes every pixel: a truncated or corrupt file fails here
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+        raise ValidationError("The photo could not be read as an image.") from None
+    finally:
+        photo.seek(0)
