@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from microneedling.aftercare.models import SkinReport
 from microneedling.charting.models import OutcomeScore, ProcedureChart
@@ -22,7 +24,7 @@ from tests.e2e.conftest import (
     fill_sign_up,
     screenshot,
 )
-from tests.web.conftest import build_clinic, make_staff
+from tests.web.conftest import build_clinic, make_staff, totp_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,6 +34,11 @@ def sign_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    user = get_user_model().objects.get(username=username)
+    if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        # Staff: the second step asks for the authenticator's code.
+        page.get_by_label("Code from your authenticator app").fill(totp_code(user))
+        page.get_by_role("button", name="Continue").click()
 
 
 def test_report_escalates_to_a_provider_who_charts_and_scores_and_the_desk_moves_a_session(

@@ -24,7 +24,7 @@ from microneedling.notifications.models import Message
 from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Course
-from tests.web.conftest import Clinic, build_clinic, local, make_patient, make_staff
+from tests.web.conftest import Clinic, build_clinic, local, make_patient, make_staff, make_superuser
 
 MONDAY = date(2027, 3, 8)
 #: The roles the matrix asks about, in the order its rows list them.
@@ -157,7 +157,7 @@ def build_world(clinic: Clinic) -> World:
         "clinic_admin": make_staff("cleo.admin", "clinic_admin", locations=riverbend),
         "chain_operator": make_staff("otto.ops", "chain_operator", locations=[]),
         "auditor": make_staff("aud.it", "auditor", locations=[]),
-        "superuser": get_user_model().objects.create_superuser("root", password=None),
+        "superuser": make_superuser("root"),
     }
     world.request_id = AppointmentRequest.objects.create(
         patient=world.cleo.patient,

@@ -16,6 +16,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from microneedling.accounts.models import StaffMember
 from microneedling.accounts.services import api_token_issue
@@ -205,7 +209,40 @@ def make_staff(
     user = get_user_model().objects.create_user(username, **user_fields)
     member = StaffMember.objects.create(user=user, role=role, organization=org, provider=provider)
     member.locations.set(Location.objects.all() if locations is None else locations)
+    # Staff sign in with a TOTP code: every test member of staff has an authenticator.
+    TOTPDevice.objects.create(user=user, name="test authenticator", confirmed=True)
     return user
+
+
+def make_superuser(username: str) -> Any:
+    """A superuser (the system's administrator), with an authenticator like all staff."""
+    user = get_user_model().objects.create_superuser(username, password=None)
+    TOTPDevice.objects.create(user=user, name="test authenticator", confirmed=True)
+    return user
+
+
+def totp_code(user: Any) -> str:
+    """The code ``user``'s authenticator shows now (what they would type)."""
+    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
+
+
+@pytest.fixture(autouse=True)
+def _force_login_gives_the_second_factor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Client.force_login`` skips the password, so here it also skips the code: the session
+    is marked verified with the user's device, exactly as ``django_otp.login`` marks it after
+    a right code. Signing in for real (password, then code) is tested in test_two_factor."""
+    original = Client.force_login
+
+    def force_login(self: Client, user: Any, backend: str | None = None) -> None:
+        original(self, user, backend)
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is not None:
+            session = self.session
+            session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+            session.save()
+
+    monkeypatch.setattr(Client, "force_login", force_login)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
@@ -19,7 +18,7 @@ from microneedling.directory.policy import booking_rules
 from microneedling.directory.policy_form import NUMBER_FIELDS
 from microneedling.patients.services import screening_record
 from microneedling.scheduling import services
-from tests.web.conftest import NOW, Clinic, local, make_patient
+from tests.web.conftest import NOW, Clinic, local, make_patient, make_superuser
 
 MONDAY = date(2027, 3, 8)
 pytestmark = pytest.mark.usefixtures("frozen_now")
@@ -127,7 +126,7 @@ def test_a_stored_choice_the_pack_does_not_hold_fails_validation_naming_it(clini
 @pytest.fixture
 def admin_client(clinic: Clinic) -> Client:
     client = Client()
-    client.force_login(get_user_model().objects.create_superuser("root.admin", password=None))
+    client.force_login(make_superuser("root.admin"))
     return client
 
 

@@ -17,7 +17,7 @@ from microneedling.directory.models import CartridgeLot
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
 from tests.web.access_world import PNG
-from tests.web.conftest import Clinic, local, make_patient, make_staff
+from tests.web.conftest import Clinic, local, make_patient, make_staff, make_superuser
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 MONDAY = date(2027, 3, 8)
@@ -225,7 +225,7 @@ def test_open_appointment_requests_are_listed_for_the_desk(clinic: Clinic, desk:
 def test_a_signed_consent_version_cannot_be_edited_in_the_admin(clinic: Clinic) -> None:
     from microneedling.charting.models import ConsentText  # noqa: PLC0415
 
-    admin = get_user_model().objects.create_superuser(username="root.admin", password=None)
+    admin = make_superuser("root.admin")
     client = Client()
     client.force_login(admin)
     text = ConsentText.objects.get(version="1")

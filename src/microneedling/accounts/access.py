@@ -220,7 +220,8 @@ def require(condition: bool, what: str = "this") -> None:
 #: audited desk, and only superusers see them in the admin.
 ADMIN_MODELS: dict[Can, frozenset[str]] = {
     Can.ADMIN_SITE: frozenset({"directory", "charting.consenttext"}),
-    Can.PEOPLE: frozenset({"accounts.staffmember"}),
+    # Staff, their authenticators (a lost phone is replaced here) and sign-in lock-outs.
+    Can.PEOPLE: frozenset({"accounts.staffmember", "otp_totp", "axes"}),
 }
 
 

@@ -24,6 +24,8 @@ def health_data_deploy_checks(app_configs: Any = None, **kwargs: Any) -> list[An
         )
     if "microneedling.web.security.SecurityHeadersMiddleware" not in settings.MIDDLEWARE:
         problems.append(Error("the Content-Security-Policy middleware is missing", id="mn.E005"))
+    if not settings.MICRONEEDLING["STAFF_TWO_FACTOR"]:
+        problems.append(Error("staff must sign in with two factors", id="mn.E006"))
     if not settings.MICRONEEDLING["PUBLIC_URL"].startswith("https://"):
         problems.append(
             Warning(

@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
 ]
 
 MIDDLEWARE = [
@@ -60,6 +62,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "microneedling.accounts.two_factor.StaffTwoFactorMiddleware",
     "microneedling.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -193,6 +197,8 @@ MEDIA_ROOT = DATA_DIR / "private"
 MEDIA_URL = "/private-media/"
 WHITENOISE_AUTOREFRESH = DEBUG
 LOGIN_URL = "portal:sign_in"
+# The issuer authenticator apps show next to the code.
+OTP_TOTP_ISSUER = os.environ.get("MICRONEEDLING_SITE_NAME", "Microneedling Clinic")
 LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "web:home"
 
@@ -228,6 +234,8 @@ MICRONEEDLING: dict[str, Any] = {
         "sign_in": int(os.environ.get("MICRONEEDLING_RATE_SIGN_IN", "20")),
         "booking": int(os.environ.get("MICRONEEDLING_RATE_BOOKING", "60")),
     },
+    # Staff give a TOTP code after their password (patients do not).
+    "STAFF_TWO_FACTOR": os.environ.get("MICRONEEDLING_STAFF_TWO_FACTOR", "1") == "1",
     # Minutes a break-glass grant lasts.
     "BREAK_GLASS_MINUTES": int(os.environ.get("MICRONEEDLING_BREAK_GLASS_MINUTES", "60")),
 }

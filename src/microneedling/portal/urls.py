@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from microneedling.accounts import two_factor
 from microneedling.aftercare import views as care
 from microneedling.portal import contact, courses, record, views
 
@@ -10,6 +11,8 @@ urlpatterns = [
     path("sign-up/", views.sign_up, name="sign_up"),
     path("sign-in/", views.sign_in, name="sign_in"),
     path("sign-out/", views.sign_out, name="sign_out"),
+    path("two-factor/", two_factor.two_factor, name="two_factor"),
+    path("two-factor/setup/", two_factor.two_factor_setup, name="two_factor_setup"),
     path("", views.home, name="home"),
     path("messages/", contact.contact, name="contact"),
     path("calendar/new/", contact.feed_issue, name="feed_issue"),
