@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3
 PYTEST_ARGS ?=
 
-.PHONY: setup e2e-deps run test lint format bench docs clean
+.PHONY: setup e2e-deps run test lint format bench docs audit clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -39,6 +39,13 @@ lint: setup
 format: setup
 	$(UV) run ruff check --fix src tests
 	$(UV) run ruff format src tests
+
+# Known vulnerabilities in the locked dependencies (pip-audit, PyPI's advisory data).
+# --strict fails when a package could not be checked, so an unreachable service is an error,
+# never a silent pass.
+audit: setup
+	$(UV) export --format requirements-txt --no-emit-project --quiet > .venv/requirements-audit.txt
+	$(UV) run pip-audit --strict --disable-pip --no-deps --progress-spinner off -r .venv/requirements-audit.txt
 
 bench: setup
 	$(UV) run microneedling bench

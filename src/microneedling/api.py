@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
@@ -29,7 +29,55 @@ class BearerToken(HttpBearer):
         return user
 
 
-api = NinjaAPI(title="Microneedling Clinic API", version="1", urls_namespace="api-v1")
+#: The error answers every operation may give, each as problem+json.
+ERRORS = {
+    "400": "The request is malformed",
+    "401": "No valid bearer token",
+    "403": "The token's role may not do this",
+    "404": "No such record (or not one this token may see)",
+    "409": "A booking conflict: the session and resource are named",
+    "422": "A field is invalid: each is named in errors",
+    "429": "Too many requests from this address; see Retry-After",
+}
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+class ClinicAPI(NinjaAPI):
+    """The API, whose OpenAPI document also says how every operation answers errors."""
+
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        """Ninja's document, with the problem+json error answers added to each operation."""
+        schema = super().get_openapi_schema(**kwargs)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        problem_ref = {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }
+        for methods in schema.get("paths", {}).values():
+            for operation in methods.values():
+                responses = operation.setdefault("responses", {})
+                for code, description in ERRORS.items():
+                    responses.setdefault(code, {"description": description, "content": problem_ref})
+        return schema
+
+
+api = ClinicAPI(title="Microneedling Clinic API", version="1", urls_namespace="api-v1")
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> HttpResponse:
@@ -80,6 +128,11 @@ def _refused(request: HttpRequest, exc: BookingRefused) -> HttpResponse:
 @api.exception_handler(AuthenticationError)
 def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     return problem(401, "Not signed in", "send Authorization: Bearer <token>")
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return problem(404, "Not found", "no such record, or not one you may see")
 
 
 @api.exception_handler(HttpError)

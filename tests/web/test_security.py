@@ -154,3 +154,19 @@ def test_the_deploy_checks_pass_on_production_settings_and_fail_in_debug() -> No
     failed = _check({"DJANGO_DEBUG": "1"})
     assert failed.returncode == 1
     assert "mn.E001" in failed.stderr and "security.W004" in failed.stderr
+
+
+def test_a_nul_character_is_refused_before_any_view_reads_it(staff_token: str) -> None:
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {staff_token}")
+    api = client.get("/api/v1/locations?zip=78%00209")
+    assert api.status_code == 400 and api["Content-Type"] == "application/problem+json"
+    posted = client.post("/api/v1/appointments", '{"note": "a\\u0000b"}', "application/json")
+    assert posted.status_code == 400
+    fhir = client.get("/fhir/R4/Patient?name=%00")
+    assert fhir.status_code == 400 and fhir.json()["resourceType"] == "OperationOutcome"
+    form = "first_name=Cle%00o"
+    page = client.post(reverse("portal:sign_up"), form, "application/x-www-form-urlencoded")
+    assert page.status_code == 400
+    # In a multipart form, Django's own field check names the field instead.
+    multipart = client.post(reverse("portal:sign_up"), {"first_name": "Cle\x00o"})
+    assert "Null characters are not allowed" in multipart.content.decode()

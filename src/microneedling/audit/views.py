@@ -11,6 +11,7 @@ from django.shortcuts import render
 from microneedling.accounts.access import Can
 from microneedling.audit.selectors import AuditQuery, audit_search
 from microneedling.audit.services import audit_record
+from microneedling.core.ids import is_record_id
 from microneedling.desk.access import requires
 
 
@@ -29,7 +30,7 @@ def search(request: HttpRequest) -> HttpResponse:
     data = request.GET
     patient = data.get("patient", "").strip()
     query = AuditQuery(
-        patient_id=int(patient) if patient.isdigit() else None,
+        patient_id=int(patient) if is_record_id(patient) else None,
         actor=data.get("actor", "").strip(),
         action=data.get("action", "").strip(),
         ip=data.get("ip", "").strip(),
@@ -41,7 +42,7 @@ def search(request: HttpRequest) -> HttpResponse:
         for name in ("since", "until")
         if data.get(name) and _day(data[name]) is None
     ]
-    if patient and not patient.isdigit():
+    if patient and not is_record_id(patient):
         problems.append("patient must be a record number")
     page = Paginator(audit_search(query), 50).get_page(data.get("page"))
     audit_record(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, time
+from typing import Annotated
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
+from pydantic import WithJsonSchema
 
 from microneedling.core.errors import InputError
 from microneedling.directory import selectors
@@ -16,10 +18,24 @@ router = Router(tags=["directory"])
 MAX_RADIUS_KM = 5000
 
 
+#: A wall-clock time at the location, in its own zone (so without an offset: RFC 3339's
+#: "time" format demands one, which an opening hour does not have).
+LocalTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[0-2][0-9]:[0-5][0-9](:[0-5][0-9])?$",
+            "description": "local time at the location (its timezone field), HH:MM[:SS]",
+        }
+    ),
+]
+
+
 class HoursOut(Schema):
     weekday: int
-    opens: time
-    closes: time
+    opens: LocalTime
+    closes: LocalTime
 
 
 class LocationRef(Schema):
@@ -101,7 +117,7 @@ def list_locations(
     zip: str | None = None,
     city: str | None = None,
     region: str | None = None,
-    within_km: float = 80.0,
+    within_km: float = Query(80.0, gt=0, le=MAX_RADIUS_KM),  # type: ignore[type-arg]
     include_closed: bool = False,
 ) -> list[LocationOut]:
     """Locations, nearest first when a ZIP code or city is given."""

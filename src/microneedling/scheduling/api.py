@@ -425,7 +425,9 @@ def create_request(request: HttpRequest, payload: RequestIn) -> Status[Appointme
 
 
 @router.get("/appointment-requests", auth=auth, response=list[RequestOut])
-def list_requests(request: HttpRequest, status: str = "open") -> list[AppointmentRequest]:
+def list_requests(
+    request: HttpRequest, status: Literal["open", "approved", "declined", "booked"] = "open"
+) -> list[AppointmentRequest]:
     """Requests waiting for staff (staff only)."""
     if not may(request.user, Can.SCHEDULE):
         raise HttpError(403, "staff only")

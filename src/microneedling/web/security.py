@@ -98,3 +98,45 @@ def too_many_response(scope: str) -> HttpResponse:
     response = HttpResponse(json.dumps(body), status=429, content_type="application/problem+json")
     response["Retry-After"] = "60"
     return response
+
+
+class RefuseNulMiddleware:
+    """Refuses (400) a NUL character in the query or a text body before any view reads it:
+    PostgreSQL cannot store one in text, and no honest client sends one."""
+
+    TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded", "application/fhir+json")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from urllib.parse import unquote_to_bytes  # noqa: PLC0415
+
+        query = unquote_to_bytes(request.META.get("QUERY_STRING", ""))
+        body = request.body if request.content_type in self.TEXT_BODIES else b""
+        if request.content_type == "application/x-www-form-urlencoded":
+            body = unquote_to_bytes(body.replace(b"+", b" "))
+        if b"\x00" in query or b"\x00" in body or b"\\u0000" in body:
+            return nul_refused(request)
+        return self.get_response(request)
+
+
+def nul_refused(request: HttpRequest) -> HttpResponse:
+    """The refusal, in the format of the API that was asked."""
+    import json  # noqa: PLC0415
+
+    if request.path.startswith("/fhir/"):
+        outcome = {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {"severity": "error", "code": "invalid", "diagnostics": "NUL is not allowed"}
+            ],
+        }
+        return HttpResponse(json.dumps(outcome), status=400, content_type="application/fhir+json")
+    body = {
+        "type": "about:blank",
+        "title": "Invalid request",
+        "status": 400,
+        "detail": "the request holds a NUL character, which no field accepts",
+    }
+    return HttpResponse(json.dumps(body), status=400, content_type="application/problem+json")

@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import Q
 
+from microneedling.core.ids import is_record_id
+
 #: Search result parameters every type accepts.
 CONTROL = {"_count", "_offset", "_include", "_format", "_summary"}
 DEFAULT_COUNT = 20
@@ -46,7 +48,7 @@ def reference_id(parameter: str, value: str, kind: str) -> str:
 def integer_id(parameter: str, value: str, kind: str) -> int:
     """A reference whose id is one of our integer keys."""
     text = reference_id(parameter, value, kind)
-    if not text.isdigit():
+    if not is_record_id(text):
         raise bad(parameter, f"{text!r} is not a {kind} id")
     return int(text)
 
@@ -84,7 +86,7 @@ def date_filter(parameter: str, values: list[str], field: str) -> Q:
     query = Q()
     for raw in values:
         prefix, text = ("eq", raw)
-        if raw[:2] in PREFIXES and not raw[:2].isdigit():
+        if raw[:2] in PREFIXES:
             prefix, text = raw[:2], raw[2:]
         start, end = _bounds(parameter, text)
         query &= {
@@ -134,7 +136,7 @@ def paging(params: dict[str, list[str]]) -> tuple[int, int]:
         if name not in params:
             continue
         text = params[name][-1]
-        if not text.isdigit():
+        if not is_record_id(text):
             raise bad(name, f"{text!r} is not a whole number")
         number = int(text)
         if name == "_count":

@@ -27,6 +27,7 @@ from microneedling.aftercare.models import SkinReport
 from microneedling.audit.services import audit_patient_view
 from microneedling.charting.models import Consent, OutcomeScore, ProcedureChart
 from microneedling.core.errors import BookingConflict, BookingRefused
+from microneedling.core.ids import is_record_id
 from microneedling.directory.models import (
     Location,
     Organization,
@@ -139,7 +140,7 @@ def _ids() -> Filter:
     def apply(rows: QuerySet[Any], values: list[str]) -> QuerySet[Any]:
         for value in values:
             ids = [v for v in value.split(",") if v]
-            if not all(v.isdigit() for v in ids):
+            if not all(is_record_id(v) for v in ids):
                 raise bad("_id", "ids are whole numbers")
             rows = rows.filter(pk__in=[int(v) for v in ids])
         return rows
@@ -438,7 +439,7 @@ def provider_sites(params: dict[str, list[str]]) -> list[tuple[Provider, Locatio
 
 def _pair_of(text: str, type_name: str) -> tuple[Provider, Location]:
     left, _, right = text.partition("-")
-    if not (left.isdigit() and right.isdigit()):
+    if not (is_record_id(left) and is_record_id(right)):
         raise FhirError(404, "not-found", f"{type_name}/{text} does not exist")
     provider = Provider.objects.filter(pk=int(left)).first()
     place = Location.objects.filter(pk=int(right)).first()
@@ -503,7 +504,7 @@ def _slots(params: dict[str, list[str]]) -> list[dict[str, Any]]:
 
 def _slot_parts(slot_id: str) -> tuple[Provider, Location, Service, datetime]:
     parts = slot_id.split("-")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+    if len(parts) != 4 or not all(is_record_id(p) for p in parts):
         raise FhirError(404, "not-found", f"Slot/{slot_id} does not exist")
     provider, place = _pair_of(f"{parts[0]}-{parts[1]}", "Slot")
     service = Service.objects.filter(
@@ -705,7 +706,7 @@ def instance_endpoint(request: HttpRequest, type_name: str, resource_id: str) ->
         return respond(render_pair(type_name, provider, place))
     kind = KINDS[type_name]
     missing = FhirError(404, "not-found", f"{type_name}/{resource_id} does not exist")
-    if not resource_id.isdigit():
+    if not is_record_id(resource_id):
         raise missing
     # Another patient's record answers exactly as a missing one: ids reveal nothing.
     row = _scoped(kind, caller).filter(pk=int(resource_id)).first()
@@ -719,7 +720,7 @@ def instance_endpoint(request: HttpRequest, type_name: str, resource_id: str) ->
 def everything(request: HttpRequest, resource_id: str) -> HttpResponse:
     """``Patient/{id}/$everything``: the patient and every resource about them."""
     caller = caller_of(request)
-    if not resource_id.isdigit():
+    if not is_record_id(resource_id):
         raise FhirError(404, "not-found", f"Patient/{resource_id} does not exist")
     person = _scoped(KINDS["Patient"], caller).filter(pk=int(resource_id)).first()
     if person is None:
