@@ -153,6 +153,27 @@ def _django() -> None:
     django.setup()
 
 
+def _add_retention_command(commands: Any) -> None:
+    retention = commands.add_parser(
+        "retention", help="erase closed records whose retention has run out (dry run first)"
+    )
+    retention.add_argument("--apply", action="store_true", help="erase (default: only count)")
+    retention.set_defaults(handler=_cmd_retention)
+
+
+def _cmd_retention(args: argparse.Namespace) -> int:
+    """Count, or with --apply erase, the records due; prints counts only (no names)."""
+    _django()
+    from django.utils import timezone  # noqa: PLC0415
+
+    from microneedling.patients.closure import records_erase_due  # noqa: PLC0415
+
+    report = records_erase_due(today=timezone.localdate(), apply=args.apply)
+    verb = "erased" if args.apply else "due for erasure (run with --apply)"
+    sys.stdout.write(f"{report.patients} closed records {verb}, {report.photos} photos\n")
+    return 0
+
+
 def _add_check_command(commands: Any) -> None:
     check = commands.add_parser("check", help="Django's system checks and the project's")
     check.add_argument("--deploy", action="store_true", help="also the production checks")
@@ -450,6 +471,25 @@ def _add_import_command(commands: Any) -> None:
     importing.set_defaults(handler=_cmd_import)
 
 
+def _add_serving_commands(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="serve the clinic (development server)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--no-worker",
+        dest="worker",
+        action="store_false",
+        help="do not run background tasks in this process (run `microneedling worker`)",
+    )
+    serve.set_defaults(handler=_cmd_serve)
+
+    worker = commands.add_parser("worker", help="run background tasks (messages); any number")
+    worker.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
+    worker.add_argument("--batch", action="store_true", help="exit when no task is ready")
+    worker.add_argument("--max-tasks", type=int, default=None, help="exit after this many")
+    worker.set_defaults(handler=_cmd_worker)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = _Parser(prog="microneedling", description=__doc__)
@@ -496,26 +536,13 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create or update the database tables")
     migrate.set_defaults(handler=_cmd_migrate)
 
-    serve = commands.add_parser("serve", help="serve the clinic (development server)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument(
-        "--no-worker",
-        dest="worker",
-        action="store_false",
-        help="do not run background tasks in this process (run `microneedling worker`)",
-    )
-    serve.set_defaults(handler=_cmd_serve)
-
-    worker = commands.add_parser("worker", help="run background tasks (messages); any number")
-    worker.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
-    worker.add_argument("--batch", action="store_true", help="exit when no task is ready")
-    worker.add_argument("--max-tasks", type=int, default=None, help="exit after this many")
-    worker.set_defaults(handler=_cmd_worker)
+    _add_serving_commands(commands)
 
     _add_rehoming_commands(commands)
 
     _add_import_command(commands)
+
+    _add_retention_command(commands)
 
     token = commands.add_parser("token", help="issue an API token for a user")
     token.add_argument("--user", required=True)

@@ -100,6 +100,7 @@ MATRIX: dict[str, Entry] = {
     "my/record/": Entry(PATIENT, _u("portal:record")),
     "my/record/my-record.pdf": Entry(PATIENT, _u("portal:record_pdf")),
     "my/record/my-record.fhir.json": Entry(PATIENT, _u("portal:record_fhir")),
+    "my/record/close/": Entry(PATIENT, _u("portal:close_account")),
     "my/intake/": Entry(PATIENT, _u("portal:intake")),
     "my/consent/": Entry(PATIENT, _u("portal:consent")),
     "my/screenings/<int:screening_id>/": Entry(

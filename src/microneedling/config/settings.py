@@ -237,6 +237,13 @@ MICRONEEDLING: dict[str, Any] = {
     },
     # Staff give a TOTP code after their password (patients do not).
     "STAFF_TWO_FACTOR": os.environ.get("MICRONEEDLING_STAFF_TWO_FACTOR", "1") == "1",
+    # How long a closed account's medical records are kept: years after the last treatment,
+    # and until an age for patients treated as minors. The defaults are Texas's (22 TAC
+    # §165.1: seven years; minors until 21), where the demo clinic is; set your state's.
+    "RETENTION": {
+        "ADULT_YEARS": int(os.environ.get("MICRONEEDLING_RETENTION_YEARS", "7")),
+        "MINOR_UNTIL_AGE": int(os.environ.get("MICRONEEDLING_RETENTION_MINOR_AGE", "21")),
+    },
     # Minutes a break-glass grant lasts.
     "BREAK_GLASS_MINUTES": int(os.environ.get("MICRONEEDLING_BREAK_GLASS_MINUTES", "60")),
 }

@@ -34,6 +34,10 @@ class Patient(models.Model):
         default=list, blank=True, help_text='Local ranges, e.g. [["09:00", "12:00"]]'
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    #: When the patient closed their account (they can no longer sign in; the clinical
+    #: record is kept until ``retain_until``, then erased).
+    closed_at = models.DateTimeField(null=True, blank=True)
+    retain_until = models.DateField(null=True, blank=True)
 
     class Meta:
         constraints = [

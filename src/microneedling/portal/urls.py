@@ -21,6 +21,7 @@ urlpatterns = [
     path("record/", record.access_log, name="record"),
     path("record/my-record.pdf", record.record_pdf_download, name="record_pdf"),
     path("record/my-record.fhir.json", record.record_fhir_download, name="record_fhir"),
+    path("record/close/", record.close_account, name="close_account"),
     path("intake/", views.intake, name="intake"),
     path("consent/", views.consent, name="consent"),
     path("screenings/<int:screening_id>/", views.screening, name="screening"),

@@ -1,0 +1,104 @@
+"""Closing an account, keeping what the law requires, erasing it afterwards."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from microneedling.accounts.models import ApiToken
+from microneedling.audit.models import AuditEvent
+from microneedling.charting.models import ProcedureChart, SessionPhoto
+from microneedling.core.retention import add_years
+from microneedling.notifications.models import CalendarFeed
+from microneedling.patients.closure import records_erase_due
+from microneedling.patients.models import Patient
+from microneedling.scheduling.models import Appointment, Reservation
+from tests.web.access_world import World, build_world
+from tests.web.conftest import NOW, Clinic
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
+PASSWORD = "seven quiet herons 3"  # noqa: S105 (a test account's)
+
+
+@pytest.fixture
+def world(clinic: Clinic, settings, tmp_path) -> World:  # type: ignore[no-untyped-def]
+    settings.MEDIA_ROOT = tmp_path
+    built = build_world(clinic)
+    built.users["patient"].set_password(PASSWORD)
+    built.users["patient"].save()
+    return built
+
+
+def _close(world: World) -> Client:
+    client = world.client("patient")
+    world.token("patient")
+    answer = client.post(
+        reverse("portal:close_account"), {"password": PASSWORD, "understood": "on"}
+    )
+    assert answer.status_code == 302 and answer["Location"] == reverse("web:home")
+    return client
+
+
+def test_closing_needs_the_password_and_changes_nothing_without_it(world: World) -> None:
+    client = world.client("patient")
+    wrong = client.post(reverse("portal:close_account"), {"password": "nope", "understood": "on"})
+    assert "not your password" in wrong.content.decode()
+    world.cleo.patient.refresh_from_db()
+    assert world.cleo.patient.closed_at is None
+    assert Appointment.objects.filter(patient=world.cleo.patient, status="booked").exists()
+
+
+def test_closing_cancels_visits_removes_the_login_and_keeps_the_medical_record(
+    world: World,
+) -> None:
+    cleo = world.cleo.patient
+    CalendarFeed.objects.create(patient=cleo, token_hash="d" * 64)
+    client = _close(world)
+    cleo.refresh_from_db()
+    assert cleo.closed_at == NOW and cleo.phone == ""
+    # Seven years after the last treatment; never treated here, so seven from closing.
+    assert cleo.retain_until == add_years(NOW.date(), 7)
+    assert not Appointment.objects.filter(patient=cleo, status="booked").exists()
+    assert not Reservation.objects.filter(appointment__patient=cleo, active=True).exists()
+    user = get_user_model().objects.get(pk=cleo.user_id)
+    assert not user.is_active and not user.has_usable_password() and user.email == ""
+    assert not ApiToken.objects.filter(user=user).exists()
+    assert not CalendarFeed.objects.filter(patient=cleo).exists()
+    assert client.get(reverse("portal:home")).status_code == 302  # signed out everywhere
+    # What the law keeps is still there, and still readable by her clinicians.
+    assert ProcedureChart.objects.filter(appointment__patient=cleo).exists()
+    assert (
+        world.client("provider").get(reverse("desk:visit", args=[world.cleo.visit.pk])).status_code
+        == 200
+    )
+    assert AuditEvent.objects.filter(action="account_close", object_id=str(cleo.pk)).exists()
+
+
+def test_the_sweep_erases_records_only_after_their_retention_and_keeps_the_trail(
+    world: World, settings
+) -> None:  # type: ignore[no-untyped-def]
+    _close(world)
+    cleo = Patient.objects.get(pk=world.cleo.patient.pk)
+    photo_path = world.cleo.photo.file.path
+    early = records_erase_due(today=cleo.retain_until - timedelta(days=1), apply=True)
+    assert early.patients == 0 and Patient.objects.filter(pk=cleo.pk).exists()
+    counted = records_erase_due(today=cleo.retain_until)
+    assert counted.patients == 1 and counted.photos == 2
+    assert Patient.objects.filter(pk=cleo.pk).exists()  # a dry run erases nothing
+    erased = records_erase_due(today=cleo.retain_until, apply=True)
+    assert erased.patients == 1
+    assert not Patient.objects.filter(pk=cleo.pk).exists()
+    assert not SessionPhoto.objects.filter(pk=world.cleo.photo.pk).exists()
+    import os  # noqa: PLC0415
+
+    assert not os.path.exists(photo_path)
+    # Dan's record is untouched; the trail still says what happened to Cleo's, by number.
+    assert Patient.objects.filter(pk=world.dan.patient.pk).exists()
+    assert AuditEvent.objects.filter(action="record_erase", object_id=str(cleo.pk)).exists()
+    assert AuditEvent.objects.filter(action="account_close", object_id=str(cleo.pk)).exists()
+    assert timezone.now() == NOW
