@@ -87,6 +87,13 @@ MATRIX: dict[str, Entry] = {
     "my/sign-up/": Entry(EVERYONE, _u("portal:sign_up")),
     "my/sign-in/": Entry(EVERYONE, _u("portal:sign_in")),
     "my/sign-out/": Entry(EVERYONE, _u("portal:sign_out"), method="post"),
+    "my/password-reset/": Entry(EVERYONE, _u("portal:password_reset")),
+    "my/password-reset/sent/": Entry(EVERYONE, _u("portal:password_reset_sent")),
+    # A wrong or spent link shows "this link has expired": an answer, not a refusal.
+    "my/password-reset/<uidb64>/<token>/": Entry(
+        EVERYONE, lambda w, e: reverse("portal:password_reset_confirm", args=["MQ", "x-y"])
+    ),
+    "my/password-reset/done/": Entry(EVERYONE, _u("portal:password_reset_complete")),
     # The second step of signing in: anyone signed in (staff must, patients may opt in).
     "my/two-factor/": Entry(SIGNED_IN, _u("portal:two_factor")),
     "my/two-factor/setup/": Entry(SIGNED_IN, _u("portal:two_factor_setup")),
@@ -395,3 +402,17 @@ def test_the_admin_site_opens_to_the_roles_that_run_the_clinic(world: World) -> 
             if _refused(answer) == allowed:
                 wrong.append(f"{role} {page} {answer.status_code}")
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize(
+    "route", sorted(r for r, e in MATRIX.items() if e.method == "post" and not e.bearer)
+)
+def test_every_form_post_without_the_csrf_token_is_refused(world: World, route: str) -> None:
+    entry = MATRIX[route]
+    role = sorted(entry.allowed - {"anonymous"})[0]
+    client = Client(enforce_csrf_checks=True)
+    if world.users.get(role) is not None:
+        client.force_login(world.users[role])
+    data = entry.body(world, _extra(world)) if entry.body else {}
+    answer = client.post(entry.url(world, _extra(world)), data)
+    assert answer.status_code == 403, (route, role, answer.status_code)

@@ -170,3 +170,37 @@ def test_a_nul_character_is_refused_before_any_view_reads_it(staff_token: str) -
     # In a multipart form, Django's own field check names the field instead.
     multipart = client.post(reverse("portal:sign_up"), {"first_name": "Cle\x00o"})
     assert "Null characters are not allowed" in multipart.content.decode()
+
+
+def test_uploaded_photos_are_never_served_as_files(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings.MEDIA_ROOT = tmp_path
+    (tmp_path / "session-photos").mkdir()
+    (tmp_path / "session-photos" / "a.png").write_bytes(b"\x89PNG")
+    client = Client()
+    for url in (
+        f"{settings.MEDIA_URL}session-photos/a.png",
+        "/static/../private/session-photos/a.png",
+        "/session-photos/a.png",
+    ):
+        assert client.get(url).status_code == 404, url
+    assert not str(settings.MEDIA_ROOT).startswith(str(settings.STATIC_ROOT))
+
+
+def test_log_lines_never_carry_an_email_address_or_a_query(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging  # noqa: PLC0415
+
+    from microneedling.web.logs import RedactPersonalData  # noqa: PLC0415
+
+    record = logging.LogRecord(
+        "django.request",
+        logging.WARNING,
+        __file__,
+        1,
+        "Forbidden: %s for %s",
+        ("/desk/visits/3/?q=cleo.marsh@example.test", "cleo.marsh@example.test +1 210 555 0123"),
+        None,
+    )
+    assert RedactPersonalData().filter(record)
+    text = record.getMessage()
+    assert "cleo" not in text and "555" not in text and "?q=" not in text
+    assert "/desk/visits/3/" in text

@@ -198,6 +198,8 @@ MEDIA_ROOT = DATA_DIR / "private"
 MEDIA_URL = "/private-media/"
 WHITENOISE_AUTOREFRESH = DEBUG
 LOGIN_URL = "portal:sign_in"
+# A reset link works for an hour.
+PASSWORD_RESET_TIMEOUT = 3600
 # The issuer authenticator apps show next to the code.
 OTP_TOTP_ISSUER = os.environ.get("MICRONEEDLING_SITE_NAME", "Microneedling Clinic")
 LOGIN_REDIRECT_URL = "portal:home"
@@ -206,7 +208,8 @@ LOGOUT_REDIRECT_URL = "web:home"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact": {"()": "microneedling.web.logs.RedactPersonalData"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     # Request bodies and SQL parameters can hold health data: never log them.
     "loggers": {"django.db.backends": {"level": "WARNING"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
@@ -234,6 +237,7 @@ MICRONEEDLING: dict[str, Any] = {
         "sign_up": int(os.environ.get("MICRONEEDLING_RATE_SIGN_UP", "10")),
         "sign_in": int(os.environ.get("MICRONEEDLING_RATE_SIGN_IN", "20")),
         "booking": int(os.environ.get("MICRONEEDLING_RATE_BOOKING", "60")),
+        "password_reset": int(os.environ.get("MICRONEEDLING_RATE_PASSWORD_RESET", "5")),
     },
     # Staff give a TOTP code after their password (patients do not).
     "STAFF_TWO_FACTOR": os.environ.get("MICRONEEDLING_STAFF_TWO_FACTOR", "1") == "1",

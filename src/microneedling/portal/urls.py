@@ -4,13 +4,25 @@ from django.urls import path
 
 from microneedling.accounts import two_factor
 from microneedling.aftercare import views as care
-from microneedling.portal import contact, courses, record, views
+from microneedling.portal import contact, courses, password_reset, record, views
 
 app_name = "portal"
 urlpatterns = [
     path("sign-up/", views.sign_up, name="sign_up"),
     path("sign-in/", views.sign_in, name="sign_in"),
     path("sign-out/", views.sign_out, name="sign_out"),
+    path("password-reset/", password_reset.password_reset, name="password_reset"),
+    path("password-reset/sent/", password_reset.password_reset_sent, name="password_reset_sent"),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        password_reset.password_reset_confirm,
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/",
+        password_reset.password_reset_complete,
+        name="password_reset_complete",
+    ),
     path("two-factor/", two_factor.two_factor, name="two_factor"),
     path("two-factor/setup/", two_factor.two_factor_setup, name="two_factor_setup"),
     path("", views.home, name="home"),

@@ -121,7 +121,7 @@ def screening(request: HttpRequest, patient: Patient, screening_id: int) -> Http
     return render(request, "portal/screening.html", {"screening": found, "verdict": explain(found)})
 
 
-sign_in = rate_limit("sign_in")(SignInView.as_view())  # type: ignore[arg-type]
+sign_in = rate_limit("sign_in")(SignInView.as_view())
 sign_out = SignOutView.as_view()
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 
 from microneedling.audit.middleware import client_address
+
+ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
 
 #: No inline script or style anywhere: every script and stylesheet is a file of ours.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -52,14 +55,14 @@ class RateLimited(Exception):
 
 def rate_limit(
     scope: str, *, per_minute: int | None = None, methods: tuple[str, ...] = ("POST",)
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+) -> Callable[[Callable[..., ResponseT]], Callable[..., ResponseT | HttpResponse]]:
     """Answer 429 once one client address has made more than ``per_minute`` ``methods``
     requests to this view in the current minute (``MICRONEEDLING["RATE_LIMITS"][scope]``
     when not given). Counts live in the shared cache, so every app server sees them."""
 
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorate(view: Callable[..., ResponseT]) -> Callable[..., ResponseT | HttpResponse]:
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> ResponseT | HttpResponse:
             if request.method in methods:
                 limit = per_minute or settings.MICRONEEDLING["RATE_LIMITS"][scope]
                 if too_many(scope, client_address(request) or "unknown", limit):
