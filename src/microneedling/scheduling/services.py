@@ -214,6 +214,13 @@ def appointment_book(
                 override_reason=override_reason if override else "",
             )
             reservations_write(appointment, slot, calendar.phases, overlap_allowed=override)
+            audit_record(
+                actor=actor,
+                action="appointment_book",
+                object_type="patient",
+                object_id=patient.pk,
+                details={"appointment": appointment.pk, "starts_at": slot.start.isoformat()},
+            )
             if override:
                 audit_record(
                     actor=actor,
@@ -447,6 +454,13 @@ def _course_book_once(
             booked_by=acting_user(actor),
         )
         reservations_write(appointment, slot, proposal.calendar.phases)
+    audit_record(
+        actor=actor,
+        action="course_book",
+        object_type="patient",
+        object_id=patient.pk,
+        details={"course": course.pk, "sessions": len(chosen)},
+    )
     events.course_booked(course, now=now)
     return course
 
