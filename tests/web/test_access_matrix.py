@@ -24,13 +24,14 @@ from django.contrib import admin
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from microneedling.directory.models import Location, Organization
 from microneedling.interop.export import export_folder
 from microneedling.interop.models import ExportJob
 from microneedling.notifications.feeds import calendar_feed_issue
 from microneedling.notifications.models import Message
 from microneedling.scheduling.models import RehomingRun
 from tests.web.access_world import MONDAY, ROLES, World, build_world
-from tests.web.conftest import TZ, Clinic
+from tests.web.conftest import TZ, Clinic, build_clinic
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
@@ -386,7 +387,15 @@ def test_the_admin_site_opens_to_the_roles_that_run_the_clinic(world: World) -> 
         for model in admin.site._registry
     ]
     # Clinical rows, user accounts and the task queue's internals: the superuser's only.
-    clinical = {"procedurechart", "outcomescore", "consent", "user", "group", "dbtaskresult"}
+    clinical = {
+        "procedurechart",
+        "outcomescore",
+        "consent",
+        "consenttext",
+        "user",
+        "group",
+        "dbtaskresult",
+    }
     wrong = []
     for role in ROLES:
         client = world.client(role)
@@ -416,3 +425,18 @@ def test_every_form_post_without_the_csrf_token_is_refused(world: World, route: 
     data = entry.body(world, _extra(world)) if entry.body else {}
     answer = client.post(entry.url(world, _extra(world)), data)
     assert answer.status_code == 403, (route, role, answer.status_code)
+
+
+def test_the_admin_shows_each_organisation_only_its_own_rows(world: World) -> None:
+    other = build_clinic(name="Faraway")
+    elsewhere = Organization.objects.create(name="Faraway Group", slug="faraway-group")
+    Location.objects.filter(pk=other.location.pk).update(organization=elsewhere)
+    operator = world.client("chain_operator")
+    listing = operator.get(reverse("admin:directory_location_changelist")).content.decode()
+    assert "Riverbend" in listing and "Faraway" not in listing
+    page = operator.get(reverse("admin:directory_location_change", args=[other.location.pk]))
+    assert page.status_code == 302  # Django's answer for an id outside the queryset
+    add = operator.get(reverse("admin:directory_location_add")).content.decode()
+    assert "Faraway Group" not in add
+    root = world.client("superuser")
+    assert "Faraway" in root.get(reverse("admin:directory_location_changelist")).content.decode()

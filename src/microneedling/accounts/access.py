@@ -219,7 +219,8 @@ def require(condition: bool, what: str = "this") -> None:
 #: Clinical rows (charts, scores, signed consents) are not here: they are read through the
 #: audited desk, and only superusers see them in the admin.
 ADMIN_MODELS: dict[Can, frozenset[str]] = {
-    Can.ADMIN_SITE: frozenset({"directory", "charting.consenttext"}),
+    # (Consent texts are one for the whole system: the superuser's, like clinical rows.)
+    Can.ADMIN_SITE: frozenset({"directory"}),
     # Staff, their authenticators (a lost phone is replaced here) and sign-in lock-outs.
     Can.PEOPLE: frozenset({"accounts.staffmember", "otp_totp", "axes"}),
 }

@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from microneedling.accounts.access import Can, may
+from microneedling.accounts.admin_scope import OrganizationScoped
 from microneedling.accounts.models import StaffMember
 
 
@@ -18,10 +19,10 @@ admin.site.has_permission = _admin_allowed  # type: ignore[method-assign]
 
 
 @admin.register(StaffMember)
-class StaffMemberAdmin(admin.ModelAdmin[StaffMember]):
+class StaffMemberAdmin(OrganizationScoped, admin.ModelAdmin[StaffMember]):
     """Who works where, in which role."""
 
     list_display = ("user", "role", "organization", "provider")
-    list_filter = ("role", "organization")
+    list_filter = ("role", ("organization", admin.RelatedOnlyFieldListFilter))
     filter_horizontal = ("locations",)
     raw_id_fields = ("user",)

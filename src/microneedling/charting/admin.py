@@ -16,8 +16,9 @@ class ConsentTextAdmin(admin.ModelAdmin[ConsentText]):
     list_display = ("version", "title", "active_from")
 
     def has_change_permission(self, request: HttpRequest, obj: ConsentText | None = None) -> bool:
-        """A version someone signed never changes."""
-        return obj is None or not obj.signatures.exists()
+        """A version someone signed never changes (and only those allowed change any)."""
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or not obj.signatures.exists())
 
     def has_delete_permission(self, request: HttpRequest, obj: ConsentText | None = None) -> bool:
         """Versions are kept for the record."""

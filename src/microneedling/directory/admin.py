@@ -10,6 +10,7 @@ from django.db import transaction
 from django.forms import ModelForm
 from django.http import HttpRequest
 
+from microneedling.accounts.admin_scope import OrganizationScoped
 from microneedling.audit.services import audit_record
 from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import (
@@ -35,48 +36,48 @@ from microneedling.directory.policy_form import (
 )
 
 
-class OpeningHoursInline(admin.TabularInline[OpeningHours, Location]):
+class OpeningHoursInline(OrganizationScoped, admin.TabularInline[OpeningHours, Location]):
     model = OpeningHours
     extra = 0
 
 
-class ClosureInline(admin.TabularInline[LocationClosure, Location]):
+class ClosureInline(OrganizationScoped, admin.TabularInline[LocationClosure, Location]):
     model = LocationClosure
     extra = 0
 
 
-class RoomInline(admin.TabularInline[Room, Location]):
+class RoomInline(OrganizationScoped, admin.TabularInline[Room, Location]):
     model = Room
     extra = 0
 
 
-class DeviceInline(admin.TabularInline[Device, Location]):
+class DeviceInline(OrganizationScoped, admin.TabularInline[Device, Location]):
     model = Device
     extra = 0
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin[Location]):
+class LocationAdmin(OrganizationScoped, admin.ModelAdmin[Location]):
     """Locations with their hours, closures, rooms and pens on one page."""
 
     list_display = ("name", "city", "zip_code", "status", "closes_on", "successor")
-    list_filter = ("status", "organization")
+    list_filter = ("status", ("organization", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "city", "zip_code")
     inlines = (OpeningHoursInline, ClosureInline, RoomInline, DeviceInline)
 
 
-class ScheduleInline(admin.TabularInline[ProviderSchedule, Provider]):
+class ScheduleInline(OrganizationScoped, admin.TabularInline[ProviderSchedule, Provider]):
     model = ProviderSchedule
     extra = 0
 
 
-class LeaveInline(admin.TabularInline[ProviderLeave, Provider]):
+class LeaveInline(OrganizationScoped, admin.TabularInline[ProviderLeave, Provider]):
     model = ProviderLeave
     extra = 0
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin[Provider]):
+class ProviderAdmin(OrganizationScoped, admin.ModelAdmin[Provider]):
     """Providers with where and when they work, and their leave."""
 
     list_display = ("display_name", "role", "active")
@@ -85,25 +86,31 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
     inlines = (ScheduleInline, LeaveInline)
 
 
-class PhaseInline(admin.TabularInline[ServicePhase, Service]):
+class PhaseInline(OrganizationScoped, admin.TabularInline[ServicePhase, Service]):
     model = ServicePhase
     extra = 0
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin[Service]):
+class ServiceAdmin(OrganizationScoped, admin.ModelAdmin[Service]):
     """Services and the phases each visit goes through."""
 
     list_display = ("name", "code", "kind", "active")
     inlines = (PhaseInline,)
 
 
-admin.site.register(Organization)
-admin.site.register(CartridgeLot)
+@admin.register(Organization)
+class OrganizationAdmin(OrganizationScoped, admin.ModelAdmin[Organization]):
+    """The organisation itself (a chain operator sees only their own)."""
+
+
+@admin.register(CartridgeLot)
+class CartridgeLotAdmin(OrganizationScoped, admin.ModelAdmin[CartridgeLot]):
+    """Needle cartridge lots per location, with their expiry."""
 
 
 @admin.register(ClinicPolicy)
-class ClinicPolicyAdmin(admin.ModelAdmin[ClinicPolicy]):
+class ClinicPolicyAdmin(OrganizationScoped, admin.ModelAdmin[ClinicPolicy]):
     """The clinic's booking numbers and its choice on each question the sources answer
     differently; every save names a reason and is audited."""
 
