@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -153,6 +154,34 @@ def _django() -> None:
     django.setup()
 
 
+def _add_backup_commands(commands: Any) -> None:
+    backup = commands.add_parser("backup", help="copy the live database to FILE (consistent)")
+    backup.add_argument("file")
+    backup.set_defaults(handler=_cmd_backup)
+    restore = commands.add_parser("restore", help="replace the database with backup FILE")
+    restore.add_argument("file")
+    restore.add_argument("--yes", action="store_true", help="I have stopped the app servers")
+    restore.set_defaults(handler=_cmd_restore)
+
+
+def _cmd_backup(args: argparse.Namespace) -> int:
+    _django()
+    from microneedling.backups import database_backup  # noqa: PLC0415
+
+    _print(asdict(database_backup(target=Path(args.file))))
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    if not args.yes:
+        raise UsageError("--yes: restoring replaces every row; stop the app first, then say so")
+    _django()
+    from microneedling.backups import database_restore  # noqa: PLC0415
+
+    _print(asdict(database_restore(source=Path(args.file))))
+    return 0
+
+
 def _add_retention_command(commands: Any) -> None:
     retention = commands.add_parser(
         "retention", help="erase closed records whose retention has run out (dry run first)"
@@ -226,6 +255,8 @@ def _cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.workers is not None:
+        return _serve_production(args)
     _django()
     from django.core.management import call_command  # noqa: PLC0415
 
@@ -261,6 +292,50 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ).start()
     call_command("runserver", address, use_reloader=False)
     return 0
+
+
+def _serve_production(args: argparse.Namespace) -> int:
+    """Gunicorn with ``--workers`` processes and ``--task-workers`` task workers, until a
+    signal stops it; the task workers are stopped with it."""
+    import signal  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    if args.workers < 1 or args.task_workers < 0:
+        raise UsageError("--workers: at least 1; --task-workers: 0 or more")
+    tasks = [
+        subprocess.Popen([sys.executable, "-m", "microneedling.cli", "worker"])
+        for _ in range(args.task_workers)
+    ]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "microneedling.config.wsgi:application",
+        f"--workers={args.workers}",
+        f"--bind={args.host}:{args.port}",
+        f"--timeout={args.timeout}",
+        "--graceful-timeout=20",
+        # The path without its query string: queries can carry personal details.
+        "--access-logfile=-",
+        '--access-logformat=%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
+    ]
+    sys.stdout.write(
+        f"Microneedling Clinic on http://{args.host}:{args.port}/ with {args.workers} app "
+        f"worker(s) and {args.task_workers} task worker(s)\n"
+    )
+    sys.stdout.flush()
+    server = subprocess.Popen(command)  # noqa: S603
+    stop = lambda number, frame: server.send_signal(signal.SIGTERM)  # noqa: E731
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        code = server.wait()
+    finally:
+        for task in tasks:
+            task.terminate()
+        for task in tasks:
+            task.wait(timeout=30)
+    return code
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -481,6 +556,16 @@ def _add_serving_commands(commands: Any) -> None:
         action="store_false",
         help="do not run background tasks in this process (run `microneedling worker`)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="production: gunicorn with this many app processes (see docs/deploy.md)",
+    )
+    serve.add_argument(
+        "--task-workers", type=int, default=1, help="with --workers: task worker processes"
+    )
+    serve.add_argument("--timeout", type=int, default=30, help="with --workers: seconds")
     serve.set_defaults(handler=_cmd_serve)
 
     worker = commands.add_parser("worker", help="run background tasks (messages); any number")
@@ -543,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import_command(commands)
 
     _add_retention_command(commands)
+    _add_backup_commands(commands)
 
     token = commands.add_parser("token", help="issue an API token for a user")
     token.add_argument("--user", required=True)

@@ -4,7 +4,6 @@ send a message twice."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,12 +12,12 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from microneedling.notifications.models import Message
 from microneedling.notifications.outbox import message_queue
 from tests.web.conftest import Clinic, build_clinic, make_patient
+from tests.web.processes import database_env
 from tests.web.sinks import MailSink, mail_sink
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
@@ -39,21 +38,11 @@ def clinic() -> Clinic:
 
 
 def _worker_env(sink: MailSink) -> dict[str, str]:
-    env = dict(os.environ)
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        env["MICRONEEDLING_SQLITE_PATH"] = str(db["NAME"])
-        env.pop("DATABASE_URL", None)
-    else:
-        auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-        env["DATABASE_URL"] = f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    env.update(
+    return database_env(
         EMAIL_HOST=sink.host,
         EMAIL_PORT=str(sink.port),
         MICRONEEDLING_OUTBOX_LEASE_SECONDS=str(LEASE_SECONDS),
-        DJANGO_SETTINGS_MODULE="microneedling.config.settings",
     )
-    return env
 
 
 def _worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:

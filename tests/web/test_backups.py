@@ -1,0 +1,85 @@
+"""`microneedling backup` and `restore`, as separate processes, on SQLite and PostgreSQL: the
+restored database holds exactly what the backup saw, and bad input changes nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from microneedling.patients.models import Patient
+from microneedling.scheduling.models import Appointment, Reservation
+from tests.web.conftest import Clinic, build_clinic, make_patient
+from tests.web.processes import database_env
+from tests.web.test_booking import MONDAY, book_course
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen_now")]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "microneedling.cli", *args],
+        env=database_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _snapshot() -> dict[str, list[tuple[object, ...]]]:
+    return {
+        "patients": list(Patient.objects.order_by("pk").values_list("pk", "last_name", "email")),
+        "visits": list(Appointment.objects.order_by("pk").values_list("pk", "starts_at", "status")),
+        "reservations": list(
+            Reservation.objects.order_by("pk").values_list("pk", "resource", "starts_at", "active")
+        ),
+    }
+
+
+def test_a_restored_backup_holds_exactly_what_was_backed_up(tmp_path: Path) -> None:
+    clinic: Clinic = build_clinic()
+    book_course(clinic, make_patient(clinic), MONDAY)
+    before = _snapshot()
+    target = tmp_path / "clinic.backup"
+    made = _cli("backup", str(target))
+    assert made.returncode == 0, made.stderr
+    report = json.loads(made.stdout)
+    assert report["integrity"] == "ok" and report["tables"] > 20 and target.stat().st_size > 0
+    # Life goes on after the backup...
+    make_patient(clinic, name="Dan Reyes")
+    Appointment.objects.update(status="cancelled")
+    assert _snapshot() != before
+    # ...and the restore brings back the moment of the backup, exactly.
+    restored = _cli("restore", str(target), "--yes")
+    assert restored.returncode == 0, restored.stderr
+    connection.close()
+    assert _snapshot() == before
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA integrity_check")
+            assert cursor.fetchone()[0] == "ok"
+
+
+def test_bad_backup_and_restore_requests_exit_2_and_change_nothing(tmp_path: Path) -> None:
+    clinic = build_clinic()
+    make_patient(clinic)
+    before = _snapshot()
+    taken = tmp_path / "taken"
+    taken.write_text("already here")
+    exists = _cli("backup", str(taken))
+    assert exists.returncode == 2 and "file:" in exists.stderr and "exists" in exists.stderr
+    assert taken.read_text() == "already here"
+    unconfirmed = _cli("restore", str(taken))
+    assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+    missing = _cli("restore", str(tmp_path / "nope"), "--yes")
+    assert missing.returncode == 2 and "is not a file" in missing.stderr
+    if connection.vendor == "sqlite":
+        junk = _cli("restore", str(taken), "--yes")
+        assert junk.returncode == 2, junk.stderr
+    connection.close()
+    assert _snapshot() == before
