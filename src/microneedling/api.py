@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -38,6 +39,7 @@ ERRORS = {
     "409": "A booking conflict: the session and resource are named",
     "422": "A field is invalid: each is named in errors",
     "429": "Too many requests from this address; see Retry-After",
+    "503": "The database could not take the request (nothing was saved); retry",
 }
 
 PROBLEM_SCHEMA = {
@@ -128,6 +130,19 @@ def _refused(request: HttpRequest, exc: BookingRefused) -> HttpResponse:
 @api.exception_handler(AuthenticationError)
 def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     return problem(401, "Not signed in", "send Authorization: Bearer <token>")
+
+
+@api.exception_handler(DatabaseError)
+def _database_down(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
+    # The database refused the write or went away (full disk, a restart): the transaction
+    # rolled back, so nothing was saved; the client may retry, with the same Idempotency-Key.
+    response = problem(
+        503,
+        "Service unavailable",
+        "the database could not complete the request; nothing was saved; try again shortly",
+    )
+    response["Retry-After"] = "5"
+    return response
 
 
 @api.exception_handler(Http404)

@@ -92,6 +92,11 @@ TEMPLATES = [
 ]
 
 
+def _sqlite_page_cap() -> str:
+    pages = os.environ.get("MICRONEEDLING_SQLITE_MAX_PAGES", "")
+    return f" PRAGMA max_page_count={int(pages)};" if pages else ""
+
+
 def _databases() -> dict[str, Any]:
     url = os.environ.get("DATABASE_URL")
     if url:
@@ -113,6 +118,8 @@ def _databases() -> dict[str, Any]:
                 "init_command": (
                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                     "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;"
+                    # A cap on the file's size in pages (a full disk, rehearsed by the tests).
+                    + _sqlite_page_cap()
                 ),
             },
             # A file, not memory: concurrency tests open several connections to it.
