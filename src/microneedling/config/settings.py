@@ -117,9 +117,8 @@ def _databases() -> dict[str, Any]:
                 "timeout": 30,
                 "init_command": (
                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                    "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;"
+                    "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;" + _sqlite_page_cap()
                     # A cap on the file's size in pages (a full disk, rehearsed by the tests).
-                    + _sqlite_page_cap()
                 ),
             },
             # A file, not memory: concurrency tests open several connections to it.
