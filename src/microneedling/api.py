@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -153,6 +153,14 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 @api.exception_handler(HttpError)
 def _http(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return problem(exc.status_code, "Request refused", str(exc))
+
+
+@api.get("/health", tags=["service"])
+def health(request: HttpRequest) -> dict[str, str]:
+    """For load balancers: the app answers and reaches its database (one trivial query)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return {"status": "ok"}
 
 
 def _register_routers() -> None:

@@ -254,6 +254,7 @@ MATRIX: dict[str, Entry] = {
     "api/v1/appointment-requests": Entry(
         DESK, _api(lambda w, e: "appointment-requests"), bearer=True
     ),
+    "api/v1/health": Entry(EVERYONE, _api(lambda w, e: "health"), bearer=True),
     "api/v1/locations": Entry(EVERYONE, _api(lambda w, e: "locations"), bearer=True),
     "api/v1/locations/<location_id>": Entry(
         EVERYONE, _api(lambda w, e: f"locations/{w.clinic.location.pk}"), bearer=True

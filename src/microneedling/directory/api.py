@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema
 from pydantic import WithJsonSchema
 
+from microneedling.api_types import ClinicDate
 from microneedling.core.errors import InputError
 from microneedling.directory import selectors
 from microneedling.directory.models import Location, Provider, Service
@@ -150,7 +151,7 @@ def get_location(request: HttpRequest, location_id: int) -> LocationOut:
 
 @router.get("/providers", response=list[ProviderOut])
 def list_providers(
-    request: HttpRequest, location_id: int | None = None, on: date | None = None
+    request: HttpRequest, location_id: int | None = None, on: ClinicDate | None = None
 ) -> list[Provider]:
     """Active providers, optionally only those working at a location (on a day)."""
     if location_id is None:

@@ -16,6 +16,7 @@ from ninja.errors import HttpError
 
 from microneedling.accounts.access import Can, can_act_for, may, patients_visible
 from microneedling.api import BearerToken, problem
+from microneedling.api_types import ClinicDate, ClinicDateTime
 from microneedling.audit.middleware import client_address
 from microneedling.core.errors import BookingRefused, InputError
 from microneedling.core.screening import Intake
@@ -62,8 +63,8 @@ def availability(
     request: HttpRequest,
     location_id: int,
     service_id: int,
-    start: date,
-    end: date,
+    start: ClinicDate,
+    end: ClinicDate,
     provider_id: int | None = None,
 ) -> list[SlotOut]:
     """Start times at which every phase of the service finds its resources."""
@@ -123,7 +124,7 @@ class CourseIn(Schema):
     location_id: int
     service_id: int
     indications: list[str] = Field(min_length=1)
-    first_session: date
+    first_session: ClinicDate
     areas: list[str] | None = None
     preferences: PreferencesIn = Field(default_factory=PreferencesIn)
 
@@ -252,7 +253,7 @@ class AppointmentIn(Schema):
     location_id: int
     service_id: int
     provider_id: int
-    starts_at: datetime
+    starts_at: ClinicDateTime
     override_reason: str = ""
 
 
@@ -315,7 +316,7 @@ def change_status(request: HttpRequest, appointment_id: int, payload: StatusIn) 
 
 
 class MoveIn(Schema):
-    starts_at: datetime
+    starts_at: ClinicDateTime
     apply: bool = False
 
 
