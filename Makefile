@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3
 PYTEST_ARGS ?=
 
-.PHONY: setup e2e-deps run test lint format bench docs audit clean
+.PHONY: setup e2e-deps run test lint format bench perf docs audit clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -49,6 +49,10 @@ audit: setup
 
 bench: setup
 	$(UV) run microneedling bench
+
+# Every benchmark once, written to docs/performance.md with plots (commit the result).
+perf: setup
+	$(UV) run microneedling bench --runs 5 --write-docs docs
 
 docs: setup
 	$(UV) run microneedling pack docs > docs/knowledge.md

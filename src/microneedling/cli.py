@@ -140,7 +140,15 @@ def _cmd_triage(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from microneedling.bench import run_benchmarks  # noqa: PLC0415 - heavy, only when asked
 
-    _print(run_benchmarks(only=args.only, runs=args.runs, size=args.size))
+    results = run_benchmarks(only=args.only, runs=args.runs, size=args.size)
+    if args.write_docs:
+        from microneedling.bench.report import write_report  # noqa: PLC0415
+
+        command = f"microneedling bench --runs {args.runs} --write-docs {args.write_docs}"
+        page = write_report(results, Path(args.write_docs), command)
+        sys.stdout.write(f"wrote {page}\n")
+        return 0
+    _print(results)
     return 0
 
 
@@ -605,10 +613,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="run the benchmarks")
     bench.add_argument(
-        "--only", choices=["engines", "scheduling", "notifications", "rehoming"], default=None
+        "--only",
+        choices=["engines", "scheduling", "notifications", "rehoming", "load"],
+        default=None,
     )
     bench.add_argument("--runs", type=int, default=7)
     bench.add_argument("--size", type=int, default=1000)
+    bench.add_argument(
+        "--write-docs", metavar="FOLDER", help="write FOLDER/performance.md with plots"
+    )
     bench.set_defaults(handler=_cmd_bench)
 
     demo = commands.add_parser("demo", help="load the demo clinic into the database")

@@ -190,6 +190,7 @@ def _postgresql_restarts() -> None:
             assert restarted.returncode == 0, restarted.stderr
             for future in futures:
                 future.result()
+        connection.close()  # this process's own connection died with the restart too
         wait_for(lambda: answers(f"{server.base}/api/v1/locations"), 60, "service again")
         after: list[tuple[str, Any]] = []
         late = make_patient(clinic, name="Late Comer", screen_on=_first_monday())

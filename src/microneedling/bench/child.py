@@ -47,6 +47,8 @@ def main() -> int:
         from microneedling.bench.notifications import run  # noqa: PLC0415
     elif suite == "rehoming":
         from microneedling.bench.rehoming import run  # noqa: PLC0415
+    elif suite == "load":
+        from microneedling.bench.load import run  # noqa: PLC0415
     else:
         raise SystemExit(f"unknown suite {suite}")
     sys.stdout.write(json.dumps(run(runs)) + "\n")

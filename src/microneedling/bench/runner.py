@@ -14,6 +14,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any
 
 from microneedling.bench import generate
@@ -99,11 +100,24 @@ def _rehoming(runs: int, size: int) -> dict[str, Any]:
     return _per_engine("rehoming", min(runs, 3))
 
 
+def _load(runs: int, size: int) -> dict[str, Any]:
+    # Two app servers on PostgreSQL, as the scale-out setup runs (SQLite is one machine's).
+    env = _engine_environments()["postgresql"]
+    command = [sys.executable, "-m", "microneedling.bench.child", "load", str(runs)]
+    done = subprocess.run(  # noqa: S603
+        command, env=env, capture_output=True, text=True, check=False, timeout=1800
+    )
+    if done.returncode != 0:
+        return {"postgresql": {"error": done.stderr.strip().splitlines()[-3:]}}
+    return {"postgresql": json.loads(done.stdout)}
+
+
 SUITES = {
     "engines": _engines,
     "scheduling": _scheduling,
     "notifications": _notifications,
     "rehoming": _rehoming,
+    "load": _load,
 }
 
 
@@ -115,6 +129,8 @@ def run_benchmarks(*, only: str | None, runs: int, size: int) -> dict[str, Any]:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "processor": platform.machine(),
+            "cpus": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         },
         "runs": runs,
         "suites": {name: SUITES[name](runs, size) for name in chosen},

@@ -30,6 +30,8 @@ def summarise(samples: list[float]) -> dict[str, Any]:
         "p95_s": ordered[rank],
         "min_s": ordered[0],
         "max_s": ordered[-1],
+        # Every sample, for the latency plots of docs/performance.md.
+        "samples_s": ordered,
     }
 
 

@@ -100,7 +100,11 @@ def _sqlite_page_cap() -> str:
 def _databases() -> dict[str, Any]:
     url = os.environ.get("DATABASE_URL")
     if url:
-        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60))
+        # Connections are kept for a minute and checked before reuse: after a database
+        # restart the next request reconnects instead of failing on a dead socket.
+        config: dict[str, Any] = dict(
+            dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        )
         config.setdefault("TEST", {})["NAME"] = os.environ.get(
             "MICRONEEDLING_TEST_DB", f"test_{config['NAME']}"
         )

@@ -1,0 +1,365 @@
+"""The busiest hour: two app servers on one database, patients browsing and booking courses
+while the front desk works the day sheet, all over loopback HTTP.
+
+Run by ``microneedling bench --only load`` in a child process on PostgreSQL (see runner.py).
+Three timed phases, each bounded in seconds: the trivial endpoint alone (``/api/v1/health``)
+at full concurrency, booking courses alone at the same concurrency, then the mixed hour. The
+booking ratio is booking requests answered per second over trivial ones on the same servers.
+Afterwards the database is checked: no two active reservations of a resource overlap.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import requests
+
+from microneedling.bench.timing import machine_reference
+
+CLIENTS = 8
+PHASE_SECONDS = 15.0
+PATIENTS = 3000
+SERVERS = 2
+#: Latencies kept per endpoint for the plots (evenly thinned beyond this).
+SAMPLES_KEPT = 4000
+
+
+@dataclass
+class Tally:
+    """Latencies and answers of one endpoint in one phase."""
+
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, seconds: float, status: str) -> None:
+        """One answer (or ``"error"`` for a failed connection)."""
+        with self.lock:
+            self.latencies.append(seconds)
+            self.statuses[status] += 1
+
+
+def _percentile(ordered: list[float], share: float) -> float:
+    rank = max(0, min(len(ordered) - 1, round(share * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def _summary(tally: Tally, seconds: float) -> dict[str, Any]:
+    ordered = sorted(tally.latencies)
+    if not ordered:
+        return {"requests": 0}
+    step = max(1, len(ordered) // SAMPLES_KEPT)
+    return {
+        "requests": len(ordered),
+        "requests_per_second": len(ordered) / seconds,
+        "p50_ms": _percentile(ordered, 0.50) * 1e3,
+        "p95_ms": _percentile(ordered, 0.95) * 1e3,
+        "p99_ms": _percentile(ordered, 0.99) * 1e3,
+        "statuses": dict(tally.statuses),
+        "server_errors": sum(n for s, n in tally.statuses.items() if s.startswith("5")),
+        "connection_errors": tally.statuses.get("error", 0),
+        "samples_ms": [round(v * 1e3, 3) for v in ordered[::step]],
+    }
+
+
+@dataclass
+class World:
+    """What the simulated people act on."""
+
+    location_ids: list[int]
+    location_slugs: list[str]
+    service_id: int
+    patient_ids: list[int]
+    token: str
+    desk_cookie: str
+    first_day: date
+    next_patient: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def patient(self) -> int:
+        """A patient who has not booked yet (each books one course)."""
+        with self.lock:
+            self.next_patient += 1
+            return self.patient_ids[self.next_patient % len(self.patient_ids)]
+
+
+def _build(today: date) -> World:
+    from django.contrib.auth import get_user_model  # noqa: PLC0415
+    from django.contrib.sessions.backends.db import SessionStore  # noqa: PLC0415
+    from django_otp.plugins.otp_totp.models import TOTPDevice  # noqa: PLC0415
+
+    from microneedling.accounts.models import StaffMember  # noqa: PLC0415
+    from microneedling.accounts.services import api_token_issue  # noqa: PLC0415
+    from microneedling.bench.chain import build_chain  # noqa: PLC0415
+    from microneedling.core.screening import Intake  # noqa: PLC0415
+    from microneedling.directory.models import Location  # noqa: PLC0415
+    from microneedling.patients.models import Patient  # noqa: PLC0415
+    from microneedling.patients.services import screening_record  # noqa: PLC0415
+
+    ids = build_chain(first_day=today, locations=4, providers=24, busy_appointments=600, seed=11)
+    org = ids["organization"]
+    first_day = today + timedelta(days=3)
+    intake = Intake.model_validate(
+        {
+            "planned_date": first_day.isoformat(),
+            "birth_date": "1988-05-05",
+            "fitzpatrick_type": 2,
+            "treatment_areas": ["face"],
+            "pregnant": False,
+            "breastfeeding": False,
+        }
+    )
+    patients = Patient.objects.bulk_create(
+        [
+            Patient(
+                organization_id=org,
+                first_name="Load",
+                last_name=f"Patient{n}",
+                email=f"load{n}@example.test",
+                birth_date=date(1988, 5, 5),
+                fitzpatrick_type=2,
+            )
+            for n in range(PATIENTS)
+        ]
+    )
+    for patient in patients:
+        screening_record(patient=patient, intake=intake)
+    user_model = get_user_model()
+    operator = user_model.objects.create_user("load.operator")
+    StaffMember.objects.create(user=operator, role="chain_operator", organization_id=org)
+    desk = user_model.objects.create_user("load.desk")
+    member = StaffMember.objects.create(user=desk, role="front_desk", organization_id=org)
+    places = list(Location.objects.filter(organization_id=org).order_by("pk"))
+    member.locations.set(places)
+    device = TOTPDevice.objects.create(user=desk, name="load", confirmed=True)
+    # A signed-in front desk, as after password and code: the session a browser would hold.
+    session = SessionStore()
+    session["_auth_user_id"] = str(desk.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = desk.get_session_auth_hash()
+    session["otp_device_id"] = device.persistent_id
+    session.create()
+    return World(
+        location_ids=[p.pk for p in places],
+        location_slugs=[p.slug for p in places],
+        service_id=ids["service"],
+        patient_ids=[p.pk for p in patients],
+        token=api_token_issue(user=operator),
+        desk_cookie=f"sessionid={session.session_key}",
+        first_day=first_day,
+    )
+
+
+def _servers(env: dict[str, str]) -> list[tuple[subprocess.Popen[bytes], str]]:
+    started = []
+    for _ in range(SERVERS):
+        import socket  # noqa: PLC0415
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        command = [
+            *(sys.executable, "-m", "microneedling.cli", "serve", "--port", str(port)),
+            *("--workers", "1", "--task-workers", "0"),
+        ]
+        process = subprocess.Popen(  # noqa: S603 (our own command)
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        started.append((process, f"http://127.0.0.1:{port}"))
+    for _, base in started:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                requests.get(f"{base}/api/v1/health", timeout=2)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("a load server did not start") from None
+                time.sleep(0.2)
+    return started
+
+
+Action = Callable[[requests.Session, str, World], tuple[str, str]]
+
+
+def _health(http: requests.Session, base: str, world: World) -> tuple[str, str]:
+    return "health", str(http.get(f"{base}/api/v1/health", timeout=60).status_code)
+
+
+def _book(http: requests.Session, base: str, world: World) -> tuple[str, str]:
+    rng = random.Random()
+    body: dict[str, Any] = {
+        "patient_id": world.patient(),
+        "location_id": rng.choice(world.location_ids),
+        "service_id": world.service_id,
+        "indications": ["acne_scars"],
+        "first_session": (world.first_day + timedelta(days=rng.randrange(60))).isoformat(),
+        "areas": ["face"],
+    }
+    answer = http.post(
+        f"{base}/api/v1/courses",
+        json=body,
+        headers={"Authorization": f"Bearer {world.token}"},
+        timeout=60,
+    )
+    return "book_course", str(answer.status_code)
+
+
+def _browse(http: requests.Session, base: str, world: World) -> tuple[str, str]:
+    rng = random.Random()
+    start = world.first_day + timedelta(days=rng.randrange(60))
+    answer = http.get(
+        f"{base}/api/v1/availability",
+        params={  # type: ignore[arg-type]
+            "location_id": rng.choice(world.location_ids),
+            "service_id": world.service_id,
+            "start": start.isoformat(),
+            "end": (start + timedelta(days=6)).isoformat(),
+        },
+        timeout=60,
+    )
+    return "availability_week", str(answer.status_code)
+
+
+def _day_sheet(http: requests.Session, base: str, world: World) -> tuple[str, str]:
+    rng = random.Random()
+    day = world.first_day + timedelta(days=rng.randrange(30))
+    answer = http.get(
+        f"{base}/desk/locations/{rng.choice(world.location_slugs)}/day/",
+        params={"day": day.isoformat()},
+        headers={"Cookie": world.desk_cookie},
+        timeout=60,
+        allow_redirects=False,
+    )
+    return "day_sheet", str(answer.status_code)
+
+
+def _mixed(http: requests.Session, base: str, world: World) -> tuple[str, str]:
+    # The busiest hour: mostly looking, some booking, the desk on its sheets.
+    roll = random.random()
+    if roll < 0.55:
+        return _browse(http, base, world)
+    if roll < 0.80:
+        return _book(http, base, world)
+    if roll < 0.95:
+        return _day_sheet(http, base, world)
+    return _health(http, base, world)
+
+
+def _phase(
+    action: Action, bases: list[str], world: World, seconds: float
+) -> dict[str, dict[str, Any]]:
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    stop = time.monotonic() + seconds
+
+    def client(number: int) -> None:
+        http = requests.Session()
+        base = bases[number % len(bases)]  # round-robin, as a load balancer would
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            try:
+                name, status = action(http, base, world)
+            except requests.RequestException:
+                name, status = action.__name__.strip("_"), "error"
+            tallies[name].add(time.perf_counter() - started, status)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    return {name: _summary(tally, elapsed) for name, tally in sorted(tallies.items())}
+
+
+def _double_bookings() -> int:
+    from django.db import connection  # noqa: PLC0415
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT count(*) FROM scheduling_reservation a
+            JOIN scheduling_reservation b
+              ON a.resource = b.resource AND a.id < b.id
+             AND a.starts_at < b.ends_at AND b.starts_at < a.ends_at
+            WHERE a.active AND b.active AND NOT a.overlap_allowed AND NOT b.overlap_allowed
+            """
+        )
+        return int(cursor.fetchone()[0])
+
+
+def run(runs: int) -> dict[str, Any]:
+    """Build the chain, start the servers, run the three phases (after django.setup())."""
+    from django.core.management import call_command  # noqa: PLC0415
+    from django.db import connection  # noqa: PLC0415
+    from django.utils import timezone  # noqa: PLC0415
+
+    call_command("migrate", verbosity=0)
+    world = _build(timezone.localdate())
+    connection.close()
+    env = {
+        **os.environ,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "MICRONEEDLING_SSL_REDIRECT": "0",
+        # One address stands for every patient here: the per-address limit would be the
+        # bottleneck, not the app.
+        "MICRONEEDLING_RATE_BOOKING": "1000000",
+    }
+    env.pop("BENCH_RESET_DATABASE", None)
+    servers = _servers(env)
+    bases = [base for _, base in servers]
+    seconds = PHASE_SECONDS
+    try:
+        reference_before = machine_reference()
+        _phase(_health, bases, world, 3.0)  # warm both servers up
+        trivial = _phase(_health, bases, world, seconds)
+        booking = _phase(_book, bases, world, seconds)
+        mixed = _phase(_mixed, bases, world, seconds * 2)
+        reference_after = machine_reference()
+    finally:
+        for process, _ in servers:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process, _ in servers:
+            process.wait(timeout=60)
+    trivial_rps = trivial["health"]["requests_per_second"]
+    booking_rps = booking["book_course"]["requests_per_second"]
+    errors = sum(
+        endpoint.get("server_errors", 0) + endpoint.get("connection_errors", 0)
+        for phase in (trivial, booking, mixed)
+        for endpoint in phase.values()
+    )
+    return {
+        "engine": connection.vendor,
+        "machine_reference": {"before": reference_before, "after": reference_after},
+        "servers": SERVERS,
+        "clients": CLIENTS,
+        "phase_seconds": seconds,
+        "trivial_only": trivial,
+        "booking_only": booking,
+        "busiest_hour_mixed": mixed,
+        "booking_to_trivial_throughput": booking_rps / trivial_rps,
+        "target_ratio": 0.5,
+        "meets_target": booking_rps / trivial_rps >= 0.5,
+        "double_bookings": _double_bookings(),
+        "server_and_connection_errors": errors,
+        "runs_note": f"each phase runs once for {seconds:.0f} s ({runs} runs not repeated)",
+    }

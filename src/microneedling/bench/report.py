@@ -1,0 +1,187 @@
+"""``docs/performance.md`` from one run of every benchmark, with PNG plots of latencies.
+
+``microneedling bench --write-docs docs`` runs all suites and writes the page, the plots
+under ``docs/performance/`` and the raw results (``results.json``), so every figure on the
+page comes from the same run on the same machine, with the command that gives it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+Row = tuple[str, str, str, str, str]  # suite, engine, figure, value, command
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms"
+
+
+def _engine_rows(suite: dict[str, Any]) -> Iterator[Row]:
+    command = "microneedling bench --only engines"
+    base = suite["baseline_parse_intakes"]["median_s"]
+    yield ("engines", "none", f"parse {suite['size']} intakes (baseline)", _ms(base), command)
+    for name in ("screen", "plan", "triage"):
+        part = suite[name]
+        yield (
+            "engines",
+            "none",
+            f"{name} {suite['size']} items: median / p95",
+            f"{_ms(part['median_s'])} / {_ms(part['p95_s'])} "
+            f"({part['ratio_to_baseline_median']:.2f}× the baseline)",
+            command,
+        )
+
+
+def _per_engine_rows(name: str, suite: dict[str, Any]) -> Iterator[Row]:
+    command = f"microneedling bench --only {name}"
+    for engine, result in suite.items():
+        if "error" in result:
+            yield (name, engine, "error", " ".join(result["error"]), command)
+            continue
+        for figure, value in _figures(name, result):
+            yield (name, engine, figure, value, command)
+
+
+def _figures(name: str, r: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    if name == "scheduling":
+        month, course = r["month_availability"], r.get("course_search", {})
+        yield (
+            "a month of slots: median / p95",
+            f"{_ms(month['median_s'])} / {_ms(month['p95_s'])}",
+        )
+        yield ("naive per-day loop ÷ engine (median)", f"{r['ratio_naive_to_engine_median']:.1f}×")
+        if course:
+            yield (
+                "course search: median / p95",
+                f"{_ms(course['median_s'])} / {_ms(course['p95_s'])}",
+            )
+    elif name == "notifications":
+        yield (
+            "messages delivered per second (median)",
+            f"{r['deliver']['messages_per_second_median']:.0f}",
+        )
+        yield ("outbox ÷ direct SMTP time (median)", f"{r['ratio_outbox_to_direct_median']:.1f}×")
+        yield (
+            "queueing per message (median)",
+            f"{r['queue_in_one_transaction']['per_message_median_ms']:.2f} ms",
+        )
+    elif name == "rehoming":
+        for key, value in r.items():
+            if isinstance(value, dict) and "median_s" in value:
+                yield (
+                    f"{key.replace('_', ' ')}: median / p95",
+                    f"{value['median_s']:.1f} s / {value['p95_s']:.1f} s",
+                )
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                yield (key.replace("_", " "), f"{value:g}")
+    elif name == "load":
+        yield (
+            "booking ÷ trivial endpoint throughput",
+            f"{r['booking_to_trivial_throughput']:.2f} (target ≥ {r['target_ratio']})",
+        )
+        yield ("double bookings", str(r["double_bookings"]))
+        yield ("server and connection errors", str(r["server_and_connection_errors"]))
+        for phase in ("trivial_only", "booking_only", "busiest_hour_mixed"):
+            for endpoint, s in r[phase].items():
+                if not s.get("requests"):
+                    continue
+                yield (
+                    f"{phase.replace('_', ' ')}: {endpoint}",
+                    f"{s['requests_per_second']:.0f} req/s; p50 {s['p50_ms']:.1f} / p95 "
+                    f"{s['p95_ms']:.1f} / p99 {s['p99_ms']:.1f} ms; statuses {s['statuses']}",
+                )
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    """Every figure of a ``run_benchmarks`` result as a table row."""
+    found: list[Row] = []
+    for name, suite in results["suites"].items():
+        if name == "engines":
+            found += _engine_rows(suite)
+        else:
+            found += _per_engine_rows(name, suite)
+    return found
+
+
+def _plots(results: dict[str, Any], folder: Path) -> list[str]:
+    import matplotlib  # noqa: PLC0415 (only for the page)
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt  # noqa: PLC0415
+
+    written = []
+    load = results["suites"].get("load", {}).get("postgresql", {})
+    if "busiest_hour_mixed" in load:
+        figure, axis = plt.subplots(figsize=(8, 4.5))
+        for phase, label in (("busiest_hour_mixed", ""), ("trivial_only", " (alone)")):
+            for endpoint, s in load[phase].items():
+                samples = s.get("samples_ms") or []
+                if samples:
+                    share = [(i + 1) / len(samples) for i in range(len(samples))]
+                    axis.plot(samples, share, label=f"{endpoint}{label}")
+        axis.set_xscale("log")
+        axis.set_xlabel("latency (ms, log scale)")
+        axis.set_ylabel("share of requests answered within")
+        axis.set_title("Busiest hour on two app servers (PostgreSQL): latency CDF")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize="small")
+        figure.tight_layout()
+        figure.savefig(folder / "load-latency.png", dpi=110)
+        plt.close(figure)
+        written.append("load-latency.png")
+    series: list[tuple[str, list[float]]] = []
+    for name in ("scheduling", "notifications", "rehoming"):
+        for engine, result in results["suites"].get(name, {}).items():
+            for key, value in result.items():
+                if isinstance(value, dict) and value.get("samples_s"):
+                    series.append((f"{name} {engine}: {key}", value["samples_s"]))
+    if series:
+        figure, axis = plt.subplots(figsize=(9, 0.45 * len(series) + 1.5))
+        axis.boxplot([s for _, s in series], vert=False, tick_labels=[n for n, _ in series])
+        axis.set_xscale("log")
+        axis.set_xlabel("seconds per run (log scale)")
+        axis.set_title("Run times of every measured step")
+        axis.grid(True, which="both", axis="x", alpha=0.3)
+        figure.tight_layout()
+        figure.savefig(folder / "run-times.png", dpi=110)
+        plt.close(figure)
+        written.append("run-times.png")
+    return written
+
+
+def write_report(results: dict[str, Any], docs: Path, command: str) -> Path:
+    """Write ``docs/performance.md``, its plots and ``results.json``; returns the page."""
+    folder = docs / "performance"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    plots = _plots(results, folder)
+    machine = results["machine"]
+    lines = [
+        "# Performance",
+        "",
+        f"Generated by `{command}` (writes this page, `docs/performance/results.json` and the",
+        "plots). Every figure comes from that one run, on this machine:",
+        "",
+        f"- {machine['platform']}, {machine['processor']}, Python {machine['python']}, "
+        f"{machine.get('cpus', '?')} CPUs",
+        f"- run on {machine.get('date', '?')}; each suite notes how noisy the machine was "
+        "(`machine_reference` in the JSON: the spread of a fixed workload timed before and "
+        "after).",
+        "",
+        "Ratios to a baseline measured in the same run matter more than single times: these "
+        "machines are shared and noisy.",
+        "",
+        "| suite | engine | figure | value | command |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for suite, engine, figure, value, cmd in rows(results):
+        lines.append(f"| {suite} | {engine} | {figure} | {value} | `{cmd}` |")
+    lines.append("")
+    for plot in plots:
+        lines += [f"![{plot}](performance/{plot})", ""]
+    page = docs / "performance.md"
+    page.write_text("\n".join(lines))
+    return page
