@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import secrets
 import signal
 import subprocess
 import sys
@@ -307,6 +306,7 @@ def _double_bookings() -> int:
 
 def run(runs: int) -> dict[str, Any]:
     """Build the chain, start the servers, run the three phases (after django.setup())."""
+    from django.conf import settings  # noqa: PLC0415
     from django.core.management import call_command  # noqa: PLC0415
     from django.db import connection  # noqa: PLC0415
     from django.utils import timezone  # noqa: PLC0415
@@ -317,7 +317,8 @@ def run(runs: int) -> dict[str, Any]:
     env = {
         **os.environ,
         "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        # The desk's session was signed here: the servers must share this process's key.
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "MICRONEEDLING_SSL_REDIRECT": "0",
         # One address stands for every patient here: the per-address limit would be the

@@ -17,6 +17,7 @@ from microneedling.notifications.outbox import (
     Audience,
     audience_of,
     message_queue,
+    outbox_flush,
     window_messages_withdraw,
 )
 from microneedling.notifications.outbox import messages_withdraw as _withdraw
@@ -132,8 +133,10 @@ def visit_booked(appointment: Appointment, *, now: datetime | None = None) -> No
     """A single visit was booked: confirm it and schedule what leads up to it and follows."""
     if appointment.course_session_id is not None:
         window_messages_withdraw(session_id=appointment.course_session_id)
-    audience = _tell(appointment, "visit_booked", f"visit:{appointment.pk}:booked", now=now)
+    audience = audience_of(appointment.patient).batched()
+    _tell(appointment, "visit_booked", f"visit:{appointment.pk}:booked", now=now, audience=audience)
     visit_schedule(appointment, audience=audience, now=now)
+    outbox_flush(audience, now=now)
 
 
 def course_booked(course: Course, *, now: datetime | None = None) -> None:
@@ -144,7 +147,7 @@ def course_booked(course: Course, *, now: datetime | None = None) -> None:
         .select_related("patient", "location", "service", "course_session__course")
         .order_by("starts_at")
     )
-    audience = audience_of(course.patient)
+    audience = audience_of(course.patient).batched()
     message_queue(
         patient=course.patient,
         kind="course_booked",
@@ -156,14 +159,17 @@ def course_booked(course: Course, *, now: datetime | None = None) -> None:
     )
     for visit in visits:
         visit_schedule(visit, audience=audience, now=now)
+    outbox_flush(audience, now=now)
 
 
 def visit_moved(appointment: Appointment, *, now: datetime | None = None) -> None:
     """A visit moved: withdraw its old timed messages, tell the patient, schedule afresh."""
     _withdraw(appointment=appointment)
     key = f"visit:{appointment.pk}:moved:{_version(appointment)}"
-    audience = _tell(appointment, "visit_moved", key, now=now)
+    audience = audience_of(appointment.patient).batched()
+    _tell(appointment, "visit_moved", key, now=now, audience=audience)
     visit_schedule(appointment, audience=audience, now=now)
+    outbox_flush(audience, now=now)
 
 
 def visit_cancelled(appointment: Appointment, *, now: datetime | None = None) -> None:

@@ -4,7 +4,7 @@ messages it causes are committed together or not at all."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from typing import Any
 
@@ -41,12 +41,20 @@ def message_rules(organization_id: int) -> MessageRules:
 
 @dataclass(frozen=True)
 class Audience:
-    """Where one patient's messages go, read once for all the messages of one change."""
+    """Where one patient's messages go, read once for all the messages of one change.
+
+    With ``pending`` (a list), ``message_queue`` collects the messages instead of writing
+    each; ``outbox_flush`` then writes them all in a few queries (a course queues dozens)."""
 
     patient: Patient
     essential: tuple[tuple[str, str], ...]  # (channel, address) for what they must know
     optional: tuple[tuple[str, str], ...]  # the same for reminders and recalls (may be empty)
     rules: MessageRules
+    pending: list[Message] | None = field(default=None, compare=False)
+
+    def batched(self) -> Audience:
+        """The same audience, collecting its messages for one ``outbox_flush``."""
+        return replace(self, pending=[])
 
     def channels(self, *, essential: bool) -> tuple[tuple[str, str], ...]:
         """(channel, address) pairs for a message that is, or is not, essential."""
@@ -113,24 +121,71 @@ def message_queue(
                 quiet_from=rules.quiet_from,
                 quiet_until=rules.quiet_until,
             )
-        message, created = Message.objects.get_or_create(
-            key=f"{key}:{channel}",
-            defaults={
-                "patient": patient,
-                "appointment": appointment,
-                "kind": kind,
-                "channel": channel,
-                "essential": spec.essential,
-                "recipient": address,
-                "context": context or {},
-                "due_at": send_at,
-                "available_at": send_at,
-            },
-        )
+        fields = {
+            "patient": patient,
+            "appointment": appointment,
+            "kind": kind,
+            "channel": channel,
+            "essential": spec.essential,
+            "recipient": address,
+            "context": context or {},
+            "due_at": send_at,
+            "available_at": send_at,
+        }
+        if audience.pending is not None:
+            audience.pending.append(Message(key=f"{key}:{channel}", **fields))
+            continue
+        message, created = Message.objects.get_or_create(key=f"{key}:{channel}", defaults=fields)
         if created:
             message_deliver.using(run_after=max(send_at, now)).enqueue(message.pk)
             queued.append(message)
     return queued
+
+
+def outbox_flush(audience: Audience, *, now: datetime | None = None) -> list[Message]:
+    """Write the messages a batched audience collected: one query for the keys already
+    queued, one insert for the new messages, one for their delivery tasks (call in the same
+    transaction as the change; a key already queued is skipped, as ``message_queue`` does)."""
+    from microneedling.notifications.tasks import message_deliver  # noqa: PLC0415 (cycle)
+
+    if not audience.pending:
+        return []
+    now = now or timezone.now()
+    keys = [m.key for m in audience.pending]
+    taken = set(Message.objects.filter(key__in=keys).values_list("key", flat=True))
+    fresh: dict[str, Message] = {}
+    for message in audience.pending:
+        if message.key not in taken:
+            fresh.setdefault(message.key, message)
+    audience.pending.clear()
+    created = Message.objects.bulk_create(list(fresh.values()))
+    tasks_enqueue(message_deliver, [((m.pk,), max(m.available_at, now)) for m in created])
+    return created
+
+
+def tasks_enqueue(task: Any, calls: list[tuple[tuple[Any, ...], datetime]]) -> None:
+    """Enqueue ``task`` once per ``(args, run_after)`` in one insert.
+
+    django-tasks enqueues one row at a time; its database backend's rows are plain model
+    rows, so many are written as the backend writes one (same id function, same fields)."""
+    from django_tasks_db.compat import normalize_json  # noqa: PLC0415
+    from django_tasks_db.models import DBTaskResult  # noqa: PLC0415
+
+    backend = task.get_backend()
+    DBTaskResult.objects.bulk_create(
+        [
+            DBTaskResult(
+                id=backend._get_id(),
+                args_kwargs=normalize_json({"args": list(args), "kwargs": {}}),
+                priority=task.priority,
+                task_path=task.module_path,
+                queue_name=task.queue_name,
+                run_after=run_after,
+                backend_name=backend.alias,
+            )
+            for args, run_after in calls
+        ]
+    )
 
 
 def messages_withdraw(*, appointment: Appointment, kinds: frozenset[str] = TIMED_KINDS) -> int:
