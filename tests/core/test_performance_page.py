@@ -58,7 +58,8 @@ def _results() -> dict:  # type: ignore[type-arg]
 
 def test_every_figure_becomes_a_row_with_its_command() -> None:
     table = rows(_results())
-    assert ("load", "postgresql", "double bookings", "0", "microneedling bench --only load") in table
+    command = "microneedling bench --only load"
+    assert ("load", "postgresql", "double bookings", "0", command) in table
     assert any(r[2].startswith("screen 10 items") and "1.50×" in r[3] for r in table)
     assert all(r[4].startswith("microneedling bench --only ") for r in table)
 
