@@ -262,14 +262,21 @@ MICRONEEDLING: dict[str, Any] = {
     "BREAK_GLASS_MINUTES": int(os.environ.get("MICRONEEDLING_BREAK_GLASS_MINUTES", "60")),
 }
 
-# Progress of long operations (a closure's re-homing) is shared between the worker doing it
-# and the page showing it: files under data/ on one machine; point CACHE_URL-style settings
-# at a shared cache when app servers run on several machines.
+# Rate-limit counts and the progress of long operations (a closure's re-homing) are shared
+# between processes through the cache: files under data/ on one machine, or Redis
+# (MICRONEEDLING_REDIS_URL=redis://host:6379/0) when app servers run on several machines.
 CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": str(DATA_DIR / "cache"),
-    }
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["MICRONEEDLING_REDIS_URL"],
+        }
+        if os.environ.get("MICRONEEDLING_REDIS_URL")
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    )
 }
 
 # Background work: one queue in the database, the same on SQLite and PostgreSQL; any number
