@@ -31,7 +31,7 @@ def test_staff_need_the_right_code_before_the_desk_opens(clinic: Clinic) -> None
     clock = time_machine.travel(NOW, tick=False)
     traveller = clock.start()
     landed = _password_step(client, "ada.quill")
-    assert landed.startswith(reverse("portal:two_factor"))
+    assert landed == f"{reverse('portal:two_factor')}?next=/desk/"  # staff start at the desk
     desk = client.get(reverse("desk:home"))
     assert desk.status_code == 302 and desk["Location"].startswith(reverse("portal:two_factor"))
     wrong = client.post(reverse("portal:two_factor"), {"code": "000000", "next": "/desk/"})
@@ -66,6 +66,15 @@ def test_the_first_sign_in_sets_up_an_authenticator_from_a_qr_code(clinic: Clini
     # A confirmed device is never replaced from a session (a stolen one must not swap it).
     again = client.get(reverse("portal:two_factor_setup"))
     assert again.status_code == 302 and TOTPDevice.objects.filter(user=ida).count() == 1
+
+
+def test_an_auditor_lands_on_the_audit_trail_after_the_code(clinic: Clinic) -> None:
+    aud = make_staff("aud.it", "auditor", password=PASSWORD)
+    client = Client()
+    landed = _password_step(client, "aud.it")
+    assert landed == f"{reverse('portal:two_factor')}?next=/audit/"
+    done = client.post(reverse("portal:two_factor"), {"code": totp_code(aud), "next": "/audit/"})
+    assert done["Location"] == "/audit/" and client.get("/audit/").status_code == 200
 
 
 def test_a_patient_signs_in_with_the_password_alone(clinic: Clinic) -> None:

@@ -13,9 +13,11 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from microneedling.accounts.access import Can, may
 from microneedling.charting.services import consent_current_text, consent_is_current, consent_sign
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import load_pack
@@ -72,6 +74,14 @@ class SignInView(LoginView):
 
     template_name = "portal/sign_in.html"
     redirect_authenticated_user = True
+
+    def get_default_redirect_url(self) -> str:
+        """Where each role starts: patients their care, auditors the trail, staff the desk."""
+        if may(self.request.user, Can.DESK):
+            return reverse("desk:home")
+        if may(self.request.user, Can.AUDIT):
+            return reverse("audit:search")
+        return reverse("portal:home")
 
 
 class SignOutView(LogoutView):
