@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -164,8 +165,6 @@ def _build(today: date) -> World:
 def _servers(env: dict[str, str]) -> list[tuple[subprocess.Popen[bytes], str]]:
     started = []
     for _ in range(SERVERS):
-        import socket  # noqa: PLC0415
-
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]

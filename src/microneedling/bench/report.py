@@ -48,7 +48,9 @@ def _per_engine_rows(name: str, suite: dict[str, Any]) -> Iterator[Row]:
 def _figures(name: str, r: dict[str, Any]) -> Iterator[tuple[str, str]]:
     if name == "scheduling":
         month = r["month_availability"]
-        course = next((v for k, v in r.items() if k.startswith("course_search")), {})
+        course: dict[str, Any] = next(
+            (v for k, v in r.items() if k.startswith("course_search")), {}
+        )
         yield (
             "a month of slots: median / p95",
             f"{_ms(month['median_s'])} / {_ms(month['p95_s'])}",

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from microneedling.accounts.access import Can, may, may_read_clinical
+from microneedling.accounts.access import Can, may
 from microneedling.audit.services import audit_patient_view
 from microneedling.charting.models import ProcedureChart, SessionPhoto
 from microneedling.charting.selectors import course_photos, course_scores
@@ -65,7 +65,7 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
     only show to those whose role reads clinical notes, and only they may write them."""
     appointment = _visit(appointment_id)
     check_patient(request, appointment.patient_id)
-    clinical = may_read_clinical(request.user, appointment.patient_id)
+    clinical = may(request.user, Can.CLINICAL_READ)  # within scope: checked just above
     pack = load_pack()
     chart = _latest_chart(appointment) if clinical else None
     action = request.POST.get("action") if request.method == "POST" else None

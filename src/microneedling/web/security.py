@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.core.cache import cache
@@ -76,8 +79,6 @@ def rate_limit(
 
 def too_many(scope: str, address: str, limit: int) -> bool:
     """Count one request of ``address`` to ``scope``; whether it is over ``limit`` a minute."""
-    import time  # noqa: PLC0415 (the adapter's clock; the core has none)
-
     key = f"rate:{scope}:{address}:{int(time.time() // 60)}"
     if cache.add(key, 1, timeout=70):
         return limit < 1
@@ -90,8 +91,6 @@ def too_many(scope: str, address: str, limit: int) -> bool:
 
 def too_many_response(scope: str) -> HttpResponse:
     """429 with Retry-After, as problem+json (API clients) and readable by people."""
-    import json  # noqa: PLC0415
-
     body = {
         "type": "about:blank",
         "title": "Too many requests",
@@ -113,8 +112,6 @@ class RefuseNulMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from urllib.parse import unquote_to_bytes  # noqa: PLC0415
-
         query = unquote_to_bytes(request.META.get("QUERY_STRING", ""))
         body = request.body if request.content_type in self.TEXT_BODIES else b""
         if request.content_type == "application/x-www-form-urlencoded":
@@ -126,8 +123,6 @@ class RefuseNulMiddleware:
 
 def nul_refused(request: HttpRequest) -> HttpResponse:
     """The refusal, in the format of the API that was asked."""
-    import json  # noqa: PLC0415
-
     if request.path.startswith("/fhir/"):
         outcome = {
             "resourceType": "OperationOutcome",
