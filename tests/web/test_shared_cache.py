@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -12,11 +13,11 @@ from tests.web.processes import database_env
 REDIS = "redis://127.0.0.1:6379/15"
 
 
-def _count_in_another_process(scope: str) -> str:
+def _count_in_another_process(scope: str, now: float) -> str:
     code = (
         "import django; django.setup();"
         "from microneedling.web.security import too_many;"
-        f"print(too_many({scope!r}, '10.5.5.5', 2))"
+        f"print(too_many({scope!r}, '10.5.5.5', 2, now={now!r}))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -39,5 +40,11 @@ def test_two_processes_on_redis_count_one_limit_together() -> None:
     except redis.ConnectionError as error:
         pytest.fail(f"Redis is not reachable on 127.0.0.1:6379: {error}")
     scope = "shared-test"
+    # One moment for all three, so that they count in one window of the clock even when the
+    # three processes take long enough to cross into the next minute.
+    now = time.time()
     # Two servers, one limit of 2 a minute: the third request, wherever it lands, is over.
-    assert [_count_in_another_process(scope) for _ in range(3)] == ["False", "False", "True"]
+    counted = [_count_in_another_process(scope, now) for _ in range(3)]
+    assert counted == ["False", "False", "True"]
+    # The next minute starts a new count for the same address.
+    assert _count_in_another_process(scope, now + 60) == "False"

@@ -143,7 +143,9 @@ def _plots(results: dict[str, Any], folder: Path) -> list[str]:
                     series.append((f"{name} {engine}: {key}", value["samples_s"]))
     if series:
         figure, axis = plt.subplots(figsize=(9, 0.45 * len(series) + 1.5))
-        axis.boxplot([s for _, s in series], vert=False, tick_labels=[n for n, _ in series])
+        axis.boxplot(
+            [s for _, s in series], orientation="horizontal", tick_labels=[n for n, _ in series]
+        )
         axis.set_xscale("log")
         axis.set_xlabel("seconds per run (log scale)")
         axis.set_title("Run times of every measured step")

@@ -77,9 +77,14 @@ def rate_limit(
     return decorate
 
 
-def too_many(scope: str, address: str, limit: int) -> bool:
-    """Count one request of ``address`` to ``scope``; whether it is over ``limit`` a minute."""
-    key = f"rate:{scope}:{address}:{int(time.time() // 60)}"
+def too_many(scope: str, address: str, limit: int, *, now: float | None = None) -> bool:
+    """Count one request of ``address`` to ``scope``; whether it is over ``limit`` a minute.
+
+    The minute is a window of the clock (``now``, seconds since the epoch; the system clock
+    by default), so that every app server sharing the cache counts in the same window.
+    """
+    moment = time.time() if now is None else now
+    key = f"rate:{scope}:{address}:{int(moment // 60)}"
     if cache.add(key, 1, timeout=70):
         return limit < 1
     try:
