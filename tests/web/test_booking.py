@@ -134,6 +134,30 @@ def test_course_books_every_session_inside_its_window(clinic: Clinic) -> None:
         assert course.gap_min_days <= (after - before).days <= course.gap_max_days
 
 
+def test_booking_a_course_costs_the_same_queries_however_many_sessions_it_has(
+    clinic: Clinic,
+) -> None:
+    from django.db import connection  # noqa: PLC0415
+    from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
+
+    from microneedling.core.knowledge.models import Policy  # noqa: PLC0415
+    from microneedling.notifications.models import Message  # noqa: PLC0415
+
+    counts = {}
+    six = Policy(protocols={"acne_scars": "protocol.acne_scars.seed000"})
+    for name, policy in (("three", None), ("six", six)):
+        patient = make_patient(clinic, name=f"Cleo {name.title()}")
+        with CaptureQueriesContext(connection) as queries:
+            course = book_course(clinic, patient, policy=policy)
+        counts[name] = (len(queries), course.sessions.count(), Message.objects.count())
+    (three, three_sessions, _), (six_queries, six_sessions, _) = counts["three"], counts["six"]
+    assert (three_sessions, six_sessions) == (3, 6)
+    # Sessions, visits, reservations and messages are each written in one insert, and what
+    # the visits share is read once: twice the sessions, not one query more.
+    assert six_queries == three
+    assert three <= 25
+
+
 def test_course_prefers_one_provider_throughout(clinic: Clinic) -> None:
     course = book_course(
         clinic, make_patient(clinic), preferences=services.Preferences(provider_id=clinic.ben.pk)

@@ -12,7 +12,11 @@ from django.db.models import Case, IntegerField, QuerySet, Value, When
 from microneedling.aftercare.models import SkinReport
 from microneedling.core.knowledge import load_pack
 from microneedling.core.screening import Intake, medicine_holds
+from microneedling.patients.models import Patient
 from microneedling.scheduling.models import Appointment
+
+#: A medicine pause: the medicine's name, the day to stop, the day to resume, the advice.
+Hold = tuple[str, date, date, str]
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class CarePlan:
     """What to do before and after one visit, in dates the patient can act on."""
 
     session_day: date
-    holds: tuple[tuple[str, date, date, str], ...]
+    holds: tuple[Hold, ...]
     before: tuple[tuple[date, str], ...]
     day_of: tuple[str, ...]
     after: tuple[CareLine, ...]
@@ -38,20 +42,33 @@ class CarePlan:
     visit_minutes: int
 
 
+def latest_intake(patient: Patient) -> Intake | None:
+    """The intake of the patient's latest screening, or None if never screened (one query)."""
+    intake = patient.screenings.order_by("-created_at").values_list("intake", flat=True).first()
+    return None if intake is None else Intake.model_validate(intake)
+
+
+def visit_holds(appointment: Appointment, intake: Intake | None) -> tuple[Hold, ...]:
+    """The medicine pauses ``intake`` calls for, counted from the visit's own local day.
+
+    Pass the patient's ``latest_intake``: the visits of one course share it, so a course
+    reads and parses it once."""
+    if intake is None:
+        return ()
+    day = appointment.starts_at.astimezone(ZoneInfo(appointment.location.timezone)).date()
+    return tuple(
+        (h.code.replace("_", " "), h.stop_on, h.resume_on, h.message)
+        for h in medicine_holds(intake, load_pack(), session_day=day)
+    )
+
+
 def care_plan(appointment: Appointment) -> CarePlan:
     """The care plan for the visit, with the medicine pauses of the patient's latest intake
     counted from this visit's own day."""
     pack = load_pack()
     zone = ZoneInfo(appointment.location.timezone)
     day = appointment.starts_at.astimezone(zone).date()
-    screening = appointment.patient.screenings.order_by("-created_at").first()
-    holds: tuple[tuple[str, date, date, str], ...] = ()
-    if screening is not None:
-        intake = Intake.model_validate(screening.intake)
-        holds = tuple(
-            (h.code.replace("_", " "), h.stop_on, h.resume_on, h.message)
-            for h in medicine_holds(intake, pack, session_day=day)
-        )
+    holds = visit_holds(appointment, latest_intake(appointment.patient))
     care = pack.data.care
     names = {v.code: v.name for v in pack.data.visit}
     phases = list(appointment.service.phases.all())

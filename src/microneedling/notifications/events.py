@@ -7,12 +7,15 @@ moved visit gets a fresh set and the old one is withdrawn.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
 from microneedling.core.messaging import local_moment
+from microneedling.core.screening import Intake
 from microneedling.notifications.outbox import (
     Audience,
     audience_of,
@@ -35,11 +38,26 @@ def _version(appointment: Appointment) -> str:
     return f"{int(appointment.starts_at.timestamp())}@{appointment.location_id}"
 
 
+@dataclass(frozen=True)
+class Known:
+    """What the visits of one course share, read once for all of them: the patient's latest
+    intake (for medicine pauses) and the course's sessions by number."""
+
+    intake: Intake | None
+    sessions: dict[int, CourseSession]
+
+
 def visit_schedule(
-    appointment: Appointment, *, audience: Audience | None = None, now: datetime | None = None
+    appointment: Appointment,
+    *,
+    audience: Audience | None = None,
+    now: datetime | None = None,
+    known: Known | None = None,
 ) -> None:
-    """Queue the visit's timed messages for its current start time."""
-    from microneedling.aftercare.selectors import care_plan  # noqa: PLC0415 (app cycle)
+    """Queue the visit's timed messages for its current start time.
+
+    ``known`` saves the reads a course's visits share (see ``course_booked``)."""
+    from microneedling.aftercare.selectors import latest_intake, visit_holds  # noqa: PLC0415
 
     now = now or timezone.now()
     patient = appointment.patient
@@ -64,7 +82,8 @@ def visit_schedule(
     for hours in audience.rules.reminder_hours:
         queue("reminder", f"reminder:{hours}", appointment.starts_at - timedelta(hours=hours))
     queue("pre_care", "pre_care", local_moment(day - timedelta(days=1), MORNING, zone))
-    for name, stop_on, resume_on, advice in care_plan(appointment).holds:
+    intake = known.intake if known is not None else latest_intake(patient)
+    for name, stop_on, resume_on, advice in visit_holds(appointment, intake):
         queue(
             "hold_start",
             f"hold:{name}",
@@ -85,11 +104,14 @@ def visit_schedule(
     if session is None:
         return
     course = session.course
-    following = (
-        CourseSession.objects.filter(course=course, number=session.number + 1)
-        .only("earliest", "status")
-        .first()
-    )
+    if known is not None:
+        following = known.sessions.get(session.number + 1)
+    else:
+        following = (
+            CourseSession.objects.filter(course=course, number=session.number + 1)
+            .only("earliest", "status")
+            .first()
+        )
     if following is not None and following.status == CourseSession.Status.PLANNED:
         queue(
             "window_opens",
@@ -139,14 +161,32 @@ def visit_booked(appointment: Appointment, *, now: datetime | None = None) -> No
     outbox_flush(audience, now=now)
 
 
-def course_booked(course: Course, *, now: datetime | None = None) -> None:
+def course_booked(
+    course: Course,
+    *,
+    now: datetime | None = None,
+    visits: Sequence[Appointment] | None = None,
+) -> None:
     """A whole course was booked: one confirmation listing every session, then each visit's
-    own schedule."""
-    visits = list(
-        Appointment.objects.filter(course_session__course=course)
-        .select_related("patient", "location", "service", "course_session__course")
-        .order_by("starts_at")
-    )
+    own schedule.
+
+    ``visits`` are the course's appointments as the booking just wrote them (with their
+    patient, location and session loaded); without them they are read."""
+    from microneedling.aftercare.selectors import latest_intake  # noqa: PLC0415 (app cycle)
+
+    if visits is None:
+        visits = list(
+            Appointment.objects.filter(course_session__course=course)
+            .select_related("patient", "location", "service", "course_session__course")
+            .order_by("starts_at")
+        )
+        sessions = {s.number: s for s in course.sessions.all()}
+    else:
+        # A course is booked whole: every session has its visit among these.
+        visits = sorted(visits, key=lambda v: v.starts_at)
+        sessions = {v.course_session.number: v.course_session for v in visits if v.course_session}
+    # Every visit of the course shares the patient's intake and the course's sessions.
+    known = Known(intake=latest_intake(course.patient), sessions=sessions)
     audience = audience_of(course.patient).batched()
     message_queue(
         patient=course.patient,
@@ -158,7 +198,7 @@ def course_booked(course: Course, *, now: datetime | None = None) -> None:
         context={"course": course.pk, "appointments": [v.pk for v in visits]},
     )
     for visit in visits:
-        visit_schedule(visit, audience=audience, now=now)
+        visit_schedule(visit, audience=audience, now=now, known=known)
     outbox_flush(audience, now=now)
 
 

@@ -57,7 +57,21 @@ def reservations_write(
     *,
     overlap_allowed: bool = False,
 ) -> None:
-    """Write the slot's reservations: one row per resource per run of consecutive phases.
+    """Write the slot's reservations: one row per resource per run of consecutive phases."""
+    Reservation.objects.bulk_create(
+        reservation_rows(appointment, slot, phases, overlap_allowed=overlap_allowed)
+    )
+
+
+def reservation_rows(
+    appointment: Appointment,
+    slot: Slot,
+    phases: Sequence[Phase],
+    *,
+    overlap_allowed: bool = False,
+) -> list[Reservation]:
+    """The slot's reservations, unsaved: one row per resource per run of consecutive phases
+    (a course writes the rows of all its visits in one insert).
 
     A room held from check-in to aftercare is one row, not four: the same guarantee with a
     quarter of the rows for every availability read and overlap check to go through.
@@ -79,19 +93,17 @@ def reservations_write(
                 run = open_runs[resource] = _Hold(resource, phase.code, at, ends)
                 holds.append(run)
         at = ends
-    Reservation.objects.bulk_create(
-        [
-            Reservation(
-                appointment=appointment,
-                resource=h.resource,
-                phase=h.phase,
-                starts_at=h.start,
-                ends_at=h.end,
-                overlap_allowed=overlap_allowed,
-            )
-            for h in holds
-        ]
-    )
+    return [
+        Reservation(
+            appointment=appointment,
+            resource=h.resource,
+            phase=h.phase,
+            starts_at=h.start,
+            ends_at=h.end,
+            overlap_allowed=overlap_allowed,
+        )
+        for h in holds
+    ]
 
 
 def unavailable_conflict(

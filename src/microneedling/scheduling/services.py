@@ -32,6 +32,7 @@ from microneedling.notifications import events
 from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.booking import (
     provider_of,
+    reservation_rows,
     reservations_write,
     slot_at,
     unavailable_conflict,
@@ -432,28 +433,43 @@ def _course_book_once(
         maintenance_days=plan.maintenance.every_days_min,
     )
     chosen = dict(series.choices)
-    for planned in _windows_from_choices(proposal):
-        slot = chosen[planned.number]
-        session = CourseSession.objects.create(
-            course=course,
-            number=planned.number,
-            earliest=planned.earliest,
-            target=planned.target,
-            latest=planned.latest,
-            status=CourseSession.Status.BOOKED,
-        )
-        provider_id = provider_of(slot)
-        appointment = Appointment.objects.create(
-            patient=patient,
-            service=service,
-            location=location,
-            provider_id=provider_id,
-            course_session=session,
-            starts_at=slot.start,
-            ends_at=slot.end,
-            booked_by=acting_user(actor),
-        )
-        reservations_write(appointment, slot, proposal.calendar.phases)
+    # Sessions, then visits, then all their reservations: three inserts for the whole course.
+    sessions = CourseSession.objects.bulk_create(
+        [
+            CourseSession(
+                course=course,
+                number=planned.number,
+                earliest=planned.earliest,
+                target=planned.target,
+                latest=planned.latest,
+                status=CourseSession.Status.BOOKED,
+            )
+            for planned in _windows_from_choices(proposal)
+        ]
+    )
+    booked_by = acting_user(actor)
+    visits = Appointment.objects.bulk_create(
+        [
+            Appointment(
+                patient=patient,
+                service=service,
+                location=location,
+                provider_id=provider_of(chosen[session.number]),
+                course_session=session,
+                starts_at=chosen[session.number].start,
+                ends_at=chosen[session.number].end,
+                booked_by=booked_by,
+            )
+            for session in sessions
+        ]
+    )
+    Reservation.objects.bulk_create(
+        [
+            row
+            for session, visit in zip(sessions, visits, strict=True)
+            for row in reservation_rows(visit, chosen[session.number], proposal.calendar.phases)
+        ]
+    )
     audit_record(
         actor=actor,
         action="course_book",
@@ -461,7 +477,7 @@ def _course_book_once(
         object_id=patient.pk,
         details={"course": course.pk, "sessions": len(chosen)},
     )
-    events.course_booked(course, now=now)
+    events.course_booked(course, now=now, visits=visits)
     return course
 
 
