@@ -47,6 +47,21 @@ def _results() -> dict:  # type: ignore[type-arg]
                     "target_ratio": 0.5,
                     "double_bookings": 0,
                     "server_and_connection_errors": 0,
+                    "cpu_ms_per_request": {
+                        "health": {
+                            "app_servers": 1.0,
+                            "database": 0.25,
+                            "load_generator": 0.75,
+                            "total": 2.0,
+                        },
+                        "book_course": {
+                            "app_servers": 30.0,
+                            "database": None,
+                            "load_generator": 2.0,
+                            "total": 32.0,
+                        },
+                    },
+                    "cpu_cost_ratio_trivial_to_booking": 0.0625,
                     "trivial_only": {"health": endpoint},
                     "booking_only": {"book_course": endpoint},
                     "busiest_hour_mixed": {"availability_week": endpoint},
@@ -73,3 +88,16 @@ def test_the_page_and_its_plots_are_written(tmp_path: Path) -> None:
         assert (tmp_path / "performance" / plot).read_bytes().startswith(b"\x89PNG")
         assert f"performance/{plot}" in text
     assert (tmp_path / "performance" / "results.json").exists()
+
+
+def test_cpu_costs_per_request_become_rows_naming_each_part() -> None:
+    table = {r[2]: r[3] for r in rows(_results()) if r[0] == "load"}
+    assert table["CPU per request, health alone"] == (
+        "2.00 ms (app servers 1.00, database 0.25, load generator 0.75)"
+    )
+    # A part that could not be read (a remote database) is left out, not shown as zero.
+    assert table["CPU per request, book_course alone"] == (
+        "32.00 ms (app servers 30.00, load generator 2.00)"
+    )
+    bound = "trivial ÷ booking CPU per request (the bound on the throughput ratio)"
+    assert table[bound] == "0.06"

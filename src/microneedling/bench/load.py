@@ -26,6 +26,7 @@ from typing import Any
 
 import requests
 
+from microneedling.bench.cpu import CpuMeter
 from microneedling.bench.timing import machine_reference
 
 CLIENTS = 8
@@ -303,6 +304,17 @@ def _double_bookings() -> int:
         return int(cursor.fetchone()[0])
 
 
+def _cpu_per_request(used: dict[str, float | None], requests: int) -> dict[str, float | None]:
+    """Milliseconds of CPU per request in each part of the machine, and in all of them."""
+    per = {
+        part: (None if seconds is None or not requests else seconds / requests * 1e3)
+        for part, seconds in used.items()
+    }
+    known = [v for v in per.values() if v is not None]
+    per["total"] = sum(known) if known else None
+    return per
+
+
 def run(runs: int) -> dict[str, Any]:
     """Build the chain, start the servers, run the three phases (after django.setup())."""
     from django.conf import settings  # noqa: PLC0415
@@ -328,12 +340,23 @@ def run(runs: int) -> dict[str, Any]:
     servers = _servers(env)
     bases = [base for _, base in servers]
     seconds = PHASE_SECONDS
+    meter = CpuMeter(
+        server_groups=[process.pid for process, _ in servers],
+        database_is_local=connection.settings_dict.get("HOST") in ("", "127.0.0.1", "localhost"),
+    )
+    cpu: dict[str, dict[str, float | None]] = {}
     try:
         reference_before = machine_reference()
         _phase(_health, bases, world, 3.0)  # warm both servers up
+        reading = meter.start()
         trivial = _phase(_health, bases, world, seconds)
+        cpu["trivial_only"] = meter.used_since(reading)
+        reading = meter.start()
         booking = _phase(_book, bases, world, seconds)
+        cpu["booking_only"] = meter.used_since(reading)
+        reading = meter.start()
         mixed = _phase(_mixed, bases, world, seconds * 2)
+        cpu["busiest_hour_mixed"] = meter.used_since(reading)
         reference_after = machine_reference()
     finally:
         for process, _ in servers:
@@ -347,6 +370,8 @@ def run(runs: int) -> dict[str, Any]:
         for phase in (trivial, booking, mixed)
         for endpoint in phase.values()
     )
+    health_cost = _cpu_per_request(cpu["trivial_only"], trivial["health"]["requests"])
+    booking_cost = _cpu_per_request(cpu["booking_only"], booking["book_course"]["requests"])
     return {
         "engine": connection.vendor,
         "machine_reference": {"before": reference_before, "after": reference_after},
@@ -357,6 +382,15 @@ def run(runs: int) -> dict[str, Any]:
         "booking_only": booking,
         "busiest_hour_mixed": mixed,
         "booking_to_trivial_throughput": booking_rps / trivial_rps,
+        # Where the machine's CPU went in each phase, and per request of the two lone phases:
+        # with every core busy, the throughput ratio cannot exceed the ratio of these costs.
+        "cpu_seconds": cpu,
+        "cpu_ms_per_request": {"health": health_cost, "book_course": booking_cost},
+        "cpu_cost_ratio_trivial_to_booking": (
+            health_cost["total"] / booking_cost["total"]
+            if health_cost["total"] and booking_cost["total"]
+            else None
+        ),
         "target_ratio": 0.5,
         "meets_target": booking_rps / trivial_rps >= 0.5,
         "double_bookings": _double_bookings(),

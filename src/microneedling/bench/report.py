@@ -85,6 +85,22 @@ def _figures(name: str, r: dict[str, Any]) -> Iterator[tuple[str, str]]:
             "booking ÷ trivial endpoint throughput",
             f"{r['booking_to_trivial_throughput']:.2f} (target ≥ {r['target_ratio']})",
         )
+        for endpoint, cost in r.get("cpu_ms_per_request", {}).items():
+            if cost.get("total") is not None:
+                parts = ", ".join(
+                    f"{part.replace('_', ' ')} {value:.2f}"
+                    for part, value in cost.items()
+                    if part != "total" and value is not None
+                )
+                yield (
+                    f"CPU per request, {endpoint} alone",
+                    f"{cost['total']:.2f} ms ({parts})",
+                )
+        if r.get("cpu_cost_ratio_trivial_to_booking") is not None:
+            yield (
+                "trivial ÷ booking CPU per request (the bound on the throughput ratio)",
+                f"{r['cpu_cost_ratio_trivial_to_booking']:.2f}",
+            )
         yield ("double bookings", str(r["double_bookings"]))
         yield ("server and connection errors", str(r["server_and_connection_errors"]))
         for phase in ("trivial_only", "booking_only", "busiest_hour_mixed"):
