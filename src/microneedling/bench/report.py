@@ -201,6 +201,16 @@ def write_report(results: dict[str, Any], docs: Path, command: str) -> Path:
     for suite, engine, figure, value, cmd in rows(results):
         lines.append(f"| {suite} | {engine} | {figure} | {value} | `{cmd}` |")
     lines.append("")
+    if "load" in results["suites"]:
+        lines += [
+            "The load test's CPU rows say where the machine's time went in each lone phase: the",
+            "app servers, the local PostgreSQL server (its backends and the ones that ended) and",
+            "the load generator itself, read from `/proc` before and after the phase. With every",
+            "core busy, requests per second is the CPU on hand divided by the CPU a request",
+            "costs, so the booking ÷ trivial throughput ratio cannot exceed the ratio of their",
+            "costs.",
+            "",
+        ]
     for plot in plots:
         lines += [f"![{plot}](performance/{plot})", ""]
     page = docs / "performance.md"
