@@ -62,6 +62,7 @@ def _results() -> dict:  # type: ignore[type-arg]
                         },
                     },
                     "cpu_cost_ratio_trivial_to_booking": 0.0625,
+                    "cpu_busy_share": {"trivial_only": 0.876, "booking_only": None},
                     "trivial_only": {"health": endpoint},
                     "booking_only": {"book_course": endpoint},
                     "busiest_hour_mixed": {"availability_week": endpoint},
@@ -101,3 +102,5 @@ def test_cpu_costs_per_request_become_rows_naming_each_part() -> None:
     )
     bound = "trivial ÷ booking CPU per request (the bound on the throughput ratio)"
     assert table[bound] == "0.06"
+    assert table["share of the cores busy, trivial only"] == "88%"
+    assert "share of the cores busy, booking only" not in table

@@ -96,6 +96,12 @@ def _figures(name: str, r: dict[str, Any]) -> Iterator[tuple[str, str]]:
                     f"CPU per request, {endpoint} alone",
                     f"{cost['total']:.2f} ms ({parts})",
                 )
+        for phase, share in r.get("cpu_busy_share", {}).items():
+            if share is not None:
+                yield (
+                    f"share of the cores busy, {phase.replace('_', ' ')}",
+                    f"{share:.0%}",
+                )
         if r.get("cpu_cost_ratio_trivial_to_booking") is not None:
             yield (
                 "trivial ÷ booking CPU per request (the bound on the throughput ratio)",
