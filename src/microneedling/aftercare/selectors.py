@@ -44,7 +44,9 @@ class CarePlan:
 
 def latest_intake(patient: Patient) -> Intake | None:
     """The intake of the patient's latest screening, or None if never screened (one query)."""
-    intake = patient.screenings.order_by("-created_at").values_list("intake", flat=True).first()
+    # Ties on the timestamp go to the later row, as the booking gate decides them.
+    latest = patient.screenings.order_by("-created_at", "-id")
+    intake = latest.values_list("intake", flat=True).first()
     return None if intake is None else Intake.model_validate(intake)
 
 

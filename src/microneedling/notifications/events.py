@@ -162,31 +162,27 @@ def visit_booked(appointment: Appointment, *, now: datetime | None = None) -> No
 
 
 def course_booked(
-    course: Course,
-    *,
-    now: datetime | None = None,
-    visits: Sequence[Appointment] | None = None,
+    course: Course, *, visits: Sequence[Appointment], now: datetime | None = None
 ) -> None:
     """A whole course was booked: one confirmation listing every session, then each visit's
     own schedule.
 
-    ``visits`` are the course's appointments as the booking just wrote them (with their
-    patient, location and session loaded); without them they are read."""
+    ``visits`` are the course's appointments as the booking just wrote them, with their
+    patient, location and session loaded, so nothing here reads them again."""
     from microneedling.aftercare.selectors import latest_intake  # noqa: PLC0415 (app cycle)
 
-    if visits is None:
-        visits = list(
-            Appointment.objects.filter(course_session__course=course)
-            .select_related("patient", "location", "service", "course_session__course")
-            .order_by("starts_at")
-        )
-        sessions = {s.number: s for s in course.sessions.all()}
-    else:
-        # A course is booked whole: every session has its visit among these.
-        visits = sorted(visits, key=lambda v: v.starts_at)
-        sessions = {v.course_session.number: v.course_session for v in visits if v.course_session}
-    # Every visit of the course shares the patient's intake and the course's sessions.
-    known = Known(intake=latest_intake(course.patient), sessions=sessions)
+    visits = sorted(visits, key=lambda v: v.starts_at)
+    # A course is booked whole: every session has its visit among these.
+    sessions = {v.course_session.number: v.course_session for v in visits if v.course_session}
+    # The booking passed the gate on the patient's latest screening and kept it on the
+    # course: its intake gives every visit's medicine pauses without reading it again.
+    screening = course.screening
+    intake = (
+        Intake.model_validate(screening.intake)
+        if screening is not None
+        else latest_intake(course.patient)
+    )
+    known = Known(intake=intake, sessions=sessions)
     audience = audience_of(course.patient).batched()
     message_queue(
         patient=course.patient,
