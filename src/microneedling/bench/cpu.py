@@ -9,20 +9,28 @@ On a system without ``/proc`` every figure is ``None`` rather than a guess.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
 
 
-def _stat_fields(pid: int) -> list[str] | None:
+def _stat(pid: int) -> tuple[str, list[str]] | None:
+    """The process's command name and the fields of ``/proc/PID/stat`` after it."""
     try:
         text = (PROC / str(pid) / "stat").read_text()
     except OSError:  # the process ended between listing and reading
         return None
     # The command name is in parentheses and may hold spaces: split after its last ")".
-    return text[text.rindex(")") + 2 :].split()
+    return text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+
+
+def _processes() -> Iterator[tuple[int, str, int]]:
+    """Every process now running: its id, command name and process group."""
+    for entry in PROC.iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            yield int(entry.name), stat[0], int(stat[1][2])
 
 
 def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
@@ -32,9 +40,10 @@ def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
     for them. Summed over a parent and its live children, that total never drops when a
     child ends: a database backend closed mid-phase, or an app worker replaced, still counts.
     """
-    fields = _stat_fields(pid)
-    if fields is None:
+    stat = _stat(pid)
+    if stat is None:
         return 0.0
+    fields = stat[1]
     # utime, stime, cutime, cstime: fields 14 to 17 of proc(5), counted from the 3rd.
     ticks = sum(int(v) for v in fields[11 : 15 if reaped_children else 13])
     return ticks / os.sysconf("SC_CLK_TCK")
@@ -42,27 +51,12 @@ def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
 
 def group_members(group: int) -> list[int]:
     """Processes of the process group ``group`` (an app server and its workers)."""
-    members = []
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None and int(fields[2]) == group:
-                members.append(int(entry.name))
-    return members
+    return [pid for pid, _, member_of in _processes() if member_of == group]
 
 
 def named(command: str) -> list[int]:
     """Processes whose command name is ``command`` (``postgres`` for the database's)."""
-    found = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() == command:
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+    return [pid for pid, name, _ in _processes() if name == command]
 
 
 @dataclass
