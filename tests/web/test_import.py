@@ -22,6 +22,7 @@ from microneedling.interop.models import ExportJob
 from microneedling.notifications.models import Message
 from microneedling.patients.models import Patient
 from microneedling.scheduling.models import Appointment, Course
+from tests.web.conftest import next_weekday
 
 EXAMPLES = Path(__file__).parents[2] / "docs" / "import-example"
 
@@ -110,7 +111,9 @@ def test_a_double_booking_in_the_file_is_reported_and_nothing_is_written(
     mesquite: Organization,
 ) -> None:
     before = _counts()
-    same_time = (timezone.localdate() + timedelta(days=60)).isoformat()
+    # A Tuesday about two months ahead: the clinic is shut on Sundays, and a visit on one
+    # would be refused for its hours before the double booking was found.
+    same_time = next_weekday(timezone.localdate() + timedelta(days=60), 1).isoformat()
     appointments = (
         "external_id,patient,provider,location,service,starts_at\n"
         f"A-1,P-1001,DR-7,alamo-heights,microneedling-face,{same_time} 10:00\n"
