@@ -153,6 +153,25 @@ def test_pregnancy_is_not_eligible_and_says_why(patient_client) -> None:
     assert "<h3>Why</h3>" in page
 
 
+def test_of_two_screenings_saved_in_one_instant_the_later_one_is_current(
+    patient_client,
+) -> None:
+    from microneedling.scheduling.services import BookingRefused, booking_gate  # noqa: PLC0415
+
+    client, patient = patient_client
+    client.post(reverse("portal:intake"), intake_data())
+    client.post(reverse("portal:intake"), intake_data(pregnant="on"))
+    first, second = Screening.objects.filter(patient=patient).order_by("pk")
+    # The clock is frozen: both rows carry the same timestamp, so only the id can tell.
+    assert first.created_at == second.created_at
+    page = client.get(reverse("portal:home")).content.decode()
+    assert "not right for you at the moment" in page
+    assert "you can book your course" not in page
+    assert patient.screenings.newest_first().first() == second
+    with pytest.raises(BookingRefused, match="unsuitable"):
+        booking_gate(patient, PLANNED)
+
+
 def test_a_stopped_medicine_needs_its_last_dose_and_nothing_is_saved(patient_client) -> None:
     client, patient = patient_client
     response = client.post(reverse("portal:intake"), intake_data(medicine_isotretinoin="stopped"))

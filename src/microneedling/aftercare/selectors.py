@@ -44,9 +44,7 @@ class CarePlan:
 
 def latest_intake(patient: Patient) -> Intake | None:
     """The intake of the patient's latest screening, or None if never screened (one query)."""
-    # Ties on the timestamp go to the later row, as the booking gate decides them.
-    latest = patient.screenings.order_by("-created_at", "-id")
-    intake = latest.values_list("intake", flat=True).first()
+    intake = patient.screenings.newest_first().values_list("intake", flat=True).first()
     return None if intake is None else Intake.model_validate(intake)
 
 

@@ -52,6 +52,15 @@ class Patient(models.Model):
         return f"Patient #{self.pk}"
 
 
+class ScreeningQuerySet(models.QuerySet["Screening"]):
+    """Reads of screenings shared by the booking gate, aftercare and the portal."""
+
+    def newest_first(self) -> ScreeningQuerySet:
+        """Latest first; two saved in the same instant go to the later row, so every reader
+        agrees on which screening is the patient's current one."""
+        return self.order_by("-created_at", "-id")
+
+
 class Screening(models.Model):
     """One run of the screening engine on a patient's intake, and a provider's review of it."""
 
@@ -81,6 +90,8 @@ class Screening(models.Model):
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_reason = models.TextField(blank=True)
+
+    objects = ScreeningQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -32,7 +32,7 @@ from microneedling.web.security import rate_limit
 
 def _initial_plan(patient: Patient) -> dict[str, Any]:
     """Start from the latest answers: their areas and the first day allowed."""
-    screening = patient.screenings.order_by("-created_at").first()
+    screening = patient.screenings.newest_first().first()
     tomorrow = timezone.localdate() + timedelta(days=1)
     initial: dict[str, Any] = {"first_session": tomorrow}
     location = (

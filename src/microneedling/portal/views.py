@@ -91,7 +91,7 @@ class SignOutView(LogoutView):
 @patient_required
 def home(request: HttpRequest, patient: Patient) -> HttpResponse:
     """My care: where the patient stands and what to do next."""
-    screening = patient.screenings.order_by("-created_at").first()
+    screening = patient.screenings.newest_first().first()
     return render(
         request,
         "portal/home.html",

@@ -98,7 +98,7 @@ def booking_gate(patient: Patient, first_day: date) -> Screening:
     ``clinician_review`` that is still pending raises with code ``review_pending`` so the
     caller can create an appointment request instead.
     """
-    latest = patient.screenings.order_by("-created_at", "-id").first()
+    latest = patient.screenings.newest_first().first()
     if latest is None:
         raise BookingRefused("the patient has not been screened", code="not_screened")
     if latest.verdict == Screening.Verdict.NOT_ELIGIBLE:
@@ -509,7 +509,7 @@ def appointment_request_create(
     provider: Provider | None = None,
 ) -> AppointmentRequest:
     """Record a booking that needs a decision (e.g. a screening waiting for review)."""
-    screening = patient.screenings.order_by("-created_at", "-id").first()
+    screening = patient.screenings.newest_first().first()
     return AppointmentRequest.objects.create(
         patient=patient,
         location=location,
