@@ -21,7 +21,7 @@ from tests.web.processes import database_env
 from tests.web.sinks import MailSink, mail_sink
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
-MESSAGES = 1_000
+MESSAGES = 400
 LEASE_SECONDS = 2
 #: The worker takes one task at a time: at most this many can be in flight at a kill.
 WORKER_BATCH = 1
