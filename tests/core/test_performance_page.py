@@ -44,6 +44,7 @@ def _results() -> dict:  # type: ignore[type-arg]
             "load": {
                 "postgresql": {
                     "booking_to_trivial_throughput": 0.61,
+                    "booking_to_trivial_throughput_runs": [0.58, 0.61, 0.64],
                     "target_ratio": 0.5,
                     "double_bookings": 0,
                     "server_and_connection_errors": 0,
@@ -78,6 +79,13 @@ def test_every_figure_becomes_a_row_with_its_command() -> None:
     assert ("load", "postgresql", "double bookings", "0", command) in table
     assert any(r[2].startswith("screen 10 items") and "1.50×" in r[3] for r in table)
     assert all(r[4].startswith("microneedling bench --only ") for r in table)
+
+
+def test_the_throughput_ratio_row_shows_every_run_it_is_the_median_of() -> None:
+    table = {r[2]: r[3] for r in rows(_results()) if r[0] == "load"}
+    assert table["booking ÷ trivial endpoint throughput"] == (
+        "0.61 (target ≥ 0.5; median of 3 runs: 0.580, 0.610, 0.640)"
+    )
 
 
 def test_the_page_and_its_plots_are_written(tmp_path: Path) -> None:
