@@ -271,11 +271,10 @@ def _phase(
     bases: list[str],
     world: World,
     seconds: float,
-    tallies: dict[str, Tally] | None = None,
-) -> tuple[dict[str, Tally], float]:
-    """Run ``action`` from every client for ``seconds``; the answers go into ``tallies``
-    (new ones if not given, so that runs can add up), returned with the seconds it took."""
-    tallies = defaultdict(Tally) if tallies is None else tallies
+    tallies: dict[str, Tally],
+) -> float:
+    """Run ``action`` from every client for ``seconds``, adding the answers to ``tallies`` (so
+    that runs add up); the seconds it took."""
     stop = time.monotonic() + seconds
 
     def client(number: int) -> None:
@@ -295,7 +294,7 @@ def _phase(
         thread.start()
     for thread in threads:
         thread.join()
-    return tallies, time.monotonic() - began
+    return time.monotonic() - began
 
 
 def _summaries(tallies: dict[str, Tally], seconds: float) -> dict[str, dict[str, Any]]:
@@ -384,7 +383,7 @@ class Measurement:
         tallies = self.tallies.setdefault(name, defaultdict(Tally))
         before = len(tallies[endpoint].latencies)
         reading = self.meter.start()
-        _, took = _phase(action, self.bases, self.world, seconds, tallies)
+        took = _phase(action, self.bases, self.world, seconds, tallies)
         used = self.meter.used_since(reading)
         # Summed part by part; a part unread in any run stays unknown.
         total = self.cpu.get(name, dict.fromkeys(used, 0.0))
@@ -453,7 +452,7 @@ def run(runs: int) -> dict[str, Any]:
     )
     try:
         reference_before = machine_reference()
-        _phase(_health, measured.bases, world, 3.0)  # warm both servers up
+        _phase(_health, measured.bases, world, 3.0, defaultdict(Tally))  # warm both servers up
         for _ in range(repeats):
             measured.run_once()
         reference_after = machine_reference()

@@ -52,13 +52,17 @@ class Patient(models.Model):
         return f"Patient #{self.pk}"
 
 
+#: A patient's current screening is the first in this order: the latest, and of two saved in
+#: the same instant the later row.
+NEWEST_FIRST = ("-created_at", "-id")
+
+
 class ScreeningQuerySet(models.QuerySet["Screening"]):
     """Reads of screenings shared by the booking gate, aftercare and the portal."""
 
     def newest_first(self) -> ScreeningQuerySet:
-        """Latest first; two saved in the same instant go to the later row, so every reader
-        agrees on which screening is the patient's current one."""
-        return self.order_by("-created_at", "-id")
+        """Latest first, explicitly (so every reader agrees on the patient's current one)."""
+        return self.order_by(*NEWEST_FIRST)
 
 
 class Screening(models.Model):
@@ -94,7 +98,7 @@ class Screening(models.Model):
     objects = ScreeningQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-created_at", "-id"]
+        ordering = list(NEWEST_FIRST)
         indexes = [models.Index(fields=["patient", "-created_at"])]
 
     def __str__(self) -> str:
