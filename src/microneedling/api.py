@@ -18,6 +18,7 @@ from ninja.security import HttpBearer
 
 from microneedling.accounts.services import api_token_user
 from microneedling.core.errors import BookingConflict, BookingRefused, InputError
+from microneedling.web.security import RateLimited, too_many_response
 
 
 class BearerToken(HttpBearer):
@@ -148,6 +149,11 @@ def _database_down(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
 @api.exception_handler(Http404)
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return problem(404, "Not found", "no such record, or not one you may see")
+
+
+@api.exception_handler(RateLimited)
+def _rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    return too_many_response(exc.scope)
 
 
 @api.exception_handler(HttpError)

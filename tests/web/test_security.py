@@ -106,7 +106,7 @@ def test_sign_up_is_rate_limited_per_address_with_a_problem(settings, clinic: Cl
     assert answers[:3] == [200, 200, 200] and answers[3] == 429
     refused = client.post(reverse("portal:sign_up"), {}, REMOTE_ADDR="10.9.9.9")
     assert refused["Content-Type"] == "application/problem+json"
-    assert refused["Retry-After"] == "60"
+    assert refused["Retry-After"] == "70"
     assert client.post(reverse("portal:sign_up"), {}, REMOTE_ADDR="10.9.9.10").status_code == 200
 
 
@@ -129,6 +129,10 @@ def test_booking_through_the_api_is_rate_limited(  # type: ignore[no-untyped-def
         for _ in range(3)
     ]
     assert codes == [201, 409, 429]
+    refused = client.post("/api/v1/appointments", body, content_type="application/json")
+    assert refused["Content-Type"] == "application/problem+json"
+    assert refused["Retry-After"] == "70"
+    assert refused.json()["title"] == "Too many requests"
 
 
 def _check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -30,7 +30,7 @@ from microneedling.scheduling.models import Appointment, AppointmentRequest, Cou
 from microneedling.scheduling.rebooking import course_session_replace
 from microneedling.scheduling.replanning import Replan, course_session_move
 from microneedling.scheduling.selectors import free_starts
-from microneedling.web.security import too_many
+from microneedling.web.security import RateLimited, too_many
 
 router = Router(tags=["scheduling"])
 auth = BearerToken()
@@ -89,7 +89,7 @@ def _throttle(request: HttpRequest) -> None:
     """Bookings per client address and minute are limited (429 past the limit)."""
     limit = settings.MICRONEEDLING["RATE_LIMITS"]["booking"]
     if too_many("booking", client_address(request) or "unknown", limit):
-        raise HttpError(429, "too many booking requests from this address; try again in a minute")
+        raise RateLimited("booking")
 
 
 def _patient(request: HttpRequest, patient_id: int) -> Patient:

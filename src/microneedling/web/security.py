@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -53,14 +54,19 @@ class SecurityHeadersMiddleware:
 
 
 class RateLimited(Exception):
-    """Too many requests from one address for one endpoint."""
+    """Too many requests from one address for one endpoint (``scope``); the API answers it
+    with the same 429 as the pages (``too_many_response``)."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"too many {scope} requests")
+        self.scope = scope
 
 
 def rate_limit(
     scope: str, *, per_minute: int | None = None, methods: tuple[str, ...] = ("POST",)
 ) -> Callable[[Callable[..., ResponseT]], Callable[..., ResponseT | HttpResponse]]:
     """Answer 429 once one client address has made more than ``per_minute`` ``methods``
-    requests to this view in the current minute (``MICRONEEDLING["RATE_LIMITS"][scope]``
+    requests to this view in the last minute (``MICRONEEDLING["RATE_LIMITS"][scope]``
     when not given). Counts live in the shared cache, so every app server sees them."""
 
     def decorate(view: Callable[..., ResponseT]) -> Callable[..., ResponseT | HttpResponse]:
@@ -77,21 +83,43 @@ def rate_limit(
     return decorate
 
 
+#: The rate-limit minute is counted in buckets of this many seconds (see ``too_many``).
+RATE_BUCKET_SECONDS = 10
+_RATE_BUCKETS = 60 // RATE_BUCKET_SECONDS
+
+
 def too_many(scope: str, address: str, limit: int, *, now: float | None = None) -> bool:
     """Count one request of ``address`` to ``scope``; whether it is over ``limit`` a minute.
 
-    The minute is a window of the clock (``now``, seconds since the epoch; the system clock
-    by default), so that every app server sharing the cache counts in the same window.
+    Requests are counted in 10-second buckets of the clock (``now``, seconds since the
+    epoch; the system clock by default), so that every app server sharing the cache counts
+    alike. A request is accepted only if the accepted ones in the current bucket and the six
+    before it, which together cover every moment of the last minute, stay within ``limit``:
+    no 60 seconds ever hold more than ``limit`` accepted requests. (One fixed minute would
+    let ``limit`` through at the end of a minute and ``limit`` more at the start of the
+    next.) A refused request is taken off the count, so retrying does not prolong a refusal.
     """
     moment = time.time() if now is None else now
-    key = f"rate:{scope}:{address}:{int(moment // 60)}"
-    if cache.add(key, 1, timeout=70):
-        return limit < 1
-    try:
-        return cache.incr(key) > limit
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=70)
+    bucket = int(moment // RATE_BUCKET_SECONDS)
+    prefix = f"rate:{scope}:{address}:"
+    key = f"{prefix}{bucket}"
+    # Kept just past the minute the bucket still counts for.
+    lifetime = RATE_BUCKET_SECONDS * (_RATE_BUCKETS + 2)
+    earlier = cache.get_many([f"{prefix}{b}" for b in range(bucket - _RATE_BUCKETS, bucket)])
+    before = sum(int(count) for count in earlier.values())
+    if cache.add(key, 1, timeout=lifetime):
+        current = 1
+    else:
+        try:
+            current = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=lifetime)
+            current = 1
+    if before + current <= limit:
         return False
+    with contextlib.suppress(ValueError):  # expired meanwhile: nothing left to take off
+        cache.decr(key)
+    return True
 
 
 def too_many_response(scope: str) -> HttpResponse:
@@ -103,7 +131,8 @@ def too_many_response(scope: str) -> HttpResponse:
         "detail": f"too many {scope} requests from this address; try again in a minute",
     }
     response = HttpResponse(json.dumps(body), status=429, content_type="application/problem+json")
-    response["Retry-After"] = "60"
+    # The oldest bucket still counted has left the minute by then (see ``too_many``).
+    response["Retry-After"] = str(60 + RATE_BUCKET_SECONDS)
     return response
 
 
