@@ -37,11 +37,15 @@ from microneedling.directory.models import (
 )
 from microneedling.patients.models import Patient
 from microneedling.patients.services import screening_record
+from microneedling.scheduling.models import Course
+from microneedling.scheduling.services import course_book
 
 ZONE = "America/Chicago"
 TZ = ZoneInfo(ZONE)
 #: "Now" for booking tests: a Monday morning, far enough ahead of every planned date.
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=TZ)
+#: The Monday a week after NOW, when the booking tests book.
+MONDAY = date(2027, 3, 8)
 
 
 def local(day: date, hour: int, minute: int = 0) -> datetime:
@@ -172,6 +176,19 @@ def make_patient(
     }
     screening_record(patient=patient, intake=Intake.model_validate(data))
     return patient
+
+
+def book_course(clinic: Clinic, patient: Patient, first: date = MONDAY, **kw: Any) -> Course:
+    """The three-session acne-scar course for the face, its first session from ``first``."""
+    return course_book(
+        patient=patient,
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["acne_scars"],
+        first_session=first,
+        areas=["face"],
+        **kw,
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,8 @@ from django.db import connection
 
 from microneedling.patients.models import Patient
 from microneedling.scheduling.models import Appointment, Reservation
-from tests.web.conftest import Clinic, build_clinic, make_patient
+from tests.web.conftest import MONDAY, Clinic, book_course, build_clinic, make_patient
 from tests.web.processes import database_env
-from tests.web.test_booking import MONDAY, book_course
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen_now")]
 

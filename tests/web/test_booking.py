@@ -12,9 +12,8 @@ from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.directory.models import LocationClosure
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, CourseSession, Reservation
-from tests.web.conftest import NOW, TZ, Clinic, local, make_patient
+from tests.web.conftest import MONDAY, NOW, TZ, Clinic, book_course, local, make_patient
 
-MONDAY = date(2027, 3, 8)
 pytestmark = pytest.mark.usefixtures("frozen_now")
 
 
@@ -108,18 +107,6 @@ def test_invalid_status_change_is_refused(clinic: Clinic) -> None:
 
 
 # --- courses -------------------------------------------------------------------------------
-def book_course(clinic: Clinic, patient, first=MONDAY, **kw):
-    return services.course_book(
-        patient=patient,
-        location=clinic.location,
-        service=clinic.treatment,
-        indications=["acne_scars"],
-        first_session=first,
-        areas=["face"],
-        **kw,
-    )
-
-
 def test_course_books_every_session_inside_its_window(clinic: Clinic) -> None:
     course = book_course(clinic, make_patient(clinic))
     sessions = list(course.sessions.order_by("number"))

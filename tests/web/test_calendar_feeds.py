@@ -18,8 +18,7 @@ from microneedling.notifications.feeds import calendar_feed_issue
 from microneedling.notifications.models import CalendarFeed, ContactPreference
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
-from tests.web.conftest import TZ, Clinic, make_patient, make_staff
-from tests.web.test_booking import MONDAY, book_course
+from tests.web.conftest import MONDAY, TZ, Clinic, book_course, make_patient, make_staff
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
 

@@ -9,8 +9,7 @@ import pytest
 from microneedling.bench.load import table_marks, undo_since
 from microneedling.notifications.models import Message
 from microneedling.scheduling.models import Appointment, Course, CourseSession, Reservation
-from tests.web.conftest import Clinic, make_patient
-from tests.web.test_booking import book_course
+from tests.web.conftest import Clinic, book_course, make_patient
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 MONDAY = date(2027, 3, 8)

@@ -24,16 +24,17 @@ from microneedling.notifications.models import ContactPreference, DeliveryAttemp
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
 from tests.web.conftest import (
+    MONDAY,
     NOW,
     TZ,
     Clinic,
+    book_course,
     build_clinic,
     local,
     make_patient,
     make_staff,
 )
 from tests.web.sinks import MailSink, SmsSink, mail_sink, sms_sink
-from tests.web.test_booking import MONDAY, book_course
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
 LATER = NOW + timedelta(days=400)  # every message of a course is due by then

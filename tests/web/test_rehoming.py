@@ -17,9 +17,17 @@ from microneedling.notifications.models import Message
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, AppointmentRequest, RehomingRun
 from microneedling.scheduling.rehoming import location_close, provider_move
-from tests.web.conftest import NOW, Clinic, build_clinic, local, make_patient, make_staff
+from tests.web.conftest import (
+    MONDAY,
+    NOW,
+    Clinic,
+    book_course,
+    build_clinic,
+    local,
+    make_patient,
+    make_staff,
+)
 from tests.web.rehoming_checks import overlapping_reservations, sessions_outside_windows
-from tests.web.test_booking import MONDAY, book_course
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
 CLOSING_FROM = MONDAY

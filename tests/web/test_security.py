@@ -16,8 +16,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
-from tests.web.conftest import NOW, Clinic, local, make_patient
-from tests.web.test_booking import MONDAY
+from tests.web.conftest import MONDAY, NOW, Clinic, local, make_patient
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a long Passphrase 42!"  # noqa: S105 (a test account's)
