@@ -26,6 +26,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from microneedling.accounts.models import BreakGlassGrant, StaffMember
+from microneedling.directory.models import Location, Provider, ProviderSchedule
 from microneedling.patients.models import Patient
 
 #: A Django user, anonymous or not (``request.user``); typed loosely because the abstract
@@ -203,10 +204,40 @@ def may_read_clinical(user: User, patient: Patient | int) -> bool:
     return may(user, Can.CLINICAL_READ) and may_see_patient(user, patient_id)
 
 
-def may_use_location(user: User, location_id: int) -> bool:
-    """Whether ``user`` works at (or runs) ``location_id``."""
+def locations_usable(user: User) -> QuerySet[Location]:
+    """The locations ``user`` works at or runs: every one of their organisation's for chain
+    operators (never another organisation's), every location for superusers."""
+    everywhere = Location.objects.all()
+    if role_of(user) == Role.SUPERUSER:
+        return everywhere
+    org = organization_id(user)
+    if org is None:
+        return everywhere.none()
     places = location_ids(user)
-    return places is None or location_id in places
+    mine = everywhere.filter(organization_id=org)
+    return mine if places is None else mine.filter(pk__in=places)
+
+
+def providers_usable(user: User) -> QuerySet[Provider]:
+    """The providers ``user`` schedules for: those with hours at a location ``user`` may use
+    (every one of the organisation's for chain operators, every provider for superusers)."""
+    everyone = Provider.objects.all()
+    if role_of(user) == Role.SUPERUSER:
+        return everyone
+    org = organization_id(user)
+    if org is None:
+        return everyone.none()
+    mine = everyone.filter(organization_id=org)
+    places = location_ids(user)
+    if places is None:
+        return mine
+    hours = ProviderSchedule.objects.filter(provider_id=OuterRef("pk"), location_id__in=places)
+    return mine.filter(Exists(hours))
+
+
+def may_use_location(user: User, location_id: int) -> bool:
+    """Whether ``user`` works at (or runs) ``location_id`` (see ``locations_usable``)."""
+    return locations_usable(user).filter(pk=location_id).exists()
 
 
 def require(condition: bool, what: str = "this") -> None:

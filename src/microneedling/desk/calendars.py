@@ -8,22 +8,22 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from microneedling.accounts.access import Can
+from microneedling.accounts.access import Can, providers_usable
 from microneedling.desk.access import requires
-from microneedling.directory.models import Provider
 from microneedling.notifications.feeds import calendar_feed_issue, calendar_feed_revoke
 from microneedling.notifications.models import CalendarFeed
 
 
 @requires(Can.SCHEDULE)
 def provider_calendars(request: HttpRequest) -> HttpResponse:
-    """Every active provider and whether a calendar address works for them."""
+    """The active providers one schedules for, and whether a calendar address works for
+    them."""
     live = set(
         CalendarFeed.objects.filter(provider__isnull=False, revoked_at__isnull=True).values_list(
             "provider_id", flat=True
         )
     )
-    providers = Provider.objects.filter(active=True).order_by("display_name")
+    providers = providers_usable(request.user).filter(active=True).order_by("display_name")
     rows = [(p, p.pk in live) for p in providers]
     return render(request, "desk/provider_calendars.html", {"rows": rows})
 
@@ -32,7 +32,8 @@ def provider_calendars(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["POST"])
 def provider_calendar(request: HttpRequest, provider_id: int) -> HttpResponse:
     """Issue (shown once) or stop a provider's calendar address."""
-    provider = get_object_or_404(Provider, pk=provider_id)
+    # Only a provider one schedules for: a feed shows where and when they work.
+    provider = get_object_or_404(providers_usable(request.user), pk=provider_id)
     if request.POST.get("action") == "revoke":
         for feed in CalendarFeed.objects.filter(provider=provider, revoked_at__isnull=True):
             calendar_feed_revoke(feed=feed, actor=request.user)

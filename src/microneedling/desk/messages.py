@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from microneedling.accounts.access import Can
+from microneedling.accounts.access import Can, patients_visible
+from microneedling.audit.services import audit_patient_view
 from microneedling.desk.access import requires
 from microneedling.notifications.delivery import message_retry
 from microneedling.notifications.kinds import KINDS
@@ -16,21 +18,34 @@ from microneedling.notifications.models import Message
 
 @requires(Can.CONTACT)
 def dead_messages(request: HttpRequest) -> HttpResponse:
-    """Messages that gave up, newest first, with why and a way to send them again."""
-    dead = (
-        Message.objects.filter(status=Message.Status.DEAD)
-        .select_related("patient")
-        .order_by("-created_at")[:200]
+    """Messages to the user's patients that gave up, newest first, with why and a way to
+    send them again; each patient listed is an audited view (the page shows their name and
+    what the message was about)."""
+    dead = list(
+        dead_messages_of(request.user).select_related("patient").order_by("-created_at")[:200]
     )
+    for patient_id in dict.fromkeys(m.patient_id for m in dead):
+        audit_patient_view(
+            actor=request.user,
+            patient_id=patient_id,
+            action="dead_messages_view",
+            details={"messages": [m.pk for m in dead if m.patient_id == patient_id]},
+        )
     rows = [(m, KINDS[m.kind].subject) for m in dead]
     return render(request, "desk/dead_messages.html", {"rows": rows})
+
+
+def dead_messages_of(user: object) -> QuerySet[Message]:
+    """Undelivered messages to the patients ``user`` may see (no one else's)."""
+    return Message.objects.filter(status=Message.Status.DEAD, patient__in=patients_visible(user))
 
 
 @requires(Can.CONTACT)
 @require_POST
 def dead_message_retry(request: HttpRequest, message_id: int) -> HttpResponse:
     """Send one dead message again from its first attempt (audited)."""
-    message = get_object_or_404(Message, pk=message_id, status=Message.Status.DEAD)
+    # Another scope's message answers as a missing one: ids must not reveal patients.
+    message = get_object_or_404(dead_messages_of(request.user), pk=message_id)
     message_retry(message=message, actor=request.user)
     messages.success(request, "The message will be sent again.")
     return redirect("desk:dead_messages")

@@ -37,13 +37,6 @@ def screening_decide(request: HttpRequest, screening_id: int) -> HttpResponse:
     check_patient(request, screening.patient_id, clinical=True)
     if request.method == "POST" and not may(request.user, Can.CLINICAL_WRITE):
         return render(request, "desk/forbidden.html", status=403)
-    if request.method == "GET":
-        audit_patient_view(
-            actor=request.user,
-            patient_id=screening.patient_id,
-            action="screening_view",
-            details={"screening": screening.pk},
-        )
     form = ScreeningDecisionForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         decision = form.cleaned_data["decision"]
@@ -59,6 +52,13 @@ def screening_decide(request: HttpRequest, screening_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Screening {decision}d.")
             return redirect("desk:screenings")
+    # Audited whenever the page shows the record: a form sent back with errors too.
+    audit_patient_view(
+        actor=request.user,
+        patient_id=screening.patient_id,
+        action="screening_view",
+        details={"screening": screening.pk},
+    )
     reasons = [r for r in screening.result.get("reasons", []) if r["outcome"] != "eligible"]
     return render(
         request, "desk/screening.html", {"screening": screening, "reasons": reasons, "form": form}

@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from microneedling.accounts.access import Can
+from microneedling.accounts.access import Can, locations_usable, providers_usable
+from microneedling.audit.services import audit_record
 from microneedling.desk.access import requires
 from microneedling.directory.models import Location, Provider
 from microneedling.portal.forms import DateInput
@@ -30,11 +32,11 @@ class RehomingForm(forms.Form):
     )
     location = forms.ModelChoiceField(
         label="Location (the one closing, or the provider's new one)",
-        queryset=Location.objects.exclude(status=Location.Status.CLOSED).order_by("name"),
+        queryset=Location.objects.none(),
     )
     provider = forms.ModelChoiceField(
         label="Provider (when moving a provider)",
-        queryset=Provider.objects.filter(active=True).order_by("display_name"),
+        queryset=Provider.objects.none(),
         required=False,
     )
     from_date = forms.DateField(label="From", widget=DateInput)
@@ -43,6 +45,17 @@ class RehomingForm(forms.Form):
         widget=DateInput,
         required=False,
     )
+
+    def __init__(self, *args: Any, user: object, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only what the user runs: a clinic admin closes their own locations, never
+        # another's, and no one reaches into another organisation.
+        self.fields["location"].queryset = (  # type: ignore[attr-defined]
+            locations_usable(user).exclude(status=Location.Status.CLOSED).order_by("name")
+        )
+        self.fields["provider"].queryset = (  # type: ignore[attr-defined]
+            providers_usable(user).filter(active=True).order_by("display_name")
+        )
 
     def clean(self) -> dict[str, Any]:
         """A provider for a move; an end after the start; no end for a move."""
@@ -59,11 +72,33 @@ class RehomingForm(forms.Form):
         return data
 
 
+def runs_of(user: object) -> QuerySet[RehomingRun]:
+    """Runs on a location ``user`` may use, and (a provider's move) of a provider they
+    schedule for: another scope's run answers as a missing one."""
+    return RehomingRun.objects.filter(location__in=locations_usable(user)).filter(
+        Q(provider__isnull=True) | Q(provider__in=providers_usable(user))
+    )
+
+
+def _audit_report_view(request: HttpRequest, run: RehomingRun) -> None:
+    # A report lists the patients it moves, by name: reading it is audited like a record.
+    # (The polling progress fragment shows counts only, so it is not.)
+    if request.headers.get("HX-Request"):
+        return
+    audit_record(
+        actor=request.user,
+        action="rehoming_report_view",
+        object_type="rehoming_run",
+        object_id=run.pk,
+        details={"moves": len(run.report.get("moves", []))},
+    )
+
+
 @requires(Can.CLOSURES)
 @require_http_methods(["GET", "POST"])
 def rehoming_start(request: HttpRequest) -> HttpResponse:
     """Start a preview run (nothing changes until it is applied)."""
-    form = RehomingForm(request.POST if request.method == "POST" else None)
+    form = RehomingForm(request.POST if request.method == "POST" else None, user=request.user)
     if form.is_valid():
         data = form.cleaned_data
         run = rehoming_run_start(
@@ -76,14 +111,15 @@ def rehoming_start(request: HttpRequest) -> HttpResponse:
             until=data["until"],
         )
         return redirect("desk:rehoming_run", run_id=run.pk)
-    recent = RehomingRun.objects.select_related("location", "provider").order_by("-created_at")
+    recent = runs_of(request.user).select_related("location", "provider").order_by("-created_at")
     return render(request, "desk/rehoming.html", {"form": form, "runs": recent[:10]})
 
 
 @requires(Can.CLOSURES)
 def rehoming_run(request: HttpRequest, run_id: int) -> HttpResponse:
     """A run's progress while it runs (the page polls), its report when done."""
-    run = get_object_or_404(RehomingRun.objects.select_related("location", "provider"), pk=run_id)
+    run = get_object_or_404(runs_of(request.user).select_related("location", "provider"), pk=run_id)
+    _audit_report_view(request, run)
     template = "desk/_rehoming_progress.html" if request.headers.get("HX-Request") else None
     context = {
         "run": run,
@@ -98,7 +134,7 @@ def rehoming_run(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 def rehoming_apply(request: HttpRequest, run_id: int) -> HttpResponse:
     """Apply what a finished preview showed (planned again against the diary as it is now)."""
-    preview = get_object_or_404(RehomingRun, pk=run_id, apply=False, status="done")
+    preview = get_object_or_404(runs_of(request.user), pk=run_id, apply=False, status="done")
     run = rehoming_run_start(
         operation=preview.operation,
         actor=request.user,
@@ -114,7 +150,8 @@ def rehoming_apply(request: HttpRequest, run_id: int) -> HttpResponse:
 @requires(Can.CLOSURES)
 def rehoming_csv(request: HttpRequest, run_id: int) -> HttpResponse:
     """Every move and stuck visit of a finished run as CSV."""
-    run = get_object_or_404(RehomingRun, pk=run_id, status="done")
+    run = get_object_or_404(runs_of(request.user), pk=run_id, status="done")
+    _audit_report_view(request, run)
     response = HttpResponse(report_csv(run.report), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="rehoming-{run.pk}.csv"'
     return response

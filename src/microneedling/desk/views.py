@@ -11,15 +11,21 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from microneedling.accounts.access import Can, may, may_use_location, patients_visible
+from microneedling.accounts.access import (
+    Can,
+    locations_usable,
+    may,
+    may_use_location,
+    patients_visible,
+)
 from microneedling.aftercare.models import SkinReport
 from microneedling.aftercare.selectors import skin_report_queue
 from microneedling.aftercare.services import skin_report_handle
 from microneedling.audit.services import audit_patient_view
 from microneedling.desk.access import check_patient, requires, staff_required
 from microneedling.desk.forms import ReportHandledForm
+from microneedling.desk.messages import dead_messages_of
 from microneedling.directory.models import Location
-from microneedling.notifications.models import Message
 from microneedling.patients.models import Screening
 from microneedling.scheduling.models import AppointmentRequest
 from microneedling.scheduling.selectors import day_sheet
@@ -31,11 +37,7 @@ def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     mine = patients_visible(user)
     clinical = may(user, Can.CLINICAL_READ)
-    locations = [
-        place
-        for place in Location.objects.exclude(status=Location.Status.CLOSED).order_by("name")
-        if may_use_location(user, place.pk)
-    ]
+    locations = locations_usable(user).exclude(status=Location.Status.CLOSED).order_by("name")
     return render(
         request,
         "desk/home.html",
@@ -49,7 +51,7 @@ def home(request: HttpRequest) -> HttpResponse:
             ).count()
             if clinical
             else 0,
-            "dead_messages": Message.objects.filter(status=Message.Status.DEAD).count(),
+            "dead_messages": dead_messages_of(user).count(),
             "open_requests": AppointmentRequest.objects.filter(
                 status=AppointmentRequest.Status.OPEN, patient__in=mine
             ).count(),
@@ -83,13 +85,13 @@ def skin_report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
         else:
             messages.success(request, "Marked as handled.")
             return redirect("desk:skin_reports")
-    if request.method == "GET":
-        audit_patient_view(
-            actor=request.user,
-            patient_id=report.patient_id,
-            action="skin_report_view",
-            details={"skin_report": report.pk},
-        )
+    # Audited whenever the page shows the record: a form sent back with errors too.
+    audit_patient_view(
+        actor=request.user,
+        patient_id=report.patient_id,
+        action="skin_report_view",
+        details={"skin_report": report.pk},
+    )
     return render(request, "desk/skin_report.html", {"report": report, "form": form})
 
 

@@ -118,13 +118,13 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
             index = int(error.field.split(".")[1])
             field = f"depth_{chart_form.area_codes[index]}"
         form.add_error(field if field in form.fields else None, error.problem)
-    if request.method == "GET":
-        audit_patient_view(
-            actor=request.user,
-            patient_id=appointment.patient_id,
-            action="visit_view" if clinical else "visit_view_schedule_only",
-            details={"appointment": appointment.pk},
-        )
+    # Audited whenever the page shows the record: a form sent back with errors too.
+    audit_patient_view(
+        actor=request.user,
+        patient_id=appointment.patient_id,
+        action="visit_view" if clinical else "visit_view_schedule_only",
+        details={"appointment": appointment.pk},
+    )
     context: dict[str, Any] = {
         "visit": appointment,
         "clinical": clinical,

@@ -144,7 +144,8 @@ def message_retry(*, message: Message, actor: object) -> Message:
             action="message_retry",
             object_type="message",
             object_id=message.pk,
-            details={"kind": message.kind},
+            # Named, so that the resend shows in the patient's access log and audit search.
+            details={"kind": message.kind, "patient": message.patient_id},
         )
     message.refresh_from_db()
     return message

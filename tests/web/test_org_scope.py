@@ -1,0 +1,182 @@
+"""The desk's chain-wide pages stay inside the user's organisation and locations: re-homing,
+undelivered messages, day sheets and provider calendars; and record pages are audited
+whenever they show the record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from microneedling.accounts.access import locations_usable, may_use_location, providers_usable
+from microneedling.audit.models import AuditEvent
+from microneedling.audit.selectors import patient_access_log
+from microneedling.directory.models import Location, Organization, Provider
+from microneedling.notifications.models import CalendarFeed, Message
+from microneedling.scheduling import services
+from microneedling.scheduling.models import Appointment, RehomingRun
+from tests.web.conftest import MONDAY, Clinic, build_clinic, local, make_patient, make_staff
+
+pytestmark = pytest.mark.usefixtures("frozen_now")
+
+
+def _signed_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _visit(clinic: Clinic, name: str, hour: int = 10) -> Appointment:
+    return services.appointment_book(
+        patient=make_patient(clinic, name=name),
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, hour),
+    )
+
+
+def _stuck(name: str) -> dict[str, object]:
+    """A visit a re-homing report could not move, as the report lists it."""
+    return {"appointment": 1, "patient": name, "starts_at": "2027-03-08 10:00", "reason": "full"}
+
+
+def _other_organisation(clinic: Clinic) -> tuple[Clinic, Appointment]:
+    """A location of another organisation, with a booked patient of its own."""
+    far = build_clinic(name="Faraway")
+    elsewhere = Organization.objects.create(name="Faraway Group", slug="faraway-group")
+    Location.objects.filter(pk=far.location.pk).update(organization=elsewhere)
+    Provider.objects.filter(pk__in=[far.ada.pk, far.ben.pk]).update(organization=elsewhere)
+    far.location.refresh_from_db()
+    visit = _visit(far, "Yuri Foreign")
+    visit.patient.organization = elsewhere
+    visit.patient.save(update_fields=["organization"])
+    return far, visit
+
+
+def test_a_chain_operator_uses_every_location_of_their_organisation_and_no_other(
+    clinic: Clinic,
+) -> None:
+    far, _ = _other_organisation(clinic)
+    operator = make_staff("op", "chain_operator")
+    assert may_use_location(operator, clinic.location.pk)
+    assert not may_use_location(operator, far.location.pk)
+    assert set(locations_usable(operator)) == {clinic.location}
+    assert set(providers_usable(operator)) == {clinic.ada, clinic.ben}
+
+
+def test_a_chain_operator_cannot_open_another_organisations_day_sheet(clinic: Clinic) -> None:
+    far, _ = _other_organisation(clinic)
+    client = _signed_in(make_staff("op", "chain_operator"))
+    page = client.get(reverse("desk:day_sheet", args=[far.location.slug]), {"day": MONDAY.isoformat()})
+    assert page.status_code == 403
+    assert "Yuri Foreign" not in page.content.decode()
+    home = client.get(reverse("desk:home")).content.decode()
+    assert "Faraway" not in home and clinic.location.name in home
+
+
+def test_a_clinic_admin_cannot_close_or_read_the_re_homing_of_another_location(
+    clinic: Clinic,
+) -> None:
+    other = build_clinic(name="Stoneridge")
+    _visit(other, "Zara Secret")
+    admin = make_staff("admin", "clinic_admin", locations=[clinic.location])
+    client = _signed_in(admin)
+    form = client.get(reverse("desk:rehoming")).content.decode()
+    assert "Stoneridge" not in form and clinic.location.name in form
+    refused = client.post(
+        reverse("desk:rehoming"),
+        {"operation": "location_close", "location": other.location.pk, "from_date": "2027-03-02"},
+    )
+    assert refused.status_code == 200 and "location" in refused.context["form"].errors
+    assert not RehomingRun.objects.exists()
+    # A run someone else made on that location is not the admin's to read or apply.
+    run = RehomingRun.objects.create(
+        operation=RehomingRun.Operation.CLOSE_LOCATION,
+        location=other.location,
+        from_date=MONDAY,
+        status=RehomingRun.Status.DONE,
+        report={"moves": [], "stuck_visits": [_stuck("Zara Secret")]},
+    )
+    assert client.get(reverse("desk:rehoming_run", args=[run.pk])).status_code == 404
+    assert client.get(reverse("desk:rehoming_csv", args=[run.pk])).status_code == 404
+    assert client.post(reverse("desk:rehoming_apply", args=[run.pk])).status_code == 404
+    assert RehomingRun.objects.count() == 1
+    other.location.refresh_from_db()
+    assert other.location.status == Location.Status.OPEN
+
+
+def test_reading_a_re_homing_report_is_audited(clinic: Clinic) -> None:
+    operator = make_staff("op", "chain_operator")
+    run = RehomingRun.objects.create(
+        operation=RehomingRun.Operation.CLOSE_LOCATION,
+        location=clinic.location,
+        from_date=MONDAY,
+        status=RehomingRun.Status.DONE,
+        report={"moves": [], "stuck_visits": [_stuck("Zara Secret")]},
+    )
+    client = _signed_in(operator)
+    assert "Zara Secret" in client.get(reverse("desk:rehoming_run", args=[run.pk])).content.decode()
+    assert client.get(reverse("desk:rehoming_csv", args=[run.pk])).status_code == 200
+    events = AuditEvent.objects.filter(action="rehoming_report_view", object_id=str(run.pk))
+    assert events.count() == 2 and {e.actor_id for e in events} == {operator.pk}
+
+
+def test_the_undelivered_list_shows_and_resends_only_ones_own_patients(clinic: Clinic) -> None:
+    other = build_clinic(name="Stoneridge")
+    theirs = _visit(other, "Zara Secret")
+    mine = _visit(clinic, "Cleo Marsh", hour=12)
+    Message.objects.filter(patient__in=[theirs.patient, mine.patient]).update(
+        status=Message.Status.DEAD
+    )
+    client = _signed_in(make_staff("desk", "front_desk", locations=[clinic.location]))
+    page = client.get(reverse("desk:dead_messages")).content.decode()
+    assert "Cleo Marsh" in page and "Zara Secret" not in page
+    # Listing a patient's undelivered messages is a look at their record: audited, by name.
+    assert patient_access_log(mine.patient_id).filter(action="dead_messages_view").exists()
+    assert not patient_access_log(theirs.patient_id).exists()
+    foreign = Message.objects.filter(patient=theirs.patient).first()
+    assert foreign is not None
+    answer = client.post(reverse("desk:dead_message_retry", args=[foreign.pk]))
+    assert answer.status_code == 404
+    foreign.refresh_from_db()
+    assert foreign.status == Message.Status.DEAD
+    own = Message.objects.filter(patient=mine.patient).first()
+    assert own is not None
+    assert client.post(reverse("desk:dead_message_retry", args=[own.pk])).status_code == 302
+    # The resend names the patient, so it shows in their access log.
+    assert patient_access_log(mine.patient_id).filter(action="message_retry").exists()
+
+
+def test_the_desk_counts_only_ones_own_undelivered_messages(clinic: Clinic) -> None:
+    other = build_clinic(name="Stoneridge")
+    Message.objects.filter(patient=_visit(other, "Zara Secret").patient).update(
+        status=Message.Status.DEAD
+    )
+    client = _signed_in(make_staff("desk", "front_desk", locations=[clinic.location]))
+    assert client.get(reverse("desk:home")).context["dead_messages"] == 0
+
+
+def test_a_front_desk_cannot_issue_or_revoke_another_organisations_provider_feed(
+    clinic: Clinic,
+) -> None:
+    far, _ = _other_organisation(clinic)
+    client = _signed_in(make_staff("desk", "front_desk", locations=[clinic.location]))
+    listing = client.get(reverse("desk:provider_calendars")).content.decode()
+    # (Both clinics' providers share names: the addresses tell them apart.)
+    assert reverse("desk:provider_calendar", args=[clinic.ada.pk]) in listing
+    assert reverse("desk:provider_calendar", args=[far.ada.pk]) not in listing
+    answer = client.post(reverse("desk:provider_calendar", args=[far.ada.pk]))
+    assert answer.status_code == 404
+    assert not CalendarFeed.objects.filter(provider=far.ada).exists()
+    assert client.post(reverse("desk:provider_calendar", args=[clinic.ada.pk])).status_code == 200
+
+
+def test_a_visit_page_sent_back_by_a_post_is_audited_like_a_get(clinic: Clinic) -> None:
+    visit = _visit(clinic, "Cleo Marsh")
+    client = _signed_in(make_staff("admin", "clinic_admin", locations=[clinic.location]))
+    page = client.post(reverse("desk:visit", args=[visit.pk]), {})
+    assert page.status_code == 200 and "Cleo Marsh" in page.content.decode()
+    assert patient_access_log(visit.patient_id).filter(action__startswith="visit_view").exists()
