@@ -39,7 +39,9 @@ def _settings() -> dict[str, Any]:
 
 def _sqlite_check(path: Path) -> tuple[int, str]:
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        # A URI, so the check can be read-only; ``as_uri`` escapes "#", "?" and "%", which
+        # would otherwise cut the name short and check some other file.
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
             integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
             tables = db.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
@@ -77,6 +79,9 @@ def database_backup(*, target: Path) -> BackupReport:
         partial = target.with_name(target.name + ".partial")
         with sqlite3.connect(db["NAME"]) as source, sqlite3.connect(partial) as copy:
             source.backup(copy, pages=1024)  # steps, so writers are never held for long
+            # The copy takes the live database's WAL mode with its pages; a backup is one
+            # self-contained file, with no -wal or -shm beside it once it has been read.
+            copy.execute("PRAGMA journal_mode=DELETE")
         tables, integrity = _sqlite_check(partial)
         if integrity != "ok":
             partial.unlink()

@@ -4,6 +4,7 @@ restored database holds exactly what the backup saw, and bad input changes nothi
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -80,5 +81,34 @@ def test_bad_backup_and_restore_requests_exit_2_and_change_nothing(tmp_path: Pat
     if connection.vendor == "sqlite":
         junk = _cli("restore", str(taken), "--yes")
         assert junk.returncode == 2, junk.stderr
+    connection.close()
+    assert _snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("good", "odd"),
+    [("ok.backup", "ok.backup#x"), ("ok.backup", "ok.backup?x"), ("okA.backup", "ok%41.backup")],
+)
+def test_a_backup_or_restore_uses_the_very_file_it_is_named_whatever_the_name(
+    tmp_path: Path, good: str, odd: str
+) -> None:
+    clinic = build_clinic()
+    make_patient(clinic)
+    before = _snapshot()
+    # A backup is written under an odd name, whole, with nothing left beside it.
+    made = _cli("backup", str(tmp_path / odd))
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["integrity"] == "ok"
+    assert [p.name for p in tmp_path.iterdir()] == [odd]
+    if connection.vendor == "sqlite":
+        # Read as a URI, the odd name would mean the good backup beside it: the restore
+        # must check the file it will copy, a stranger here, and refuse it.
+        assert _cli("backup", str(tmp_path / good)).returncode == 0
+        (tmp_path / odd).unlink()
+        with sqlite3.connect(tmp_path / odd) as db:
+            db.execute("CREATE TABLE t (x)")
+        refused = _cli("restore", str(tmp_path / odd), "--yes")
+        assert refused.returncode == 2
+        assert "not a Microneedling Clinic database" in refused.stderr
     connection.close()
     assert _snapshot() == before
