@@ -319,6 +319,8 @@ def _extra(world: World) -> dict[str, Any]:
         status=ExportJob.Status.DONE,
         output=[{"type": "Patient", "count": 0}],
         request_url="http://testserver/fhir/R4/$export",
+        # A job is its requester's alone (and the superuser's): the operator asked for this one.
+        created_by=world.users["chain_operator"],
     )
     export_folder(job).mkdir(parents=True)
     (export_folder(job) / "Patient.ndjson").write_text("")

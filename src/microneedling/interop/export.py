@@ -1,9 +1,16 @@
-"""Bulk export: every resource of the chosen types as NDJSON, one file per type, written by
-a background task under the private data folder and handed out only to staff."""
+"""Bulk export: the resources of the chosen types as NDJSON, one file per type, written by
+a background task under the private data folder and handed out only to the staff member who
+asked for them.
+
+An export holds exactly what its requester may read through the FHIR search (their
+organisation's directory, the patients ``accounts.access`` lets them see); a job without a
+requester is the system's own export of everything, started from code, never over HTTP.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from microneedling.accounts.access import Can, Role, may, organization_id, role_of
 from microneedling.accounts.actors import Actor, acting_user
 from microneedling.interop.fhir import views as fhir
 from microneedling.interop.models import ExportJob
@@ -18,6 +26,17 @@ from microneedling.interop.models import ExportJob
 #: What $export writes: every type we serve except Slot (free time is computed, not data).
 EXPORTED = tuple(t for t in fhir.ALL_TYPES if t != "Slot")
 CHUNK = 500
+#: How each directory type belongs to an organisation (patients' records go by the patient).
+ORGANIZATION_FIELD = {
+    "Organization": "pk",
+    "Location": "organization_id",
+    "Practitioner": "organization_id",
+    "HealthcareService": "organization_id",
+}
+
+
+class ExportRefused(Exception):
+    """The requester may no longer export (the job fails rather than run in their name)."""
 
 
 def export_folder(job: ExportJob) -> Path:
@@ -26,44 +45,84 @@ def export_folder(job: ExportJob) -> Path:
 
 
 def export_start(*, types: list[str], actor: Actor, request_url: str) -> ExportJob:
-    """Record an export and queue its task in one transaction."""
+    """Record an export in ``actor``'s name and queue its task in one transaction."""
     from microneedling.interop.tasks import export_execute  # noqa: PLC0415 (cycle)
 
+    requester = acting_user(actor)
+    if requester is None:
+        # A job without a requester exports everything: no request may start one.
+        raise ValueError("an export is started by a signed-in member of staff")
     with transaction.atomic():
-        job = ExportJob.objects.create(
-            types=types, created_by=acting_user(actor), request_url=request_url
-        )
+        job = ExportJob.objects.create(types=types, created_by=requester, request_url=request_url)
         export_execute.enqueue(job.pk)
     return job
 
 
-def _resources(type_name: str) -> Any:
-    """Every resource of one type, built row by row (chunked reads)."""
+def _organization(requester: Any) -> int | None:
+    """The one organisation whose directory ``requester`` exports; ``None`` for every one
+    (the system, and superusers, who see everything elsewhere too)."""
+    if requester is None or role_of(requester) == Role.SUPERUSER:
+        return None
+    org = organization_id(requester)
+    if org is None:
+        raise ExportRefused("the requester belongs to no organisation")
+    return org
+
+
+def _rows(kind: fhir.Kind, requester: Any, org: int | None) -> Any:
+    """The rows of one type that go into ``requester``'s export."""
+    if requester is None:
+        return kind.rows()
+    if kind.patient_field is not None:
+        # Exactly the FHIR search's rows: in bulk, nothing the requester could not page
+        # through one search at a time (clinical types included: none without the role).
+        caller = fhir.Caller(user=requester, patient_id=None, staff=may(requester, Can.DESK))
+        return fhir.scoped_rows(kind, caller)
+    if org is None:
+        return kind.rows()
+    # A directory type missing from ORGANIZATION_FIELD fails the job (KeyError) rather than
+    # export every organisation's rows.
+    return kind.rows().filter(**{ORGANIZATION_FIELD[kind.name]: org})
+
+
+def _resources(type_name: str, requester: Any) -> Iterator[dict[str, Any]]:
+    """The resources of one type that ``requester`` may read, built row by row (chunked
+    reads); every resource when there is no requester (the system's own export)."""
+    org = _organization(requester)
     if type_name in fhir.PAIRED:
         for provider, place in fhir.provider_sites({}):
-            yield fhir.render_pair(type_name, provider, place)
+            if org is None or org == place.organization_id == provider.organization_id:
+                yield fhir.render_pair(type_name, provider, place)
         return
     kind = fhir.KINDS[type_name]
-    for row in kind.rows().iterator(chunk_size=CHUNK):
+    for row in _rows(kind, requester, org).iterator(chunk_size=CHUNK):
         yield kind.render(row)
 
 
 def export_run(job_id: int) -> str:
-    """Write the job's NDJSON files, counting progress type by type."""
+    """Write the job's NDJSON files, counting progress type by type: what its requester may
+    read, or everything for a job without one (started by the system, not over HTTP)."""
     taken = ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.QUEUED).update(
         status=ExportJob.Status.RUNNING
     )
     if not taken:
         return "skipped"
-    job = ExportJob.objects.get(pk=job_id)
+    job = ExportJob.objects.select_related("created_by").get(pk=job_id)
+    # No requester: the system's own export. (A requester deleted since leaves a job that
+    # only superusers may open, see fhir.bulk, so its files reach no one new.)
+    requester = job.created_by
     folder = export_folder(job)
     folder.mkdir(parents=True, exist_ok=True)
     output = []
     try:
+        # Scoped by who the requester is now, not when they asked: a role taken away
+        # between the kick-off and the worker takes the export away with it.
+        if requester is not None and not may(requester, Can.BULK_EXPORT):
+            raise ExportRefused("the requester may no longer export")
         for done, type_name in enumerate(job.types, start=1):
             count = 0
             with (folder / f"{type_name}.ndjson").open("w", encoding="utf-8") as out:
-                for resource in _resources(type_name):
+                for resource in _resources(type_name, requester):
                     out.write(json.dumps(resource, separators=(",", ":")) + "\n")
                     count += 1
             output.append({"type": type_name, "count": count})

@@ -1,8 +1,11 @@
 """FHIR Bulk Data export: ``$export`` kick-off, its status, its files, and cancelling it.
 
-Staff only. Kick-off answers 202 with the status address in ``Content-Location``; the status
-answers 202 with ``X-Progress`` while the task works, then the manifest; each file is NDJSON
-(``application/fhir+ndjson``), and every download is audited.
+For those who may export (``Can.BULK_EXPORT``). Kick-off answers 202 with the status address
+in ``Content-Location``; the status answers 202 with ``X-Progress`` while the task works, then
+the manifest; each file is NDJSON (``application/fhir+ndjson``), and every download is
+audited. An export holds what its requester may read, and its status, files and cancelling
+answer only to them (and to superusers): anyone else gets the same 404 as for an export that
+does not exist.
 """
 
 from __future__ import annotations
@@ -12,15 +15,15 @@ import shutil
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from microneedling.accounts.access import Can, may
+from microneedling.accounts.access import Can, Role, may, role_of
 from microneedling.audit.services import audit_record
 from microneedling.interop.export import EXPORTED, export_folder, export_start
 from microneedling.interop.fhir.search import FhirError, bad
-from microneedling.interop.fhir.views import base_url, caller_of, fhir_view, respond
+from microneedling.interop.fhir.views import Caller, base_url, caller_of, fhir_view, respond
 from microneedling.interop.models import ExportJob
 
 
-def _staff(request: HttpRequest):  # type: ignore[no-untyped-def]
+def _staff(request: HttpRequest) -> Caller:
     caller = caller_of(request)
     if not may(caller.user, Can.BULK_EXPORT):
         raise FhirError(403, "forbidden", "bulk export is for the chain's operators")
@@ -53,8 +56,14 @@ def export_kickoff(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _job(job_id: int) -> ExportJob:
-    job = ExportJob.objects.filter(pk=job_id).first()
+def _job(job_id: int, caller: Caller) -> ExportJob:
+    """The export ``job_id`` if ``caller`` asked for it (a superuser: any), else a 404."""
+    jobs = ExportJob.objects.filter(pk=job_id)
+    if role_of(caller.user) != Role.SUPERUSER:
+        # Another operator's export may hold patients they may not see: it answers as a
+        # missing one, so ids reveal nothing either.
+        jobs = jobs.filter(created_by_id=caller.user.pk)
+    job = jobs.first()
     if job is None:
         raise FhirError(404, "not-found", f"no export {job_id}")
     return job
@@ -63,8 +72,7 @@ def _job(job_id: int) -> ExportJob:
 @fhir_view
 def export_status(request: HttpRequest, job_id: int) -> HttpResponse:
     """202 with progress while running; the manifest when done; DELETE cancels and removes."""
-    _staff(request)
-    job = _job(job_id)
+    job = _job(job_id, _staff(request))
     if request.method == "DELETE":
         shutil.rmtree(export_folder(job), ignore_errors=True)
         job.delete()
@@ -97,9 +105,9 @@ def export_status(request: HttpRequest, job_id: int) -> HttpResponse:
 
 @fhir_view
 def export_file(request: HttpRequest, job_id: int, type_name: str) -> HttpResponseBase:
-    """One NDJSON file of a finished export (audited: it may hold every patient's records)."""
+    """One NDJSON file of a finished export (audited: it holds many patients' records)."""
     caller = _staff(request)
-    job = _job(job_id)
+    job = _job(job_id, caller)
     path = export_folder(job) / f"{type_name}.ndjson"
     if job.status != ExportJob.Status.DONE or type_name not in job.types or not path.exists():
         raise FhirError(404, "not-found", f"no {type_name} file in export {job_id}")

@@ -38,6 +38,7 @@ from microneedling.directory.models import (
 from microneedling.interop.fhir import resources as build
 from microneedling.interop.fhir.search import (
     CONTROL,
+    MAX_COUNT,
     FhirError,
     bad,
     date_filter,
@@ -321,8 +322,9 @@ ALL_TYPES = sorted([*KINDS, *PAIRED, "Slot"])
 CLINICAL = frozenset({"Procedure", "QuestionnaireResponse", "Observation", "AdverseEvent"})
 
 
-def _scoped(kind: Kind, caller: Caller) -> QuerySet[Any]:
-    """The rows of ``kind`` the caller may read (``accounts.access`` decides)."""
+def scoped_rows(kind: Kind, caller: Caller) -> QuerySet[Any]:
+    """The rows of ``kind`` the caller may read (``accounts.access`` decides); searches,
+    reads and bulk exports all take their rows from here."""
     rows = kind.rows()
     if kind.patient_field is None:
         return rows
@@ -351,6 +353,29 @@ def _audit(kind: Kind, caller: Caller, rows: Iterable[Model]) -> None:
                 action="fhir_read",
                 details={"resource": kind.name},
             )
+
+
+def _audit_matches(kind: Kind, caller: Caller, rows: QuerySet[Any], *, total: int) -> None:
+    """A staff search whose page is empty still answers how many records matched: past the
+    last page, a name and a birth date say whether such a patient is on file. So the
+    patients it matched get an audit row each, as a page of them would have."""
+    if kind.patient_field is None or not caller.staff:
+        return
+    # At most one full page of patients per request, like the reads themselves: a search
+    # broad enough to match more tells nothing about any one of them beyond the total, and
+    # one request must not write an audit row for every patient of the chain.
+    matched = (
+        Patient.objects.filter(pk__in=rows.values(kind.patient_field))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:MAX_COUNT]
+    )
+    for patient_id in matched:
+        audit_patient_view(
+            actor=caller.user,
+            patient_id=patient_id,
+            action="fhir_search_match",
+            details={"resource": kind.name, "total": total},
+        )
 
 
 # --- Bundles -------------------------------------------------------------------------------
@@ -655,13 +680,15 @@ def type_endpoint(request: HttpRequest, type_name: str) -> HttpResponse:
         )
     kind = KINDS[type_name]
     _check_params(kind.params, params)
-    rows = _scoped(kind, caller)
+    rows = scoped_rows(kind, caller)
     for name, apply in kind.params.items():
         if name in params:
             rows = apply(rows, params[name])
     total = rows.count()
     page_rows = list(rows[offset : offset + count])
     _audit(kind, caller, page_rows)
+    if total and not page_rows:
+        _audit_matches(kind, caller, rows, total=total)
     included = _includes(kind, caller, params.get("_include", []), page_rows)
     return respond(
         _bundle(
@@ -686,7 +713,7 @@ def _includes(
         target, attribute = kind.includes[name]
         ids = sorted({getattr(r, attribute) for r in rows})
         target_kind = KINDS[target]
-        found = _scoped(target_kind, caller).filter(pk__in=ids)
+        found = scoped_rows(target_kind, caller).filter(pk__in=ids)
         out += [target_kind.render(r) for r in found]
     return out
 
@@ -709,7 +736,7 @@ def instance_endpoint(request: HttpRequest, type_name: str, resource_id: str) ->
     if not is_record_id(resource_id):
         raise missing
     # Another patient's record answers exactly as a missing one: ids reveal nothing.
-    row = _scoped(kind, caller).filter(pk=int(resource_id)).first()
+    row = scoped_rows(kind, caller).filter(pk=int(resource_id)).first()
     if row is None:
         raise missing
     _audit(kind, caller, [row])
@@ -722,7 +749,7 @@ def everything(request: HttpRequest, resource_id: str) -> HttpResponse:
     caller = caller_of(request)
     if not is_record_id(resource_id):
         raise FhirError(404, "not-found", f"Patient/{resource_id} does not exist")
-    person = _scoped(KINDS["Patient"], caller).filter(pk=int(resource_id)).first()
+    person = scoped_rows(KINDS["Patient"], caller).filter(pk=int(resource_id)).first()
     if person is None:
         raise FhirError(404, "not-found", f"Patient/{resource_id} does not exist")
     return respond(everything_bundle(request, caller, person))
@@ -735,7 +762,7 @@ def everything_bundle(request: HttpRequest, caller: Caller, person: Patient) -> 
     for kind in KINDS.values():
         if kind.patient_field in (None, "pk"):
             continue
-        rows = _scoped(kind, caller).filter(**{kind.patient_field: person.pk})
+        rows = scoped_rows(kind, caller).filter(**{kind.patient_field: person.pk})
         found += [kind.render(r) for r in rows]
     if caller.staff:
         audit_patient_view(
@@ -780,7 +807,7 @@ def _appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:
     if len(patients) != 1:
         raise bad("Appointment.participant", "name exactly one Patient")
     patient_id = integer_id("Appointment.participant", patients[0], "Patient")
-    person = _scoped(KINDS["Patient"], caller).filter(pk=patient_id).first()
+    person = scoped_rows(KINDS["Patient"], caller).filter(pk=patient_id).first()
     if person is None:
         raise FhirError(404, "not-found", f"Patient/{patient_id} does not exist")
     try:
