@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ipaddress
 import json
+import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -21,7 +24,7 @@ from microneedling.core.courses import plan_course
 from microneedling.core.errors import InputError, PackError
 from microneedling.core.knowledge import load_pack
 from microneedling.core.knowledge.docs import render_knowledge_doc
-from microneedling.core.screening import Intake, screen
+from microneedling.core.screening import EARLIEST_DATE, LATEST_DATE, Intake, screen
 from microneedling.core.triage import TriageReport, triage
 
 EXIT_BAD_INPUT = 2
@@ -40,13 +43,85 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _date(field: str) -> Callable[[str], dt.date]:
+    """A date option within the range an intake accepts (the engines' arithmetic stays on
+    the calendar, and no clinic plans or closes anything outside it)."""
+
     def parse(text: str) -> dt.date:
         try:
-            return dt.date.fromisoformat(text)
+            day = dt.date.fromisoformat(text)
         except ValueError:
             raise UsageError(f"{field}: {text!r} is not a valid date (YYYY-MM-DD)") from None
+        if not EARLIEST_DATE <= day <= LATEST_DATE:
+            raise UsageError(
+                f"{field}: {text} is not between {EARLIEST_DATE.isoformat()} "
+                f"and {LATEST_DATE.isoformat()}"
+            )
+        return day
 
     return parse
+
+
+def _whole(field: str, least: int, most: int | None = None) -> Callable[[str], int]:
+    """A whole-number option from ``least`` up to ``most`` (no upper bound when None)."""
+    bounds = f"at least {least}" + ("" if most is None else f" and at most {most}")
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise UsageError(f"{field}: {text!r} is not a whole number ({bounds})") from None
+        if number < least or (most is not None and number > most):
+            raise UsageError(f"{field}: {number} is out of range (must be {bounds})")
+        return number
+
+    return parse
+
+
+#: The longest pause between a worker's polls: a reminder can be late by this much, and
+#: ``time.sleep`` overflows on huge numbers (1e308) and refuses nan.
+MAX_INTERVAL_S = 3600.0
+
+
+def _interval(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_INTERVAL_S:  # also false for nan
+        raise UsageError(
+            f"--interval: {text!r} is not a number of seconds more than 0 "
+            f"and at most {MAX_INTERVAL_S:g}"
+        )
+    return seconds
+
+
+#: A host name as Django's runserver and gunicorn accept it: labels of letters, digits and
+#: hyphens separated by dots.
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*$")
+
+
+def _host(text: str) -> str:
+    """An IP address or host name to listen on; IPv6 comes back in brackets for ``host:port``."""
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        # Dotted digits that are not an address (999.1.1.1) would fail only when binding.
+        if _HOST_NAME.match(text) and not re.fullmatch(r"[\d.]+", text):
+            return text
+        raise UsageError(f"--host: {text!r} is not an IP address or host name") from None
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _decode(data: bytes, where: str) -> str:
+    """Text from UTF-8 bytes; otherwise one line saying where the first bad byte is."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise UsageError(
+            f"{where}: not UTF-8 text (line {line}, byte {error.start}); save it as UTF-8"
+        ) from None
 
 
 def _print(data: Any) -> None:
@@ -56,15 +131,25 @@ def _print(data: Any) -> None:
 def _read_model(source: str, model: type[M]) -> M:
     """Read JSON from a file or ``-`` (stdin) and validate it, naming the field on error."""
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        if source == "-":
+            stdin = getattr(sys.stdin, "buffer", None)
+            text = _decode(stdin.read(), "input") if stdin else sys.stdin.read()
+        else:
+            text = _decode(Path(source).read_bytes(), source)
     except OSError as error:
         raise UsageError(f"{source}: cannot read file ({error.strerror})") from None
+    except UnicodeDecodeError:  # a text stdin that was not UTF-8 after all
+        raise UsageError("input: not UTF-8 text; send it as UTF-8") from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as error:
         raise UsageError(
             f"input: malformed JSON at line {error.lineno} column {error.colno}: {error.msg}"
         ) from None
+    except RecursionError:
+        raise UsageError("input: JSON nested too deeply") from None
+    except ValueError:  # the only other: an integer longer than Python converts (4300 digits)
+        raise UsageError("input: unreadable JSON (a number has too many digits)") from None
     try:
         return model.model_validate(raw)
     except ValidationError as error:
@@ -308,8 +393,6 @@ def _serve_production(args: argparse.Namespace) -> int:
     import signal  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
 
-    if args.workers < 1 or args.task_workers < 0:
-        raise UsageError("--workers: at least 1; --task-workers: 0 or more")
     tasks = [
         subprocess.Popen([sys.executable, "-m", "microneedling.cli", "worker"])
         for _ in range(args.task_workers)
@@ -351,8 +434,6 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from microneedling.config.runtime import settle_after_startup  # noqa: PLC0415
     from microneedling.notifications.worker import worker_run  # noqa: PLC0415
 
-    if args.interval <= 0:
-        raise UsageError("--interval: must be more than 0 seconds")
     settle_after_startup()
     worker_run(interval=args.interval, batch=args.batch, max_tasks=args.max_tasks)
     return 0
@@ -432,9 +513,10 @@ def _cmd_move_provider(args: argparse.Namespace) -> int:
     from microneedling.directory.models import Location, Provider  # noqa: PLC0415
     from microneedling.scheduling.rehoming import provider_move  # noqa: PLC0415
 
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
     found = (
         Provider.objects.filter(pk=int(args.provider))
-        if args.provider.isdigit()
+        if args.provider.isascii() and args.provider.isdigit()
         else Provider.objects.filter(display_name=args.provider)
     )
     if found.count() != 1:
@@ -476,7 +558,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     for name in ("patients", "providers", "appointments"):
         path = getattr(args, name)
         try:
-            texts[name] = Path(path).read_text(encoding="utf-8") if path else None
+            texts[name] = _decode(Path(path).read_bytes(), f"--{name}: {path}") if path else None
         except OSError as error:
             raise UsageError(f"--{name}: cannot read {path} ({error.strerror})") from None
     report = clinic_import(
@@ -556,8 +638,8 @@ def _add_import_command(commands: Any) -> None:
 
 def _add_serving_commands(commands: Any) -> None:
     serve = commands.add_parser("serve", help="serve the clinic (development server)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", type=_host, default="127.0.0.1")
+    serve.add_argument("--port", type=_whole("--port", 1, 65535), default=8000)
     serve.add_argument(
         "--no-worker",
         dest="worker",
@@ -566,20 +648,31 @@ def _add_serving_commands(commands: Any) -> None:
     )
     serve.add_argument(
         "--workers",
-        type=int,
+        type=_whole("--workers", 1),
         default=None,
         help="production: gunicorn with this many app processes (see docs/deploy.md)",
     )
     serve.add_argument(
-        "--task-workers", type=int, default=1, help="with --workers: task worker processes"
+        "--task-workers",
+        type=_whole("--task-workers", 0),
+        default=1,
+        help="with --workers: task worker processes",
     )
-    serve.add_argument("--timeout", type=int, default=30, help="with --workers: seconds")
+    # Gunicorn restarts a worker silent this long; 0 (never) would hide a stuck request.
+    serve.add_argument(
+        "--timeout",
+        type=_whole("--timeout", 1, 86400),
+        default=30,
+        help="with --workers: seconds",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
     worker = commands.add_parser("worker", help="run background tasks (messages); any number")
-    worker.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
+    worker.add_argument("--interval", type=_interval, default=0.5, help="seconds between polls")
     worker.add_argument("--batch", action="store_true", help="exit when no task is ready")
-    worker.add_argument("--max-tasks", type=int, default=None, help="exit after this many")
+    worker.add_argument(
+        "--max-tasks", type=_whole("--max-tasks", 1), default=None, help="exit after this many"
+    )
     worker.set_defaults(handler=_cmd_worker)
 
 
@@ -617,8 +710,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["engines", "scheduling", "notifications", "rehoming", "load"],
         default=None,
     )
-    bench.add_argument("--runs", type=int, default=7)
-    bench.add_argument("--size", type=int, default=1000)
+    bench.add_argument("--runs", type=_whole("--runs", 1), default=7)
+    bench.add_argument("--size", type=_whole("--size", 1), default=1000)
     bench.add_argument(
         "--write-docs", metavar="FOLDER", help="write FOLDER/performance.md with plots"
     )

@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
@@ -24,6 +24,7 @@ from django.utils import timezone
 from microneedling.accounts.actors import Actor
 from microneedling.audit.services import audit_record
 from microneedling.core.errors import BookingConflict, BookingRefused
+from microneedling.core.screening import EARLIEST_DATE, LATEST_DATE
 from microneedling.directory.models import (
     Location,
     Organization,
@@ -93,19 +94,28 @@ def _rows(name: str, text: str | None, report: ImportReport) -> list[tuple[int, 
     if not text:
         return []
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip() for h in reader.fieldnames or []]
-    missing = [c for c in COLUMNS[name] if c not in header]
-    unknown = [c for c in header if c not in COLUMNS[name] + OPTIONAL[name]]
-    for column in missing:
-        report.problems.append(RowProblem(name, 1, column, "this column is missing"))
-    for column in unknown:
-        report.problems.append(RowProblem(name, 1, column, "unknown column (see docs/import.md)"))
-    if missing:
-        return []
-    return [
-        (line, {k.strip(): (v or "").strip() for k, v in row.items() if k})
-        for line, row in enumerate(reader, start=2)
-    ]
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        header = [h.strip() for h in reader.fieldnames or []]
+        missing = [c for c in COLUMNS[name] if c not in header]
+        unknown = [c for c in header if c not in COLUMNS[name] + OPTIONAL[name]]
+        for column in missing:
+            report.problems.append(RowProblem(name, 1, column, "this column is missing"))
+        for column in unknown:
+            report.problems.append(
+                RowProblem(name, 1, column, "unknown column (see docs/import.md)")
+            )
+        if missing:
+            return []
+        for line, row in enumerate(reader, start=2):
+            rows.append((line, {k.strip(): (v or "").strip() for k, v in row.items() if k}))
+    except csv.Error as error:
+        # A field over the csv module's limit (131072 characters), a NUL byte: the rest of
+        # the file cannot be trusted, so the problem ends the file (and nothing is written).
+        # The inner reader's count: DictReader's own is only updated after a good row.
+        line = max(reader.reader.line_num, 1)
+        report.problems.append(RowProblem(name, line, "row", f"cannot be read as CSV ({error})"))
+    return rows
 
 
 def _note(report: ImportReport, file: str, line: int, column: str, problem: str) -> None:
@@ -119,6 +129,24 @@ def _required(name: str, line: int, row: dict[str, str], report: ImportReport) -
             report.problems.append(RowProblem(name, line, column, "is empty"))
             ok = False
     return ok
+
+
+def _fits(
+    model: type[Patient] | type[Provider],
+    name: str,
+    line: int,
+    row: dict[str, str],
+    report: ImportReport,
+) -> None:
+    """Note every cell longer than its column: PostgreSQL refuses the row with an error that
+    aborts the whole transaction (SQLite would silently store it)."""
+    for column, value in row.items():
+        try:
+            longest = getattr(model._meta.get_field(column), "max_length", None)
+        except FieldDoesNotExist:  # a column that is not stored as it is (external_id)
+            continue
+        if longest is not None and len(value) > longest:
+            _note(report, name, line, column, f"is longer than {longest} characters")
 
 
 def _patients(
@@ -136,10 +164,14 @@ def _patients(
             validate_email(row["email"])
         except ValidationError:
             _note(report, "patients", line, "email", "is not an email address")
+        _fits(Patient, "patients", line, row, report)
         try:
             born = date.fromisoformat(row["birth_date"])
             if born >= timezone.localdate():
                 _note(report, "patients", line, "birth_date", "is not in the past")
+            elif born < EARLIEST_DATE:
+                # The same bound as the intake's: no patient alive was born earlier.
+                _note(report, "patients", line, "birth_date", f"is before {EARLIEST_DATE}")
         except ValueError:
             _note(report, "patients", line, "birth_date", "use YYYY-MM-DD")
             born = date(1900, 1, 1)
@@ -192,6 +224,7 @@ def _providers(
         if not _required("providers", line, row, report):
             continue
         problems = len(report.problems)
+        _fits(Provider, "providers", line, {"display_name": row["display_name"]}, report)
         if row["role"] not in roles:
             _note(report, "providers", line, "role", f"use one of {', '.join(sorted(roles))}")
         place = locations.get(row["location"])
@@ -236,11 +269,16 @@ def _providers(
     return made
 
 
-def _start(text: str, zone: str) -> datetime | None:
+def _start(text: str, zone: str) -> datetime:
+    """The aware start of a visit; ValueError says what is wrong with ``text``."""
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return None
+        raise ValueError("use YYYY-MM-DDTHH:MM[+offset]") from None
+    # Within the intake's range, so that converting to UTC (and every reminder counted from
+    # the visit) stays on the calendar: 9999-12-31T23:00-12:00 is in the year 10000 in UTC.
+    if not EARLIEST_DATE <= moment.date() <= LATEST_DATE:
+        raise ValueError(f"is not between {EARLIEST_DATE} and {LATEST_DATE}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(zone))
     return moment
@@ -282,10 +320,12 @@ def _appointments(
         service = by_key.get(wanted)
         if service is None:
             _note(report, "appointments", line, "service", f"no service {wanted!r}: map it")
-        starts = _start(row["starts_at"], place.timezone if place else "UTC")
-        if starts is None:
-            _note(report, "appointments", line, "starts_at", "use YYYY-MM-DDTHH:MM[+offset]")
-        elif starts <= now:
+        starts: datetime | None = None
+        try:
+            starts = _start(row["starts_at"], place.timezone if place else "UTC")
+        except ValueError as error:
+            _note(report, "appointments", line, "starts_at", str(error))
+        if starts is not None and starts <= now:
             _note(report, "appointments", line, "starts_at", "is in the past")
         status = row.get("status") or "booked"
         if status != "booked":
@@ -328,7 +368,10 @@ def clinic_import(
         with transaction.atomic():
             made_patients = _patients(_rows("patients", patients_csv, report), organization, report)
             made_providers = _providers(
-                _rows("providers", providers_csv, report), organization, locations, report
+                _rows("providers", providers_csv, report),
+                organization,
+                locations,
+                report,
             )
             _appointments(
                 _rows("appointments", appointments_csv, report),

@@ -26,6 +26,7 @@ from microneedling.core.courses.plan import (
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import Pack
 from microneedling.core.knowledge.models import Gap, Indication, Policy, Protocol
+from microneedling.core.screening.intake import EARLIEST_DATE, LATEST_DATE
 
 #: Depth pens move in quarter-millimetre steps.
 _DEPTH_STEP = 0.25
@@ -55,6 +56,11 @@ def plan_course(
 
     ``as_of`` is today (the engine has no clock): no remaining session is planned before it.
     """
+    _check_day("first_session", first_session)
+    for index, day in enumerate(done):
+        _check_day(f"done.{index}", day)
+    if as_of is not None:
+        _check_day("as_of", as_of)
     chosen = _indications(pack, indications)
     if fitzpatrick is not None and not 1 <= fitzpatrick <= 6:
         raise InputError("fitzpatrick", "must be between 1 and 6")
@@ -102,6 +108,9 @@ def chain_sessions(
     ``anchor`` is the last real (or fixed first) session; no target or earliest day falls
     before ``as_of``.
     """
+    _check_day("anchor", anchor)
+    if as_of is not None:
+        _check_day("as_of", as_of)
     sessions, previous = [], anchor
     for number in range(start_number, start_number + count):
         earliest = previous + timedelta(days=gap.min)
@@ -112,6 +121,21 @@ def chain_sessions(
         sessions.append(PlannedSession(number, earliest, target, latest))
         previous = target
     return sessions
+
+
+def _check_day(field: str, day: date) -> None:
+    """Refuse a day outside the intake's range, naming ``field``.
+
+    The plan reaches months past its dates (windows, maintenance, the results timeline); a
+    day near the calendar's end (9999-12-31) would overflow that arithmetic, and no real
+    course is planned outside the range an intake accepts anyway.
+    """
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise InputError(
+            field,
+            f"{day.isoformat()} is not between {EARLIEST_DATE.isoformat()} "
+            f"and {LATEST_DATE.isoformat()}",
+        )
 
 
 def _schedule(

@@ -2,6 +2,8 @@
 
 from microneedling.core.screening.engine import age_on, medicine_holds, screen
 from microneedling.core.screening.intake import (
+    EARLIEST_DATE,
+    LATEST_DATE,
     ConditionEntry,
     Intake,
     MedicationEntry,
@@ -11,6 +13,8 @@ from microneedling.core.screening.intake import (
 from microneedling.core.screening.result import MedHold, Reason, ScreeningResult, worst
 
 __all__ = [
+    "EARLIEST_DATE",
+    "LATEST_DATE",
     "ConditionEntry",
     "Intake",
     "MedHold",

@@ -9,12 +9,39 @@ data that a clinic can extend without changing this schema.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import Pack
+
+#: The dates an intake may hold. Nobody alive was born before 1900, and no clinic books or
+#: records a treatment two centuries from now. The bounds also keep the engines' arithmetic
+#: (a six-month wait after a last dose, a hold days before the planned session) far inside
+#: the calendar, which ends on 9999-12-31: without them such a date crashed screening.
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2199, 12, 31)
+
+
+def date_in_range(day: dt.date) -> dt.date:
+    """Return ``day`` if it lies within :data:`EARLIEST_DATE`..:data:`LATEST_DATE`.
+
+    Raises pydantic's custom error so that the validation error carries the field's location
+    and a message that says which dates are accepted.
+    """
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise PydanticCustomError(
+            "date_out_of_range",
+            "must be between {earliest} and {latest}",
+            {"earliest": EARLIEST_DATE.isoformat(), "latest": LATEST_DATE.isoformat()},
+        )
+    return day
+
+
+#: A date that an intake accepts (see :data:`EARLIEST_DATE`).
+ClinicalDate = Annotated[dt.date, AfterValidator(date_in_range)]
 
 
 class _Entry(BaseModel):
@@ -31,7 +58,7 @@ class ConditionEntry(_Entry):
     status: Literal["active", "history"] = Field(
         default="active", description="Present now, or only in the past."
     )
-    date: dt.date | None = Field(
+    date: ClinicalDate | None = Field(
         default=None, description="When it started or last flared (used by waiting periods)."
     )
 
@@ -40,7 +67,7 @@ class MedicationEntry(_Entry):
     """A medicine the patient takes or took."""
 
     code: str = Field(description="A medication code from `microneedling pack codes`.")
-    last_dose: dt.date | None = Field(
+    last_dose: ClinicalDate | None = Field(
         default=None, description="Date of the last dose; null while still taking it."
     )
 
@@ -52,14 +79,14 @@ class ProcedureEntry(_Entry):
     area: str | None = Field(
         default=None, description="Where it was done; null means everywhere or unknown."
     )
-    date: dt.date = Field(description="When it was done (or ended, for radiation therapy).")
+    date: ClinicalDate = Field(description="When it was done (or ended, for radiation therapy).")
 
 
 class Intake(_Entry):
     """Everything screening needs to decide whether, when and how a course may be booked."""
 
-    planned_date: dt.date = Field(description="The day of the planned first session.")
-    birth_date: dt.date
+    planned_date: ClinicalDate = Field(description="The day of the planned first session.")
+    birth_date: ClinicalDate
     fitzpatrick_type: int = Field(ge=1, le=6, description="Fitzpatrick skin type, 1 to 6.")
     treatment_areas: tuple[str, ...] = Field(min_length=1)
     pregnant: bool

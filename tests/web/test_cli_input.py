@@ -1,0 +1,266 @@
+"""Bad input to the ``microneedling`` command: exit status 2 and one line on stderr naming the
+field and the problem, never a traceback, and nothing written.
+
+Most cases run the command in this process (``main(argv)``) because they are refused before
+any work starts; a few run as real processes to show that no traceback escapes either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from microneedling.cli import main
+from microneedling.patients.models import Patient
+from microneedling.scheduling.models import Appointment
+from tests.web.conftest import build_clinic
+from tests.web.processes import database_env
+
+INTAKE: dict[str, Any] = {
+    "planned_date": "2026-12-10",
+    "birth_date": "1991-06-15",
+    "fitzpatrick_type": 2,
+    "treatment_areas": ["face"],
+    "pregnant": False,
+    "breastfeeding": False,
+}
+PATIENTS_HEADER = "external_id,first_name,last_name,email,birth_date\n"
+APPOINTMENTS_HEADER = "external_id,patient,provider,location,service,starts_at\n"
+PLAN = ["plan", "--indication", "acne_scars"]
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> str:
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return str(path)
+
+
+def _files(folder: Path) -> dict[str, str]:
+    """The bad input files the cases below name by key."""
+    latin = folder / "latin1.json"
+    latin.write_bytes('{"note": "Jos\u00e9"}'.encode("latin-1"))
+    deep = folder / "deep.json"
+    deep.write_text("[" * 100_000, encoding="utf-8")
+    huge_number = folder / "huge-number.json"
+    huge_number.write_text('{"fitzpatrick_type": ' + "9" * 5000 + "}", encoding="utf-8")
+    late = {
+        **INTAKE,
+        "planned_date": "9999-12-31",
+        "medications": [{"code": "isotretinoin", "last_dose": "9999-12-30"}],
+    }
+    early = {
+        **INTAKE,
+        "birth_date": "0001-01-01",
+        "planned_date": "0001-01-02",
+        "medications": [{"code": "aspirin", "last_dose": None}],
+    }
+    return {
+        "iso": _write_json(folder / "iso.json", late),
+        "early": _write_json(folder / "early.json", early),
+        "latin1": str(latin),
+        "deep": str(deep),
+        "huge_number": str(huge_number),
+    }
+
+
+# (arguments with {file} keys, words the one line must hold, also run as a real process)
+REFUSED: list[tuple[list[str], tuple[str, ...], bool]] = [
+    (["screen", "{iso}"], ("planned_date", "2199-12-31"), True),
+    (["screen", "{early}"], ("planned_date", "1900-01-01"), True),
+    (["screen", "{latin1}"], ("latin1.json", "UTF-8"), True),
+    (["screen", "{deep}"], ("input", "nested too deeply"), True),
+    (["screen", "{huge_number}"], ("input", "JSON"), False),
+    (
+        [*PLAN, "--first-session", "9999-12-31", "--today", "9999-12-01"],
+        ("--first-session", "2199-12-31"),
+        True,
+    ),
+    (
+        [*PLAN, "--first-session", "2027-01-05", "--done", "9999-12-31", "--today", "9999-12-31"],
+        ("--done", "2199-12-31"),
+        False,
+    ),
+    (
+        ["close-location", "riverbend", "--from", "9999-12-30", "--until", "9999-12-31"],
+        ("--from", "2199-12-31"),
+        True,
+    ),
+    (["worker", "--interval", "nan"], ("--interval",), True),
+    (["worker", "--interval", "1e308"], ("--interval",), False),
+    (["worker", "--interval", "inf"], ("--interval",), False),
+    (["worker", "--max-tasks", "-1"], ("--max-tasks", "at least 1"), False),
+    (["serve", "--host", "bad host"], ("--host", "bad host"), True),
+    (["serve", "--port", "99999"], ("--port", "65535"), True),
+    (["serve", "--workers", "1", "--timeout", "-5"], ("--timeout",), True),
+    (["serve", "--workers", "1", "--task-workers", "-1"], ("--task-workers",), False),
+    (["bench", "--runs", "0", "--only", "engines"], ("--runs", "at least 1"), True),
+    (["bench", "--size", "-5"], ("--size", "at least 1"), False),
+]
+
+
+def _assert_refused(code: int, out: str, err: str, needles: tuple[str, ...]) -> None:
+    assert code == 2, err
+    assert out == ""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def _name(args: list[str]) -> str:
+    return " ".join(args)[:60]
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"), [case[:2] for case in REFUSED], ids=[_name(c[0]) for c in REFUSED]
+)
+def test_bad_arguments_and_files_exit_2_naming_the_field(
+    args: list[str],
+    needles: tuple[str, ...],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    files = _files(tmp_path)
+    code = main([arg.format(**files) for arg in args])
+    captured = capsys.readouterr()
+    _assert_refused(code, captured.out, captured.err, needles)
+
+
+def test_screening_standard_input_that_is_not_utf8_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io  # noqa: PLC0415
+
+    raw = io.TextIOWrapper(io.BytesIO(b'{"planned_date": "caf\xe9"}'), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", raw)
+    code = main(["screen", "-"])
+    captured = capsys.readouterr()
+    _assert_refused(code, captured.out, captured.err, ("input", "UTF-8"))
+
+
+# --- as real processes: no traceback escapes ---
+IN_PROCESSES = [case[:2] for case in REFUSED if case[2]]
+
+
+@pytest.mark.parametrize(("args", "needles"), IN_PROCESSES, ids=[_name(c[0]) for c in IN_PROCESSES])
+def test_bad_input_exits_2_without_a_traceback_in_a_real_process(
+    args: list[str], needles: tuple[str, ...], tmp_path: Path
+) -> None:
+    files = _files(tmp_path)
+    env = {**os.environ, "MICRONEEDLING_DATA_DIR": str(tmp_path / "data")}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "microneedling.cli", *(arg.format(**files) for arg in args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    _assert_refused(result.returncode, result.stdout, result.stderr, needles)
+
+
+# --- commands that reach the database ---
+def _counts() -> tuple[int, int]:
+    return Patient.objects.count(), Appointment.objects.count()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_now")
+@pytest.mark.parametrize("provider", ["\u00b2", "99999999999999999999999"])
+def test_moving_a_provider_named_by_an_odd_number_exits_2(
+    provider: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build_clinic()
+    code = main(["move-provider", provider, "--to", "riverbend", "--from", "2027-04-01"])
+    captured = capsys.readouterr()
+    _assert_refused(code, captured.out, captured.err, ("PROVIDER", provider))
+
+
+def _import_cases(folder: Path) -> list[tuple[list[str], tuple[str, ...]]]:
+    latin = folder / "latin1.csv"
+    latin.write_bytes(
+        (PATIENTS_HEADER + "P-1,Jos\u00e9,Ruiz,jose@example.org,1990-01-01\n").encode("latin-1")
+    )
+    wide = folder / "wide.csv"
+    wide.write_text(
+        PATIENTS_HEADER
+        + "P-1,Ana,Ruiz,ana@example.org,1990-01-01\n"
+        + f"P-2,{'A' * 140_000},Lopez,b@example.org,1990-01-01\n",
+        encoding="utf-8",
+    )
+    patients = folder / "patients.csv"
+    patients.write_text(
+        PATIENTS_HEADER
+        + "P-1,Ana,Ruiz,ana@example.org,1990-01-01\n"
+        + "P-2,Bea,Lopez,bea@example.org,1850-01-01\n",
+        encoding="utf-8",
+    )
+    long_name = folder / "long-name.csv"
+    long_name.write_text(
+        PATIENTS_HEADER + f"P-1,{'Ana' * 50},Ruiz,ana@example.org,1990-01-01\n", encoding="utf-8"
+    )
+    good = folder / "good-patients.csv"
+    good.write_text(PATIENTS_HEADER + "P-1,Ana,Ruiz,ana@example.org,1990-01-01\n")
+    visits = folder / "appointments.csv"
+    visits.write_text(
+        APPOINTMENTS_HEADER
+        + "A-1,P-1,Dr. Ada Quill,riverbend,mn-face-riverbend,2027-03-09T10:00:00\n"
+        + "A-2,P-1,Dr. Ada Quill,riverbend,mn-face-riverbend,9999-12-31T23:00:00\n"
+        + "A-3,P-1,Dr. Ada Quill,riverbend,mn-face-riverbend,9999-12-31T23:00:00-12:00\n",
+        encoding="utf-8",
+    )
+    org = ["import", "--organization", "riverbend-group"]
+    return [
+        ([*org, "--patients", str(latin)], ("--patients", "latin1.csv", "line 2", "UTF-8")),
+        ([*org, "--patients", str(wide)], ("patients.csv line 3", "field limit")),
+        ([*org, "--patients", str(patients)], ("patients.csv line 3, birth_date", "1900")),
+        (
+            [*org, "--patients", str(long_name)],
+            ("patients.csv line 2, first_name", "longer than 120"),
+        ),
+        (
+            [*org, "--patients", str(good), "--appointments", str(visits)],
+            ("appointments.csv line 3, starts_at", "2199-12-31"),
+        ),
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_now")
+@pytest.mark.parametrize("case", range(5))
+def test_a_bad_import_file_exits_2_naming_file_line_and_column_and_writes_nothing(
+    case: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build_clinic()
+    args, needles = _import_cases(tmp_path)[case]
+    before = _counts()
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    assert "Traceback" not in captured.err
+    for needle in needles:
+        assert needle in captured.err, captured.err
+    assert _counts() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_importing_a_latin1_file_exits_2_in_a_real_process(tmp_path: Path) -> None:
+    build_clinic()
+    args, needles = _import_cases(tmp_path)[0]
+    result = subprocess.run(
+        [sys.executable, "-m", "microneedling.cli", *args],
+        env=database_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    _assert_refused(result.returncode, result.stdout, result.stderr, needles)
+    assert _counts() == (0, 0)
