@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.core import mail
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -109,6 +111,18 @@ def fill_sign_up(page, *, first: str, last: str, email: str, born: str, clinic: 
     page.get_by_label("Date of birth").fill(born)
     page.get_by_label("Your clinic").select_option(label=clinic)
     page.get_by_label("Password").fill(PASSWORD)
+
+
+def confirm_sign_up(page, email: str) -> None:  # type: ignore[no-untyped-def]
+    """After "Create account": follow the link the confirmation message carries, as the
+    patient would from their inbox, and open the account."""
+    page.get_by_role("heading", name="Check your e-mail").wait_for()
+    sent = [m for m in mail.outbox if m.to == [email]]
+    assert len(sent) == 1, f"{len(sent)} messages to {email}"
+    link = re.search(r"https?://\S+/my/sign-up/\S+/\S+/", str(sent[0].body))
+    assert link is not None, sent[0].body
+    page.goto(link.group(0))
+    page.get_by_role("button", name="Open my account").click()
 
 
 def answer_intake(page, *, planned: str, skin: str) -> None:  # type: ignore[no-untyped-def]

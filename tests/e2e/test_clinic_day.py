@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     PASSWORD,
     answer_intake,
     check_accessibility,
+    confirm_sign_up,
     fill_sign_up,
     screenshot,
 )
@@ -84,6 +85,7 @@ def patient_books_and_signs_consent(phone, clinic) -> Course:  # type: ignore[no
         clinic=str(clinic.location),
     )
     phone.get_by_role("button", name="Create account").click()
+    confirm_sign_up(phone, "hana.ito@example.org")
     first_day = timezone.localdate() + timedelta(days=2)
     while first_day.weekday() > 3:  # a Monday to Thursday, so the day after is open too
         first_day += timedelta(days=1)

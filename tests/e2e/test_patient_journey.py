@@ -16,6 +16,7 @@ from tests.e2e.conftest import (
     PASSWORD,
     answer_intake,
     check_accessibility,
+    confirm_sign_up,
     fill_sign_up,
     screenshot,
 )
@@ -78,6 +79,8 @@ def test_a_new_patient_signs_up_answers_the_questions_and_can_book(phone) -> Non
     phone.get_by_label("E-mail address").fill("dana.reyes@example.org")
     phone.get_by_label("Password").fill(PASSWORD)
     phone.get_by_role("button", name="Create account").click()
+    check_accessibility(phone)
+    confirm_sign_up(phone, "dana.reyes@example.org")
     phone.get_by_role("heading", name="About your skin and health").wait_for()
     check_accessibility(phone)
 
@@ -104,6 +107,7 @@ def test_a_patient_books_a_whole_course_and_reschedules_a_session(phone) -> None
         clinic=str(clinic.location),
     )
     phone.get_by_role("button", name="Create account").click()
+    confirm_sign_up(phone, "cleo.marsh@example.org")
     planned = timezone.localdate() + timedelta(days=14)
     answer_intake(
         phone, planned=planned.isoformat(), skin="III: medium, sometimes burns, tans evenly"
@@ -157,6 +161,7 @@ def test_a_patient_chooses_text_messages_and_subscribes_to_a_calendar(phone) -> 
         clinic=str(clinic.location),
     )
     phone.get_by_role("button", name="Create account").click()
+    confirm_sign_up(phone, "ines.olsen@example.org")
     phone.get_by_role("heading", name="About your skin and health").wait_for()
     phone.goto("/my/messages/")
     phone.get_by_role("heading", name="Messages and calendar").wait_for()

@@ -86,6 +86,10 @@ MATRIX: dict[str, Entry] = {
     "locations/<slug:slug>/": Entry(EVERYONE, _u("web:location", lambda w: "riverbend")),
     # The patient's pages (Cleo's own rows).
     "my/sign-up/": Entry(EVERYONE, _u("portal:sign_up")),
+    "my/sign-up/sent/": Entry(EVERYONE, _u("portal:sign_up_sent")),
+    "my/sign-up/<uidb64>/<token>/": Entry(
+        EVERYONE, _u("portal:sign_up_confirm", lambda w: "MQ", lambda w: "set-by-mail")
+    ),
     "my/sign-in/": Entry(EVERYONE, _u("portal:sign_in")),
     "my/sign-out/": Entry(EVERYONE, _u("portal:sign_out"), method="post"),
     "my/password-reset/": Entry(EVERYONE, _u("portal:password_reset")),
@@ -225,8 +229,9 @@ MATRIX: dict[str, Entry] = {
         ),
         bearer=True,
     ),
+    # The patient, or a clinical role that writes the record (not the desk or the chain).
     "api/v1/screenings": Entry(
-        READS_RECORDS - {"front_desk", "provider", "clinic_admin"} | DESK,
+        PATIENT | {"provider", "superuser"},
         _api(lambda w, e: "screenings"),
         method="post",
         json_body=True,

@@ -7,8 +7,9 @@ from datetime import date
 import pytest
 import requests
 
+from microneedling.accounts.services import api_token_issue
 from microneedling.scheduling.models import Appointment, Course
-from tests.web.conftest import build_clinic, local, make_patient
+from tests.web.conftest import build_clinic, local, make_patient, make_staff
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen_now")]
 MONDAY = date(2027, 3, 8)
@@ -204,8 +205,13 @@ def test_screening_over_the_api_keeps_the_verdict(http) -> None:
         "breastfeeding": False,
         "medications": [{"code": "ibuprofen"}],
     }
+    # A provider records it (the chain operator's token may not: the verdict is clinical).
+    provider = make_staff("ada.quill", "provider", provider=clinic.ada)
     response = http.post(
-        f"{http.base}/screenings", timeout=30, json={"patient_id": patient.pk, "intake": intake}
+        f"{http.base}/screenings",
+        timeout=30,
+        json={"patient_id": patient.pk, "intake": intake},
+        headers={"Authorization": f"Bearer {api_token_issue(user=provider)}"},
     )
     assert response.status_code == 201, response.text
     body = response.json()
@@ -226,8 +232,12 @@ def test_screening_with_an_unknown_code_names_the_field(http) -> None:
         "breastfeeding": False,
         "conditions": [{"code": "dragon_pox"}],
     }
+    provider = make_staff("ada.quill", "provider", provider=clinic.ada)
     response = http.post(
-        f"{http.base}/screenings", timeout=30, json={"patient_id": patient.pk, "intake": intake}
+        f"{http.base}/screenings",
+        timeout=30,
+        json={"patient_id": patient.pk, "intake": intake},
+        headers={"Authorization": f"Bearer {api_token_issue(user=provider)}"},
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "conditions.0.code"

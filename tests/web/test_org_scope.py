@@ -14,10 +14,20 @@ from microneedling.accounts.access import locations_usable, may_use_location, pr
 from microneedling.audit.models import AuditEvent
 from microneedling.audit.selectors import patient_access_log
 from microneedling.directory.models import Location, Organization, Provider
+from microneedling.notifications.feeds import calendar_feed_issue, calendar_feed_revoke
 from microneedling.notifications.models import CalendarFeed, Message
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, RehomingRun
-from tests.web.conftest import MONDAY, Clinic, build_clinic, local, make_patient, make_staff
+from microneedling.scheduling.replanning import course_session_move
+from tests.web.conftest import (
+    MONDAY,
+    Clinic,
+    book_course,
+    build_clinic,
+    local,
+    make_patient,
+    make_staff,
+)
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
 
@@ -70,7 +80,9 @@ def test_a_chain_operator_uses_every_location_of_their_organisation_and_no_other
 def test_a_chain_operator_cannot_open_another_organisations_day_sheet(clinic: Clinic) -> None:
     far, _ = _other_organisation(clinic)
     client = _signed_in(make_staff("op", "chain_operator"))
-    page = client.get(reverse("desk:day_sheet", args=[far.location.slug]), {"day": MONDAY.isoformat()})
+    page = client.get(
+        reverse("desk:day_sheet", args=[far.location.slug]), {"day": MONDAY.isoformat()}
+    )
     assert page.status_code == 403
     assert "Yuri Foreign" not in page.content.decode()
     home = client.get(reverse("desk:home")).content.decode()
@@ -180,3 +192,21 @@ def test_a_visit_page_sent_back_by_a_post_is_audited_like_a_get(clinic: Clinic) 
     page = client.post(reverse("desk:visit", args=[visit.pk]), {})
     assert page.status_code == 200 and "Cleo Marsh" in page.content.decode()
     assert patient_access_log(visit.patient_id).filter(action__startswith="visit_view").exists()
+
+
+def test_moving_a_course_session_and_stopping_a_patients_feed_show_in_their_access_log(
+    clinic: Clinic,
+) -> None:
+    desk = make_staff("desk", "front_desk", locations=[clinic.location])
+    course = book_course(clinic, make_patient(clinic))
+    session = course.sessions.get(number=2)
+    course_session_move(
+        appointment=session.appointments.get(),
+        starts_at=local(session.latest, 14),
+        actor=desk,
+        apply=True,
+    )
+    calendar_feed_issue(actor=desk, patient=course.patient)
+    calendar_feed_revoke(feed=CalendarFeed.objects.get(patient=course.patient), actor=desk)
+    logged = set(patient_access_log(course.patient_id).values_list("action", flat=True))
+    assert {"course_session_move", "calendar_feed_revoke"} <= logged

@@ -102,15 +102,22 @@ def test_a_closed_location_says_where_its_patients_go(client, clinic: Clinic) ->
     assert reverse("web:location", args=[successor.slug]) in text
 
 
-def test_signing_up_creates_the_account_and_the_patient_then_asks_the_questions(
-    client, clinic: Clinic
+def test_signing_up_mails_a_link_that_opens_the_account_then_asks_the_questions(
+    client, clinic: Clinic, mailoutbox
 ) -> None:
     response = client.post(reverse("portal:sign_up"), sign_up_data(clinic))
     assert response.status_code == 302
-    assert response["Location"] == reverse("portal:intake")
+    assert response["Location"] == reverse("portal:sign_up_sent")
     patient = Patient.objects.get(email="dana.reyes@example.org")
     assert patient.user is not None and patient.organization_id == clinic.org.pk
+    assert not patient.user.is_active
+    link = next(line for line in mailoutbox[0].body.splitlines() if "/sign-up/" in line)
+    path = link.split("testserver", 1)[1]
+    assert client.get(path).status_code == 200  # a button, not yet the account
+    opened = client.post(path)
+    assert opened["Location"] == reverse("portal:intake")
     assert client.get(reverse("portal:intake")).status_code == 200
+    assert client.post(path).status_code == 400  # spent
 
 
 @pytest.mark.parametrize(

@@ -70,5 +70,7 @@ def skin_report_handle(*, report: SkinReport, actor: Actor, note: str) -> SkinRe
             object_type="skin_report",
             object_id=report.pk,
             reason=note,
+            # Named, so that the handling is in the patient's access log and audit search.
+            details={"patient": report.patient_id},
         )
     return report

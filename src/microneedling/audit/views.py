@@ -26,7 +26,9 @@ def _day(value: str) -> date | None:
 def search(request: HttpRequest) -> HttpResponse:
     """Search by patient, member of staff, action, address and dates; 50 events a page.
 
-    Searching is itself recorded: who looked into whose trail is part of the trail."""
+    Only the events of the user's own organisation are searched (superusers: all), so another
+    organisation's patient answers like one without events. Searching is itself recorded:
+    who looked into whose trail is part of the trail."""
     data = request.GET
     patient = data.get("patient", "").strip()
     query = AuditQuery(
@@ -44,7 +46,7 @@ def search(request: HttpRequest) -> HttpResponse:
     ]
     if patient and not is_record_id(patient):
         problems.append("patient must be a record number")
-    page = Paginator(audit_search(query), 50).get_page(data.get("page"))
+    page = Paginator(audit_search(query, user=request.user), 50).get_page(data.get("page"))
     audit_record(
         actor=request.user,
         action="audit_search",

@@ -73,7 +73,12 @@ def calendar_feed_revoke(*, feed: CalendarFeed, actor: Actor) -> None:
             revoked_at=timezone.now()
         )
         audit_record(
-            actor=actor, action="calendar_feed_revoke", object_type="feed", object_id=feed.pk
+            actor=actor,
+            action="calendar_feed_revoke",
+            object_type="feed",
+            object_id=feed.pk,
+            # A patient's feed is part of their record: the revocation is in their log.
+            details={"patient": feed.patient_id} if feed.patient_id else {},
         )
 
 

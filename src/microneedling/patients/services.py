@@ -1,13 +1,24 @@
-"""Writes for patients: signing up, recording a screening and a provider's review of it."""
+"""Writes for patients: signing up (without telling who has an account), recording a
+screening and a provider's review of it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from microneedling.accounts.actors import Actor, acting_user
 from microneedling.audit.services import audit_record
@@ -19,9 +30,12 @@ from microneedling.notifications import events
 from microneedling.patients.models import Patient, Screening
 
 
-def screening_record(*, patient: Patient, intake: Intake) -> Screening:
+def screening_record(*, patient: Patient, intake: Intake, actor: Actor = None) -> Screening:
     """Screen an intake under the clinic's policy and keep the verdict; a relative
-    contraindication waits for review."""
+    contraindication waits for review. Audited as a change to the patient's record.
+
+    ``actor`` is who entered the intake; left out, it is the patient's own account (the
+    portal, where patients answer it themselves)."""
     pack = load_pack()
     result = screen(intake, pack, booking_rules(patient.organization_id).pack_policy)
     review = (
@@ -30,11 +44,14 @@ def screening_record(*, patient: Patient, intake: Intake) -> Screening:
         else Screening.Review.NOT_NEEDED
     )
     with transaction.atomic():
+        details: dict[str, Any] = {"verdict": result.verdict}
         if patient.fitzpatrick_type != intake.fitzpatrick_type:
-            # The latest intake is the truth about the skin type the plans use.
+            # The latest intake is the truth about the skin type the plans use; the trail
+            # keeps what it was, since needle depths follow from it.
+            details["skin_type"] = {"from": patient.fitzpatrick_type, "to": intake.fitzpatrick_type}
             patient.fitzpatrick_type = intake.fitzpatrick_type
             patient.save(update_fields=["fitzpatrick_type"])
-        return Screening.objects.create(
+        screening = Screening.objects.create(
             patient=patient,
             intake=intake.model_dump(mode="json"),
             result=result.to_dict(),
@@ -43,6 +60,14 @@ def screening_record(*, patient: Patient, intake: Intake) -> Screening:
             pack_version=pack.version,
             review=review,
         )
+        audit_record(
+            actor=actor if actor is not None else patient.user,
+            action="screening_record",
+            object_type="patient",
+            object_id=patient.pk,
+            details={"screening": screening.pk, **details},
+        )
+    return screening
 
 
 def screening_review(
@@ -59,7 +84,12 @@ def screening_review(
         screening.reviewed_at = timezone.now()
         screening.review_reason = reason
         screening.save(update_fields=["review", "reviewed_by", "reviewed_at", "review_reason"])
-        details: dict[str, Any] = {"verdict": screening.verdict, "decision": screening.review}
+        # Named, so that the decision is in the patient's access log and audit search.
+        details: dict[str, Any] = {
+            "verdict": screening.verdict,
+            "decision": screening.review,
+            "patient": screening.patient_id,
+        }
         audit_record(
             actor=actor,
             action="screening_review",
@@ -105,3 +135,126 @@ def patient_register(
             zip_code=zip_code,
             timezone=location.timezone,
         )
+
+
+class _SignUpTokens(PasswordResetTokenGenerator):
+    """Links that confirm a new account's address: Django's password-reset tokens (signed,
+    timed by ``PASSWORD_RESET_TIMEOUT``), salted apart so that one kind never stands in for
+    the other, and spent once the account is active."""
+
+    key_salt = "microneedling.patients.services.sign_up"
+
+    def _make_hash_value(self, user: Any, timestamp: int) -> str:
+        return f"{super()._make_hash_value(user, timestamp)}{user.is_active}"
+
+
+sign_up_tokens = _SignUpTokens()
+
+
+def _mail(user: Any, template: str, context: dict[str, Any]) -> None:
+    """One plain-text message to ``user`` from ``portal/<template>_subject|email.txt``."""
+    context = {"user": user, **context}
+    subject = "".join(render_to_string(f"portal/{template}_subject.txt", context).splitlines())
+    body = render_to_string(f"portal/{template}_email.txt", context)
+    send_mail(subject, body, None, [user.email])
+
+
+def _awaiting_confirmation(user: Any) -> bool:
+    """An account made by a sign-up whose address has not been confirmed yet."""
+    return (
+        not user.is_active
+        and user.last_login is None
+        and user.has_usable_password()
+        and Patient.objects.filter(user=user, closed_at__isnull=True).exists()
+    )
+
+
+def patient_sign_up(
+    *,
+    email: str,
+    password: str,
+    first_name: str,
+    last_name: str,
+    birth_date: date,
+    location: Location,
+    site: str,
+    confirm_link: Callable[[str, str], str],
+) -> None:
+    """Start an account; the answer is the same whether or not the address has one, so that
+    signing up cannot tell anyone who is a patient here (as the password reset cannot).
+
+    - A new address: the account and record are made, not active yet, and a link to confirm
+      the address is mailed (``confirm_link(uidb64, token)`` makes it absolute; see
+      ``patient_sign_up_confirm``).
+    - An address whose sign-up is not confirmed yet: the link is mailed again; the first
+      sign-up's details stay.
+    - An address with an account: its holder is told that someone tried, with where to sign
+      in and to reset the password (``site`` is the scheme and host). Nothing changes.
+
+    The caller shows "check your e-mail" in every case.
+    """
+    email = email.lower()
+    existing = get_user_model().objects.filter(username=email).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                patient = patient_register(
+                    email=email,
+                    password=password,
+                    first_name=first_name,
+                    last_name=last_name,
+                    birth_date=birth_date,
+                    location=location,
+                )
+                user = patient.user
+                user.is_active = False  # type: ignore[union-attr]
+                user.save(update_fields=["is_active"])  # type: ignore[union-attr]
+        except IntegrityError:
+            # Someone signed up with this address a moment ago: answer as for a known one.
+            existing = get_user_model().objects.get(username=email)
+        else:
+            _mail_confirmation(user, confirm_link)
+            return
+    # Hash the password all the same: a known address must not answer sooner than a new one.
+    make_password(password)
+    if _awaiting_confirmation(existing):
+        _mail_confirmation(existing, confirm_link)
+    elif existing.is_active and existing.email:
+        _mail(
+            existing,
+            "sign_up_known",
+            {
+                "sign_in": site + reverse("portal:sign_in"),
+                "password_reset": site + reverse("portal:password_reset"),
+            },
+        )
+
+
+def _mail_confirmation(user: Any, confirm_link: Callable[[str, str], str]) -> None:
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    _mail(
+        user,
+        "sign_up_confirm",
+        {
+            "link": confirm_link(uid, sign_up_tokens.make_token(user)),
+            "hours": max(1, settings.PASSWORD_RESET_TIMEOUT // 3600),
+        },
+    )
+
+
+def patient_sign_up_confirm(*, uidb64: str, token: str) -> Patient | None:
+    """Activate the account a confirmation link was mailed for, and return its patient;
+    ``None`` when the link is wrong, too old or spent (the account is active already)."""
+    user_model = get_user_model()
+    try:
+        user = user_model.objects.get(pk=urlsafe_base64_decode(uidb64).decode())
+    except (ValueError, TypeError, OverflowError, ValidationError, user_model.DoesNotExist):
+        return None
+    if user.is_active or not sign_up_tokens.check_token(user, token):
+        return None
+    patient = Patient.objects.filter(user=user, closed_at__isnull=True).first()
+    if patient is None:
+        return None
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    return patient

@@ -63,10 +63,12 @@ class SignUpForm(forms.Form):
     )
 
     def clean_email(self) -> str:
-        """Refuse an address that already has an account."""
+        """The address in lower case (it is the user name).
+
+        Whether it has an account is deliberately not checked here: saying so would tell
+        anyone who is a patient. ``patient_sign_up`` answers the same either way and mails
+        the account's holder instead."""
         email: str = self.cleaned_data["email"].lower()
-        if get_user_model().objects.filter(username=email).exists():
-            raise ValidationError("An account with this e-mail address exists; sign in instead.")
         return email
 
     def clean_birth_date(self) -> date:

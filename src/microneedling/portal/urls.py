@@ -9,6 +9,8 @@ from microneedling.portal import contact, courses, password_reset, record, views
 app_name = "portal"
 urlpatterns = [
     path("sign-up/", views.sign_up, name="sign_up"),
+    path("sign-up/sent/", views.sign_up_sent, name="sign_up_sent"),
+    path("sign-up/<uidb64>/<token>/", views.sign_up_confirm, name="sign_up_confirm"),
     path("sign-in/", views.sign_in, name="sign_in"),
     path("sign-out/", views.sign_out, name="sign_out"),
     path("password-reset/", password_reset.password_reset, name="password_reset"),

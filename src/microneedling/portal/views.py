@@ -22,7 +22,11 @@ from microneedling.charting.services import consent_current_text, consent_is_cur
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import load_pack
 from microneedling.patients.models import Patient, Screening
-from microneedling.patients.services import patient_register, screening_record
+from microneedling.patients.services import (
+    patient_sign_up,
+    patient_sign_up_confirm,
+    screening_record,
+)
 from microneedling.portal.forms import ConsentForm, IntakeForm, SignUpForm
 from microneedling.portal.verdicts import explain
 from microneedling.scheduling.models import Course
@@ -51,22 +55,45 @@ def patient_required(view: Callable[..., HttpResponse]) -> View:
 @rate_limit("sign_up")
 @require_http_methods(["GET", "POST"])
 def sign_up(request: HttpRequest) -> HttpResponse:
-    """Create an account and a patient record, then go straight to the intake."""
+    """Start an account. The answer is the same whether or not the address has one: a new
+    address gets a link to confirm it, a known one's holder is told someone tried."""
     form = SignUpForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        patient = patient_register(
+        patient_sign_up(
             email=data["email"],
             password=data["password"],
             first_name=data["first_name"],
             last_name=data["last_name"],
             birth_date=data["birth_date"],
             location=data["location"],
+            site=f"{request.scheme}://{request.get_host()}",
+            confirm_link=lambda uid, token: request.build_absolute_uri(
+                reverse("portal:sign_up_confirm", args=[uid, token])
+            ),
         )
-        login(request, patient.user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, "Your account is ready. A few questions about your skin next.")
-        return redirect("portal:intake")
+        return redirect("portal:sign_up_sent")
     return render(request, "portal/sign_up.html", {"form": form})
+
+
+def sign_up_sent(request: HttpRequest) -> HttpResponse:
+    """The "check your e-mail" page, the same whatever the address was."""
+    return render(request, "portal/sign_up_sent.html")
+
+
+@rate_limit("sign_up")
+@require_http_methods(["GET", "POST"])
+def sign_up_confirm(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    """The link from the confirmation message. Opening it only shows a button (mail scanners
+    open links too); pressing it opens the account, signs in and goes to the intake."""
+    if request.method == "GET":
+        return render(request, "portal/sign_up_confirm.html")
+    patient = patient_sign_up_confirm(uidb64=uidb64, token=token)
+    if patient is None or patient.user is None:
+        return render(request, "portal/sign_up_confirm.html", {"invalid": True}, status=400)
+    login(request, patient.user, backend="django.contrib.auth.backends.ModelBackend")
+    messages.success(request, "Your account is ready. A few questions about your skin next.")
+    return redirect("portal:intake")
 
 
 class SignInView(LoginView):

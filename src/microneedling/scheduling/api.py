@@ -14,7 +14,7 @@ from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
-from microneedling.accounts.access import Can, can_act_for, may, patients_visible
+from microneedling.accounts.access import Can, Role, can_act_for, may, patients_visible, role_of
 from microneedling.api import BearerToken, problem
 from microneedling.api_types import ClinicDate, ClinicDateTime
 from microneedling.audit.middleware import client_address
@@ -107,9 +107,17 @@ class ScreeningIn(Schema):
 
 @router.post("/screenings", auth=auth, response={201: dict[str, Any]})
 def create_screening(request: HttpRequest, payload: ScreeningIn) -> Status[dict[str, Any]]:
-    """Screen an intake for a patient and keep the verdict."""
+    """Screen an intake for a patient and keep the verdict (audited).
+
+    The patient themselves, or a clinical role (providers) for a patient in their scope: the
+    pages let only the patient answer the intake, and the verdict is clinical, which the
+    front desk, clinic admins and chain operators do not write."""
+    # The role is checked before the record is looked up, so a refusal says nothing about
+    # which patients exist.
+    if role_of(request.user) != Role.PATIENT and not may(request.user, Can.CLINICAL_WRITE):
+        raise HttpError(403, "only the patient or a provider may record a screening")
     patient = _patient(request, payload.patient_id)
-    screening = screening_record(patient=patient, intake=payload.intake)
+    screening = screening_record(patient=patient, intake=payload.intake, actor=request.user)
     return Status(201, {"id": screening.pk, "review": screening.review, **screening.result})
 
 

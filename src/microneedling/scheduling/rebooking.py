@@ -180,6 +180,8 @@ def _replace(
             object_id=course.pk,
             reason=reason,
             details={
+                # Named, so that the change is in the patient's access log and audit search.
+                "patient": course.patient_id,
                 "session": session.number,
                 "released": released.pk,
                 "status": status,

@@ -192,6 +192,8 @@ def _move(
             object_type="course",
             object_id=course.pk,
             details={
+                # Named, so that the move is in the patient's access log and audit search.
+                "patient": course.patient_id,
                 "session": session.number,
                 "to": starts_at.isoformat(),
                 "moved": [c.number for c in changes if c.changed],

@@ -229,7 +229,8 @@ def appointment_book(
                     object_type="appointment",
                     object_id=appointment.pk,
                     reason=override_reason,
-                    details={"starts_at": slot.start.isoformat()},
+                    # Named, so that the override is in the patient's access log too.
+                    details={"starts_at": slot.start.isoformat(), "patient": patient.pk},
                 )
             if confirm:
                 events.visit_booked(appointment, now=now)
@@ -576,6 +577,8 @@ def appointment_set_status(
             object_type="appointment",
             object_id=appointment.pk,
             reason=reason,
+            # Named, so that the change is in the patient's access log and audit search.
+            details={"patient": appointment.patient_id},
         )
         if status in (Appointment.Status.CANCELLED, Appointment.Status.NO_SHOW):
             events.visit_cancelled(appointment)
