@@ -4,8 +4,9 @@ the parameter for anything we cannot honour (an unknown parameter, a malformed d
 from __future__ import annotations
 
 import re
+from calendar import isleap, monthrange
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.db.models import Q
 
@@ -53,32 +54,50 @@ def integer_id(parameter: str, value: str, kind: str) -> int:
     return int(text)
 
 
+#: The first and last instants the calendar holds (Python's and so every stored date's).
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def _instant(moment: datetime, later: timedelta = timedelta(0)) -> datetime:
+    """``moment`` plus ``later``, in UTC, held to the calendar's edges.
+
+    FHIR dates run from 0001-01-01 to 9999-12-31 in any offset, so a real search value can
+    begin or end past an edge once in UTC (0001-01-01T00:00:00+05:00 is still year 0 there;
+    the day 9999-12-31 ends in year 10000). No record lies past an edge, so the edge stands
+    in for such a bound (an end held to the last instant leaves out only that microsecond).
+    The sum is taken in timedelta, which does not overflow where datetime would.
+    """
+    offset = moment.utcoffset() or timedelta(0)
+    # The wall time read as if in UTC, less its offset: the instant, as a span from EARLIEST.
+    since = moment.replace(tzinfo=UTC) - EARLIEST - offset + later
+    return EARLIEST + min(max(since, timedelta(0)), LATEST - EARLIEST)
+
+
 def _bounds(parameter: str, text: str) -> tuple[datetime, datetime]:
-    """The instants a FHIR date or dateTime value covers: [start, end)."""
+    """The instants a FHIR date or dateTime value covers: [start, end), within the calendar
+    (a 400 naming ``parameter`` for a value that is not a real date or dateTime)."""
     if _DATE.match(text):
         parts = [int(p) for p in text.split("-")]
+        year, month, day = (*parts, 1, 1)[:3]
         try:
-            if len(parts) == 1:
-                start, end = date(parts[0], 1, 1), date(parts[0] + 1, 1, 1)
-            elif len(parts) == 2:
-                start = date(parts[0], parts[1], 1)
-                end = date(parts[0] + parts[1] // 12, parts[1] % 12 + 1, 1)
-            else:
-                start = date(*parts)
-                end = start + timedelta(days=1)
+            start = datetime(year, month, day, tzinfo=UTC)
         except ValueError:
             raise bad(parameter, f"{text!r} is not a real date") from None
-        return (
-            datetime.combine(start, time.min, tzinfo=UTC),
-            datetime.combine(end, time.min, tzinfo=UTC),
-        )
+        if len(parts) == 1:
+            days = 366 if isleap(year) else 365
+        elif len(parts) == 2:
+            days = monthrange(year, month)[1]
+        else:
+            days = 1
+        return start, _instant(start, timedelta(days=days))
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise bad(parameter, f"{text!r} is not a FHIR date or dateTime") from None
     if moment.tzinfo is None:
         raise bad(parameter, f"{text!r} needs a time zone")
-    return moment, moment + timedelta(seconds=1)
+    return _instant(moment), _instant(moment, timedelta(seconds=1))
 
 
 def date_filter(parameter: str, values: list[str], field: str) -> Q:
@@ -105,7 +124,8 @@ def date_filter(parameter: str, values: list[str], field: str) -> Q:
 def window(
     parameter: str, values: list[str], *, default_days: int, most_days: int
 ) -> tuple[date, date]:
-    """The days a Slot search covers from ``ge``/``gt``/``le``/``lt``/``eq`` start values."""
+    """The days a Slot search covers from ``ge``/``gt``/``le``/``lt``/``eq`` start values (the
+    days asked for: they may lie anywhere on the calendar, its first and last included)."""
     first: date | None = None
     last: date | None = None
     for raw in values:
@@ -116,12 +136,15 @@ def window(
         if prefix in ("ge", "gt", "sa", "eq"):
             first = start.date()
         if prefix in ("le", "lt", "eb", "eq"):
-            last = (end - timedelta(microseconds=1)).date()
+            # The day of the last instant covered; a period wholly before the calendar
+            # (held to its first instant) ends on its first day.
+            last = (end - timedelta(microseconds=1)).date() if end > EARLIEST else date.min
         if prefix == "ne":
             raise bad(parameter, "'ne' is not supported for slots")
     today = datetime.now(tz=UTC).date()
     first = first or today
-    last = last or first + timedelta(days=default_days - 1)
+    # A search from the calendar's last days gets the days left, not an overflow.
+    last = last or first + timedelta(days=min(default_days - 1, (date.max - first).days))
     if last < first:
         raise bad(parameter, "ends before it starts")
     if (last - first).days >= most_days:

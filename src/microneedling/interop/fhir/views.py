@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from django.core.exceptions import RequestDataTooBig
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -35,6 +36,7 @@ from microneedling.directory.models import (
     ProviderSchedule,
     Service,
 )
+from microneedling.directory.policy import booking_rules
 from microneedling.interop.fhir import resources as build
 from microneedling.interop.fhir.search import (
     CONTROL,
@@ -511,6 +513,14 @@ def _slots(params: dict[str, list[str]]) -> list[dict[str, Any]]:
     first, last = window(
         "start", params.get("start", []), default_days=SLOT_DAYS, most_days=MOST_SLOT_DAYS
     )
+    # Nothing is free outside the clinic's booking window, so only the days near it are
+    # looked at: days far from it (the calendar's first or last) would run the calendar's
+    # day arithmetic off its edge, and have no slots to find anyway.
+    not_before, not_after = booking_rules(place.organization_id).window(timezone.now())
+    first = max(first, not_before.date() - timedelta(days=1))
+    last = min(last, not_after.date() + timedelta(days=1))
+    if last < first:
+        return []
     starts = free_starts(
         location=place,
         service=service,
@@ -527,7 +537,13 @@ def _slots(params: dict[str, list[str]]) -> list[dict[str, Any]]:
     ]
 
 
+#: A slot id's start is whole seconds since the epoch (see ``_slot_id``).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _slot_parts(slot_id: str) -> tuple[Provider, Location, Service, datetime]:
+    """The provider, location, service and start a slot id names; a 404 for an id that
+    names no slot we could offer."""
     parts = slot_id.split("-")
     if len(parts) != 4 or not all(is_record_id(p) for p in parts):
         raise FhirError(404, "not-found", f"Slot/{slot_id} does not exist")
@@ -537,7 +553,18 @@ def _slot_parts(slot_id: str) -> tuple[Provider, Location, Service, datetime]:
     ).first()
     if service is None:
         raise FhirError(404, "not-found", f"Slot/{slot_id} does not exist")
-    start = datetime.fromtimestamp(int(parts[3]), tz=timezone.get_current_timezone())
+    # Slots are offered only up to the clinic's booking horizon, so a start past it names
+    # no slot. Checked before any date arithmetic: an 18-digit id is far past the calendar's
+    # end, and a start near that end would run the availability engine off it.
+    _, not_after = booking_rules(place.organization_id).window(timezone.now())
+    seconds = int(parts[3])
+    if seconds > (not_after - EPOCH).total_seconds():
+        raise FhirError(
+            404,
+            "not-found",
+            f"Slot/{slot_id} does not exist (it starts past the clinic's booking horizon)",
+        )
+    start = (EPOCH + timedelta(seconds=seconds)).astimezone(timezone.get_current_timezone())
     return provider, place, service, start
 
 
@@ -784,34 +811,89 @@ def everything_bundle(request: HttpRequest, caller: Caller, person: Patient) -> 
     return body
 
 
-def _appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:
-    """Book from a free Slot: the same rules as every other booking (409 on a conflict)."""
+def _json_object(request: HttpRequest) -> dict[str, Any]:
+    """The request body as a JSON object (a 400 naming ``body`` or ``resourceType`` if not).
+
+    FHIR bodies are UTF-8 (a byte-order mark is let pass): the body is decoded as that
+    rather than left to ``json.loads`` to guess an encoding from the first bytes, so any
+    other bytes are a 400, as is JSON nested deeper than the parser recurses."""
     try:
-        body = json.loads(request.body or b"{}")
+        raw = request.body
+    except RequestDataTooBig:
+        raise FhirError(
+            413, "too-long", "body: is larger than this server accepts", "body"
+        ) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise bad("body", "is not UTF-8 text") from None
+    try:
+        body = json.loads(text or "{}")
     except json.JSONDecodeError:
         raise bad("body", "is not JSON") from None
-    if not isinstance(body, dict) or body.get("resourceType") != "Appointment":
-        raise bad("resourceType", "must be Appointment")
-    slots = body.get("slot") or []
-    if len(slots) != 1 or not isinstance(slots[0], dict):
-        raise bad("Appointment.slot", "give exactly one Slot reference")
-    slot_ref = str(slots[0].get("reference", ""))
-    if not slot_ref.startswith("Slot/"):
+    except RecursionError:
+        raise bad("body", "is JSON nested too deeply") from None
+    if not isinstance(body, dict):
+        raise bad("resourceType", "the body must be a JSON object (a FHIR resource)")
+    return body
+
+
+def _reference(field_name: str, value: object) -> str | None:
+    """The ``reference`` of a FHIR Reference (None when it has none, as one naming only an
+    identifier); anything but a JSON object with a string there is a 400 naming the field."""
+    if not isinstance(value, dict):
+        raise bad(field_name, "must be a Reference (a JSON object)")
+    reference = value.get("reference")
+    if reference is not None and not isinstance(reference, str):
+        raise bad(field_name, "a Reference's reference must be a string")
+    return reference
+
+
+def _booked_slot(body: dict[str, Any]) -> str:
+    """The id of the one Slot an Appointment to create references."""
+    slots = body.get("slot")
+    if not isinstance(slots, list) or len(slots) != 1:
+        raise bad("Appointment.slot", "give exactly one Slot reference, in a list")
+    slot_ref = _reference("Appointment.slot", slots[0])
+    if slot_ref is None or not slot_ref.startswith("Slot/"):
         raise bad("Appointment.slot", "must reference a Slot")
-    patients = [
-        p.get("actor", {}).get("reference", "")
-        for p in body.get("participant") or []
-        if isinstance(p, dict)
-        and str(p.get("actor", {}).get("reference", "")).startswith("Patient/")
-    ]
+    return slot_ref.partition("/")[2]
+
+
+def _booked_patient(body: dict[str, Any]) -> int:
+    """The id of the one Patient among an Appointment's participants."""
+    participants = body.get("participant")
+    if participants is None:
+        participants = []
+    if not isinstance(participants, list):
+        raise bad("Appointment.participant", "must be a list of participants")
+    patients = []
+    for participant in participants:
+        if not isinstance(participant, dict):
+            raise bad("Appointment.participant", "each participant must be a JSON object")
+        # A participant may name no actor (a role only): FHIR allows it, and it is not ours.
+        if participant.get("actor") is None:
+            continue
+        actor = _reference("Appointment.participant", participant["actor"])
+        if actor is not None and actor.startswith("Patient/"):
+            patients.append(actor)
     if len(patients) != 1:
         raise bad("Appointment.participant", "name exactly one Patient")
-    patient_id = integer_id("Appointment.participant", patients[0], "Patient")
+    return integer_id("Appointment.participant", patients[0], "Patient")
+
+
+def _appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:
+    """Book from a free Slot: the same rules as every other booking (409 on a conflict)."""
+    body = _json_object(request)
+    if body.get("resourceType") != "Appointment":
+        raise bad("resourceType", "must be Appointment")
+    slot_id = _booked_slot(body)
+    patient_id = _booked_patient(body)
     person = scoped_rows(KINDS["Patient"], caller).filter(pk=patient_id).first()
     if person is None:
         raise FhirError(404, "not-found", f"Patient/{patient_id} does not exist")
     try:
-        provider, place, service, start = _slot_parts(slot_ref.partition("/")[2])
+        provider, place, service, start = _slot_parts(slot_id)
     except FhirError as error:
         raise bad("Appointment.slot", error.diagnostics) from None
     try:
