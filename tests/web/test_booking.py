@@ -31,12 +31,15 @@ def book(clinic: Clinic, patient, hour: int, minute: int = 0, provider=None, **k
 def test_each_phase_reserves_exactly_the_resources_it_needs(clinic: Clinic) -> None:
     appointment = book(clinic, make_patient(clinic), 10)
     rows = {r.resource.split(":")[0]: r for r in appointment.reservations.all()}
-    assert set(rows) == {"room", "provider", "device"}
-    # One room from check-in to aftercare; provider and pen only for the needling itself.
-    assert (rows["room"].starts_at, rows["room"].ends_at) == (
-        local(MONDAY, 10),
-        local(MONDAY, 11, 25),
-    )
+    assert set(rows) == {"room", "provider", "device", "patient"}
+    # One room, and the patient, from check-in to aftercare; provider and pen only for the
+    # needling itself.
+    for kind in ("room", "patient"):
+        assert (rows[kind].starts_at, rows[kind].ends_at) == (
+            local(MONDAY, 10),
+            local(MONDAY, 11, 25),
+        )
+    assert rows["patient"].resource == f"patient:{appointment.patient_id}"
     for kind in ("provider", "device"):
         assert (rows[kind].starts_at, rows[kind].ends_at) == (
             local(MONDAY, 10, 40),
@@ -86,7 +89,7 @@ def test_staff_override_double_books_on_purpose_and_is_audited(clinic: Clinic, s
         actor=staff_user,
         override_reason="Patient travelling from far; doctor agreed",
     )
-    assert second.reservations.count() == 3
+    assert second.reservations.count() == 4  # room, provider, pen and the patient
     assert not second.reservations.filter(overlap_allowed=False).exists()
     event = AuditEvent.objects.get(action="booking_override")
     assert event.object_id == str(second.pk)
@@ -272,7 +275,9 @@ def test_moving_a_session_previews_the_replanned_rest_without_saving(clinic: Cli
     second.refresh_from_db()
     assert second.starts_at != new_start
     assert course.sessions.get(number=3).appointments.get().starts_at == third_before
-    assert second.reservations.filter(active=True).count() == 3
+    assert (
+        second.reservations.filter(active=True).count() == 4
+    )  # room, provider, pen and the patient
 
 
 def test_applying_a_move_saves_the_replanned_course(clinic: Clinic) -> None:
@@ -367,3 +372,40 @@ def test_a_plan_window_shut_by_a_closure_falls_back_to_the_full_search(clinic: C
     assert days[1] > window.latest
     for before, after in pairwise(days):
         assert course.gap_min_days <= (after - before).days <= course.gap_max_days
+
+
+def test_one_patient_cannot_be_booked_into_two_visits_at_once(clinic: Clinic, staff_user) -> None:
+    patient = make_patient(clinic)
+    book(clinic, patient, 10)
+    # Another provider, room and pen are free at 10:30, but the patient is not.
+    with pytest.raises(BookingConflict) as refused:
+        book(clinic, patient, 10, 30, provider=clinic.ben)
+    assert refused.value.resource == "patient"
+    assert Appointment.objects.filter(patient=patient).count() == 1
+    # Back to back is fine, and a member of staff may override on purpose.
+    book(clinic, patient, 11, 30, provider=clinic.ben)
+    overlapping = book(
+        clinic,
+        patient,
+        10,
+        30,
+        provider=clinic.ben,
+        actor=staff_user,
+        override_reason="patient asked for both treatments at once",
+    )
+    assert overlapping.reservations.get(resource__startswith="patient:").overlap_allowed
+
+
+def test_a_course_refuses_a_session_on_top_of_the_patients_own_visit(clinic: Clinic) -> None:
+    patient = make_patient(clinic)
+    course = book_course(clinic, patient)
+    first = course.sessions.get(number=1).appointments.get()
+    with pytest.raises(BookingConflict) as refused:
+        services.appointment_book(
+            patient=patient,
+            service=clinic.treatment,
+            location=clinic.location,
+            provider=clinic.ben if first.provider == clinic.ada else clinic.ada,
+            starts_at=first.starts_at,
+        )
+    assert refused.value.resource == "patient"

@@ -71,7 +71,9 @@ def test_a_cancellation_preview_rebooks_the_session_and_saves_nothing(clinic: Cl
     # Nothing saved: the visit is still booked with its holds, and no visit was added.
     second.refresh_from_db()
     assert second.status == "booked"
-    assert second.reservations.filter(active=True).count() == 3
+    assert (
+        second.reservations.filter(active=True).count() == 4
+    )  # room, provider, pen and the patient
     assert Appointment.objects.filter(course_session__course=course).count() == 3
     assert not AuditEvent.objects.filter(action="appointment_cancelled").exists()
 
@@ -92,7 +94,9 @@ def test_applying_a_cancellation_books_the_replacement_and_keeps_the_history(
     replacement = Appointment.objects.get(pk=result.changes[0].appointment_id)
     assert replacement.course_session_id == second.course_session_id
     assert replacement.starts_at == result.changes[0].new_start
-    assert replacement.reservations.filter(active=True).count() == 3
+    assert (
+        replacement.reservations.filter(active=True).count() == 4
+    )  # room, provider, pen and the patient
     assert visit(course, 3).starts_at == third_start
     assert_course_valid(course)
     assert AuditEvent.objects.filter(action="course_session_replace").count() == 1
@@ -150,7 +154,9 @@ def test_a_session_whose_window_has_closed_cannot_be_replaced(clinic: Clinic) ->
     assert "closed" in str(error.value)
     second.refresh_from_db()
     assert second.status == "booked"  # nothing half-written
-    assert second.reservations.filter(active=True).count() == 3
+    assert (
+        second.reservations.filter(active=True).count() == 4
+    )  # room, provider, pen and the patient
 
 
 def test_only_a_course_session_with_a_releasing_status_can_be_replaced(clinic: Clinic) -> None:

@@ -297,3 +297,44 @@ def test_a_bad_operation_form_names_the_field_and_starts_nothing(
     assert response.status_code == 200
     assert f'id="id_{field}_error"' in response.content.decode()
     assert not RehomingRun.objects.exists()
+
+
+def test_a_visit_that_would_land_on_the_patients_other_visit_stays_put_and_is_listed(
+    chain: dict[str, Clinic], staff_user
+) -> None:
+    riverbend, lakeside = chain["riverbend"], chain["lakeside"]
+    patient = make_patient(riverbend)
+    # Ten o'clock at Lakeside first; ten o'clock at Riverbend too, by a deliberate override.
+    elsewhere = services.appointment_book(
+        patient=patient,
+        service=lakeside.treatment,
+        location=lakeside.location,
+        provider=lakeside.ada,
+        starts_at=local(MONDAY, 10),
+    )
+    closing = services.appointment_book(
+        patient=patient,
+        service=riverbend.treatment,
+        location=riverbend.location,
+        provider=riverbend.ada,
+        starts_at=local(MONDAY, 10),
+        actor=staff_user,
+        override_reason="two areas treated in two rooms",
+    )
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    summary = report.summary()
+    assert summary["reconciles"] and summary["active_before"] == summary["active_after"]
+    # The plan chose Lakeside at ten, the same hour, on top of the patient's own visit:
+    # that move is refused, the visit stays where it was and is listed for the desk.
+    assert [(s.appointment_id, s.reason) for s in report.stuck] == [
+        (closing.pk, "the patient has another visit at the new time")
+    ]
+    assert report.moves == []
+    closing.refresh_from_db()
+    assert (closing.location_id, closing.starts_at) == (riverbend.location.pk, local(MONDAY, 10))
+    assert closing.reservations.filter(active=True).count() == 4
+    assert AppointmentRequest.objects.filter(reason="rehoming", patient=patient).count() == 1
+    elsewhere.refresh_from_db()
+    assert elsewhere.location_id == lakeside.location.pk

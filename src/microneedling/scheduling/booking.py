@@ -50,6 +50,12 @@ class _Hold:
     end: datetime
 
 
+def patient_resource(patient_id: int) -> str:
+    """The resource a visit holds for its patient, from check-in to the end: one person is
+    never booked into two visits at once (the same no-overlap rule as rooms and pens)."""
+    return f"patient:{patient_id}"
+
+
 def reservations_write(
     appointment: Appointment,
     slot: Slot,
@@ -57,10 +63,40 @@ def reservations_write(
     *,
     overlap_allowed: bool = False,
 ) -> None:
-    """Write the slot's reservations: one row per resource per run of consecutive phases."""
-    Reservation.objects.bulk_create(
+    """Write the slot's reservations: one row per resource per run of consecutive phases,
+    and the patient's own."""
+    reservations_insert(
         reservation_rows(appointment, slot, phases, overlap_allowed=overlap_allowed)
     )
+
+
+def reservations_insert(rows: Sequence[Reservation]) -> None:
+    """Insert reservation rows, refusing (``BookingConflict``) any visit whose patient is
+    already in another visit at that time, unless it is a deliberate staff override.
+
+    Availability reads only the location's providers, rooms and pens, so the patient's own
+    time is checked here, inside the booking's transaction: on SQLite that transaction
+    holds the write lock, and on PostgreSQL the exclusion constraint backs it up.
+    """
+    held = [r for r in rows if r.resource.startswith("patient:") and not r.overlap_allowed]
+    if held:
+        taken = Reservation.objects.filter(
+            active=True,
+            overlap_allowed=False,
+            resource__in={r.resource for r in held},
+            starts_at__lt=max(r.ends_at for r in held),
+            ends_at__gt=min(r.starts_at for r in held),
+        ).values_list("resource", "starts_at", "ends_at")
+        spans = list(taken)
+        for row in held:
+            for resource, starts_at, ends_at in spans:
+                if resource == row.resource and starts_at < row.ends_at and row.starts_at < ends_at:
+                    raise BookingConflict(
+                        "the patient already has a visit at that time",
+                        resource="patient",
+                        starts_at=row.starts_at.isoformat(),
+                    )
+    Reservation.objects.bulk_create(rows)
 
 
 def reservation_rows(
@@ -70,8 +106,9 @@ def reservation_rows(
     *,
     overlap_allowed: bool = False,
 ) -> list[Reservation]:
-    """The slot's reservations, unsaved: one row per resource per run of consecutive phases
-    (a course writes the rows of all its visits in one insert).
+    """The slot's reservations, unsaved: one row per resource per run of consecutive phases,
+    and one for the patient over the whole visit (a course writes the rows of all its
+    visits in one insert).
 
     A room held from check-in to aftercare is one row, not four: the same guarantee with a
     quarter of the rows for every availability read and overlap check to go through.
@@ -93,6 +130,9 @@ def reservation_rows(
                 run = open_runs[resource] = _Hold(resource, phase.code, at, ends)
                 holds.append(run)
         at = ends
+    holds.append(
+        _Hold(patient_resource(appointment.patient_id), phases[0].code, slot.start, slot.end)
+    )
     return [
         Reservation(
             appointment=appointment,

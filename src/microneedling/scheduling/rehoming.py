@@ -28,7 +28,7 @@ from django.utils import timezone
 from microneedling.accounts.actors import Actor
 from microneedling.audit.services import audit_record
 from microneedling.core.availability import Phase
-from microneedling.core.errors import BookingRefused, InputError
+from microneedling.core.errors import BookingConflict, BookingRefused, InputError
 from microneedling.core.geo import distance_km
 from microneedling.core.rehoming import (
     Placement,
@@ -372,12 +372,15 @@ def _rehome(
     total = len(plan.placements) + len(plan.unplaced)
     phases = {v.id: v.phases for v in visits}
     audiences: dict[int, Audience] = {}
+    clashing: list[tuple[int, str]] = []
     for done, placement in enumerate(plan.placements, start=1):
         appointment = by_id[placement.visit_id]
         before = appointment.starts_at
-        report.moves.append(
-            _write_move(appointment, placement, phases[appointment.pk], names, providers)
-        )
+        move = _try_move(appointment, placement, phases[appointment.pk], names, providers)
+        if move is None:
+            clashing.append((appointment.pk, "the patient has another visit at the new time"))
+            continue
+        report.moves.append(move)
         appointment.location = sites_by_id[placement.site_id]
         if appointment.patient_id not in audiences:
             audiences[appointment.patient_id] = audience_of(appointment.patient)
@@ -391,7 +394,7 @@ def _rehome(
         )
         if progress and done % 50 == 0:
             progress("applying", done, total)
-    for visit_id, reason in plan.unplaced:
+    for visit_id, reason in [*plan.unplaced, *clashing]:
         appointment = by_id[visit_id]
         Reservation.objects.filter(appointment=appointment).update(active=True)
         AppointmentRequest.objects.create(
@@ -424,6 +427,24 @@ def _rehome(
 
 def _name(appointment: Appointment) -> str:
     return f"{appointment.patient.first_name} {appointment.patient.last_name}"
+
+
+def _try_move(
+    appointment: Appointment,
+    placement: Placement,
+    phases: Sequence[Phase],
+    names: dict[int, str],
+    providers: dict[int, str],
+) -> Move | None:
+    """``_write_move``, or ``None`` with the visit left as it was when the new time falls on
+    another visit of the same patient (the plan reads the locations' diaries, not the
+    patient's)."""
+    try:
+        with transaction.atomic():  # a savepoint: a refused move undoes only itself
+            return _write_move(appointment, placement, phases, names, providers)
+    except BookingConflict:
+        appointment.refresh_from_db()
+        return None
 
 
 def _write_move(

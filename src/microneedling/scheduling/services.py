@@ -33,6 +33,7 @@ from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.booking import (
     provider_of,
     reservation_rows,
+    reservations_insert,
     reservations_write,
     slot_at,
     unavailable_conflict,
@@ -464,7 +465,7 @@ def _course_book_once(
             for session in sessions
         ]
     )
-    Reservation.objects.bulk_create(
+    reservations_insert(
         [
             row
             for session, visit in zip(sessions, visits, strict=True)
