@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from microneedling.accounts.services import api_token_issue
-from microneedling.scheduling.models import Appointment, Course
+from microneedling.scheduling.models import Appointment, AppointmentRequest, Course
 from tests.web.conftest import build_clinic, local, make_patient, make_staff
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen_now")]
@@ -292,3 +292,35 @@ def test_replacing_with_an_unknown_status_is_a_problem_naming_the_field(http) ->
     assert response.status_code == 422
     assert response.headers["Content-Type"] == "application/problem+json"
     assert "status" in response.json()["errors"][0]["field"]
+
+
+def test_a_provider_id_no_database_can_hold_is_a_problem_naming_the_field(http) -> None:
+    clinic = build_clinic()
+    response = http.get(
+        f"{http.base}/availability",
+        timeout=30,
+        params={
+            "location_id": clinic.location.pk,
+            "service_id": clinic.treatment.pk,
+            "provider_id": 10**30,
+            "start": "2027-03-08",
+            "end": "2027-03-08",
+        },
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert any(e["field"] == "provider_id" for e in response.json()["errors"])
+
+
+def test_a_request_preferring_a_day_no_clinic_books_is_a_problem_naming_it(http) -> None:
+    clinic = build_clinic()
+    body = {
+        "patient_id": make_patient(clinic).pk,
+        "location_id": clinic.location.pk,
+        "service_id": clinic.consultation.pk,
+        "preferred_dates": ["2027-03-10", "9999-12-31"],
+    }
+    response = http.post(f"{http.base}/appointment-requests", json=body, timeout=30)
+    assert response.status_code == 422, response.text
+    assert any("preferred_dates" in e["field"] for e in response.json()["errors"])
+    assert not AppointmentRequest.objects.exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ from ninja.errors import HttpError
 
 from microneedling.accounts.access import Can, Role, can_act_for, may, patients_visible, role_of
 from microneedling.api import BearerToken, problem
-from microneedling.api_types import ClinicDate, ClinicDateTime
+from microneedling.api_types import ClinicDate, ClinicDateTime, RecordId
 from microneedling.audit.middleware import client_address
 from microneedling.core.errors import BookingRefused, InputError
 from microneedling.core.screening import Intake
@@ -65,7 +65,7 @@ def availability(
     service_id: int,
     start: ClinicDate,
     end: ClinicDate,
-    provider_id: int | None = None,
+    provider_id: RecordId | None = None,
 ) -> list[SlotOut]:
     """Start times at which every phase of the service finds its resources."""
     if end < start:
@@ -122,7 +122,7 @@ def create_screening(request: HttpRequest, payload: ScreeningIn) -> Status[dict[
 
 
 class PreferencesIn(Schema):
-    provider_id: int | None = None
+    provider_id: RecordId | None = None
     weekdays: list[int] = Field(default_factory=list)
     times: list[tuple[str, str]] = Field(default_factory=list)
 
@@ -413,7 +413,7 @@ class RequestIn(Schema):
     location_id: int
     service_id: int
     provider_id: int | None = None
-    preferred_dates: list[date] = Field(default_factory=list, max_length=10)
+    preferred_dates: list[ClinicDate] = Field(default_factory=list, max_length=10)
     note: str = Field(default="", max_length=500)
 
 
