@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
 
+from microneedling.directory.models import Location
 from microneedling.directory.policy import booking_rules
-from microneedling.patients.models import Patient
+from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.models import Appointment
 from tests.web.conftest import Clinic, book_course, make_patient
 
@@ -365,3 +367,24 @@ def test_a_well_formed_appointment_still_books(clinic: Clinic, fhir: Callable[..
 def test_an_export_id_too_large_for_a_key_is_a_404(fhir: Callable[..., Any]) -> None:
     _refusal(fhir("GET", "$export-status/" + "9" * 30), 404, None)
     _refusal(fhir("GET", "$export-file/" + "9" * 30 + "/Patient.ndjson"), 404, None)
+
+
+def test_a_booking_is_screened_for_the_day_it_falls_on_at_the_location(
+    clinic: Clinic, fhir: Callable[..., Any]
+) -> None:
+    # A location fourteen hours ahead of UTC: its Monday mornings are Sunday in UTC.
+    Location.objects.filter(pk=clinic.location.pk).update(timezone="Pacific/Kiritimati")
+    patient = make_patient(clinic)
+    monday = date(2027, 3, 8)
+    Screening.objects.filter(patient=patient).update(
+        verdict=Screening.Verdict.DEFERRED, deferred_until=monday
+    )
+    start = datetime.combine(monday, time(10), tzinfo=ZoneInfo("Pacific/Kiritimati"))
+    assert start.astimezone(UTC).date() == monday - timedelta(days=1)
+    stamp = str(int(start.timestamp()))
+    body = _appointment(clinic, patient, slot=[{"reference": f"Slot/{_slot(clinic, stamp)}"}])
+    response = fhir("POST", "Appointment", json.dumps(body).encode())
+    # Treatment may start on Monday, and Monday it is where the visit takes place.
+    assert response.status_code == 201, response.content[:300]
+    visit = Appointment.objects.get(patient=patient)
+    assert visit.starts_at == start

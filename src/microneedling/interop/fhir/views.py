@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import Model, Q, QuerySet
@@ -897,7 +898,8 @@ def _appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:
     except FhirError as error:
         raise bad("Appointment.slot", error.diagnostics) from None
     try:
-        local_day = start.astimezone(timezone.get_current_timezone()).date()
+        # The day at the location, as every other booking path screens it (not the server's).
+        local_day = start.astimezone(ZoneInfo(place.timezone)).date()
         services.booking_gate(person, local_day)
         visit = services.appointment_book(
             patient=person,
