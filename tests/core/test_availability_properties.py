@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from microneedling.core.availability import (
@@ -103,6 +103,8 @@ class Scene:
     not_after: datetime
     same_room: bool
     provider_ids: tuple[str, ...] | None
+    #: The patient's other visits (unsorted, may overlap): no visit may meet one.
+    patient_busy: tuple[tuple[datetime, datetime], ...] = ()
 
 
 def free_lists(draw: st.DrawFn, begin: datetime) -> list[Interval]:
@@ -171,6 +173,12 @@ def scenes(draw: st.DrawFn) -> Scene:
         not_after=not_after,
         same_room=draw(st.booleans()),
         provider_ids=None if restrict is None else tuple(restrict),
+        patient_busy=tuple(
+            (begin + timedelta(minutes=at), begin + timedelta(minutes=at + length))
+            for at, length in draw(
+                st.lists(st.tuples(st.integers(-120, HORIZON), st.integers(1, 150)), max_size=3)
+            )
+        ),
     )
 
 
@@ -230,6 +238,8 @@ def naive_starts(
     for start in grid_readings(scene):
         if not (scene.start <= start < scene.end and scene.not_before <= start < scene.not_after):
             continue
+        if any(a < start + at and start < b for a, b in scene.patient_busy):
+            continue  # the visit would meet one of the patient's other visits
         picks: dict[tuple[str, str], str] = {}
         ok = True
         for kind in ("room", "device"):
@@ -281,6 +291,7 @@ def engine_starts(scene: Scene, *, every_provider: bool) -> list[Slot]:
         same_room=scene.same_room,
         provider_ids=scene.provider_ids,
         every_provider=every_provider,
+        patient_busy=scene.patient_busy,
     )
 
 
@@ -320,6 +331,36 @@ def test_every_slot_has_every_phase_resource_free_in_the_raw_free_time(scene: Sc
         assert len(providers) <= 1
         if scene.same_room:
             assert len(rooms) <= 1
+
+
+#: Where a generated patient visit sits against a free slot: on its edges to the second
+#: (touching is no clash, one second over is), or anywhere near it.
+EDGES = st.sampled_from(["touches_end", "one_second_into_end", "touches_start", "near"])
+
+
+@settings(max_examples=250, deadline=None)
+@given(scene=scenes(), data=st.data())
+def test_the_patients_own_visits_remove_exactly_the_starts_whose_visit_would_meet_one(
+    scene: Scene, data: st.DataObject
+) -> None:
+    plain = engine_starts(replace(scene, patient_busy=()), every_provider=True)
+    assume(plain)
+    busy = []
+    for _ in range(data.draw(st.integers(1, 3))):
+        slot = data.draw(st.sampled_from(plain))
+        length = timedelta(seconds=data.draw(st.integers(1, 150 * 60)))
+        edge = data.draw(EDGES)
+        if edge == "touches_end":
+            busy.append((slot.end, slot.end + length))
+        elif edge == "one_second_into_end":
+            busy.append((slot.end - timedelta(seconds=1), slot.end + length))
+        elif edge == "touches_start":
+            busy.append((slot.start - length, slot.start))
+        else:
+            at = slot.start + timedelta(seconds=data.draw(st.integers(-5400, 5400)))
+            busy.append((at, at + length))
+    got = engine_starts(replace(scene, patient_busy=tuple(busy)), every_provider=True)
+    assert got == [s for s in plain if not any(a < s.end and s.start < b for a, b in busy)]
 
 
 CLOCK_CHANGES = [

@@ -52,6 +52,8 @@ class Case:
     times: tuple[tuple[time, time], ...]
     preferred: str | None
     last: date
+    #: The patient's other visits: no session may meet one.
+    patient_busy: tuple[tuple[datetime, datetime], ...] = ()
 
 
 @st.composite
@@ -116,6 +118,25 @@ def cases(draw: st.DrawFn) -> Case:
         times=draw(st.sampled_from([(), ((time(10), time(11)),)])),
         preferred=draw(st.none() | st.sampled_from(["provider:ana", "provider:ben"])),
         last=last,
+        patient_busy=tuple(
+            (at, at + timedelta(minutes=length))
+            for at, length in draw(
+                st.lists(
+                    st.tuples(
+                        st.builds(
+                            lambda day, minute: (
+                                datetime.combine(first + timedelta(days=day), time(9), tzinfo=tz)
+                                + timedelta(minutes=minute)
+                            ),
+                            st.integers(0, (last - first).days),
+                            st.integers(-60, 180),
+                        ),
+                        st.integers(1, 120),
+                    ),
+                    max_size=3,
+                )
+            )
+        ),
     )
 
 
@@ -131,10 +152,21 @@ def run(case: Case) -> SeriesResult:
         preferred_weekdays=case.weekdays,
         preferred_times=case.times,
         preferred_provider=case.preferred,
+        patient_busy=case.patient_busy,
     )
 
 
 def all_slots(case: Case) -> list[Slot]:
+    """Every slot a session could take: free, and clear of the patient's other visits."""
+    return [
+        slot
+        for slot in free_slots(case)
+        if not any(a < slot.end and slot.start < b for a, b in case.patient_busy)
+    ]
+
+
+def free_slots(case: Case) -> list[Slot]:
+    """Every slot free in the diary, whatever else the patient has booked."""
     tz = ZoneInfo(case.zone)
     begin = datetime.combine(case.sessions[0].earliest, time(0), tzinfo=tz)
     end = datetime.combine(case.last, time(0), tzinfo=tz)
@@ -240,6 +272,30 @@ def test_series_keeps_gaps_windows_and_real_slots(case: Case) -> None:
         assert (slot.start, slot.provider_id) in offered
     providers = {slot.provider_id for slot in slots}
     assert result.provider_id == (providers.pop() if len(providers) == 1 else None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=cases())
+def test_searching_caller_given_slots_plans_around_the_patient_exactly_as_the_engine_does(
+    case: Case,
+) -> None:
+    tz = ZoneInfo(case.zone)
+    by_day: dict[date, list[Slot]] = {}
+    for slot in free_slots(case):
+        by_day.setdefault(slot.start.astimezone(tz).date(), []).append(slot)
+    from_slots = search_series(
+        sessions=case.sessions,
+        gap_days=case.gap,
+        zone=case.zone,
+        slots=by_day,
+        provider_ids=[r.id for r in case.resources if r.kind == "provider"],
+        follow_plan_windows=case.follow,
+        preferred_weekdays=case.weekdays,
+        preferred_times=case.times,
+        preferred_provider=case.preferred,
+        patient_busy=case.patient_busy,
+    )
+    assert from_slots == run(case)
 
 
 @settings(max_examples=150, deadline=None)

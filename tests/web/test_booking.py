@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from itertools import pairwise
 
 import pytest
@@ -396,6 +396,29 @@ def test_one_patient_cannot_be_booked_into_two_visits_at_once(clinic: Clinic, st
     assert overlapping.reservations.get(resource__startswith="patient:").overlap_allowed
 
 
+def test_an_override_visit_still_refuses_a_later_ordinary_booking_on_top_of_it(
+    clinic: Clinic, staff_user
+) -> None:
+    patient = make_patient(clinic)
+    book(clinic, patient, 10)
+    book(
+        clinic,
+        patient,
+        10,
+        30,
+        provider=clinic.ben,
+        actor=staff_user,
+        override_reason="patient asked for both treatments at once",
+    )
+    # The first visit is cancelled; the override visit keeps the patient busy all the same.
+    first = Appointment.objects.get(patient=patient, provider=clinic.ada)
+    services.appointment_cancel(appointment=first, actor=None, reason="patient asked")
+    with pytest.raises(BookingConflict) as refused:
+        book(clinic, patient, 11)
+    assert refused.value.resource == "patient"
+    assert Appointment.objects.filter(patient=patient, status="booked").count() == 1
+
+
 def test_a_course_refuses_a_session_on_top_of_the_patients_own_visit(clinic: Clinic) -> None:
     patient = make_patient(clinic)
     course = book_course(clinic, patient)
@@ -409,3 +432,76 @@ def test_a_course_refuses_a_session_on_top_of_the_patients_own_visit(clinic: Cli
             starts_at=first.starts_at,
         )
     assert refused.value.resource == "patient"
+
+
+def _overlapping(visits: list[Appointment]) -> list[tuple[int, int]]:
+    ordered = sorted(visits, key=lambda v: v.starts_at)
+    return [(a.pk, b.pk) for a, b in pairwise(ordered) if b.starts_at < a.ends_at]
+
+
+def test_a_course_is_planned_around_the_patients_own_visit_instead_of_refused(
+    clinic: Clinic,
+) -> None:
+    patient = make_patient(clinic)
+    # Where the search would put the first session for this patient...
+    proposal = services.course_propose(
+        patient=patient,
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["acne_scars"],
+        first_session=MONDAY,
+        areas=["face"],
+    )
+    first = dict(proposal.series.choices)[1]
+    # ...the patient already has a visit with the other provider (room and pen left free).
+    other = clinic.ben if first.provider_id == f"provider:{clinic.ada.pk}" else clinic.ada
+    visit = services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=other,
+        starts_at=first.start,
+    )
+    course = book_course(clinic, patient)
+    sessions = Appointment.objects.filter(course_session__course=course)
+    assert sessions.count() == 3
+    assert not sessions.filter(starts_at__lt=visit.ends_at, ends_at__gt=visit.starts_at).exists()
+    assert _overlapping(list(Appointment.objects.filter(patient=patient))) == []
+
+
+def test_a_second_course_for_the_same_patient_never_lands_on_the_first(clinic: Clinic) -> None:
+    patient = make_patient(clinic)
+    book_course(clinic, patient)
+    # The other provider, room and pen are free at the first course's times: only the
+    # patient is not, and the second course is planned around them rather than refused.
+    book_course(clinic, patient, preferences=services.Preferences(provider_id=clinic.ben.pk))
+    visits = list(Appointment.objects.filter(patient=patient))
+    assert len(visits) == 6
+    assert _overlapping(visits) == []
+
+
+def test_a_session_cannot_be_offered_a_move_onto_the_patients_other_visit(clinic: Clinic) -> None:
+    from microneedling.scheduling.selectors import session_move_options  # noqa: PLC0415
+
+    patient = make_patient(clinic)
+    course = book_course(clinic, patient)
+    session = course.sessions.get(number=2).appointments.get()
+    day = session.starts_at.astimezone(TZ).date() + timedelta(days=1)
+    other = clinic.ben if session.provider == clinic.ada else clinic.ada
+    visit = services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=other,
+        starts_at=local(day, 11),
+    )
+    length = session.ends_at - session.starts_at
+
+    def clashing() -> list[datetime]:
+        offered = session_move_options(session, now=NOW)
+        return [s for s in offered if s < visit.ends_at and visit.starts_at < s + length]
+
+    assert clashing() == []
+    # Only the patient's visit ruled those starts out: once it is cancelled they are offered.
+    services.appointment_cancel(appointment=visit, actor=None, reason="patient asked")
+    assert local(day, 11) in clashing()

@@ -180,3 +180,32 @@ def test_only_a_course_session_with_a_releasing_status_can_be_replaced(clinic: C
         course_session_replace(appointment=second, status="cancelled", actor=None, apply=False)
     assert error.value.code == "invalid_transition"
     assert Reservation.objects.filter(appointment=second, active=True).count() == 0
+
+
+def test_a_replacement_is_booked_around_the_patients_other_visit(
+    clinic: Clinic, staff_user
+) -> None:
+    course = book_course(clinic)
+    second = visit(course, 2)
+    # The desk booked the patient another visit at the session's time on purpose (another
+    # provider, room and pen), and now the session itself is cancelled. Its own time is the
+    # best for a replacement, but the patient is taken then.
+    other = clinic.ben if second.provider == clinic.ada else clinic.ada
+    elsewhere = services.appointment_book(
+        patient=course.patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=other,
+        starts_at=second.starts_at,
+        actor=staff_user,
+        override_reason="patient asked for the other provider's treatment at the same time",
+    )
+    applied = course_session_replace(
+        appointment=second, status="cancelled", actor=None, apply=True, reason="Away"
+    )
+    assert applied.applied
+    replacement = Appointment.objects.get(pk=applied.changes[0].appointment_id)
+    assert not (
+        replacement.starts_at < elsewhere.ends_at and elsewhere.starts_at < replacement.ends_at
+    )
+    assert_course_valid(course)

@@ -11,7 +11,7 @@ from microneedling.core.availability import Phase, Slot, find_starts
 from microneedling.core.errors import BookingConflict
 from microneedling.directory.models import Provider
 from microneedling.directory.policy import BookingRules
-from microneedling.scheduling.calendars import LocationCalendar
+from microneedling.scheduling.calendars import LocationCalendar, patient_resource
 from microneedling.scheduling.models import Appointment, Reservation
 
 
@@ -50,12 +50,6 @@ class _Hold:
     end: datetime
 
 
-def patient_resource(patient_id: int) -> str:
-    """The resource a visit holds for its patient, from check-in to the end: one person is
-    never booked into two visits at once (the same no-overlap rule as rooms and pens)."""
-    return f"patient:{patient_id}"
-
-
 def reservations_write(
     appointment: Appointment,
     slot: Slot,
@@ -74,15 +68,15 @@ def reservations_insert(rows: Sequence[Reservation]) -> None:
     """Insert reservation rows, refusing (``BookingConflict``) any visit whose patient is
     already in another visit at that time, unless it is a deliberate staff override.
 
-    Availability reads only the location's providers, rooms and pens, so the patient's own
-    time is checked here, inside the booking's transaction: on SQLite that transaction
-    holds the write lock, and on PostgreSQL the exclusion constraint backs it up.
+    The patient's own time is checked here, inside the booking's transaction: on SQLite
+    that transaction holds the write lock, and on PostgreSQL the exclusion constraint backs
+    it up. Every active visit counts, overrides included: an override lets *that* visit
+    overlap what was booked before it, not a later, ordinary booking overlap it.
     """
     held = [r for r in rows if r.resource.startswith("patient:") and not r.overlap_allowed]
     if held:
         taken = Reservation.objects.filter(
             active=True,
-            overlap_allowed=False,
             resource__in={r.resource for r in held},
             starts_at__lt=max(r.ends_at for r in held),
             ends_at__gt=min(r.starts_at for r in held),

@@ -28,7 +28,7 @@ from microneedling.core.availability import (
     subtract_pairs,
     union_pairs,
 )
-from microneedling.core.availability.clock import seconds_ceil, seconds_floor
+from microneedling.core.availability.clock import instant, seconds_ceil, seconds_floor
 from microneedling.core.availability.intervals import Pair
 from microneedling.directory.models import Location, Service
 from microneedling.scheduling.layout import ShiftRow, layout_read
@@ -52,10 +52,19 @@ class LocationCalendar:
     last_day: date
     phases: tuple[Phase, ...]
     resources: tuple[Resource, ...]
+    #: The patient's own visits in the range, when the calendar was read for one patient:
+    #: a search must not place a new visit on top of them.
+    patient_busy: tuple[tuple[datetime, datetime], ...] = ()
 
     def resource_ids(self, kind: str) -> list[str]:
         """Ids of the resources of one kind."""
         return [r.id for r in self.resources if r.kind == kind]
+
+
+def patient_resource(patient_id: int) -> str:
+    """The resource a visit holds for its patient, from check-in to the end: one person is
+    never booked into two visits at once (the same no-overlap rule as rooms and pens)."""
+    return f"patient:{patient_id}"
 
 
 def service_phases(service: Service) -> tuple[Phase, ...]:
@@ -122,6 +131,7 @@ def location_calendar(
     provider_ids: Sequence[int] | None = None,
     include_bookings: bool = True,
     only_days: Sequence[tuple[date, date]] | None = None,
+    patient_id: int | None = None,
 ) -> LocationCalendar:
     """Free time of the location's providers, rooms and devices from ``first_day`` to
     ``last_day`` (inclusive), net of hours, closures, leave and existing reservations.
@@ -129,7 +139,9 @@ def location_calendar(
     ``only_days`` (sorted, disjoint stretches of local days inside that span) limits free
     time, and the bookings read, to those days: a course search that looks at a few windows
     of a season need not read the weeks between them. ``include_bookings=False`` ignores
-    reservations: only for a deliberate staff override.
+    reservations: only for a deliberate staff override. With ``patient_id`` the calendar
+    also carries that patient's visits in the range (at any location of the chain), for a
+    search to plan around.
     """
     zone = location.timezone
     start, end = day_bounds(first_day, last_day, zone)
@@ -157,7 +169,12 @@ def location_calendar(
         + [f"room:{r}" for r in rooms]
         + [f"device:{d}" for d in devices]
     )
-    busy = _busy(keys, ranges) if include_bookings else defaultdict(list)
+    patient_keys = [patient_resource(patient_id)] if patient_id is not None else []
+    # One query for the patient's hold and the location's diaries.
+    busy = _busy(keys + patient_keys, ranges) if include_bookings else defaultdict(list)
+    patient_busy = tuple(
+        (instant(a), instant(b)) for key in patient_keys for a, b in busy.pop(key, ())
+    )
     for provider_id, spans in layout.leave.items():
         # Leave is a block like a booking.
         busy[f"provider:{provider_id}"].extend(spans)
@@ -192,6 +209,7 @@ def location_calendar(
         last_day=last_day,
         phases=phases,
         resources=tuple(resources),
+        patient_busy=patient_busy,
     )
 
 

@@ -126,6 +126,7 @@ def _replace(
             service=released.service,
             first_day=window.earliest,
             last_day=last_day,
+            patient_id=course.patient_id,
         )
         search = _Search(calendar=calendar, gap=gap, now=now, provider_id=released.provider_id)
         slot = _keeping_later(search, window, kept, zone)
@@ -233,6 +234,7 @@ class _Search:
             not_before=self.not_before,
             not_after=self.not_after,
             preferred_provider=f"provider:{self.provider_id}",
+            patient_busy=self.calendar.patient_busy,
         )
         if not result.ok:
             raise BookingConflict(

@@ -146,6 +146,7 @@ def _move(
             service=appointment.service,
             first_day=new_day,
             last_day=last_day,
+            patient_id=course.patient_id,
         )
         rules = booking_rules(appointment.location.organization_id)
         moved = booking.slot_at(calendar, starts_at, appointment.provider, rules=rules, now=now)
@@ -241,6 +242,7 @@ def _keep_or_search(
         not_before=not_before,
         not_after=not_after,
         preferred_provider=f"provider:{appointment.provider_id}",
+        patient_busy=calendar.patient_busy,
     )
     if not result.ok:
         raise BookingConflict(

@@ -60,6 +60,7 @@ def session_move_options(appointment: Appointment, *, now: datetime) -> list[dat
         first_day=first_day,
         last_day=session.latest,
         provider_ids=[appointment.provider_id],
+        patient_id=appointment.patient_id,
     )
     start, end = day_bounds(first_day, session.latest, location.timezone)
     rules = booking_rules(location.organization_id)
@@ -74,6 +75,8 @@ def session_move_options(appointment: Appointment, *, now: datetime) -> list[dat
         not_before=not_before,
         not_after=not_after,
         provider_ids=[f"provider:{appointment.provider_id}"],
+        # The patient's other visits; this one's own time is held by its provider anyway.
+        patient_busy=calendar.patient_busy,
     )
     return [slot.start for slot in slots if slot.start != appointment.starts_at]
 

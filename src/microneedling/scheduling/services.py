@@ -306,6 +306,7 @@ def course_propose(
             first_day=days[0][0],
             last_day=days[-1][1],
             only_days=days,
+            patient_id=patient.pk,
         )
         series = search_series(
             sessions=sessions,
@@ -322,6 +323,7 @@ def course_propose(
             ),
             preferred_weekdays=preferences.weekdays,
             preferred_times=preferences.times,
+            patient_busy=calendar.patient_busy,
         )
         return calendar, series
 

@@ -35,6 +35,7 @@ from microneedling.core.availability.clock import (
     Clock,
     instant,
     seconds_ceil,
+    seconds_floor,
     zone_info,
 )
 from microneedling.core.availability.intervals import (
@@ -44,6 +45,7 @@ from microneedling.core.availability.intervals import (
     coalesce,
     intersect_pairs,
     require_aware,
+    subtract_pairs,
     union_pairs,
 )
 from microneedling.core.errors import InputError
@@ -144,6 +146,7 @@ def find_starts(
     same_room: bool = True,
     provider_ids: Sequence[str] | None = None,
     every_provider: bool = False,
+    patient_busy: Sequence[tuple[datetime, datetime]] = (),
 ) -> list[Slot]:
     """Every grid start in ``[start, end)`` at which each phase finds its resources.
 
@@ -152,6 +155,8 @@ def find_starts(
     (booking horizon); the visit may run past ``end`` and ``not_after``, since free time
     already bounds it. ``same_room`` keeps the patient in one room for all room phases; the
     provider is always one for the visit. ``provider_ids`` restricts which providers count.
+    ``patient_busy`` are the patient's other visits: no start is offered whose visit would
+    overlap one (a person cannot be in two chairs at once).
 
     Where several resources fit, the first in ``resources`` order is chosen, so the caller
     states its preference by ordering them. With ``every_provider`` a start yields one slot
@@ -169,6 +174,7 @@ def find_starts(
         not_after=not_after,
         same_room=same_room,
         provider_ids=provider_ids,
+        patient_busy=patient_busy,
     )
     if every_provider:
         by_provider = board.provider_starts()
@@ -256,9 +262,12 @@ class Board:
         not_after: datetime,
         same_room: bool = True,
         provider_ids: Sequence[str] | None = None,
+        patient_busy: Sequence[tuple[datetime, datetime]] = (),
     ) -> Board:
-        """Check the inputs and compute every resource's start set (see the module doc)."""
+        """Check the inputs and compute every resource's start set (see the module doc).
+        Starts whose visit would overlap one of ``patient_busy`` are left out."""
         _check_inputs(phases, grid_minutes, start, end, not_before, not_after)
+        busy = busy_seconds(patient_busy)
         tz = zone_info(zone)
         # Starts must fall in [low, high); only free time a visit starting there can touch
         # is converted, which matters when a caller passes months of free time.
@@ -285,6 +294,8 @@ class Board:
         providers = held.pop("provider", None)
 
         common: list[Seconds] = [(low, high)] if low < high else []
+        if busy:
+            common = subtract_pairs(common, _clashing_starts(busy, length))
         for options in [*held.values(), *per_phase.values()]:
             common = intersect_pairs(common, options.union())
         return cls(
@@ -380,6 +391,35 @@ def _check_inputs(
         raise InputError("phases", "phase codes must be unique")
     if grid_minutes <= 0:
         raise InputError("grid_minutes", "must be positive")
+
+
+def busy_seconds(busy: Sequence[tuple[datetime, datetime]]) -> list[Seconds]:
+    """The patient's visits as start-sorted whole seconds (start rounded down, end up: never
+    less busy than given), each checked to be an aware, non-empty span."""
+    pairs: list[Seconds] = []
+    for index, (begin, finish) in enumerate(busy):
+        require_aware(f"patient_busy.{index}", begin)
+        require_aware(f"patient_busy.{index}", finish)
+        if finish <= begin:
+            raise InputError(f"patient_busy.{index}", "must end after it starts")
+        pairs.append((seconds_floor(begin), seconds_ceil(finish)))
+    # A patient has a handful of visits in a search's span: sorting them here is free, and
+    # spares every caller from having to.
+    pairs.sort()
+    return pairs
+
+
+def overlaps_busy(busy: Sequence[Seconds], start: int, end: int) -> bool:
+    """Whether ``[start, end)`` overlaps one of ``busy`` (from :func:`busy_seconds`)."""
+    # One patient's visits in a search's span are a handful: a scan beats any index.
+    return any(a < end and start < b for a, b in busy)
+
+
+def _clashing_starts(busy: list[Seconds], length: int) -> list[Seconds]:
+    """Starts whose visit of ``length`` seconds overlaps one of ``busy``: a visit from ``s``
+    meets ``[a, b)`` when ``s < b`` and ``s + length > a``, so the integers ``s`` in
+    ``[a - length + 1, b)``. Sorted by start (the shift keeps the order), possibly touching."""
+    return [(a - length + 1, b) for a, b in busy]
 
 
 #: What a kind must cover: ``(phase code, offset, length)`` in seconds from the start; the

@@ -38,7 +38,7 @@ from microneedling.core.availability.clock import (
     seconds_floor,
     zone_info,
 )
-from microneedling.core.availability.engine import Board
+from microneedling.core.availability.engine import Board, busy_seconds, overlaps_busy
 from microneedling.core.availability.intervals import require_aware
 from microneedling.core.courses import PlannedSession
 from microneedling.core.errors import InputError
@@ -71,6 +71,7 @@ def search_series(
     preferred_times: Sequence[tuple[time | str, time | str]] = (),
     follow_plan_windows: bool = True,
     weights: Weights | None = None,
+    patient_busy: Sequence[tuple[datetime, datetime]] = (),
 ) -> SeriesResult:
     """Find one slot per session (see the module docstring for the rules), or say which
     session cannot be placed.
@@ -91,8 +92,12 @@ def search_series(
     strings are accepted); then the earliest times. A remaining tie goes to the provider
     listed first: in ``resources``, or with ``slots`` in ``provider_ids`` (else in order of
     first appearance).
+
+    ``patient_busy`` are the patient's other visits (say, another course's sessions): no
+    session is placed where its visit would overlap one, so what is proposed can be booked.
     """
     tz = zone_info(zone)
+    busy = busy_seconds(patient_busy)
     planned = _checked_sessions(sessions)
     gap_min, gap_max = _checked_gap(gap_days)
     for name, moment in (("not_before", not_before), ("not_after", not_after)):
@@ -114,6 +119,7 @@ def search_series(
             not_after=not_after,
             provider_ids=provider_ids,
             times=times,
+            busy=busy,
         )
     elif phases is not None and resources is not None:
         table = _options_from_board(
@@ -128,6 +134,7 @@ def search_series(
             same_room=same_room,
             provider_ids=provider_ids,
             times=times,
+            patient_busy=patient_busy,
         )
     else:
         raise InputError("slots", "give either slots or both phases and resources")
@@ -275,8 +282,10 @@ def _options_from_slots(
     not_after: datetime | None,
     provider_ids: Sequence[str] | None,
     times: list[tuple[time, time]],
+    busy: list[tuple[int, int]],
 ) -> _Table:
-    """Best slot per (provider, day) from slots the caller computed."""
+    """Best slot per (provider, day) from slots the caller computed, leaving out those
+    that overlap one of the patient's ``busy`` visits."""
     wanted = None if provider_ids is None else set(provider_ids)
     ranks: dict[str | None, int] = (
         {} if provider_ids is None else {p: i for i, p in enumerate(provider_ids)}
@@ -303,6 +312,8 @@ def _options_from_slots(
                 continue
             if slot.end > day_start(date.fromordinal(ordinal + 1), tz):
                 continue  # runs past midnight: could meet the next day's session
+            if busy and overlaps_busy(busy, seconds_floor(slot.start), seconds_ceil(slot.end)):
+                continue
             rank = ranks.setdefault(provider, len(ranks))
             # Prefer a start in the preferred times, then the earliest.
             candidate = (not _in_time(local.time(), times), slot.start, slot)
@@ -333,6 +344,7 @@ def _options_from_board(
     same_room: bool,
     provider_ids: Sequence[str] | None,
     times: list[tuple[time, time]],
+    patient_busy: Sequence[tuple[datetime, datetime]],
 ) -> _Table:
     """Best start per (provider, day) straight from the availability engine.
 
@@ -355,6 +367,7 @@ def _options_from_board(
             not_after=finish if not_after is None else not_after,
             same_room=same_room,
             provider_ids=provider_ids,
+            patient_busy=patient_busy,
         )
         by_provider = board.provider_starts()
         if not options:
