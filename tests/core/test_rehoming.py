@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -142,13 +143,24 @@ def test_a_visit_with_no_room_anywhere_is_reported_with_the_reason() -> None:
     days=st.lists(st.integers(min_value=0, max_value=6), min_size=40, max_size=40),
     slack=st.integers(min_value=0, max_value=3),
     distances=st.lists(st.floats(min_value=1, max_value=80), min_size=1, max_size=3),
+    patients=st.lists(st.integers(min_value=0, max_value=5), min_size=40, max_size=40),
 )
 def test_every_plan_is_valid_and_accounts_for_every_visit(
-    count: int, hours: list[int], days: list[int], slack: int, distances: list[float]
+    *,
+    count: int,
+    hours: list[int],
+    days: list[int],
+    slack: int,
+    distances: list[float],
+    patients: list[int],
 ) -> None:
     sites = [site(n + 1, km_east=km, providers=2, rooms=2) for n, km in enumerate(distances)]
+    # A few patients with several visits each, often at the same hour: never placed at once.
     visits = [
-        visit(n, day=MONDAY + timedelta(days=days[n]), hour=hours[n], slack=slack)
+        replace(
+            visit(n, day=MONDAY + timedelta(days=days[n]), hour=hours[n], slack=slack),
+            patient=f"patient:{patients[n]}",
+        )
         for n in range(count)
     ]
     result = plan(visits, sites)
@@ -169,6 +181,59 @@ def test_the_violation_check_catches_a_double_booking() -> None:
         objective=0,
     )
     assert any("double-booked" in p for p in plan_violations(cheat, visits, sites))
+
+
+def test_one_patients_visits_are_never_placed_at_the_same_time() -> None:
+    sites = [site(1, km_east=5, providers=2, rooms=2)]
+    # Both at 10:00 with two providers: free rooms and pens for both, but one patient.
+    visits = [
+        replace(visit(1, provider="provider:10"), patient="patient:7"),
+        replace(visit(2, provider="provider:11"), patient="patient:7"),
+    ]
+    result = plan(visits, sites)
+    assert len(result.placements) == 2
+    first, second = sorted((p.slot for p in result.placements), key=lambda s: s.start)
+    assert first.end <= second.start
+    assert plan_violations(result, visits, sites) == []
+    # Two different people are placed at 10:00 side by side, as before.
+    apart = [replace(v, patient=f"patient:{v.id}") for v in visits]
+    assert {p.slot.start for p in plan(apart, sites).placements} == {visits[0].start}
+
+
+def test_a_placement_keeps_clear_of_the_patients_visit_that_stays() -> None:
+    sites = [site(1, km_east=5)]
+    elsewhere = (visit(9).start, visit(9).start + timedelta(minutes=85))
+    moved = replace(visit(1), patient="patient:7", patient_busy=(elsewhere,))
+    [placement] = plan([moved], sites).placements
+    assert not (placement.slot.start < elsewhere[1] and elsewhere[0] < placement.slot.end)
+    assert placement.slot.start.astimezone(TZ).date() == MONDAY  # same day, another time
+
+
+def test_the_violation_check_catches_a_patient_in_two_visits_at_once() -> None:
+    sites = [site(1, km_east=5, providers=2, rooms=2)]
+    visits = [replace(visit(n), patient="patient:7") for n in (1, 2)]
+    apart = [replace(v, patient=f"patient:{v.id}") for v in visits]
+    together = plan(apart, sites)  # placed side by side at 10:00
+    assert any("two visits at once" in p for p in plan_violations(together, visits, sites))
+    kept = replace(
+        visits[0], patient_busy=((visits[0].start, visits[0].start + timedelta(hours=1)),)
+    )
+    alone = plan([replace(apart[0], patient_busy=())], sites)
+    assert any("another visit of its patient" in p for p in plan_violations(alone, [kept], sites))
+
+
+def test_cp_sat_keeps_one_patients_visits_apart_too() -> None:
+    # Left to itself the cheapest plan puts both at 10:00, one at each site.
+    sites = [site(1, km_east=5), site(2, km_east=5)]
+    visits = [
+        replace(visit(n, provider=f"provider:{n + 1}0"), patient="patient:7") for n in range(2)
+    ]
+    fast = plan(visits, sites)
+    exact = solve_exact(visits, sites, grid_minutes=15, not_before=NOW, hint=fast, time_limit_s=20)
+    assert exact.status == "OPTIMAL"
+    assert len(exact.plan.placements) == 2
+    assert plan_violations(exact.plan, visits, sites) == []
+    assert exact.objective <= fast.objective + 1e-6
 
 
 def test_cp_sat_never_does_worse_than_the_fast_plan_it_is_hinted_with() -> None:

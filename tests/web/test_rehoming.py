@@ -299,7 +299,7 @@ def test_a_bad_operation_form_names_the_field_and_starts_nothing(
     assert not RehomingRun.objects.exists()
 
 
-def test_a_visit_that_would_land_on_the_patients_other_visit_stays_put_and_is_listed(
+def test_a_rehomed_visit_is_planned_around_the_patients_other_visit(
     chain: dict[str, Clinic], staff_user
 ) -> None:
     riverbend, lakeside = chain["riverbend"], chain["lakeside"]
@@ -326,15 +326,44 @@ def test_a_visit_that_would_land_on_the_patients_other_visit_stays_put_and_is_li
     )
     summary = report.summary()
     assert summary["reconciles"] and summary["active_before"] == summary["active_after"]
-    # The plan chose Lakeside at ten, the same hour, on top of the patient's own visit:
-    # that move is refused, the visit stays where it was and is listed for the desk.
-    assert [(s.appointment_id, s.reason) for s in report.stuck] == [
-        (closing.pk, "the patient has another visit at the new time")
-    ]
-    assert report.moves == []
+    assert report.violations == []
+    # Lakeside's other provider is free at ten, but the patient is not: the visit moves to
+    # a time clear of the one they keep, rather than on top of it or nowhere.
+    assert report.stuck == []
+    assert [m.appointment_id for m in report.moves] == [closing.pk]
     closing.refresh_from_db()
-    assert (closing.location_id, closing.starts_at) == (riverbend.location.pk, local(MONDAY, 10))
-    assert closing.reservations.filter(active=True).count() == 4
-    assert AppointmentRequest.objects.filter(reason="rehoming", patient=patient).count() == 1
     elsewhere.refresh_from_db()
-    assert elsewhere.location_id == lakeside.location.pk
+    assert closing.location_id != riverbend.location.pk
+    assert not (closing.starts_at < elsewhere.ends_at and elsewhere.starts_at < closing.ends_at)
+    assert (elsewhere.location_id, elsewhere.starts_at) == (lakeside.location.pk, local(MONDAY, 10))
+    assert overlapping_reservations() == []
+
+
+def test_two_visits_of_one_patient_at_a_closing_location_are_moved_apart(
+    chain: dict[str, Clinic], staff_user
+) -> None:
+    riverbend = chain["riverbend"]
+    patient = make_patient(riverbend)
+    both = [
+        services.appointment_book(
+            patient=patient,
+            service=riverbend.treatment,
+            location=riverbend.location,
+            provider=provider,
+            starts_at=local(MONDAY, 10),
+            actor=staff_user,
+            override_reason="two areas treated in two rooms",
+        )
+        for provider in (riverbend.ada, riverbend.ben)
+    ]
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert report.stuck == [] and report.violations == []
+    first, second = sorted(
+        Appointment.objects.filter(pk__in=[v.pk for v in both]), key=lambda v: v.starts_at
+    )
+    assert first.location_id != riverbend.location.pk
+    assert second.location_id != riverbend.location.pk
+    # Moved, they no longer need the override: one after the other.
+    assert first.ends_at <= second.starts_at

@@ -14,8 +14,8 @@ import csv
 import io
 import time as clock
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise
 from typing import Any
@@ -45,7 +45,11 @@ from microneedling.directory.selectors import place_from_zip
 from microneedling.notifications import events
 from microneedling.notifications.outbox import Audience, audience_of
 from microneedling.scheduling import booking
-from microneedling.scheduling.calendars import location_calendar, service_phases
+from microneedling.scheduling.calendars import (
+    location_calendar,
+    patient_resource,
+    service_phases,
+)
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Reservation
 
 #: A visit that is not a course session may move this many days either way.
@@ -210,8 +214,9 @@ def displaced_visits(
     today: date,
     prefer_site: int | None,
 ) -> list[Visit]:
-    """The engine's view of the affected visits: phases, provider, the patient's home, and
-    the days each may move to (course window and gap slack, never today or earlier)."""
+    """The engine's view of the affected visits: phases, provider, the patient's home and
+    other visits, and the days each may move to (course window and gap slack, never today
+    or earlier)."""
     slack = _slack_by_course(appointments)
     phases: dict[int, Any] = {}
     visits = []
@@ -239,9 +244,38 @@ def displaced_visits(
                 first_day=max(first, today + timedelta(days=1)),
                 last_day=last,
                 prefer_site=prefer_site,
+                patient=patient_resource(appointment.patient_id),
             )
         )
-    return visits
+    busy = _patients_other_visits(appointments, visits)
+    return [replace(v, patient_busy=busy.get(v.patient or "", ())) for v in visits]
+
+
+def _patients_other_visits(
+    appointments: Sequence[Appointment], visits: Sequence[Visit]
+) -> dict[str, tuple[tuple[datetime, datetime], ...]]:
+    """Per patient (``patient:<id>``), their visits that are not being moved, over every day
+    a move could reach (a day's margin each side for time zones). One query, through the
+    reservations' patient holds."""
+    if not visits:
+        return {}
+    first = min(v.first_day for v in visits) - timedelta(days=1)
+    last = max(v.last_day for v in visits) + timedelta(days=2)
+    rows = (
+        Reservation.objects.filter(
+            active=True,
+            resource__in={v.patient for v in visits},
+            starts_at__lt=datetime.combine(last, time.min, tzinfo=UTC),
+            ends_at__gt=datetime.combine(first, time.min, tzinfo=UTC),
+        )
+        .exclude(appointment_id__in=[a.pk for a in appointments])
+        .order_by("starts_at")
+        .values_list("resource", "starts_at", "ends_at")
+    )
+    busy: dict[str, list[tuple[datetime, datetime]]] = {}
+    for resource, starts_at, ends_at in rows:
+        busy.setdefault(resource, []).append((starts_at, ends_at))
+    return {key: tuple(spans) for key, spans in busy.items()}
 
 
 def receiving_sites(
@@ -290,10 +324,11 @@ def _plan_keeping_stuck(
     grid_minutes: int,
     now: datetime,
     progress: Progress | None,
-) -> tuple[Plan, list[Site]]:
+) -> tuple[Plan, list[Site], list[Visit]]:
     """Plan; a visit that finds no place keeps its old time, so plan the rest again with that
-    time taken (its provider may work at a receiving site too) until nothing changes.
-    Returns the plan and the sites it was made on (for checking it)."""
+    time taken (its provider may work at a receiving site too, and its patient is not free
+    then) until nothing changes. Returns the plan, and the sites and visits it was made on
+    (for checking it)."""
     kept: set[int] = set()
     while True:
         placing = [v for v in visits if v.id not in kept]
@@ -311,7 +346,7 @@ def _plan_keeping_stuck(
                 (visit_id, reasons.get(visit_id, "kept its time: no place elsewhere"))
                 for visit_id in sorted(kept | set(reasons))
             )
-            return Plan(plan.placements, unplaced, plan.objective, plan.stats), sites
+            return Plan(plan.placements, unplaced, plan.objective, plan.stats), sites, visits
         kept |= newly
         held: dict[str, list[tuple[int, int]]] = {}
         for row in Reservation.objects.filter(appointment_id__in=newly):
@@ -319,6 +354,19 @@ def _plan_keeping_stuck(
                 (int(row.starts_at.timestamp()), int(row.ends_at.timestamp()))
             )
         sites = sites_without(sites, held)
+        # A visit that keeps its time keeps its patient too: their other visits plan around it.
+        stays: dict[str | None, list[tuple[datetime, datetime]]] = {}
+        for visit in visits:
+            if visit.id in newly:
+                stays.setdefault(visit.patient, []).append(
+                    (by_id[visit.id].starts_at, by_id[visit.id].ends_at)
+                )
+        visits = [
+            replace(v, patient_busy=(*v.patient_busy, *stays[v.patient]))
+            if v.id not in kept and v.patient in stays
+            else v
+            for v in visits
+        ]
 
 
 def _active_count(organization_id: int, since: datetime) -> int:
@@ -360,7 +408,7 @@ def _rehome(
     sites = receiving_sites(receivers, appointments, visits)
     rules = booking_rules(organization_id)
     by_id = {a.pk: a for a in appointments}
-    plan, sites = _plan_keeping_stuck(
+    plan, sites, visits = _plan_keeping_stuck(
         visits, sites, by_id, grid_minutes=rules.grid_minutes, now=now, progress=progress
     )
     report.violations = plan_violations(plan, visits, sites)
@@ -373,11 +421,17 @@ def _rehome(
     phases = {v.id: v.phases for v in visits}
     audiences: dict[int, Audience] = {}
     clashing: list[tuple[int, str]] = []
+    # Visits that keep their time hold it again before any move is written, so that no
+    # move can take their patient's time (a move is checked against the patient's holds).
+    Reservation.objects.filter(appointment_id__in=[v for v, _ in plan.unplaced]).update(active=True)
     for done, placement in enumerate(plan.placements, start=1):
         appointment = by_id[placement.visit_id]
         before = appointment.starts_at
         move = _try_move(appointment, placement, phases[appointment.pk], names, providers)
         if move is None:
+            # The plan avoids the patient's known visits, so only a booking made since can
+            # clash; the visit keeps its time, held again at once for the moves after it.
+            Reservation.objects.filter(appointment=appointment).update(active=True)
             clashing.append((appointment.pk, "the patient has another visit at the new time"))
             continue
         report.moves.append(move)
@@ -396,7 +450,6 @@ def _rehome(
             progress("applying", done, total)
     for visit_id, reason in [*plan.unplaced, *clashing]:
         appointment = by_id[visit_id]
-        Reservation.objects.filter(appointment=appointment).update(active=True)
         AppointmentRequest.objects.create(
             patient=appointment.patient,
             location=appointment.location,

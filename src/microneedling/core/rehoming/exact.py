@@ -4,8 +4,9 @@ Each visit gets a short list of candidate slots (its cheapest per day and site o
 sites' initial free time, plus the fast plan's own choice, so the model can always do at
 least as well as the fast plan). A boolean picks at most one candidate per visit; every
 candidate holds each of its resources as an optional fixed interval, and one no-overlap
-constraint per resource keeps chosen candidates apart. The objective is the same as the fast
-method's: placement costs plus a large cost per visit left unplaced.
+constraint per resource keeps chosen candidates apart; the patient is held the same way,
+over the whole visit, so one person's visits are kept apart too. The objective is the same
+as the fast method's: placement costs plus a large cost per visit left unplaced.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from microneedling.core.rehoming.model import (
 from microneedling.core.rehoming.search import FAR, _days
 
 SCALE = 100  # CP-SAT wants integers: costs in hundredths
+ANY_SITE = -1  # the site part of a patient's key: a person is held wherever they are
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ def _candidates(
                 not_before=not_before,
                 not_after=start + FAR,
                 every_provider=True,
+                patient_busy=visit.patient_busy,
             )
             # A few per day and site: different providers and times, not every start.
             ranked = sorted(
@@ -127,6 +130,14 @@ def solve_exact(
                             start, end - start, chosen, f"i{count}"
                         )
                     )
+            if visit.patient is not None:
+                # The patient goes wherever the visit goes: one key across every site.
+                begin, finish = int(option.slot.start.timestamp()), int(option.slot.end.timestamp())
+                intervals[(ANY_SITE, visit.patient)].append(
+                    model.new_optional_fixed_size_interval_var(
+                        begin, finish - begin, chosen, f"p{count}"
+                    )
+                )
         left_out = model.new_bool_var(f"u{visit.id}")
         model.add(sum(var for var, _ in choices[visit.id]) + left_out == 1)
         unplaced_vars.append(left_out)

@@ -32,7 +32,11 @@ class Site:
 class Visit:
     """A displaced visit: its phases, where and when it was, who gives it, where the patient
     lives, and the local days it may move to (its course window, narrowed so that the gaps
-    to the sessions before and after stay valid)."""
+    to the sessions before and after stay valid).
+
+    ``patient`` names the person (visits sharing it are never placed at overlapping times)
+    and ``patient_busy`` holds their visits that stay where they are, which a placement
+    must not overlap either: one person is never in two chairs at once."""
 
     id: int
     phases: tuple[Phase, ...]
@@ -43,6 +47,8 @@ class Visit:
     first_day: date
     last_day: date
     prefer_site: int | None = None  # the provider's new location, after a move
+    patient: str | None = None
+    patient_busy: tuple[tuple[datetime, datetime], ...] = ()
 
     @property
     def day(self) -> date:
@@ -127,15 +133,21 @@ def holds(phases: Sequence[Phase], slot: Slot) -> dict[str, list[Seconds]]:
 
 def plan_violations(plan: Plan, visits: Iterable[Visit], sites: Iterable[Site]) -> list[str]:
     """Every broken rule in ``plan``: a placement outside its visit's days, a resource held
-    outside its free time, two placements holding one resource at once, a visit placed
-    twice. Empty for a valid plan."""
+    outside its free time, two placements holding one resource at once, a patient in two
+    visits at once, a visit placed twice. Empty for a valid plan."""
     by_visit = {v.id: v for v in visits}
     by_site = {s.id: s for s in sites}
     problems = []
     seen: set[int] = set()
     taken: dict[tuple[int, str], list[Seconds]] = defaultdict(list)
+    in_visit: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     for placement in plan.placements:
         visit, site = by_visit[placement.visit_id], by_site[placement.site_id]
+        slot = placement.slot
+        if visit.patient is not None:
+            if any(a < slot.end and slot.start < b for a, b in visit.patient_busy):
+                problems.append(f"visit {visit.id} meets another visit of its patient")
+            in_visit[visit.patient].append((slot.start, slot.end))
         if visit.id in seen:
             problems.append(f"visit {visit.id} placed twice")
         seen.add(visit.id)
@@ -158,6 +170,11 @@ def plan_violations(plan: Plan, visits: Iterable[Visit], sites: Iterable[Site]) 
         for (_, end), (start, _) in pairwise(spans):
             if start < end:
                 problems.append(f"{resource} at site {site_id} double-booked at {start}")
+    for visit_spans in in_visit.values():
+        visit_spans.sort()
+        for (_, ends), (starts, _) in pairwise(visit_spans):
+            if starts < ends:
+                problems.append(f"a patient is placed in two visits at once at {starts}")
     return problems
 
 

@@ -92,9 +92,11 @@ def _best_on_day(
     grid_minutes: int,
     not_before: datetime,
     weights: Weights,
+    patient_busy: Sequence[tuple[datetime, datetime]] = (),
 ) -> tuple[float, Slot] | None:
-    """The cheapest slot at ``site`` on ``day``: ``floor`` (distance, shift, penalties) plus
-    the pull towards the old time of day and a provider change where the own one is busy."""
+    """The cheapest slot at ``site`` on ``day``, clear of ``patient_busy``: ``floor``
+    (distance, shift, penalties) plus the pull towards the old time of day and a provider
+    change where the own one is busy."""
     visit = context.visit
     start, end = day_span(day, site.zone)
     # One slot per start, the visit's own provider first wherever they are free.
@@ -107,6 +109,7 @@ def _best_on_day(
         zone=site.zone,
         not_before=not_before,
         not_after=start + FAR,
+        patient_busy=patient_busy,
     )
     if not slots:
         return None
@@ -133,9 +136,12 @@ def plan_rehoming(
     progress: Progress | None = None,
 ) -> Plan:
     """A placement for every visit that can have one, none overlapping another or anything
-    already booked, each inside its allowed days; the rest unplaced with the reason."""
+    already booked (nor, for one patient, each other or the patient's other visits), each
+    inside its allowed days; the rest unplaced with the reason."""
     weights = weights or Weights()
     board = _Board(sites)
+    # The placements made so far for each patient.
+    placed_for: dict[str, list[tuple[datetime, datetime]]] = {}
     placements: list[Placement] = []
     unplaced: list[tuple[int, str]] = []
     searches = 0
@@ -154,6 +160,9 @@ def plan_rehoming(
                 cost += weights.other_site
             fixed[site.id] = (cost, km)
         by_floor = sorted(sites, key=lambda s: fixed[s.id][0])
+        busy = list(visit.patient_busy)
+        if visit.patient is not None:
+            busy += placed_for.get(visit.patient, [])
         cheapest = fixed[by_floor[0].id][0] if by_floor else 0.0
         best: tuple[float, Slot, Site, int] | None = None
         for day in _days(visit):
@@ -175,6 +184,7 @@ def plan_rehoming(
                     grid_minutes=grid_minutes,
                     not_before=not_before,
                     weights=weights,
+                    patient_busy=busy,
                 )
                 if found is not None and (best is None or found[0] < best[0]):
                     best = (found[0], found[1], site, shift)
@@ -187,6 +197,8 @@ def plan_rehoming(
         else:
             cost, slot, site, shift_days = best
             board.take(site.id, holds(visit.phases, slot))
+            if visit.patient is not None:
+                placed_for.setdefault(visit.patient, []).append((slot.start, slot.end))
             km = fixed[site.id][1]
             placements.append(Placement(visit.id, site.id, slot, km, shift_days, cost))
         if progress is not None:
