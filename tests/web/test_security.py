@@ -177,6 +177,22 @@ def test_a_nul_character_is_refused_before_any_view_reads_it(staff_token: str) -
     assert "Null characters are not allowed" in multipart.content.decode()
 
 
+def test_an_oversized_api_body_is_refused_in_the_apis_own_format(
+    settings, staff_token: str
+) -> None:  # type: ignore[no-untyped-def]
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {staff_token}")
+    body = '{"note": "' + "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE + '"}'
+    api = client.post("/api/v1/appointments", body, "application/json")
+    assert api.status_code == 413 and api["Content-Type"] == "application/problem+json"
+    assert "byte limit" in api.json()["detail"]
+    fhir = client.post("/fhir/R4/Appointment", body, "application/fhir+json")
+    assert fhir.status_code == 413
+    assert fhir.json()["issue"][0]["code"] == "too-long"
+    # A body within the limit reaches the view, which judges it as usual.
+    small = client.post("/api/v1/appointments", '{"note": "x"}', "application/json")
+    assert small.status_code == 422
+
+
 def test_uploaded_photos_are_never_served_as_files(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings.MEDIA_ROOT = tmp_path
     (tmp_path / "session-photos").mkdir()

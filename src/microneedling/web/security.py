@@ -12,6 +12,7 @@ from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
@@ -136,9 +137,14 @@ def too_many_response(scope: str) -> HttpResponse:
     return response
 
 
+#: Paths whose clients read JSON, not pages.
+API_PATHS = ("/api/", "/fhir/")
+
+
 class RefuseNulMiddleware:
     """Refuses (400) a NUL character in the query or a text body before any view reads it:
-    PostgreSQL cannot store one in text, and no honest client sends one."""
+    PostgreSQL cannot store one in text, and no honest client sends one. An API body over
+    the upload limit is refused (413) in the API's own format, not as an HTML page."""
 
     TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded", "application/fhir+json")
 
@@ -147,7 +153,15 @@ class RefuseNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         query = unquote_to_bytes(request.META.get("QUERY_STRING", ""))
-        body = request.body if request.content_type in self.TEXT_BODIES else b""
+        try:
+            body = request.body if request.content_type in self.TEXT_BODIES else b""
+        except RequestDataTooBig:
+            if not request.path.startswith(API_PATHS):
+                raise  # a page: Django's own 400
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return api_refused(
+                request, status=413, detail=f"the body is larger than the {limit}-byte limit"
+            )
         if request.content_type == "application/x-www-form-urlencoded":
             body = unquote_to_bytes(body.replace(b"+", b" "))
         if b"\x00" in query or b"\x00" in body or b"\\u0000" in body:
@@ -156,19 +170,33 @@ class RefuseNulMiddleware:
 
 
 def nul_refused(request: HttpRequest) -> HttpResponse:
-    """The refusal, in the format of the API that was asked."""
+    """The refusal of a NUL character, in the format of the API that was asked."""
+    return api_refused(
+        request, status=400, detail="the request holds a NUL character, which no field accepts"
+    )
+
+
+def api_refused(request: HttpRequest, *, status: int, detail: str) -> HttpResponse:
+    """A request refused before any view ran, in the format of the API that was asked: an
+    OperationOutcome for FHIR, problem+json otherwise."""
     if request.path.startswith("/fhir/"):
         outcome = {
             "resourceType": "OperationOutcome",
             "issue": [
-                {"severity": "error", "code": "invalid", "diagnostics": "NUL is not allowed"}
+                {
+                    "severity": "error",
+                    "code": "too-long" if status == 413 else "invalid",
+                    "diagnostics": detail,
+                }
             ],
         }
-        return HttpResponse(json.dumps(outcome), status=400, content_type="application/fhir+json")
+        return HttpResponse(
+            json.dumps(outcome), status=status, content_type="application/fhir+json"
+        )
     body = {
         "type": "about:blank",
-        "title": "Invalid request",
-        "status": 400,
-        "detail": "the request holds a NUL character, which no field accepts",
+        "title": "Payload too large" if status == 413 else "Invalid request",
+        "status": status,
+        "detail": detail,
     }
-    return HttpResponse(json.dumps(body), status=400, content_type="application/problem+json")
+    return HttpResponse(json.dumps(body), status=status, content_type="application/problem+json")
