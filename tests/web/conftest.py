@@ -38,7 +38,7 @@ from microneedling.directory.models import (
 from microneedling.patients.models import Patient
 from microneedling.patients.services import screening_record
 from microneedling.scheduling.models import Course
-from microneedling.scheduling.services import course_book
+from microneedling.scheduling.services import CourseProposal, course_book, course_propose
 
 ZONE = "America/Chicago"
 TZ = ZoneInfo(ZONE)
@@ -178,17 +178,27 @@ def make_patient(
     return patient
 
 
+def _face_acne_course(clinic: Clinic, patient: Patient, first: date) -> dict[str, Any]:
+    return {
+        "patient": patient,
+        "location": clinic.location,
+        "service": clinic.treatment,
+        "indications": ["acne_scars"],
+        "first_session": first,
+        "areas": ["face"],
+    }
+
+
 def book_course(clinic: Clinic, patient: Patient, first: date = MONDAY, **kw: Any) -> Course:
     """The three-session acne-scar course for the face, its first session from ``first``."""
-    return course_book(
-        patient=patient,
-        location=clinic.location,
-        service=clinic.treatment,
-        indications=["acne_scars"],
-        first_session=first,
-        areas=["face"],
-        **kw,
-    )
+    return course_book(**_face_acne_course(clinic, patient, first), **kw)
+
+
+def propose_course(
+    clinic: Clinic, patient: Patient, first: date = MONDAY, **kw: Any
+) -> CourseProposal:
+    """What :func:`book_course` would book, without booking it."""
+    return course_propose(**_face_acne_course(clinic, patient, first), **kw)
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,16 @@ from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.directory.models import LocationClosure
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, CourseSession, Reservation
-from tests.web.conftest import MONDAY, NOW, TZ, Clinic, book_course, local, make_patient
+from tests.web.conftest import (
+    MONDAY,
+    NOW,
+    TZ,
+    Clinic,
+    book_course,
+    local,
+    make_patient,
+    propose_course,
+)
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
 
@@ -352,14 +361,7 @@ def test_a_plan_window_shut_by_a_closure_falls_back_to_the_full_search(clinic: C
     """Session 2's own plan window is closed, but counted from the day session 1 really
     takes, the course's gap still reaches beyond the closure: the course is booked there."""
     patient = make_patient(clinic)
-    plan = services.course_propose(
-        patient=patient,
-        location=clinic.location,
-        service=clinic.treatment,
-        indications=["acne_scars"],
-        first_session=MONDAY,
-        areas=["face"],
-    ).plan
+    plan = propose_course(clinic, patient).plan
     window = plan.sessions[1]
     LocationClosure.objects.create(
         location=clinic.location, starts_on=window.earliest, ends_on=window.latest, reason="Refit"
@@ -444,15 +446,7 @@ def test_a_course_is_planned_around_the_patients_own_visit_instead_of_refused(
 ) -> None:
     patient = make_patient(clinic)
     # Where the search would put the first session for this patient...
-    proposal = services.course_propose(
-        patient=patient,
-        location=clinic.location,
-        service=clinic.treatment,
-        indications=["acne_scars"],
-        first_session=MONDAY,
-        areas=["face"],
-    )
-    first = dict(proposal.series.choices)[1]
+    first = dict(propose_course(clinic, patient).series.choices)[1]
     # ...the patient already has a visit with the other provider (room and pen left free).
     other = clinic.ben if first.provider_id == f"provider:{clinic.ada.pk}" else clinic.ada
     visit = services.appointment_book(
