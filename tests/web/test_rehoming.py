@@ -339,6 +339,44 @@ def test_a_rehomed_visit_is_planned_around_the_patients_other_visit(
     assert overlapping_reservations() == []
 
 
+def test_every_patients_other_visits_are_read_however_many_patients_move(
+    chain: dict[str, Clinic], staff_user, monkeypatch
+) -> None:
+    from microneedling.scheduling import rehoming  # noqa: PLC0415
+
+    monkeypatch.setattr(rehoming, "PATIENT_BATCH", 1)  # one patient per query
+    riverbend, northgate = chain["riverbend"], chain["northgate"]
+    pairs = []
+    # Each keeps a visit at Northgate at ten; Lakeside, nearer, is free at ten for both.
+    for name, provider in (("Ana Alpha", northgate.ada), ("Bo Beta", northgate.ben)):
+        patient = make_patient(riverbend, name=name)
+        kept = services.appointment_book(
+            patient=patient,
+            service=northgate.treatment,
+            location=northgate.location,
+            provider=provider,
+            starts_at=local(MONDAY, 10),
+        )
+        moving = services.appointment_book(
+            patient=patient,
+            service=riverbend.treatment,
+            location=riverbend.location,
+            provider=riverbend.ada if name == "Ana Alpha" else riverbend.ben,
+            starts_at=local(MONDAY, 10),
+            actor=staff_user,
+            override_reason="two areas treated in two rooms",
+        )
+        pairs.append((kept, moving))
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert report.stuck == [] and report.violations == []
+    for kept, moving in pairs:
+        moving.refresh_from_db()
+        assert moving.location_id != riverbend.location.pk
+        assert not (moving.starts_at < kept.ends_at and kept.starts_at < moving.ends_at)
+
+
 def test_two_visits_of_one_patient_at_a_closing_location_are_moved_apart(
     chain: dict[str, Clinic], staff_user
 ) -> None:

@@ -54,6 +54,8 @@ from microneedling.scheduling.models import Appointment, AppointmentRequest, Res
 
 #: A visit that is not a course session may move this many days either way.
 SINGLE_VISIT_SLACK_DAYS = 7
+#: Patients whose other visits are read in one statement while re-homing.
+PATIENT_BATCH = 2000
 #: At most this many open locations nearest the affected one are offered as receivers.
 RECEIVING_SITES = 5
 ACTIVE = (Appointment.Status.BOOKED, Appointment.Status.CHECKED_IN)
@@ -255,26 +257,32 @@ def _patients_other_visits(
     appointments: Sequence[Appointment], visits: Sequence[Visit]
 ) -> dict[str, tuple[tuple[datetime, datetime], ...]]:
     """Per patient (``patient:<id>``), their visits that are not being moved, over every day
-    a move could reach (a day's margin each side for time zones). One query, through the
-    reservations' patient holds."""
+    a move could reach (a day's margin each side for time zones), read through the
+    reservations' patient holds a batch of patients per query."""
     if not visits:
         return {}
     first = min(v.first_day for v in visits) - timedelta(days=1)
     last = max(v.last_day for v in visits) + timedelta(days=2)
-    rows = (
-        Reservation.objects.filter(
-            active=True,
-            resource__in={v.patient for v in visits},
-            starts_at__lt=datetime.combine(last, time.min, tzinfo=UTC),
-            ends_at__gt=datetime.combine(first, time.min, tzinfo=UTC),
-        )
-        .exclude(appointment_id__in=[a.pk for a in appointments])
-        .order_by("starts_at")
-        .values_list("resource", "starts_at", "ends_at")
-    )
+    moving = {a.pk for a in appointments}
+    patients = sorted({v.patient for v in visits if v.patient is not None})
     busy: dict[str, list[tuple[datetime, datetime]]] = {}
-    for resource, starts_at, ends_at in rows:
-        busy.setdefault(resource, []).append((starts_at, ends_at))
+    # In batches: a closure can displace thousands of patients, more than one statement of
+    # SQLite can take as parameters. The moving visits are left out here, not in SQL, for
+    # the same reason.
+    for index in range(0, len(patients), PATIENT_BATCH):
+        rows = (
+            Reservation.objects.filter(
+                active=True,
+                resource__in=patients[index : index + PATIENT_BATCH],
+                starts_at__lt=datetime.combine(last, time.min, tzinfo=UTC),
+                ends_at__gt=datetime.combine(first, time.min, tzinfo=UTC),
+            )
+            .order_by("starts_at")
+            .values_list("appointment_id", "resource", "starts_at", "ends_at")
+        )
+        for appointment_id, resource, starts_at, ends_at in rows:
+            if appointment_id not in moving:
+                busy.setdefault(resource, []).append((starts_at, ends_at))
     return {key: tuple(spans) for key, spans in busy.items()}
 
 
