@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, connection
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
@@ -126,6 +128,12 @@ def _conflict(request: HttpRequest, exc: BookingConflict) -> HttpResponse:
 def _refused(request: HttpRequest, exc: BookingRefused) -> HttpResponse:
     errors = [{"field": exc.field, "message": exc.message}] if exc.field else []
     return problem(422, "Booking not allowed", exc.message, code=exc.code, errors=errors)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return problem(413, "Payload too large", f"body: is larger than the {limit}-byte limit")
 
 
 @api.exception_handler(AuthenticationError)

@@ -184,10 +184,14 @@ def test_an_oversized_api_body_is_refused_in_the_apis_own_format(
     body = '{"note": "' + "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE + '"}'
     api = client.post("/api/v1/appointments", body, "application/json")
     assert api.status_code == 413 and api["Content-Type"] == "application/problem+json"
-    assert "byte limit" in api.json()["detail"]
+    assert api.json()["detail"].startswith("body: is larger than")
     fhir = client.post("/fhir/R4/Appointment", body, "application/fhir+json")
     assert fhir.status_code == 413
     assert fhir.json()["issue"][0]["code"] == "too-long"
+    # A page's form refuses it as Django does, with a 400.
+    form = "first_name=" + "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    page = client.post(reverse("portal:sign_up"), form, "application/x-www-form-urlencoded")
+    assert page.status_code == 400
     # A body within the limit reaches the view, which judges it as usual.
     small = client.post("/api/v1/appointments", '{"note": "x"}', "application/json")
     assert small.status_code == 422

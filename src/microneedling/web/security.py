@@ -137,14 +137,10 @@ def too_many_response(scope: str) -> HttpResponse:
     return response
 
 
-#: Paths whose clients read JSON, not pages.
-API_PATHS = ("/api/", "/fhir/")
-
-
 class RefuseNulMiddleware:
     """Refuses (400) a NUL character in the query or a text body before any view reads it:
-    PostgreSQL cannot store one in text, and no honest client sends one. An API body over
-    the upload limit is refused (413) in the API's own format, not as an HTML page."""
+    PostgreSQL cannot store one in text, and no honest client sends one. A body over the
+    upload limit is left to the view, which refuses it."""
 
     TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded", "application/fhir+json")
 
@@ -156,12 +152,9 @@ class RefuseNulMiddleware:
         try:
             body = request.body if request.content_type in self.TEXT_BODIES else b""
         except RequestDataTooBig:
-            if not request.path.startswith(API_PATHS):
-                raise  # a page: Django's own 400
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            return api_refused(
-                request, status=413, detail=f"the body is larger than the {limit}-byte limit"
-            )
+            # Too big to hold, so it cannot be searched: whoever reads it refuses it in its
+            # own format (an OperationOutcome from FHIR, problem+json from the API, 400 page).
+            body = b""
         if request.content_type == "application/x-www-form-urlencoded":
             body = unquote_to_bytes(body.replace(b"+", b" "))
         if b"\x00" in query or b"\x00" in body or b"\\u0000" in body:
@@ -170,33 +163,19 @@ class RefuseNulMiddleware:
 
 
 def nul_refused(request: HttpRequest) -> HttpResponse:
-    """The refusal of a NUL character, in the format of the API that was asked."""
-    return api_refused(
-        request, status=400, detail="the request holds a NUL character, which no field accepts"
-    )
-
-
-def api_refused(request: HttpRequest, *, status: int, detail: str) -> HttpResponse:
-    """A request refused before any view ran, in the format of the API that was asked: an
-    OperationOutcome for FHIR, problem+json otherwise."""
+    """The refusal, in the format of the API that was asked."""
     if request.path.startswith("/fhir/"):
         outcome = {
             "resourceType": "OperationOutcome",
             "issue": [
-                {
-                    "severity": "error",
-                    "code": "too-long" if status == 413 else "invalid",
-                    "diagnostics": detail,
-                }
+                {"severity": "error", "code": "invalid", "diagnostics": "NUL is not allowed"}
             ],
         }
-        return HttpResponse(
-            json.dumps(outcome), status=status, content_type="application/fhir+json"
-        )
+        return HttpResponse(json.dumps(outcome), status=400, content_type="application/fhir+json")
     body = {
         "type": "about:blank",
-        "title": "Payload too large" if status == 413 else "Invalid request",
-        "status": status,
-        "detail": detail,
+        "title": "Invalid request",
+        "status": 400,
+        "detail": "the request holds a NUL character, which no field accepts",
     }
-    return HttpResponse(json.dumps(body), status=status, content_type="application/problem+json")
+    return HttpResponse(json.dumps(body), status=400, content_type="application/problem+json")
