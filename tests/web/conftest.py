@@ -37,8 +37,13 @@ from microneedling.directory.models import (
 )
 from microneedling.patients.models import Patient
 from microneedling.patients.services import screening_record
-from microneedling.scheduling.models import Course
-from microneedling.scheduling.services import CourseProposal, course_book, course_propose
+from microneedling.scheduling.models import Appointment, Course
+from microneedling.scheduling.services import (
+    CourseProposal,
+    appointment_book,
+    course_book,
+    course_propose,
+)
 
 ZONE = "America/Chicago"
 TZ = ZoneInfo(ZONE)
@@ -176,6 +181,32 @@ def make_patient(
     }
     screening_record(patient=patient, intake=Intake.model_validate(data))
     return patient
+
+
+def book_visit(
+    clinic: Clinic,
+    patient: Patient,
+    starts_at: datetime,
+    provider: Provider | None = None,
+    *,
+    over_by: AbstractBaseUser | None = None,
+) -> Appointment:
+    """One treatment visit at ``clinic`` (with Ada unless ``provider`` says otherwise);
+    with ``over_by``, that member of staff books it on purpose over the patient's other
+    visit at that time (an audited override)."""
+    override = (
+        {"actor": over_by, "override_reason": "the patient asked for both visits at once"}
+        if over_by is not None
+        else {}
+    )
+    return appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=provider or clinic.ada,
+        starts_at=starts_at,
+        **override,
+    )
 
 
 def _face_acne_course(clinic: Clinic, patient: Patient, first: date) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from tests.web.conftest import (
     TZ,
     Clinic,
     book_course,
+    book_visit,
     local,
     make_patient,
     propose_course,
@@ -386,15 +387,7 @@ def test_one_patient_cannot_be_booked_into_two_visits_at_once(clinic: Clinic, st
     assert Appointment.objects.filter(patient=patient).count() == 1
     # Back to back is fine, and a member of staff may override on purpose.
     book(clinic, patient, 11, 30, provider=clinic.ben)
-    overlapping = book(
-        clinic,
-        patient,
-        10,
-        30,
-        provider=clinic.ben,
-        actor=staff_user,
-        override_reason="patient asked for both treatments at once",
-    )
+    overlapping = book_visit(clinic, patient, local(MONDAY, 10, 30), clinic.ben, over_by=staff_user)
     assert overlapping.reservations.get(resource__startswith="patient:").overlap_allowed
 
 
@@ -403,15 +396,7 @@ def test_an_override_visit_still_refuses_a_later_ordinary_booking_on_top_of_it(
 ) -> None:
     patient = make_patient(clinic)
     book(clinic, patient, 10)
-    book(
-        clinic,
-        patient,
-        10,
-        30,
-        provider=clinic.ben,
-        actor=staff_user,
-        override_reason="patient asked for both treatments at once",
-    )
+    book_visit(clinic, patient, local(MONDAY, 10, 30), clinic.ben, over_by=staff_user)
     # The first visit is cancelled; the override visit keeps the patient busy all the same.
     first = Appointment.objects.get(patient=patient, provider=clinic.ada)
     services.appointment_cancel(appointment=first, actor=None, reason="patient asked")
@@ -426,12 +411,11 @@ def test_a_course_refuses_a_session_on_top_of_the_patients_own_visit(clinic: Cli
     course = book_course(clinic, patient)
     first = course.sessions.get(number=1).appointments.get()
     with pytest.raises(BookingConflict) as refused:
-        services.appointment_book(
-            patient=patient,
-            service=clinic.treatment,
-            location=clinic.location,
-            provider=clinic.ben if first.provider == clinic.ada else clinic.ada,
-            starts_at=first.starts_at,
+        book_visit(
+            clinic,
+            patient,
+            first.starts_at,
+            clinic.ben if first.provider == clinic.ada else clinic.ada,
         )
     assert refused.value.resource == "patient"
 
@@ -449,13 +433,7 @@ def test_a_course_is_planned_around_the_patients_own_visit_instead_of_refused(
     first = dict(propose_course(clinic, patient).series.choices)[1]
     # ...the patient already has a visit with the other provider (room and pen left free).
     other = clinic.ben if first.provider_id == f"provider:{clinic.ada.pk}" else clinic.ada
-    visit = services.appointment_book(
-        patient=patient,
-        service=clinic.treatment,
-        location=clinic.location,
-        provider=other,
-        starts_at=first.start,
-    )
+    visit = book_visit(clinic, patient, first.start, other)
     course = book_course(clinic, patient)
     sessions = Appointment.objects.filter(course_session__course=course)
     assert sessions.count() == 3
@@ -482,13 +460,7 @@ def test_a_session_cannot_be_offered_a_move_onto_the_patients_other_visit(clinic
     session = course.sessions.get(number=2).appointments.get()
     day = session.starts_at.astimezone(TZ).date() + timedelta(days=1)
     other = clinic.ben if session.provider == clinic.ada else clinic.ada
-    visit = services.appointment_book(
-        patient=patient,
-        service=clinic.treatment,
-        location=clinic.location,
-        provider=other,
-        starts_at=local(day, 11),
-    )
+    visit = book_visit(clinic, patient, local(day, 11), other)
     length = session.ends_at - session.starts_at
 
     def clashing() -> list[datetime]:

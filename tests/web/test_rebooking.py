@@ -14,7 +14,7 @@ from microneedling.directory.models import LocationClosure
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, Course, CourseSession, Reservation
 from microneedling.scheduling.rebooking import course_session_replace
-from tests.web.conftest import TZ, Clinic, local, make_patient
+from tests.web.conftest import TZ, Clinic, book_visit, local, make_patient
 
 MONDAY = date(2027, 3, 8)
 pytestmark = pytest.mark.usefixtures("frozen_now")
@@ -191,15 +191,7 @@ def test_a_replacement_is_booked_around_the_patients_other_visit(
     # provider, room and pen), and now the session itself is cancelled. Its own time is the
     # best for a replacement, but the patient is taken then.
     other = clinic.ben if second.provider == clinic.ada else clinic.ada
-    elsewhere = services.appointment_book(
-        patient=course.patient,
-        service=clinic.treatment,
-        location=clinic.location,
-        provider=other,
-        starts_at=second.starts_at,
-        actor=staff_user,
-        override_reason="patient asked for the other provider's treatment at the same time",
-    )
+    elsewhere = book_visit(clinic, course.patient, second.starts_at, other, over_by=staff_user)
     applied = course_session_replace(
         appointment=second, status="cancelled", actor=None, apply=True, reason="Away"
     )

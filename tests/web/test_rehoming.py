@@ -22,6 +22,7 @@ from tests.web.conftest import (
     NOW,
     Clinic,
     book_course,
+    book_visit,
     build_clinic,
     local,
     make_patient,
@@ -305,22 +306,8 @@ def test_a_rehomed_visit_is_planned_around_the_patients_other_visit(
     riverbend, lakeside = chain["riverbend"], chain["lakeside"]
     patient = make_patient(riverbend)
     # Ten o'clock at Lakeside first; ten o'clock at Riverbend too, by a deliberate override.
-    elsewhere = services.appointment_book(
-        patient=patient,
-        service=lakeside.treatment,
-        location=lakeside.location,
-        provider=lakeside.ada,
-        starts_at=local(MONDAY, 10),
-    )
-    closing = services.appointment_book(
-        patient=patient,
-        service=riverbend.treatment,
-        location=riverbend.location,
-        provider=riverbend.ada,
-        starts_at=local(MONDAY, 10),
-        actor=staff_user,
-        override_reason="two areas treated in two rooms",
-    )
+    elsewhere = book_visit(lakeside, patient, local(MONDAY, 10))
+    closing = book_visit(riverbend, patient, local(MONDAY, 10), over_by=staff_user)
     report = location_close(
         location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
     )
@@ -350,22 +337,9 @@ def test_every_patients_other_visits_are_read_however_many_patients_move(
     # Each keeps a visit at Northgate at ten; Lakeside, nearer, is free at ten for both.
     for name, provider in (("Ana Alpha", northgate.ada), ("Bo Beta", northgate.ben)):
         patient = make_patient(riverbend, name=name)
-        kept = services.appointment_book(
-            patient=patient,
-            service=northgate.treatment,
-            location=northgate.location,
-            provider=provider,
-            starts_at=local(MONDAY, 10),
-        )
-        moving = services.appointment_book(
-            patient=patient,
-            service=riverbend.treatment,
-            location=riverbend.location,
-            provider=riverbend.ada if name == "Ana Alpha" else riverbend.ben,
-            starts_at=local(MONDAY, 10),
-            actor=staff_user,
-            override_reason="two areas treated in two rooms",
-        )
+        kept = book_visit(northgate, patient, local(MONDAY, 10), provider)
+        own = riverbend.ada if name == "Ana Alpha" else riverbend.ben
+        moving = book_visit(riverbend, patient, local(MONDAY, 10), own, over_by=staff_user)
         pairs.append((kept, moving))
     report = location_close(
         location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
@@ -383,15 +357,7 @@ def test_two_visits_of_one_patient_at_a_closing_location_are_moved_apart(
     riverbend = chain["riverbend"]
     patient = make_patient(riverbend)
     both = [
-        services.appointment_book(
-            patient=patient,
-            service=riverbend.treatment,
-            location=riverbend.location,
-            provider=provider,
-            starts_at=local(MONDAY, 10),
-            actor=staff_user,
-            override_reason="two areas treated in two rooms",
-        )
+        book_visit(riverbend, patient, local(MONDAY, 10), provider, over_by=staff_user)
         for provider in (riverbend.ada, riverbend.ben)
     ]
     report = location_close(

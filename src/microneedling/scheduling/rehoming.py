@@ -363,9 +363,9 @@ def _plan_keeping_stuck(
             )
         sites = sites_without(sites, held)
         # A visit that keeps its time keeps its patient too: their other visits plan around it.
-        stays: dict[str | None, list[tuple[datetime, datetime]]] = {}
+        stays: dict[str, list[tuple[datetime, datetime]]] = {}
         for visit in visits:
-            if visit.id in newly:
+            if visit.id in newly and visit.patient is not None:
                 stays.setdefault(visit.patient, []).append(
                     (by_id[visit.id].starts_at, by_id[visit.id].ends_at)
                 )
@@ -437,8 +437,8 @@ def _rehome(
         before = appointment.starts_at
         move = _try_move(appointment, placement, phases[appointment.pk], names, providers)
         if move is None:
-            # The plan avoids the patient's known visits, so only a booking made since can
-            # clash; the visit keeps its time, held again at once for the moves after it.
+            # The plan avoids the patient's visits it read, so only one it did not can clash;
+            # the visit keeps its time, held again at once for the moves after it.
             Reservation.objects.filter(appointment=appointment).update(active=True)
             clashing.append((appointment.pk, "the patient has another visit at the new time"))
             continue
@@ -498,8 +498,8 @@ def _try_move(
     providers: dict[int, str],
 ) -> Move | None:
     """``_write_move``, or ``None`` with the visit left as it was when the new time falls on
-    another visit of the same patient (the plan reads the locations' diaries, not the
-    patient's)."""
+    another visit of the same patient. The plan avoids the visits it read, so this is only
+    a safety net for one it could not have seen."""
     try:
         with transaction.atomic():  # a savepoint: a refused move undoes only itself
             return _write_move(appointment, placement, phases, names, providers)
