@@ -18,6 +18,11 @@ from pathlib import Path
 import pytest
 from django.core import mail
 
+# The browser tests sign up and book several times a minute from 127.0.0.1, as no real
+# visitor would: lift the rate limits for them as for the other web tests. Without this, a
+# slow run's sign-ups landed in one minute and the 11th was refused with a 429.
+from tests.web.conftest import _generous_rate_limits  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[2]
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = ROOT / "artifacts" / "screenshots"
