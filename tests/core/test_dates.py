@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from microneedling.core.dates import Span, add_months, local_day_number, local_moment
+from microneedling.core.dates import (
+    Span,
+    add_months,
+    local_day_number,
+    local_moment,
+    wall_clock_problem,
+)
 
 
 @pytest.mark.parametrize(
@@ -62,3 +71,117 @@ def test_local_time_is_kept_on_both_sides_of_a_daylight_saving_change() -> None:
     assert before.astimezone(UTC).hour == 16
     assert after.astimezone(UTC).hour == 15
     assert before.time() == after.time() == time(10, 0)
+
+
+def _wall(text: str) -> datetime:
+    """A naive local reading, as typed into a file without an offset."""
+    return datetime.fromisoformat(text)
+
+
+@pytest.mark.parametrize(
+    ("wall", "zone"),
+    [
+        (_wall("2027-03-14T02:30"), "America/Chicago"),  # 02:00 -> 03:00
+        (_wall("2027-03-28T02:00"), "Europe/Berlin"),  # the first skipped minute
+        (_wall("2027-10-03T02:15"), "Australia/Lord_Howe"),  # a half-hour jump
+    ],
+)
+def test_a_wall_time_the_clocks_skip_is_named_as_not_existing(wall: datetime, zone: str) -> None:
+    problem = wall_clock_problem(wall, zone)
+    assert problem is not None
+    assert "does not exist" in problem and zone in problem and f"{wall:%H:%M}" in problem
+
+
+def test_a_wall_time_the_clocks_repeat_asks_for_the_offset() -> None:
+    problem = wall_clock_problem(_wall("2027-11-07T01:30"), "America/Chicago")
+    assert problem is not None
+    assert "happens twice" in problem and "-0500" in problem and "-0600" in problem
+
+
+@pytest.mark.parametrize(
+    "wall",
+    [
+        _wall("2027-03-14T01:59"),  # the minute before the jump
+        _wall("2027-03-14T03:00"),  # the first minute after it
+        _wall("2027-11-07T02:00"),  # after the repeated hour
+        _wall("2027-11-07T00:59"),  # before it
+        _wall("2027-07-01T10:00"),
+    ],
+)
+def test_an_ordinary_wall_time_names_one_instant(wall: datetime) -> None:
+    assert wall_clock_problem(wall, "America/Chicago") is None
+
+
+def test_wall_clock_problem_refuses_an_aware_time() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        wall_clock_problem(datetime(2027, 1, 1, tzinfo=UTC), "UTC")
+
+
+ZONES = ["America/Chicago", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]
+
+
+@given(
+    moment=st.datetimes(min_value=_wall("2026-01-01T00:00"), max_value=_wall("2030-12-31T00:00")),
+    zone=st.sampled_from(ZONES),
+)
+def test_a_wall_time_the_clock_showed_is_never_called_skipped(moment: datetime, zone: str) -> None:
+    """Any reading a clock in the zone really showed exists; if it is accepted, attaching the
+    zone gives back the very instant it was read at."""
+    instant = moment.replace(tzinfo=UTC)
+    wall = instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    problem = wall_clock_problem(wall, zone)
+    assert problem is None or "happens twice" in problem
+    if problem is None:
+        assert wall.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC) == instant
+
+
+@functools.cache
+def _transitions(zone: str, year: int) -> list[datetime]:
+    """The UTC hours in ``year`` at which the zone's offset changes (hour by hour)."""
+    tz = ZoneInfo(zone)
+    hour = datetime(year, 1, 1, tzinfo=UTC)
+    found = []
+    while hour.year == year:
+        if (
+            hour.astimezone(tz).utcoffset()
+            != (hour - timedelta(hours=1)).astimezone(tz).utcoffset()
+        ):
+            found.append(hour)
+        hour += timedelta(hours=1)
+    return found
+
+
+@st.composite
+def _walls_near_a_change(draw: st.DrawFn) -> tuple[datetime, str]:
+    """A local reading within 90 minutes of a daylight-saving change, where readings are
+    skipped or repeated."""
+    zone = draw(st.sampled_from(["America/Chicago", "Europe/Berlin", "Australia/Lord_Howe"]))
+    change = draw(st.sampled_from(_transitions(zone, draw(st.integers(2026, 2030)))))
+    before = (change - timedelta(seconds=1)).astimezone(ZoneInfo(zone)) + timedelta(seconds=1)
+    wall = before.replace(tzinfo=None) + timedelta(minutes=draw(st.integers(-90, 90)))
+    return wall, zone
+
+
+@given(case=_walls_near_a_change())
+def test_wall_clock_problem_agrees_with_counting_the_instants_that_show_it(
+    case: tuple[datetime, str],
+) -> None:
+    """Oracle: the instants whose local reading is ``wall`` (trying both offsets of the day).
+    None of them: skipped; two: repeated; one: fine."""
+    wall, zone = case
+    tz = ZoneInfo(zone)
+    showing = {
+        candidate
+        for fold in (0, 1)
+        if (candidate := wall.replace(tzinfo=tz, fold=fold).astimezone(UTC))
+        .astimezone(tz)
+        .replace(tzinfo=None)
+        == wall
+    }
+    problem = wall_clock_problem(wall, zone)
+    if not showing:
+        assert problem is not None and "does not exist" in problem
+    elif len(showing) == 2:
+        assert problem is not None and "happens twice" in problem
+    else:
+        assert problem is None

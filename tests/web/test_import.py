@@ -5,8 +5,9 @@ export of the demo clinic."""
 from __future__ import annotations
 
 import importlib
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.apps import apps as django_apps
@@ -134,6 +135,54 @@ def test_a_double_booking_in_the_file_is_reported_and_nothing_is_written(
     assert (problem.file, problem.line, problem.column) == ("appointments", 3, "starts_at")
     assert "provider" in problem.problem
     assert _counts() == before
+
+
+def _next_clock_changes(zone: str) -> tuple[date, date]:
+    """The next local days (after today) on which the zone's clocks go forward and back."""
+    tz = ZoneInfo(zone)
+    day = timezone.localdate()
+    forward = back = None
+    while forward is None or back is None:
+        day += timedelta(days=1)
+        noon = datetime.combine(day, time(12), tzinfo=tz).utcoffset()
+        eve = datetime.combine(day - timedelta(days=1), time(12), tzinfo=tz).utcoffset()
+        if noon is not None and eve is not None and noon > eve and forward is None:
+            forward = day
+        if noon is not None and eve is not None and noon < eve and back is None:
+            back = day
+    return forward, back
+
+
+def test_a_visit_at_a_time_the_clocks_skip_or_repeat_is_refused_not_moved(
+    mesquite: Organization,
+) -> None:
+    """Without an offset, 02:30 on the night the clocks go forward names no instant and
+    01:30 on the night they go back names two: each is refused, naming the cell. They used
+    to be read with the offset from before the change (02:30 as 03:30), and were refused,
+    if at all, only for the location's hours, in words that gave no clue why."""
+    before = _counts()
+    forward, back = _next_clock_changes("America/Chicago")  # alamo-heights' zone
+    appointments = (
+        "external_id,patient,provider,location,service,starts_at\n"
+        f"A-1,P-1001,DR-7,alamo-heights,microneedling-face,{forward} 02:30\n"
+        f"A-2,P-1002,DR-7,alamo-heights,microneedling-face,{back} 01:30\n"
+    )
+    providers = (
+        "external_id,display_name,role,location,weekdays,starts,ends\n"
+        "DR-7,Dr. Hana Ito,physician,alamo-heights,mon-sun,00:00,23:59\n"
+    )
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=_example("patients"),
+        providers_csv=providers,
+        appointments_csv=appointments,
+        apply=True,
+    )
+    found = {(p.line, p.column): p.problem for p in report.problems if p.file == "appointments"}
+    assert set(found) == {(2, "starts_at"), (3, "starts_at")}
+    assert "does not exist" in found[(2, "starts_at")]
+    assert "happens twice" in found[(3, "starts_at")]
+    assert not report.applied and _counts() == before
 
 
 def test_the_command_exits_2_with_each_problem_on_stderr(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -67,3 +67,27 @@ def local_moment(day: date, at: time, zone: str) -> datetime:
     offset is looked up for that date, not carried over from another one.
     """
     return datetime.combine(day, at, tzinfo=ZoneInfo(zone))
+
+
+def wall_clock_problem(wall: datetime, zone: str) -> str | None:
+    """Why the naive local time ``wall`` names no single instant in ``zone``; None if it
+    names exactly one.
+
+    A reading the clocks skip when they go forward never happens; one they pass twice when
+    they go back happens twice. Python quietly picks an instant for both (the offset from
+    before the change), so a time typed by a person, without an offset, must be checked
+    before it is booked: otherwise a visit lands an hour from where it was meant to be.
+    """
+    if wall.tzinfo is not None:
+        raise ValueError("wall must be a naive local time")
+    tz = ZoneInfo(zone)
+    earlier, later = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+    if earlier.utcoffset() == later.utcoffset():
+        return None
+    shown = f"{wall:%H:%M} on {wall.date().isoformat()} in {zone}"
+    if earlier.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
+        return f"{shown} does not exist: the clocks go forward then; give a time that exists"
+    return (
+        f"{shown} happens twice: the clocks go back then; add the offset meant "
+        f"({earlier:%z} or {later:%z})"
+    )

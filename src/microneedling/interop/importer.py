@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from microneedling.accounts.actors import Actor
 from microneedling.audit.services import audit_record
+from microneedling.core.dates import wall_clock_problem
 from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.screening import EARLIEST_DATE, LATEST_DATE
 from microneedling.directory.models import (
@@ -280,6 +281,11 @@ def _start(text: str, zone: str) -> datetime:
     if not EARLIEST_DATE <= moment.date() <= LATEST_DATE:
         raise ValueError(f"is not between {EARLIEST_DATE} and {LATEST_DATE}")
     if moment.tzinfo is None:
+        # A time without an offset is the location's wall clock: refuse one the clocks skip
+        # or repeat rather than guess which instant the old system meant.
+        problem = wall_clock_problem(moment, zone)
+        if problem is not None:
+            raise ValueError(problem)
         moment = moment.replace(tzinfo=ZoneInfo(zone))
     return moment
 
