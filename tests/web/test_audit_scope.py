@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from datetime import date
 from typing import Any
 
@@ -41,6 +42,7 @@ from tests.web.conftest import (
     make_staff,
     make_superuser,
 )
+from tests.web.sinks import mail_sink
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 #: A break-glass reason with health details in it: exactly what must not leak.
@@ -350,6 +352,42 @@ def test_signing_up_again_before_confirming_sends_the_link_again_and_keeps_the_f
     assert len(mail.outbox) == 2
     uid, token = _link_in(mail.outbox[1])
     assert _confirm(uid, token) is not None
+
+
+def test_a_sign_up_while_the_mail_server_is_down_says_so_and_a_retry_sends_the_link(
+    settings,  # type: ignore[no-untyped-def]
+    clinic: Clinic,
+) -> None:
+    """It used to answer 500 after the account was made; now the form says the e-mail could
+    not be sent, and once the server is back the same sign-up sends a link that works."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    with socket.socket() as probe:  # a port nothing listens on: the server is down
+        probe.bind(("127.0.0.1", 0))
+        settings.EMAIL_HOST, settings.EMAIL_PORT = probe.getsockname()
+    data = {
+        "first_name": "Dana",
+        "last_name": "Reyes",
+        "email": "dana.reyes@example.org",
+        "birth_date": "1990-05-17",
+        "location": str(clinic.location.pk),
+        "password": PASSWORD,
+    }
+    down = Client().post(reverse("portal:sign_up"), data)
+    assert down.status_code == 503
+    assert "could not send you an e-mail just now" in down.content.decode()
+    waiting = Patient.objects.get(email="dana.reyes@example.org")
+    assert waiting.user is not None and not waiting.user.is_active
+
+    for sink in mail_sink():
+        settings.EMAIL_HOST, settings.EMAIL_PORT = sink.host, sink.port
+        again = Client().post(reverse("portal:sign_up"), data)
+        assert again.status_code == 302 and again["Location"] == reverse("portal:sign_up_sent")
+        [sent] = sink.received
+        body = sent.get_payload(decode=True).decode()  # type: ignore[union-attr]
+        found = re.search(r"/my/sign-up/([^/]+)/([^/]+)/", body)
+        assert found is not None, body
+        assert _confirm(found.group(1), found.group(2)) is not None
+    assert Patient.objects.filter(email="dana.reyes@example.org").count() == 1
 
 
 def test_the_sign_up_page_answers_the_same_for_a_known_and_an_unknown_address(

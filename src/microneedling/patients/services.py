@@ -151,12 +151,23 @@ class _SignUpTokens(PasswordResetTokenGenerator):
 sign_up_tokens = _SignUpTokens()
 
 
+class MailNotSent(Exception):
+    """The mail server did not take a sign-up message; nothing the patient did is lost (the
+    account waits for its confirmation, and signing up again sends the link again)."""
+
+
 def _mail(user: Any, template: str, context: dict[str, Any]) -> None:
-    """One plain-text message to ``user`` from ``portal/<template>_subject|email.txt``."""
+    """One plain-text message to ``user`` from ``portal/<template>_subject|email.txt``;
+    :class:`MailNotSent` when the mail server cannot be reached or refuses it."""
     context = {"user": user, **context}
     subject = "".join(render_to_string(f"portal/{template}_subject.txt", context).splitlines())
     body = render_to_string(f"portal/{template}_email.txt", context)
-    send_mail(subject, body, None, [user.email])
+    try:
+        send_mail(subject, body, None, [user.email])
+    except OSError as error:  # smtplib's errors are OSErrors, as is a refused connection
+        # Said to the person at the form, rather than a 500 or a "check your e-mail" for a
+        # message that never left.
+        raise MailNotSent(template) from error
 
 
 def _awaiting_confirmation(user: Any) -> bool:
@@ -191,7 +202,8 @@ def patient_sign_up(
     - An address with an account: its holder is told that someone tried, with where to sign
       in and to reset the password (``site`` is the scheme and host). Nothing changes.
 
-    The caller shows "check your e-mail" in every case.
+    The caller shows "check your e-mail" in every case, unless :class:`MailNotSent` says
+    the message could not be handed to the mail server.
     """
     email = email.lower()
     existing = get_user_model().objects.filter(username=email).first()

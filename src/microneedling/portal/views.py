@@ -23,6 +23,7 @@ from microneedling.core.errors import InputError
 from microneedling.core.knowledge import load_pack
 from microneedling.patients.models import Patient, Screening
 from microneedling.patients.services import (
+    MailNotSent,
     patient_sign_up,
     patient_sign_up_confirm,
     screening_record,
@@ -60,18 +61,28 @@ def sign_up(request: HttpRequest) -> HttpResponse:
     form = SignUpForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        patient_sign_up(
-            email=data["email"],
-            password=data["password"],
-            first_name=data["first_name"],
-            last_name=data["last_name"],
-            birth_date=data["birth_date"],
-            location=data["location"],
-            site=f"{request.scheme}://{request.get_host()}",
-            confirm_link=lambda uid, token: request.build_absolute_uri(
-                reverse("portal:sign_up_confirm", args=[uid, token])
-            ),
-        )
+        try:
+            patient_sign_up(
+                email=data["email"],
+                password=data["password"],
+                first_name=data["first_name"],
+                last_name=data["last_name"],
+                birth_date=data["birth_date"],
+                location=data["location"],
+                site=f"{request.scheme}://{request.get_host()}",
+                confirm_link=lambda uid, token: request.build_absolute_uri(
+                    reverse("portal:sign_up_confirm", args=[uid, token])
+                ),
+            )
+        except MailNotSent:
+            # The same words whichever message it was, so an outage tells nobody who has
+            # an account.
+            form.add_error(
+                None,
+                "We could not send you an e-mail just now. Nothing is lost: please try "
+                "again in a few minutes.",
+            )
+            return render(request, "portal/sign_up.html", {"form": form}, status=503)
         return redirect("portal:sign_up_sent")
     return render(request, "portal/sign_up.html", {"form": form})
 
