@@ -471,3 +471,41 @@ def test_a_session_cannot_be_offered_a_move_onto_the_patients_other_visit(clinic
     # Only the patient's visit ruled those starts out: once it is cancelled they are offered.
     services.appointment_cancel(appointment=visit, actor=None, reason="patient asked")
     assert local(day, 11) in clashing()
+
+
+def test_a_session_is_offered_a_start_overlapping_its_own_time_and_can_move_there(
+    clinic: Clinic,
+) -> None:
+    """The visit being moved frees its own time: its patient hold (the whole visit) used to
+    hide every start that overlapped it, though the move itself would take them."""
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+    from microneedling.scheduling.selectors import session_move_options  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    session = course.sessions.get(number=2).appointments.get()
+    later = session.starts_at + timedelta(minutes=15)
+    assert later in session_move_options(session, now=NOW)
+    moved = course_session_move(appointment=session, starts_at=later, actor=None, apply=True)
+    assert moved.applied and moved.changes[0].new_start == later
+
+
+def test_a_move_preview_onto_the_patients_other_visit_is_refused_as_the_move_would_be(
+    clinic: Clinic,
+) -> None:
+    """The preview used to promise a move that applying then refused with a 409."""
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    patient = make_patient(clinic)
+    course = book_course(clinic, patient)
+    session = course.sessions.get(number=2).appointments.get()
+    day = session.starts_at.astimezone(TZ).date() + timedelta(days=1)
+    other = clinic.ben if session.provider == clinic.ada else clinic.ada
+    book_visit(clinic, patient, local(day, 11), other)
+    for apply in (False, True):
+        with pytest.raises(BookingConflict) as refused:
+            course_session_move(
+                appointment=session, starts_at=local(day, 11), actor=None, apply=apply
+            )
+        assert refused.value.resource == "patient"
+    session.refresh_from_db()
+    assert session.starts_at.astimezone(TZ).date() != day

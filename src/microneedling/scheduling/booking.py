@@ -24,7 +24,9 @@ def slot_at(
     now: datetime,
     ignore_notice: bool = False,
 ) -> Slot | None:
-    """The slot starting exactly at ``starts_at`` with ``provider``, or ``None`` if taken."""
+    """The slot starting exactly at ``starts_at`` with ``provider``, or ``None`` if taken
+    (by the location's bookings or, when the calendar was read for a patient, by one of the
+    patient's other visits)."""
     not_before, not_after = rules.window(now)
     slots = find_starts(
         phases=calendar.phases,
@@ -36,8 +38,13 @@ def slot_at(
         not_before=now if ignore_notice else not_before,
         not_after=not_after,
         provider_ids=[f"provider:{provider.pk}"],
+        patient_busy=calendar.patient_busy,
     )
     return slots[0] if slots else None
+
+
+#: Why a visit cannot be placed where its patient is already booked.
+PATIENT_BUSY = "the patient already has a visit at that time"
 
 
 @dataclass
@@ -70,8 +77,11 @@ def reservations_insert(rows: Sequence[Reservation]) -> None:
 
     The patient's own time is checked here, inside the booking's transaction: on SQLite
     that transaction holds the write lock, and on PostgreSQL the exclusion constraint backs
-    it up. Every active visit counts, overrides included: an override lets *that* visit
-    overlap what was booked before it, not a later, ordinary booking overlap it.
+    it up between ordinary visits. Every active visit counts, overrides included: an
+    override lets *that* visit overlap what was booked before it, not a later, ordinary
+    booking overlap it. (No constraint can say that one-way rule, so on PostgreSQL an
+    ordinary booking committed at the same instant as an override of the same patient is
+    not caught; both are then on the books, the override marked as such.)
     """
     held = [r for r in rows if r.resource.startswith("patient:") and not r.overlap_allowed]
     if held:
@@ -86,7 +96,7 @@ def reservations_insert(rows: Sequence[Reservation]) -> None:
             for resource, starts_at, ends_at in spans:
                 if resource == row.resource and starts_at < row.ends_at and row.starts_at < ends_at:
                     raise BookingConflict(
-                        "the patient already has a visit at that time",
+                        PATIENT_BUSY,
                         resource="patient",
                         starts_at=row.starts_at.isoformat(),
                     )
@@ -143,7 +153,13 @@ def reservation_rows(
 def unavailable_conflict(
     calendar: LocationCalendar, starts_at: datetime, provider: Provider, session: int | None = None
 ) -> BookingConflict:
-    """Say which resource kind has no free time at ``starts_at``."""
+    """Say which resource kind has no free time at ``starts_at``: the patient first, when
+    the calendar holds their other visits and one overlaps."""
+    length = sum((timedelta(minutes=p.minutes) for p in calendar.phases), timedelta())
+    if any(a < starts_at + length and starts_at < b for a, b in calendar.patient_busy):
+        return BookingConflict(
+            PATIENT_BUSY, resource="patient", session=session, starts_at=starts_at.isoformat()
+        )
     at = starts_at
     for phase in calendar.phases:
         ends = at + timedelta(minutes=phase.minutes)

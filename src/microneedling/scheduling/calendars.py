@@ -81,7 +81,10 @@ def day_bounds(first: date, last: date, zone: str) -> tuple[datetime, datetime]:
 
 
 def _busy(
-    resources: Sequence[str], ranges: Sequence[tuple[datetime, datetime]]
+    resources: Sequence[str],
+    ranges: Sequence[tuple[datetime, datetime]],
+    *,
+    excluding_appointment: int | None = None,
 ) -> dict[str, list[Seconds]]:
     """Active reservations of ``resources`` overlapping any of the ``ranges`` (sorted,
     disjoint), per resource, as start-sorted whole seconds since the epoch (start rounded
@@ -90,7 +93,8 @@ def _busy(
     Read with plain SQL from the epoch-second columns the database keeps for this (see
     ``epoch.py``) through an index that covers the query: a busy season is tens of thousands
     of rows, and building a datetime per timestamp (what the ORM would do) cost more than
-    the whole availability search.
+    the whole availability search. ``excluding_appointment`` leaves that visit's own rows
+    out (the times a visit may move to), at the cost of reading the table for those rows.
     """
     busy: dict[str, list[Seconds]] = defaultdict(list)
     if not resources or not ranges:
@@ -107,11 +111,14 @@ def _busy(
     sql = (
         f"SELECT resource, start_second, end_second FROM {table} "  # noqa: S608 - our names
         f"WHERE active AND resource IN ({marks}) AND start_second < %s AND start_second >= %s "
-        f"AND ({each}) ORDER BY resource, start_second"
+        f"AND ({each}){' AND appointment_id <> %s' if excluding_appointment else ''} "
+        "ORDER BY resource, start_second"
     )
     params: list[str | int] = [*resources, bounds[-1][1], bounds[0][0] - reach]
     for low, high in bounds:
         params += [high, low, low - reach]
+    if excluding_appointment:
+        params.append(excluding_appointment)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -132,6 +139,7 @@ def location_calendar(
     include_bookings: bool = True,
     only_days: Sequence[tuple[date, date]] | None = None,
     patient_id: int | None = None,
+    excluding_appointment: int | None = None,
 ) -> LocationCalendar:
     """Free time of the location's providers, rooms and devices from ``first_day`` to
     ``last_day`` (inclusive), net of hours, closures, leave and existing reservations.
@@ -141,7 +149,8 @@ def location_calendar(
     of a season need not read the weeks between them. ``include_bookings=False`` ignores
     reservations: only for a deliberate staff override. With ``patient_id`` the calendar
     also carries that patient's visits in the range (at any location of the chain), for a
-    search to plan around.
+    search to plan around. ``excluding_appointment`` reads the calendar as if that visit
+    were not booked: where it may move to.
     """
     zone = location.timezone
     start, end = day_bounds(first_day, last_day, zone)
@@ -171,7 +180,11 @@ def location_calendar(
     )
     patient_keys = [patient_resource(patient_id)] if patient_id is not None else []
     # One query for the patient's hold and the location's diaries.
-    busy = _busy(keys + patient_keys, ranges) if include_bookings else defaultdict(list)
+    busy = (
+        _busy(keys + patient_keys, ranges, excluding_appointment=excluding_appointment)
+        if include_bookings
+        else defaultdict(list)
+    )
     patient_busy = tuple(
         (instant(a), instant(b)) for key in patient_keys for a, b in busy.pop(key, ())
     )

@@ -61,6 +61,9 @@ def session_move_options(appointment: Appointment, *, now: datetime) -> list[dat
         last_day=session.latest,
         provider_ids=[appointment.provider_id],
         patient_id=appointment.patient_id,
+        # A move frees the visit's own time first, so that time is open to it: its patient
+        # hold (the whole visit) would otherwise hide every start that overlaps it.
+        excluding_appointment=appointment.pk,
     )
     start, end = day_bounds(first_day, session.latest, location.timezone)
     rules = booking_rules(location.organization_id)
@@ -75,7 +78,6 @@ def session_move_options(appointment: Appointment, *, now: datetime) -> list[dat
         not_before=not_before,
         not_after=not_after,
         provider_ids=[f"provider:{appointment.provider_id}"],
-        # The patient's other visits; this one's own time is held by its provider anyway.
         patient_busy=calendar.patient_busy,
     )
     return [slot.start for slot in slots if slot.start != appointment.starts_at]
