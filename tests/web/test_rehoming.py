@@ -371,3 +371,24 @@ def test_two_visits_of_one_patient_at_a_closing_location_are_moved_apart(
     assert second.location_id != riverbend.location.pk
     # Moved, they no longer need the override: one after the other.
     assert first.ends_at <= second.starts_at
+
+
+def test_a_visit_whose_move_failed_is_held_again_only_if_its_old_time_is_still_free(
+    clinic: Clinic,
+) -> None:
+    """After a refused move the visit takes its old time back; if a move written earlier
+    in the run took that time meanwhile, it is not held over it (the run then reports a
+    violation and is not committed)."""
+    from microneedling.scheduling.rehoming import hold_again  # noqa: PLC0415
+
+    first = book_visit(clinic, make_patient(clinic), local(MONDAY, 10), clinic.ada)
+    first.reservations.update(active=False)  # its move is being tried
+    taker = book_visit(
+        clinic, make_patient(clinic, name="Dev Patel"), local(MONDAY, 10), clinic.ada
+    )
+    assert not hold_again(first)
+    assert not first.reservations.filter(active=True).exists()
+    services.appointment_cancel(appointment=taker, actor=None, reason="patient asked")
+    assert hold_again(first)
+    assert first.reservations.filter(active=False).count() == 0
+    assert overlapping_reservations() == []

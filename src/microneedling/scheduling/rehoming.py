@@ -21,7 +21,7 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -439,7 +439,12 @@ def _rehome(
         if move is None:
             # The plan avoids the patient's visits it read, so only one it did not can clash;
             # the visit keeps its time, held again at once for the moves after it.
-            Reservation.objects.filter(appointment=appointment).update(active=True)
+            if not hold_again(appointment):
+                # A move written before it took that time: no way left to keep both, so
+                # the run is not committed (the caller turns violations into a preview).
+                report.violations.append(
+                    f"visit {appointment.pk} could not move, and its old time is taken now"
+                )
             clashing.append((appointment.pk, "the patient has another visit at the new time"))
             continue
         report.moves.append(move)
@@ -456,19 +461,7 @@ def _rehome(
         )
         if progress and done % 50 == 0:
             progress("applying", done, total)
-    for visit_id, reason in [*plan.unplaced, *clashing]:
-        appointment = by_id[visit_id]
-        AppointmentRequest.objects.create(
-            patient=appointment.patient,
-            location=appointment.location,
-            service=appointment.service,
-            provider=appointment.provider,
-            reason="rehoming",
-            payload={"appointment": appointment.pk, "why": reason},
-        )
-        report.stuck.append(
-            Stuck(appointment.pk, _name(appointment), appointment.starts_at, reason)
-        )
+    _record_stuck(report, [(by_id[v], why) for v, why in [*plan.unplaced, *clashing]])
     if progress:
         progress("applying", total, total)
     report.active_after = _active_count(organization_id, since)
@@ -486,8 +479,47 @@ def _rehome(
     report.seconds["apply"] = clock.perf_counter() - started
 
 
+def _record_stuck(report: RehomingReport, stuck: Sequence[tuple[Appointment, str]]) -> None:
+    """List the visits that keep their time, each with a request for staff to follow up."""
+    for appointment, reason in stuck:
+        AppointmentRequest.objects.create(
+            patient=appointment.patient,
+            location=appointment.location,
+            service=appointment.service,
+            provider=appointment.provider,
+            reason="rehoming",
+            payload={"appointment": appointment.pk, "why": reason},
+        )
+        report.stuck.append(
+            Stuck(appointment.pk, _name(appointment), appointment.starts_at, reason)
+        )
+
+
 def _name(appointment: Appointment) -> str:
     return f"{appointment.patient.first_name} {appointment.patient.last_name}"
+
+
+def hold_again(appointment: Appointment) -> bool:
+    """Make the visit's reservations active again, after a refused move; ``False`` (and
+    nothing changed) when one of them now overlaps another visit's active hold on the same
+    resource: a move written earlier in the run, or a booking made meanwhile."""
+    rows = list(Reservation.objects.filter(appointment=appointment))
+    if not rows:
+        return True
+    overlapping = Q()
+    for row in rows:
+        overlapping |= Q(
+            resource=row.resource, starts_at__lt=row.ends_at, ends_at__gt=row.starts_at
+        )
+    taken = (
+        Reservation.objects.filter(overlapping, active=True)
+        .exclude(appointment=appointment)
+        .exists()
+    )
+    if taken:
+        return False
+    Reservation.objects.filter(appointment=appointment).update(active=True)
+    return True
 
 
 def _try_move(
@@ -503,7 +535,7 @@ def _try_move(
     try:
         with transaction.atomic():  # a savepoint: a refused move undoes only itself
             return _write_move(appointment, placement, phases, names, providers)
-    except BookingConflict:
+    except (BookingConflict, IntegrityError):  # IntegrityError: PostgreSQL's exclusion
         appointment.refresh_from_db()
         return None
 
