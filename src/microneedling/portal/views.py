@@ -75,8 +75,8 @@ def sign_up(request: HttpRequest) -> HttpResponse:
                 ),
             )
         except MailNotSent:
-            # The same words whichever message it was, so an outage tells nobody who has
-            # an account.
+            # The same words whichever message it was. (Django logs the 503, so an outage
+            # shows in the server's log without any personal detail.)
             form.add_error(
                 None,
                 "We could not send you an e-mail just now. Nothing is lost: please try "
