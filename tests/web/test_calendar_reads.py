@@ -169,3 +169,43 @@ def test_a_calendar_limited_to_some_days_has_free_time_only_on_them(clinic: Clin
         days = {i.start.astimezone(TZ).date() for i in resource.free}
         assert days <= {DAY, later}, resource.id
         assert days, resource.id
+
+
+def test_a_calendar_limited_to_some_days_is_the_full_calendar_cut_to_those_days(
+    clinic: Clinic,
+) -> None:
+    """Reading hours, shifts, bookings and leave for the chosen days only gives the same
+    free time, on those days, as reading the whole span."""
+    later, last = DAY + timedelta(days=7), DAY + timedelta(days=20)
+    _reservation(clinic, local(DAY, 10), local(DAY, 11, 25))
+    ProviderLeave.objects.create(
+        provider=clinic.ada, starts_at=local(later, 13), ends_at=local(later, 14), reason="Dentist"
+    )
+    LocationClosure.objects.create(
+        location=clinic.location,
+        starts_on=later + timedelta(days=1),
+        ends_on=later + timedelta(days=2),
+        reason="floor",
+    )
+    stretches = [(DAY, DAY + timedelta(days=1)), (later, later + timedelta(days=3)), (last, last)]
+    full = location_calendar(
+        location=clinic.location, service=clinic.treatment, first_day=DAY, last_day=last
+    )
+    limited = location_calendar(
+        location=clinic.location,
+        service=clinic.treatment,
+        first_day=DAY,
+        last_day=last,
+        only_days=stretches,
+    )
+    bounds = [day_bounds(a, b, clinic.location.timezone) for a, b in stretches]
+    for whole, part in zip(full.resources, limited.resources, strict=True):
+        assert whole.id == part.id
+        cut = [
+            (max(i.start, low), min(i.end, high))
+            for i in whole.free
+            for low, high in bounds
+            if max(i.start, low) < min(i.end, high)
+        ]
+        assert [(i.start, i.end) for i in part.free] == cut, whole.id
+        assert cut, whole.id
