@@ -155,8 +155,8 @@ def unavailable_conflict(
 ) -> BookingConflict:
     """Say which resource kind has no free time at ``starts_at``: the patient first, when
     the calendar holds their other visits and one overlaps."""
-    length = sum((timedelta(minutes=p.minutes) for p in calendar.phases), timedelta())
-    if any(a < starts_at + length and starts_at < b for a, b in calendar.patient_busy):
+    ends_at = starts_at + timedelta(minutes=sum(p.minutes for p in calendar.phases))
+    if any(a < ends_at and starts_at < b for a, b in calendar.patient_busy):
         return BookingConflict(
             PATIENT_BUSY, resource="patient", session=session, starts_at=starts_at.isoformat()
         )
