@@ -232,6 +232,23 @@ def propose_course(
     return course_propose(**_face_acne_course(clinic, patient, first), **kw)
 
 
+#: The password the sign-up forms of the tests use (not a secret).
+SIGN_UP_PASSWORD = "a-long-harbour-walk"  # noqa: S105
+
+
+def sign_up_data(clinic: Clinic, **changes: str) -> dict[str, str]:
+    """What a patient types into the sign-up form, with ``changes``."""
+    data = {
+        "first_name": "Dana",
+        "last_name": "Reyes",
+        "email": "dana.reyes@example.org",
+        "birth_date": "1990-05-17",
+        "location": str(clinic.location.pk),
+        "password": SIGN_UP_PASSWORD,
+    }
+    return {**data, **changes}
+
+
 @pytest.fixture(autouse=True)
 def _generous_rate_limits(settings) -> None:  # type: ignore[no-untyped-def]
     """The tests book many times a minute from one address; the limits' own tests set them

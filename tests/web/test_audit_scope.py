@@ -41,6 +41,7 @@ from tests.web.conftest import (
     make_patient,
     make_staff,
     make_superuser,
+    sign_up_data,
 )
 from tests.web.sinks import mail_sink
 
@@ -364,14 +365,7 @@ def test_a_sign_up_while_the_mail_server_is_down_says_so_and_a_retry_sends_the_l
     with socket.socket() as probe:  # a port nothing listens on: the server is down
         probe.bind(("127.0.0.1", 0))
         settings.EMAIL_HOST, settings.EMAIL_PORT = probe.getsockname()
-    data = {
-        "first_name": "Dana",
-        "last_name": "Reyes",
-        "email": "dana.reyes@example.org",
-        "birth_date": "1990-05-17",
-        "location": str(clinic.location.pk),
-        "password": PASSWORD,
-    }
+    data = sign_up_data(clinic)
     down = Client().post(reverse("portal:sign_up"), data)
     assert down.status_code == 503
     assert "could not send you an e-mail just now" in down.content.decode()

@@ -18,7 +18,7 @@ from microneedling.demo_clinic import load_demo
 from microneedling.directory.models import Location, Organization, Provider, ProviderSchedule
 from microneedling.interop.export import EXPORTED, export_folder, export_run
 from microneedling.interop.from_export import csv_from_export
-from microneedling.interop.importer import clinic_import
+from microneedling.interop.importer import ImportReport, clinic_import
 from microneedling.interop.models import ExportJob
 from microneedling.notifications.models import Message
 from microneedling.patients.models import Patient
@@ -108,6 +108,29 @@ def test_a_dry_run_names_every_bad_cell_and_nothing_is_written(mesquite: Organiz
     assert _counts() == before
 
 
+def _import_two_visits(
+    mesquite: Organization, first: str, second: str, *, hours: tuple[str, str]
+) -> ImportReport:
+    """Import the example patients, Dr. Ito working ``hours`` every day at alamo-heights,
+    and one visit with her for each of the first two patients, at ``first`` and ``second``."""
+    appointments = (
+        "external_id,patient,provider,location,service,starts_at\n"
+        f"A-1,P-1001,DR-7,alamo-heights,microneedling-face,{first}\n"
+        f"A-2,P-1002,DR-7,alamo-heights,microneedling-face,{second}\n"
+    )
+    providers = (
+        "external_id,display_name,role,location,weekdays,starts,ends\n"
+        f"DR-7,Dr. Hana Ito,physician,alamo-heights,mon-sun,{hours[0]},{hours[1]}\n"
+    )
+    return clinic_import(
+        organization=mesquite,
+        patients_csv=_example("patients"),
+        providers_csv=providers,
+        appointments_csv=appointments,
+        apply=True,
+    )
+
+
 def test_a_double_booking_in_the_file_is_reported_and_nothing_is_written(
     mesquite: Organization,
 ) -> None:
@@ -115,21 +138,8 @@ def test_a_double_booking_in_the_file_is_reported_and_nothing_is_written(
     # A Tuesday about two months ahead: the clinic is shut on Sundays, and a visit on one
     # would be refused for its hours before the double booking was found.
     same_time = next_weekday(timezone.localdate() + timedelta(days=60), 1).isoformat()
-    appointments = (
-        "external_id,patient,provider,location,service,starts_at\n"
-        f"A-1,P-1001,DR-7,alamo-heights,microneedling-face,{same_time} 10:00\n"
-        f"A-2,P-1002,DR-7,alamo-heights,microneedling-face,{same_time} 10:00\n"
-    )
-    providers = (
-        "external_id,display_name,role,location,weekdays,starts,ends\n"
-        "DR-7,Dr. Hana Ito,physician,alamo-heights,mon-sun,08:00,18:00\n"
-    )
-    report = clinic_import(
-        organization=mesquite,
-        patients_csv=_example("patients"),
-        providers_csv=providers,
-        appointments_csv=appointments,
-        apply=True,
+    report = _import_two_visits(
+        mesquite, f"{same_time} 10:00", f"{same_time} 10:00", hours=("08:00", "18:00")
     )
     [problem] = report.problems
     assert (problem.file, problem.line, problem.column) == ("appointments", 3, "starts_at")
@@ -162,21 +172,8 @@ def test_a_visit_at_a_time_the_clocks_skip_or_repeat_is_refused_not_moved(
     if at all, only for the location's hours, in words that gave no clue why."""
     before = _counts()
     forward, back = _next_clock_changes("America/Chicago")  # alamo-heights' zone
-    appointments = (
-        "external_id,patient,provider,location,service,starts_at\n"
-        f"A-1,P-1001,DR-7,alamo-heights,microneedling-face,{forward} 02:30\n"
-        f"A-2,P-1002,DR-7,alamo-heights,microneedling-face,{back} 01:30\n"
-    )
-    providers = (
-        "external_id,display_name,role,location,weekdays,starts,ends\n"
-        "DR-7,Dr. Hana Ito,physician,alamo-heights,mon-sun,00:00,23:59\n"
-    )
-    report = clinic_import(
-        organization=mesquite,
-        patients_csv=_example("patients"),
-        providers_csv=providers,
-        appointments_csv=appointments,
-        apply=True,
+    report = _import_two_visits(
+        mesquite, f"{forward} 02:30", f"{back} 01:30", hours=("00:00", "23:59")
     )
     found = {(p.line, p.column): p.problem for p in report.problems if p.file == "appointments"}
     assert set(found) == {(2, "starts_at"), (3, "starts_at")}

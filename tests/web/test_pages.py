@@ -13,24 +13,12 @@ from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import Location
 from microneedling.patients.models import Patient, Screening
 from microneedling.patients.services import patient_register
-from tests.web.conftest import NOW, Clinic, build_clinic
+from tests.web.conftest import NOW, Clinic, build_clinic, sign_up_data
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 PLANNED = (NOW + timedelta(days=14)).date()
 #: A test account's password (not a secret).
 PASSWORD = "a-long-harbour-walk"  # noqa: S105
-
-
-def sign_up_data(clinic: Clinic, **changes: str) -> dict[str, str]:
-    data = {
-        "first_name": "Dana",
-        "last_name": "Reyes",
-        "email": "dana.reyes@example.org",
-        "birth_date": "1990-05-17",
-        "location": str(clinic.location.pk),
-        "password": PASSWORD,
-    }
-    return {**data, **changes}
 
 
 def intake_data(**changes: object) -> dict[str, object]:
