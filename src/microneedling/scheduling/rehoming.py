@@ -13,12 +13,12 @@ from __future__ import annotations
 import csv
 import io
 import time as clock
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
@@ -54,11 +54,13 @@ from microneedling.scheduling.models import Appointment, AppointmentRequest, Res
 
 #: A visit that is not a course session may move this many days either way.
 SINGLE_VISIT_SLACK_DAYS = 7
-#: Patients whose other visits are read in one statement while re-homing.
-PATIENT_BATCH = 2000
+#: At most this many ids (visits, courses, patients) are named in one statement while
+#: re-homing: a closure can displace more than SQLite takes as parameters in one statement.
+ID_BATCH = 2000
 #: At most this many open locations nearest the affected one are offered as receivers.
 RECEIVING_SITES = 5
 ACTIVE = (Appointment.Status.BOOKED, Appointment.Status.CHECKED_IN)
+Id = TypeVar("Id", int, str)
 
 Progress = Callable[[str, int, int], None]
 
@@ -173,7 +175,11 @@ def _slack_by_course(appointments: Sequence[Appointment]) -> dict[int, int]:
     if not course_ids:
         return {}
     rows = (
-        Appointment.objects.filter(course_session__course_id__in=course_ids, status__in=ACTIVE)
+        row
+        for batch in _batches(course_ids)
+        for row in Appointment.objects.filter(
+            course_session__course_id__in=batch, status__in=ACTIVE
+        )
         .select_related("course_session__course", "location")
         .order_by("course_session__course_id", "course_session__number")
     )
@@ -264,16 +270,15 @@ def _patients_other_visits(
     first = min(v.first_day for v in visits) - timedelta(days=1)
     last = max(v.last_day for v in visits) + timedelta(days=2)
     moving = {a.pk for a in appointments}
-    patients = sorted({v.patient for v in visits if v.patient is not None})
+    patients = {v.patient for v in visits if v.patient is not None}
     busy: dict[str, list[tuple[datetime, datetime]]] = {}
-    # In batches: a closure can displace thousands of patients, more than one statement of
-    # SQLite can take as parameters. The moving visits are left out here, not in SQL, for
-    # the same reason.
-    for index in range(0, len(patients), PATIENT_BATCH):
+    # The moving visits are left out here, not in SQL: there can be more of them than one
+    # statement takes as parameters.
+    for batch in _batches(patients):
         rows = (
             Reservation.objects.filter(
                 active=True,
-                resource__in=patients[index : index + PATIENT_BATCH],
+                resource__in=batch,
                 starts_at__lt=datetime.combine(last, time.min, tzinfo=UTC),
                 ends_at__gt=datetime.combine(first, time.min, tzinfo=UTC),
             )
@@ -357,10 +362,11 @@ def _plan_keeping_stuck(
             return Plan(plan.placements, unplaced, plan.objective, plan.stats), sites, visits
         kept |= newly
         held: dict[str, list[tuple[int, int]]] = {}
-        for row in Reservation.objects.filter(appointment_id__in=newly):
-            held.setdefault(row.resource, []).append(
-                (int(row.starts_at.timestamp()), int(row.ends_at.timestamp()))
-            )
+        for batch in _batches(newly):
+            for row in Reservation.objects.filter(appointment_id__in=batch):
+                held.setdefault(row.resource, []).append(
+                    (int(row.starts_at.timestamp()), int(row.ends_at.timestamp()))
+                )
         sites = sites_without(sites, held)
         # A visit that keeps its time keeps its patient too: their other visits plan around it.
         stays: dict[str, list[tuple[datetime, datetime]]] = {}
@@ -375,6 +381,19 @@ def _plan_keeping_stuck(
             else v
             for v in visits
         ]
+
+
+def _batches(ids: Iterable[Id]) -> Iterator[list[Id]]:
+    """The ids, sorted, in lists of at most ``ID_BATCH``."""
+    ordered = sorted(set(ids))
+    for index in range(0, len(ordered), ID_BATCH):
+        yield ordered[index : index + ID_BATCH]
+
+
+def _set_holds(appointment_ids: Iterable[int], *, active: bool) -> None:
+    """Make these visits' reservations active or not."""
+    for batch in _batches(appointment_ids):
+        Reservation.objects.filter(appointment_id__in=batch).update(active=active)
 
 
 def _active_count(organization_id: int, since: datetime) -> int:
@@ -409,8 +428,7 @@ def _rehome(
         return
     started = clock.perf_counter()
     # Their own time is free for the search (a moved provider's old visits hold them).
-    booking_ids = [a.pk for a in appointments]
-    Reservation.objects.filter(appointment_id__in=booking_ids).update(active=False)
+    _set_holds([a.pk for a in appointments], active=False)
     today = now.astimezone(ZoneInfo(appointments[0].location.timezone)).date()
     visits = displaced_visits(appointments, today=today, prefer_site=prefer_site)
     sites = receiving_sites(receivers, appointments, visits)
@@ -431,7 +449,7 @@ def _rehome(
     clashing: list[tuple[int, str]] = []
     # Visits that keep their time hold it again before any move is written, so that no
     # move can take their patient's time (a move is checked against the patient's holds).
-    Reservation.objects.filter(appointment_id__in=[v for v, _ in plan.unplaced]).update(active=True)
+    _set_holds([v for v, _ in plan.unplaced], active=True)
     for done, placement in enumerate(plan.placements, start=1):
         appointment = by_id[placement.visit_id]
         before = appointment.starts_at
