@@ -153,3 +153,38 @@ def test_overlap_check_finds_a_planted_overlap() -> None:
     assert overlaps(rows) == []
     planted = ("room:1", at + timedelta(minutes=20), at + timedelta(minutes=25))
     assert overlaps([*rows, planted]) == [("room:1", at + timedelta(minutes=20))]
+
+
+def test_a_refused_move_does_not_take_back_a_time_booked_while_it_looked() -> None:
+    """Re-homing gives a visit whose move was refused its old time back, after checking the
+    time is free. A booking that commits between that check and the update must win: on
+    PostgreSQL the constraint refuses the update, on SQLite the write lock orders them."""
+    from django.db import transaction  # noqa: PLC0415
+
+    from microneedling.scheduling.rehoming import hold_again  # noqa: PLC0415
+    from tests.web.conftest import book_visit  # noqa: PLC0415
+
+    clinic = build_clinic()
+    moving = book_visit(clinic, make_patient(clinic), local(MONDAY, 10))
+    moving.reservations.update(active=False)  # its move is being tried
+    booked, release = threading.Event(), threading.Event()
+
+    def book_meanwhile() -> None:
+        with transaction.atomic():
+            book_visit(clinic, make_patient(clinic, name="Dev Patel"), local(MONDAY, 10))
+            booked.set()
+            release.wait(10)  # commit only once the check has read the time as free
+
+    outcomes: Counter[str] = Counter()
+    taker = threading.Thread(target=lambda: outcomes.update(run_in_parallel([book_meanwhile])))
+    taker.start()
+    assert booked.wait(10)
+    threading.Timer(1.0, release.set).start()
+    with transaction.atomic():
+        held = hold_again(moving)
+    taker.join(30)
+    assert outcomes == Counter({"booked": 1})
+    assert not held
+    assert not moving.reservations.filter(active=True).exists()
+    assert overlapping_active_reservations() == []
+    connection.close()

@@ -394,6 +394,23 @@ def test_a_visit_whose_move_failed_is_held_again_only_if_its_old_time_is_still_f
     assert overlapping_reservations() == []
 
 
+def test_a_refused_move_takes_back_a_time_shared_on_purpose_with_an_override(
+    clinic: Clinic, staff_user
+) -> None:
+    """An override overlaps the patient's other visit on purpose; after a refused move
+    either of the two takes its old time back, as the database's constraint allows."""
+    from microneedling.scheduling.rehoming import hold_again  # noqa: PLC0415
+
+    patient = make_patient(clinic)
+    ordinary = book_visit(clinic, patient, local(MONDAY, 10), clinic.ada)
+    override = book_visit(clinic, patient, local(MONDAY, 10), clinic.ben, over_by=staff_user)
+    for moving in (override, ordinary):
+        moving.reservations.update(active=False)  # its move is being tried
+        assert hold_again(moving)
+        assert not moving.reservations.filter(active=False).exists()
+    assert overlapping_reservations() == []
+
+
 #: Parameters SQLite takes in one statement during the next test: far below its real limit
 #: (32,766 in its default build, 250,000 in Debian's), which no test could reach in
 #: reasonable time, and above any fixed-size statement of a re-homing run.

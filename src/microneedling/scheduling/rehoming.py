@@ -520,23 +520,28 @@ def _name(appointment: Appointment) -> str:
 def hold_again(appointment: Appointment) -> bool:
     """Make the visit's reservations active again, after a refused move; ``False`` (and
     nothing changed) when one of them now overlaps another visit's active hold on the same
-    resource: a move written earlier in the run, or a booking made meanwhile."""
-    rows = list(Reservation.objects.filter(appointment=appointment))
-    if not rows:
-        return True
+    resource: a move written earlier in the run, or a booking made meanwhile.
+
+    As in the database's constraint, a staff override's rows clash with nothing: the visit
+    had its time, overlaps allowed on purpose included, before the run."""
+    ordinary = Reservation.objects.filter(appointment=appointment, overlap_allowed=False)
     overlapping = Q()
-    for row in rows:
+    for row in ordinary:
         overlapping |= Q(
             resource=row.resource, starts_at__lt=row.ends_at, ends_at__gt=row.starts_at
         )
-    taken = (
-        Reservation.objects.filter(overlapping, active=True)
+    if overlapping and (
+        Reservation.objects.filter(overlapping, active=True, overlap_allowed=False)
         .exclude(appointment=appointment)
         .exists()
-    )
-    if taken:
+    ):
         return False
-    Reservation.objects.filter(appointment=appointment).update(active=True)
+    try:
+        # A booking committed after the check: PostgreSQL's constraint refuses the update.
+        with transaction.atomic():
+            Reservation.objects.filter(appointment=appointment).update(active=True)
+    except IntegrityError:
+        return False
     return True
 
 
