@@ -355,16 +355,21 @@ def test_signing_up_again_before_confirming_sends_the_link_again_and_keeps_the_f
     assert _confirm(uid, token) is not None
 
 
+def _mail_server_down(settings) -> None:  # type: ignore[no-untyped-def]
+    """Send mail by SMTP to a port nothing listens on."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        settings.EMAIL_HOST, settings.EMAIL_PORT = probe.getsockname()
+
+
 def test_a_sign_up_while_the_mail_server_is_down_says_so_and_a_retry_sends_the_link(
     settings,  # type: ignore[no-untyped-def]
     clinic: Clinic,
 ) -> None:
     """It used to answer 500 after the account was made; now the form says the e-mail could
     not be sent, and once the server is back the same sign-up sends a link that works."""
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    with socket.socket() as probe:  # a port nothing listens on: the server is down
-        probe.bind(("127.0.0.1", 0))
-        settings.EMAIL_HOST, settings.EMAIL_PORT = probe.getsockname()
+    _mail_server_down(settings)
     data = sign_up_data(clinic)
     down = Client().post(reverse("portal:sign_up"), data)
     assert down.status_code == 503
@@ -382,6 +387,42 @@ def test_a_sign_up_while_the_mail_server_is_down_says_so_and_a_retry_sends_the_l
         assert found is not None, body
         assert _confirm(found.group(1), found.group(2)) is not None
     assert Patient.objects.filter(email="dana.reyes@example.org").count() == 1
+
+
+def _account_at(kind: str, email: str) -> None:
+    """An account at ``email``: a patient's, a member of staff's made inactive, or one with
+    no e-mail address of its own (the address is only its username)."""
+    user = get_user_model().objects.create_user(
+        email,
+        email="" if kind == "no_email" else email,
+        password="an-old-password",  # noqa: S106
+    )
+    if kind == "inactive":
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+
+
+@pytest.mark.parametrize("kind", ["active", "inactive", "no_email"])
+def test_a_sign_up_with_an_address_that_has_an_account_mails_it_like_a_new_one(
+    settings,  # type: ignore[no-untyped-def]
+    clinic: Clinic,
+    kind: str,
+) -> None:
+    """Whatever the account, the address gets one message, so a mail outage shows for every
+    address alike (it did not for an inactive account or one without an e-mail)."""
+    _account_at(kind, "cleo@example.test")
+    data = sign_up_data(clinic, email="cleo@example.test")
+    _mail_server_down(settings)
+    assert Client().post(reverse("portal:sign_up"), data).status_code == 503
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    answer = Client().post(reverse("portal:sign_up"), data)
+    assert answer.status_code == 302 and answer["Location"] == reverse("portal:sign_up_sent")
+    [notice] = mail.outbox
+    assert notice.to == ["cleo@example.test"]
+    assert "already" in notice.body and PASSWORD not in notice.body
+    assert get_user_model().objects.filter(username="cleo@example.test").count() == 1
+    assert not Patient.objects.filter(email="cleo@example.test").exists()
 
 
 def test_the_sign_up_page_answers_the_same_for_a_known_and_an_unknown_address(

@@ -156,14 +156,15 @@ class MailNotSent(Exception):
     account waits for its confirmation, and signing up again sends the link again)."""
 
 
-def _mail(user: Any, template: str, context: dict[str, Any]) -> None:
-    """One plain-text message to ``user`` from ``portal/<template>_subject|email.txt``;
-    :class:`MailNotSent` when the mail server cannot be reached or refuses it."""
+def _mail(user: Any, template: str, context: dict[str, Any], *, to: str = "") -> None:
+    """One plain-text message to ``user`` (at ``to`` if given) from
+    ``portal/<template>_subject|email.txt``; :class:`MailNotSent` when the mail server cannot
+    be reached or refuses it."""
     context = {"user": user, **context}
     subject = "".join(render_to_string(f"portal/{template}_subject.txt", context).splitlines())
     body = render_to_string(f"portal/{template}_email.txt", context)
     try:
-        send_mail(subject, body, None, [user.email])
+        send_mail(subject, body, None, [to or user.email])
     except OSError as error:  # smtplib's errors are OSErrors, as is a refused connection
         # Said to the person at the form, rather than a 500 or a "check your e-mail" for a
         # message that never left.
@@ -201,6 +202,11 @@ def patient_sign_up(
       sign-up's details stay.
     - An address with an account: its holder is told that someone tried, with where to sign
       in and to reset the password (``site`` is the scheme and host). Nothing changes.
+    - An address whose account cannot sign in (made inactive by staff): its holder is told
+      that someone tried and to ask the clinic. Nothing changes.
+
+    Every case mails the address once (and hashes the password once), so none answers
+    differently when the mail server is down.
 
     The caller shows "check your e-mail" in every case, unless :class:`MailNotSent` says
     the message could not be handed to the mail server.
@@ -231,7 +237,7 @@ def patient_sign_up(
     make_password(password)
     if _awaiting_confirmation(existing):
         _mail_confirmation(existing, confirm_link)
-    elif existing.is_active and existing.email:
+    elif existing.is_active:
         _mail(
             existing,
             "sign_up_known",
@@ -239,7 +245,10 @@ def patient_sign_up(
                 "sign_in": site + reverse("portal:sign_in"),
                 "password_reset": site + reverse("portal:password_reset"),
             },
+            to=existing.email or email,
         )
+    else:
+        _mail(existing, "sign_up_inactive", {}, to=existing.email or email)
 
 
 def _mail_confirmation(user: Any, confirm_link: Callable[[str, str], str]) -> None:
