@@ -156,9 +156,11 @@ def test_overlap_check_finds_a_planted_overlap() -> None:
 
 
 def test_a_refused_move_does_not_take_back_a_time_booked_while_it_looked() -> None:
-    """Re-homing gives a visit whose move was refused its old time back, after checking the
-    time is free. A booking that commits between that check and the update must win: on
-    PostgreSQL the constraint refuses the update, on SQLite the write lock orders them."""
+    """A visit whose holds were turned off in a committed transaction gets its time back
+    only after checking the time is free. A booking that commits between that check and the
+    update must win: on PostgreSQL the constraint refuses the update, on SQLite the write
+    lock orders them. (Inside a re-homing run the holds are turned off in the run's own
+    transaction, so such a booking waits for the run instead.)"""
     from django.db import transaction  # noqa: PLC0415
 
     from microneedling.scheduling.rehoming import hold_again  # noqa: PLC0415

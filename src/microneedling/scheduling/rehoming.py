@@ -520,7 +520,13 @@ def _name(appointment: Appointment) -> str:
 def hold_again(appointment: Appointment) -> bool:
     """Make the visit's reservations active again, after a refused move; ``False`` (and
     nothing changed) when one of them now overlaps another visit's active hold on the same
-    resource: a move written earlier in the run, or a booking made meanwhile.
+    resource: a move written earlier in the run, or a booking committed since the holds
+    were turned off.
+
+    Inside a run, only the first can happen: the run turned the holds off in its own,
+    uncommitted transaction, so a booking of that time waits for the run (PostgreSQL's
+    constraint waits on the row, SQLite on the write lock). The second is for a caller
+    whose holds were turned off in a committed transaction.
 
     As in the database's constraint, a staff override's rows clash with nothing: the visit
     had its time, overlaps allowed on purpose included, before the run."""
@@ -537,7 +543,8 @@ def hold_again(appointment: Appointment) -> bool:
     ):
         return False
     try:
-        # A booking committed after the check: PostgreSQL's constraint refuses the update.
+        # A booking committed after the check: PostgreSQL's constraint refuses the update,
+        # and the savepoint keeps the caller's transaction usable.
         with transaction.atomic():
             Reservation.objects.filter(appointment=appointment).update(active=True)
     except IntegrityError:
