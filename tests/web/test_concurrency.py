@@ -12,12 +12,13 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from microneedling.core.errors import BookingConflict
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, Course, Reservation
-from tests.web.conftest import build_clinic, local, make_patient
+from microneedling.scheduling.rehoming import hold_again
+from tests.web.conftest import book_visit, build_clinic, local, make_patient
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -161,11 +162,6 @@ def test_a_refused_move_does_not_take_back_a_time_booked_while_it_looked() -> No
     update must win: on PostgreSQL the constraint refuses the update, on SQLite the write
     lock orders them. (Inside a re-homing run the holds are turned off in the run's own
     transaction, so such a booking waits for the run instead.)"""
-    from django.db import transaction  # noqa: PLC0415
-
-    from microneedling.scheduling.rehoming import hold_again  # noqa: PLC0415
-    from tests.web.conftest import book_visit  # noqa: PLC0415
-
     clinic = build_clinic()
     moving = book_visit(clinic, make_patient(clinic), local(MONDAY, 10))
     moving.reservations.update(active=False)  # its move is being tried

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from datetime import date, timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from microneedling.core.errors import BookingRefused
 from microneedling.directory.models import Location, ProviderSchedule
 from microneedling.notifications.models import Message
-from microneedling.scheduling import services
+from microneedling.scheduling import rehoming, services
 from microneedling.scheduling.models import Appointment, AppointmentRequest, RehomingRun
-from microneedling.scheduling.rehoming import location_close, provider_move
+from microneedling.scheduling.rehoming import hold_again, location_close, provider_move
 from tests.web.conftest import (
     MONDAY,
     NOW,
@@ -329,8 +331,6 @@ def test_a_rehomed_visit_is_planned_around_the_patients_other_visit(
 def test_every_patients_other_visits_are_read_however_many_patients_move(
     chain: dict[str, Clinic], staff_user, monkeypatch
 ) -> None:
-    from microneedling.scheduling import rehoming  # noqa: PLC0415
-
     monkeypatch.setattr(rehoming, "ID_BATCH", 1)  # one patient per query
     riverbend, northgate = chain["riverbend"], chain["northgate"]
     pairs = []
@@ -379,8 +379,6 @@ def test_a_visit_whose_move_failed_is_held_again_only_if_its_old_time_is_still_f
     """After a refused move the visit takes its old time back; if a move written earlier
     in the run took that time meanwhile, it is not held over it (the run then reports a
     violation and is not committed)."""
-    from microneedling.scheduling.rehoming import hold_again  # noqa: PLC0415
-
     first = book_visit(clinic, make_patient(clinic), local(MONDAY, 10), clinic.ada)
     first.reservations.update(active=False)  # its move is being tried
     taker = book_visit(
@@ -399,8 +397,6 @@ def test_a_refused_move_takes_back_a_time_shared_on_purpose_with_an_override(
 ) -> None:
     """An override overlaps the patient's other visit on purpose; after a refused move
     either of the two takes its old time back, as the database's constraint allows."""
-    from microneedling.scheduling.rehoming import hold_again  # noqa: PLC0415
-
     patient = make_patient(clinic)
     ordinary = book_visit(clinic, patient, local(MONDAY, 10), clinic.ada)
     override = book_visit(clinic, patient, local(MONDAY, 10), clinic.ben, over_by=staff_user)
@@ -420,12 +416,6 @@ FEW_PARAMETERS = 24
 def test_a_closure_never_names_more_visits_in_one_statement_than_sqlite_takes(
     chain: dict[str, Clinic], monkeypatch
 ) -> None:
-    import sqlite3  # noqa: PLC0415
-
-    from django.db import connection  # noqa: PLC0415
-
-    from microneedling.scheduling import rehoming  # noqa: PLC0415
-
     riverbend = chain["riverbend"]
     booked = _book_at_riverbend(riverbend, 16)
     assert len(booked) > FEW_PARAMETERS  # one statement naming them all would be refused
