@@ -7,18 +7,21 @@ Run on SQLite (IMMEDIATE transactions serialise the check and the insert) and on
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import pytest
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, connections, transaction
 
 from microneedling.core.errors import BookingConflict
-from microneedling.scheduling import services
+from microneedling.scheduling import booking, services
+from microneedling.scheduling.booking import TakenByOverride
 from microneedling.scheduling.models import Appointment, Course, Reservation
 from microneedling.scheduling.rehoming import hold_again
-from tests.web.conftest import book_visit, build_clinic, local, make_patient
+from tests.web.conftest import Clinic, book_visit, build_clinic, local, make_patient
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -83,6 +86,65 @@ def overlapping_active_reservations() -> list[tuple[str, datetime]]:
             )
         )
     )
+
+
+def in_flight(job: Callable[[], object]) -> tuple[threading.Thread, threading.Event, Counter[str]]:
+    """Run ``job`` on its own thread and connection, in a transaction left uncommitted until
+    the returned event is set; return once the job has run (its outcome lands in the
+    counter when the thread ends)."""
+    ran, release = threading.Event(), threading.Event()
+
+    def held_open() -> None:
+        with transaction.atomic():
+            job()
+            ran.set()
+            release.wait(10)
+
+    outcomes: Counter[str] = Counter()
+    thread = threading.Thread(target=lambda: outcomes.update(run_in_parallel([held_open])))
+    thread.start()
+    assert ran.wait(10)
+    return thread, release, outcomes
+
+
+def release_once_a_booking_waits(release: threading.Event) -> None:
+    """Set ``release`` once another transaction waits for a booking lock: on PostgreSQL when
+    pg_locks shows an advisory lock not granted; on SQLite (the write lock, which no view
+    shows) after a second."""
+    if connection.vendor != "postgresql":
+        threading.Timer(1.0, release.set).start()
+        return
+
+    def watch() -> None:
+        try:
+            with connections["default"].cursor() as cursor:
+                for _ in range(400):
+                    cursor.execute(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    )
+                    if cursor.fetchone()[0]:
+                        break
+                    time.sleep(0.025)
+        finally:
+            connections.close_all()
+            release.set()
+
+    threading.Thread(target=watch).start()
+
+
+def override_in_flight(
+    clinic: Clinic, users: type[AbstractBaseUser]
+) -> tuple[threading.Thread, Counter[str]]:
+    """A member of staff books Monday 10:00 over anything there, and commits once another
+    booking waits for it (see ``release_once_a_booking_waits``)."""
+    desk = users.objects.create_user("desk.override", is_staff=True)
+    staff, release, outcomes = in_flight(
+        lambda: book_visit(
+            clinic, make_patient(clinic, name="Over Ride"), local(MONDAY, 10), over_by=desk
+        )
+    )
+    release_once_a_booking_waits(release)
+    return staff, outcomes
 
 
 def test_32_clients_booking_overlapping_slots_of_one_provider() -> None:
@@ -165,18 +227,10 @@ def test_a_refused_move_does_not_take_back_a_time_booked_while_it_looked() -> No
     clinic = build_clinic()
     moving = book_visit(clinic, make_patient(clinic), local(MONDAY, 10))
     moving.reservations.update(active=False)  # its move is being tried
-    booked, release = threading.Event(), threading.Event()
-
-    def book_meanwhile() -> None:
-        with transaction.atomic():
-            book_visit(clinic, make_patient(clinic, name="Dev Patel"), local(MONDAY, 10))
-            booked.set()
-            release.wait(10)  # commit only once the check has read the time as free
-
-    outcomes: Counter[str] = Counter()
-    taker = threading.Thread(target=lambda: outcomes.update(run_in_parallel([book_meanwhile])))
-    taker.start()
-    assert booked.wait(10)
+    # Commits only once the check below has read the time as free.
+    taker, release, outcomes = in_flight(
+        lambda: book_visit(clinic, make_patient(clinic, name="Dev Patel"), local(MONDAY, 10))
+    )
     threading.Timer(1.0, release.set).start()
     with transaction.atomic():
         held = hold_again(moving)
@@ -185,4 +239,106 @@ def test_a_refused_move_does_not_take_back_a_time_booked_while_it_looked() -> No
     assert not held
     assert not moving.reservations.filter(active=True).exists()
     assert overlapping_active_reservations() == []
+    connection.close()
+
+
+def test_an_ordinary_booking_loses_to_an_override_committed_while_it_books(
+    django_user_model: type[AbstractBaseUser],
+) -> None:
+    """The one-way rule under a race: a staff override may overlap what is booked, but an
+    ordinary booking that read the diary before the override committed must not land on
+    top of it. On PostgreSQL the booking waits on the override's lock, then sees it; on
+    SQLite it waits for the write lock before it reads."""
+    clinic = build_clinic()
+    staff, outcomes = override_in_flight(clinic, django_user_model)
+    # PostgreSQL: the booking read the diary, then waited on the override's lock.
+    expected = TakenByOverride if connection.vendor == "postgresql" else BookingConflict
+    with pytest.raises(expected) as refused:
+        book_visit(clinic, make_patient(clinic, name="Dev Patel"), local(MONDAY, 10))
+    staff.join(30)
+    assert outcomes == Counter({"booked": 1})
+    assert refused.value.resource is not None
+    assert list(Appointment.objects.values_list("override_reason", flat=True)) != [""]
+    assert Appointment.objects.count() == 1
+    connection.close()
+
+
+def test_an_override_waits_for_an_ordinary_booking_in_flight_then_overlaps_it(
+    django_user_model: type[AbstractBaseUser],
+) -> None:
+    """An override that starts while an ordinary booking of the same time is uncommitted
+    waits for it, then books over it on purpose: both visits stand, the override marked."""
+    clinic = build_clinic()
+    desk = django_user_model.objects.create_user("desk.override", is_staff=True)
+    patient, release, outcomes = in_flight(
+        lambda: book_visit(clinic, make_patient(clinic, name="Dev Patel"), local(MONDAY, 10))
+    )
+    threading.Timer(1.0, release.set).start()
+    visit = book_visit(
+        clinic, make_patient(clinic, name="Over Ride"), local(MONDAY, 10), over_by=desk
+    )
+    patient.join(30)
+    assert outcomes == Counter({"booked": 1})
+    assert visit.override_reason
+    assert visit.reservations.filter(overlap_allowed=True).count() == visit.reservations.count()
+    assert Appointment.objects.count() == 2
+    assert overlapping_active_reservations() == []
+    connection.close()
+
+
+def test_an_override_that_cannot_get_its_lock_in_time_is_refused_with_nothing_written(
+    django_user_model: type[AbstractBaseUser], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL an override waits only so long for the writes in flight on its
+    resources (a re-homing run can hold them for minutes), then answers 409 saying so."""
+    monkeypatch.setattr(booking, "OVERRIDE_LOCK_WAIT", 0.2)
+    clinic = build_clinic()
+    desk = django_user_model.objects.create_user("desk.override", is_staff=True)
+    patient, release, outcomes = in_flight(
+        lambda: book_visit(clinic, make_patient(clinic, name="Dev Patel"), local(MONDAY, 10))
+    )
+    if connection.vendor == "sqlite":
+        # No advisory locks: the override waits for the write lock (the busy timeout).
+        threading.Timer(1.0, release.set).start()
+        book_visit(clinic, make_patient(clinic, name="Over Ride"), local(MONDAY, 10), over_by=desk)
+        patient.join(30)
+        assert Appointment.objects.count() == 2
+        connection.close()
+        return
+    try:
+        with pytest.raises(BookingConflict, match="are being written"):
+            book_visit(
+                clinic, make_patient(clinic, name="Over Ride"), local(MONDAY, 10), over_by=desk
+            )
+    finally:
+        release.set()
+        patient.join(30)
+    assert outcomes == Counter({"booked": 1})
+    assert list(Appointment.objects.values_list("override_reason", flat=True)) == [""]
+    connection.close()
+
+
+def test_a_course_that_loses_to_an_override_searches_again_around_it(
+    django_user_model: type[AbstractBaseUser],
+) -> None:
+    """A course whose search read the diary before an override committed on its provider
+    does not land on the override: it searches again and books around it."""
+    clinic = build_clinic()
+    staff, outcomes = override_in_flight(clinic, django_user_model)
+    course = services.course_book(
+        patient=make_patient(clinic, name="Dev Patel"),
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["acne_scars"],
+        first_session=MONDAY,
+        areas=["face"],
+        preferences=services.Preferences(provider_id=clinic.ada.pk, times=(("10:00", "11:00"),)),
+    )
+    staff.join(30)
+    assert outcomes == Counter({"booked": 1})
+    ours = Reservation.objects.filter(appointment__course_session__course=course)
+    theirs = Reservation.objects.filter(overlap_allowed=True)
+    assert ours.count() > 0
+    assert theirs.count() > 0
+    assert overlaps([(r.resource, r.starts_at, r.ends_at) for r in [*ours, *theirs]]) == []
     connection.close()

@@ -3,9 +3,14 @@ time, writing its reservations, and explaining a refusal."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Q
 
 from microneedling.core.availability import Phase, Slot, find_starts
 from microneedling.core.errors import BookingConflict
@@ -71,6 +76,76 @@ def reservations_write(
     )
 
 
+class TakenByOverride(BookingConflict):
+    """A staff override committed on one of the visit's resources after its free time was
+    read: the booking lost a race (a course searches again, a single visit answers 409)."""
+
+
+#: Advisory-lock namespace of booking writes on PostgreSQL (any fixed int4 of our own).
+LOCK_NAMESPACE = 61_452
+#: Resources share this many lock buckets: a re-homing run that writes thousands of visits
+#: holds at most this many locks (PostgreSQL's lock table is small, 6,400 by default).
+LOCK_BUCKETS = 256
+#: How long an override keeps trying for its buckets before answering 409, in seconds.
+OVERRIDE_LOCK_WAIT = 5.0
+#: The pause between two tries.
+OVERRIDE_LOCK_RETRY = 0.05
+
+
+def lock_buckets(resources: Iterable[str]) -> list[int]:
+    """The lock buckets of ``resources``, sorted."""
+    return sorted({zlib.crc32(r.encode()) % LOCK_BUCKETS for r in resources})
+
+
+_LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, b) FROM unnest(%s::int[]) AS b"
+_TRY_EXCLUSIVE = "SELECT bool_and(pg_try_advisory_xact_lock(%s, b)) FROM unnest(%s::int[]) AS b"
+
+
+class _Busy(Exception):
+    """Some bucket was taken: undo the try's savepoint."""
+
+
+def _lock_resources(rows: Sequence[Reservation]) -> None:
+    """On PostgreSQL, order an override against ordinary bookings of the same resources.
+
+    Ordinary writes take their buckets shared, so they wait only while an override holds
+    one (the exclusion constraint settles ordinary writes among themselves). An override
+    takes its buckets exclusively, all or none, without ever waiting in the lock queue: it
+    tries again until ``OVERRIDE_LOCK_WAIT``, then answers 409. Never queueing means no
+    deadlock with a run that takes buckets visit by visit, and no ordinary booking queued
+    behind a waiting override. So an ordinary booking that checks after its lock (under
+    READ COMMITTED, the default) sees every override committed before it, and an override
+    committed later got its lock after that booking ended (and overlaps it on purpose).
+    SQLite needs none of this: its write lock is held from the start of the transaction.
+    """
+    if connection.vendor != "postgresql" or not rows:
+        return
+    params = (LOCK_NAMESPACE, lock_buckets(r.resource for r in rows))
+    with connection.cursor() as cursor:
+        if not any(r.overlap_allowed for r in rows):
+            cursor.execute(_LOCK_SHARED, params)
+            return
+        deadline = time.monotonic() + OVERRIDE_LOCK_WAIT
+        while True:
+            try:
+                # Rolling the savepoint back releases the buckets a failed try did get.
+                with transaction.atomic():
+                    cursor.execute(_TRY_EXCLUSIVE, params)
+                    if cursor.fetchone()[0]:
+                        return
+                    raise _Busy
+            except _Busy:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(OVERRIDE_LOCK_RETRY)
+    raise BookingConflict(
+        "other bookings of these providers, rooms or patients are being written (for example "
+        "a closing location's visits being moved, or an import); try again in a few minutes",
+        resource=rows[0].resource,
+        starts_at=rows[0].starts_at.isoformat(),
+    )
+
+
 def reservations_insert(rows: Sequence[Reservation]) -> None:
     """Insert reservation rows, refusing (``BookingConflict``) any visit whose patient is
     already in another visit at that time, unless it is a deliberate staff override.
@@ -79,27 +154,37 @@ def reservations_insert(rows: Sequence[Reservation]) -> None:
     that transaction holds the write lock, and on PostgreSQL the exclusion constraint backs
     it up between ordinary visits. Every active visit counts, overrides included: an
     override lets *that* visit overlap what was booked before it, not a later, ordinary
-    booking overlap it. (No constraint can say that one-way rule, so on PostgreSQL an
-    ordinary booking committed at the same instant as an override of the same patient is
-    not caught; both are then on the books, the override marked as such.)
+    booking overlap it. No constraint can say that one-way rule, so on PostgreSQL the rows
+    are written under advisory locks (``_lock_resources``) and an ordinary visit is checked
+    here against the overrides on all its resources (``TakenByOverride``).
     """
-    held = [r for r in rows if r.resource.startswith("patient:") and not r.overlap_allowed]
-    if held:
+    _lock_resources(rows)
+    ordinary = [r for r in rows if not r.overlap_allowed]
+    if ordinary:
+        patients = {r.resource for r in ordinary if r.resource.startswith("patient:")}
+        others = {r.resource for r in ordinary} - patients
         taken = Reservation.objects.filter(
+            Q(resource__in=patients) | Q(resource__in=others, overlap_allowed=True),
             active=True,
-            resource__in={r.resource for r in held},
-            starts_at__lt=max(r.ends_at for r in held),
-            ends_at__gt=min(r.starts_at for r in held),
+            starts_at__lt=max(r.ends_at for r in ordinary),
+            ends_at__gt=min(r.starts_at for r in ordinary),
         ).values_list("resource", "starts_at", "ends_at")
         spans = list(taken)
-        for row in held:
+        for row in ordinary:
             for resource, starts_at, ends_at in spans:
-                if resource == row.resource and starts_at < row.ends_at and row.starts_at < ends_at:
+                if resource != row.resource or not (
+                    starts_at < row.ends_at and row.starts_at < ends_at
+                ):
+                    continue
+                if resource in patients:
                     raise BookingConflict(
-                        PATIENT_BUSY,
-                        resource="patient",
-                        starts_at=row.starts_at.isoformat(),
+                        PATIENT_BUSY, resource="patient", starts_at=row.starts_at.isoformat()
                     )
+                raise TakenByOverride(
+                    "a staff override took that time a moment ago",
+                    resource=resource,
+                    starts_at=row.starts_at.isoformat(),
+                )
     Reservation.objects.bulk_create(rows)
 
 

@@ -454,16 +454,17 @@ def _rehome(
         appointment = by_id[placement.visit_id]
         before = appointment.starts_at
         move = _try_move(appointment, placement, phases[appointment.pk], names, providers)
-        if move is None:
-            # The plan avoids the patient's visits it read, so only one it did not can clash;
-            # the visit keeps its time, held again at once for the moves after it.
+        if isinstance(move, str):
+            # The plan avoids the bookings it read, so only one it did not can clash (the
+            # patient's own visit, or a staff override committed meanwhile); the visit keeps
+            # its time, held again at once for the moves after it.
             if not hold_again(appointment):
                 # A move written before it took that time: no way left to keep both, so
                 # the run is not committed (the caller turns violations into a preview).
                 report.violations.append(
                     f"visit {appointment.pk} could not move, and its old time is taken now"
                 )
-            clashing.append((appointment.pk, "the patient has another visit at the new time"))
+            clashing.append((appointment.pk, move))
             continue
         report.moves.append(move)
         appointment.location = sites_by_id[placement.site_id]
@@ -558,16 +559,22 @@ def _try_move(
     phases: Sequence[Phase],
     names: dict[int, str],
     providers: dict[int, str],
-) -> Move | None:
-    """``_write_move``, or ``None`` with the visit left as it was when the new time falls on
-    another visit of the same patient. The plan avoids the visits it read, so this is only
-    a safety net for one it could not have seen."""
+) -> Move | str:
+    """``_write_move``, or why not, with the visit left as it was, when the new time is
+    taken: by another visit of the same patient, or by a booking the plan could not have
+    seen (a staff override or, on PostgreSQL, a booking committed meanwhile). The plan
+    avoids what it read, so this is only a safety net."""
     try:
         with transaction.atomic():  # a savepoint: a refused move undoes only itself
             return _write_move(appointment, placement, phases, names, providers)
-    except (BookingConflict, IntegrityError):  # IntegrityError: PostgreSQL's exclusion
+    except BookingConflict as conflict:
         appointment.refresh_from_db()
-        return None
+        if conflict.resource == "patient":
+            return "the patient has another visit at the new time"
+        return "another booking took the new time while the run was writing"
+    except IntegrityError:  # PostgreSQL's exclusion constraint
+        appointment.refresh_from_db()
+        return "another booking took the new time while the run was writing"
 
 
 def _write_move(

@@ -31,6 +31,7 @@ from microneedling.directory.policy import booking_rules
 from microneedling.notifications import events
 from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.booking import (
+    TakenByOverride,
     provider_of,
     reservation_rows,
     reservations_insert,
@@ -357,9 +358,10 @@ def course_book(
 ) -> Course:
     """Book every session of a course or none (BookingConflict names the failing session).
 
-    A transaction that loses a race to a concurrent booking (the exclusion constraint, or a
-    deadlock between two courses inserting overlapping sessions in opposite order) is run
-    again, so it searches the diary as it now stands; after a few losses it answers 409.
+    A transaction that loses a race to a concurrent booking (the exclusion constraint, a
+    deadlock between two courses inserting overlapping sessions in opposite order, or a
+    staff override committed after the search read the diary) is run again, so it searches
+    the diary as it now stands; after a few losses it answers 409.
     """
     screening = booking_gate(patient, first_session)
     for attempt in range(1, RACE_ATTEMPTS + 1):
@@ -378,6 +380,10 @@ def course_book(
                     screening=screening,
                     policy=policy,
                 )
+        except TakenByOverride:
+            # The next search reads the diary with the override in it.
+            if attempt == RACE_ATTEMPTS:
+                raise
         except (IntegrityError, OperationalError) as error:
             if isinstance(error, OperationalError) and not lost_race(error):
                 raise
