@@ -9,14 +9,19 @@ import sqlite3
 from datetime import date, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from microneedling.core.errors import BookingRefused
+from microneedling.core.rehoming.model import Placement
 from microneedling.directory.models import Location, ProviderSchedule
+from microneedling.directory.policy import booking_rules
 from microneedling.notifications.models import Message
 from microneedling.scheduling import rehoming, services
+from microneedling.scheduling.booking import slot_at
+from microneedling.scheduling.calendars import location_calendar
 from microneedling.scheduling.models import Appointment, AppointmentRequest, RehomingRun
 from microneedling.scheduling.rehoming import hold_again, location_close, provider_move
 from tests.web.conftest import (
@@ -444,3 +449,41 @@ def test_a_closure_never_names_more_visits_in_one_statement_than_sqlite_takes(
         .exists()
     )
     assert overlapping_reservations() == []
+
+
+def test_a_move_onto_a_time_an_override_took_after_the_plan_is_refused_and_says_so(
+    clinic: Clinic, staff_user
+) -> None:
+    """The plan read the diary before a member of staff booked over the new time on
+    purpose: writing the move is refused, the visit keeps its place, and the reason names
+    the override (not the patient, who has no other visit)."""
+    moving = book_visit(clinic, make_patient(clinic), local(MONDAY, 10), clinic.ada)
+    new_time = local(MONDAY, 14)
+    calendar = location_calendar(
+        location=clinic.location,
+        service=clinic.treatment,
+        first_day=MONDAY,
+        last_day=MONDAY,
+        provider_ids=[clinic.ben.pk],
+    )
+    rules = booking_rules(clinic.location.organization_id)
+    slot = slot_at(calendar, new_time, clinic.ben, rules=rules, now=timezone.now())
+    assert slot is not None  # free when the plan read the diary
+    book_visit(
+        clinic, make_patient(clinic, name="Dev Patel"), new_time, clinic.ben, over_by=staff_user
+    )
+    placement = Placement(
+        visit_id=moving.pk,
+        site_id=clinic.location.pk,
+        slot=slot,
+        distance_km=0.0,
+        shift_days=0,
+        cost=0.0,
+    )
+    names = {clinic.location.pk: clinic.location.name}
+    with transaction.atomic():
+        refused = rehoming._try_move(moving, placement, calendar.phases, names, {})
+    assert refused == "a staff override took the new time after the plan was made"
+    moving.refresh_from_db()
+    assert (moving.starts_at, moving.provider_id) == (local(MONDAY, 10), clinic.ada.pk)
+    assert moving.reservations.filter(active=True).count() > 0

@@ -120,6 +120,9 @@ def _lock_resources(rows: Sequence[Reservation]) -> None:
     """
     if connection.vendor != "postgresql" or not rows:
         return
+    if not connection.in_atomic_block:
+        # Outside a transaction the locks would end with this statement.
+        raise RuntimeError("reservations are written inside a transaction")
     params = (LOCK_NAMESPACE, lock_buckets(r.resource for r in rows))
     with connection.cursor() as cursor:
         if not any(r.overlap_allowed for r in rows):

@@ -456,8 +456,9 @@ def _rehome(
         move = _try_move(appointment, placement, phases[appointment.pk], names, providers)
         if isinstance(move, str):
             # The plan avoids the bookings it read, so only one it did not can clash (the
-            # patient's own visit, or a staff override committed meanwhile); the visit keeps
-            # its time, held again at once for the moves after it.
+            # patient's own visit, a staff override or, on PostgreSQL, a booking committed
+            # after the plan read the diary); the visit keeps its time, held again at once
+            # for the moves after it.
             if not hold_again(appointment):
                 # A move written before it took that time: no way left to keep both, so
                 # the run is not committed (the caller turns violations into a preview).
@@ -530,7 +531,9 @@ def hold_again(appointment: Appointment) -> bool:
     whose holds were turned off in a committed transaction.
 
     As in the database's constraint, a staff override's rows clash with nothing: the visit
-    had its time, overlaps allowed on purpose included, before the run."""
+    had its time, overlaps allowed on purpose included, before the run. (So a caller whose
+    holds were turned off in a committed transaction would put the visit back under an
+    override booked into the freed time; no caller does that outside the tests.)"""
     ordinary = Reservation.objects.filter(appointment=appointment, overlap_allowed=False)
     overlapping = Q()
     for row in ordinary:
@@ -567,14 +570,17 @@ def _try_move(
     try:
         with transaction.atomic():  # a savepoint: a refused move undoes only itself
             return _write_move(appointment, placement, phases, names, providers)
+    except booking.TakenByOverride:
+        appointment.refresh_from_db()
+        return "a staff override took the new time after the plan was made"
     except BookingConflict as conflict:
         appointment.refresh_from_db()
         if conflict.resource == "patient":
             return "the patient has another visit at the new time"
-        return "another booking took the new time while the run was writing"
+        return "another booking took the new time after the plan was made"
     except IntegrityError:  # PostgreSQL's exclusion constraint
         appointment.refresh_from_db()
-        return "another booking took the new time while the run was writing"
+        return "another booking took the new time after the plan was made"
 
 
 def _write_move(
