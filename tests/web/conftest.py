@@ -72,10 +72,13 @@ class Clinic:
     devices: list[Device]
 
 
-def build_clinic(*, rooms: int = 2, devices: int = 2, name: str = "Riverbend") -> Clinic:
-    """A location open weekdays 08:00–18:00 with two providers working 09:00–17:00."""
+def build_clinic(
+    *, rooms: int = 2, devices: int = 2, name: str = "Riverbend", group: str = "Riverbend Group"
+) -> Clinic:
+    """A location open weekdays 08:00–18:00 with two providers working 09:00–17:00, in the
+    organisation named ``group``."""
     org, _ = Organization.objects.get_or_create(
-        slug="riverbend-group", defaults={"name": "Riverbend Group"}
+        slug=group.lower().replace(" ", "-"), defaults={"name": group}
     )
     location = Location.objects.create(
         organization=org,

@@ -342,3 +342,34 @@ def test_a_course_that_loses_to_an_override_searches_again_around_it(
     assert theirs.count() > 0
     assert overlaps([(r.resource, r.starts_at, r.ends_at) for r in [*ours, *theirs]]) == []
     connection.close()
+
+
+def test_an_override_is_not_held_up_by_a_write_in_flight_in_another_organisation(
+    django_user_model: type[AbstractBaseUser], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each organisation has lock buckets of its own: a long write in one chain (say, a
+    closure's re-homing run) leaves another chain's overrides free. One bucket per
+    organisation here, so within one organisation every pair of writes would collide."""
+    monkeypatch.setattr(booking, "LOCK_BUCKETS", 1)
+    monkeypatch.setattr(booking, "OVERRIDE_LOCK_WAIT", 0.2)
+    riverbend = build_clinic()
+    lakeside = build_clinic(name="Lakeside", group="Lakeside Group")
+    assert lakeside.org.pk != riverbend.org.pk
+    desk = django_user_model.objects.create_user("desk.lakeside", is_staff=True)
+    writer, release, outcomes = in_flight(
+        lambda: book_visit(riverbend, make_patient(riverbend), local(MONDAY, 10))
+    )
+    if connection.vendor == "sqlite":
+        # One write lock for the whole file: the override waits for the other write.
+        threading.Timer(1.0, release.set).start()
+    try:
+        visit = book_visit(
+            lakeside, make_patient(lakeside, name="Over Ride"), local(MONDAY, 10), over_by=desk
+        )
+    finally:
+        release.set()
+        writer.join(30)
+    assert outcomes == Counter({"booked": 1})
+    assert visit.override_reason
+    assert Appointment.objects.count() == 2
+    connection.close()

@@ -16,6 +16,7 @@ from microneedling.core.availability import Phase, Slot, find_starts
 from microneedling.core.errors import BookingConflict
 from microneedling.directory.models import Provider
 from microneedling.directory.policy import BookingRules
+from microneedling.patients.models import Patient
 from microneedling.scheduling.calendars import LocationCalendar, patient_resource
 from microneedling.scheduling.models import Appointment, Reservation
 
@@ -81,10 +82,12 @@ class TakenByOverride(BookingConflict):
     read: the booking lost a race (a course searches again, a single visit answers 409)."""
 
 
-#: Advisory-lock namespace of booking writes on PostgreSQL (any fixed int4 of our own).
+#: Advisory-lock namespace of booking writes on PostgreSQL (any fixed 16-bit number of our
+#: own): a lock's 64-bit key is the namespace, then the organisation, then the bucket.
 LOCK_NAMESPACE = 61_452
-#: Resources share this many lock buckets: a re-homing run that writes thousands of visits
-#: holds at most this many locks (PostgreSQL's lock table is small, 6,400 by default).
+#: An organisation's resources share this many lock buckets: a re-homing run that writes
+#: thousands of visits holds at most this many locks (PostgreSQL's lock table is small,
+#: 6,400 by default), and holds none of another organisation's.
 LOCK_BUCKETS = 256
 #: How long an override keeps trying for its buckets before answering 409, in seconds.
 OVERRIDE_LOCK_WAIT = 5.0
@@ -92,13 +95,23 @@ OVERRIDE_LOCK_WAIT = 5.0
 OVERRIDE_LOCK_RETRY = 0.05
 
 
-def lock_buckets(resources: Iterable[str]) -> list[int]:
-    """The lock buckets of ``resources``, sorted."""
-    return sorted({zlib.crc32(r.encode()) % LOCK_BUCKETS for r in resources})
+def lock_keys(organization_id: int, resources: Iterable[str]) -> list[int]:
+    """The advisory-lock keys of an organisation's ``resources``, sorted."""
+    base = (LOCK_NAMESPACE << 40) | ((organization_id & 0x3FFF_FFFF) << 10)
+    return sorted({base | (zlib.crc32(r.encode()) % LOCK_BUCKETS) for r in resources})
 
 
-_LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, b) FROM unnest(%s::int[]) AS b"
-_TRY_EXCLUSIVE = "SELECT bool_and(pg_try_advisory_xact_lock(%s, b)) FROM unnest(%s::int[]) AS b"
+def _organization_of(appointment: Appointment) -> int:
+    """The organisation whose diary a visit is in (its patient's; usually already loaded)."""
+    if Appointment.patient.is_cached(appointment):
+        return int(appointment.patient.organization_id)
+    return int(
+        Patient.objects.values_list("organization_id", flat=True).get(pk=appointment.patient_id)
+    )
+
+
+_LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(k) FROM unnest(%s::bigint[]) AS k"
+_TRY_EXCLUSIVE = "SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
 
 
 class _Busy(Exception):
@@ -123,7 +136,13 @@ def _lock_resources(rows: Sequence[Reservation]) -> None:
     if not connection.in_atomic_block:
         # Outside a transaction the locks would end with this statement.
         raise RuntimeError("reservations are written inside a transaction")
-    params = (LOCK_NAMESPACE, lock_buckets(r.resource for r in rows))
+    # One organisation per patient, read once per patient (a course's rows share one).
+    visits = {r.appointment.patient_id: r.appointment for r in rows}
+    organization = {patient: _organization_of(visit) for patient, visit in visits.items()}
+    resources: dict[int, set[str]] = {}
+    for r in rows:
+        resources.setdefault(organization[r.appointment.patient_id], set()).add(r.resource)
+    params = (sorted(k for org, names in resources.items() for k in lock_keys(org, names)),)
     with connection.cursor() as cursor:
         if not any(r.overlap_allowed for r in rows):
             cursor.execute(_LOCK_SHARED, params)
