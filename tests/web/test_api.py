@@ -324,3 +324,31 @@ def test_a_request_preferring_a_day_no_clinic_books_is_a_problem_naming_it(http)
     assert response.status_code == 422, response.text
     assert any("preferred_dates" in e["field"] for e in response.json()["errors"])
     assert not AppointmentRequest.objects.exists()
+
+
+@pytest.mark.parametrize("endpoint", ["courses", "appointments", "appointment-requests"])
+def test_staff_cannot_book_their_patient_into_another_organisations_location(
+    http, endpoint: str
+) -> None:
+    """Each organisation keeps its own patients and diaries: a booking, or a request, at a
+    location of another organisation is refused, naming the field, and nothing is written."""
+    ours = build_clinic()
+    theirs = build_clinic(name="Lakeside", group="Lakeside Group")
+    patient = make_patient(ours)
+    body = {
+        "patient_id": patient.pk,
+        "location_id": theirs.location.pk,
+        "service_id": theirs.treatment.pk,
+        "indications": ["acne_scars"],
+        "first_session": "2027-03-08",
+        "provider_id": theirs.ada.pk,
+        "starts_at": local(MONDAY, 10).isoformat(),
+    }
+    response = http.post(f"{http.base}/{endpoint}", json=body, timeout=30)
+    assert response.status_code == 422, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "other_organization"
+    assert response.json()["errors"][0]["field"] == "location"
+    assert Course.objects.count() == 0
+    assert Appointment.objects.count() == 0
+    assert AppointmentRequest.objects.count() == 0

@@ -13,7 +13,7 @@ from django.urls import reverse
 from microneedling.accounts.access import locations_usable, may_use_location, providers_usable
 from microneedling.audit.models import AuditEvent
 from microneedling.audit.selectors import patient_access_log
-from microneedling.directory.models import Location, Organization, Provider
+from microneedling.directory.models import Location
 from microneedling.notifications.feeds import calendar_feed_issue, calendar_feed_revoke
 from microneedling.notifications.models import CalendarFeed, Message
 from microneedling.scheduling import services
@@ -55,14 +55,8 @@ def _stuck(name: str) -> dict[str, object]:
 
 def _other_organisation(clinic: Clinic) -> tuple[Clinic, Appointment]:
     """A location of another organisation, with a booked patient of its own."""
-    far = build_clinic(name="Faraway")
-    elsewhere = Organization.objects.create(name="Faraway Group", slug="faraway-group")
-    Location.objects.filter(pk=far.location.pk).update(organization=elsewhere)
-    Provider.objects.filter(pk__in=[far.ada.pk, far.ben.pk]).update(organization=elsewhere)
-    far.location.refresh_from_db()
+    far = build_clinic(name="Faraway", group="Faraway Group")
     visit = _visit(far, "Yuri Foreign")
-    visit.patient.organization = elsewhere
-    visit.patient.save(update_fields=["organization"])
     return far, visit
 
 
