@@ -1,9 +1,14 @@
-"""Staff accounts in the admin site, and who may enter the admin site at all."""
+"""Staff accounts, their authenticators and sign-in lock-outs in the admin site, each kept
+to one's own organisation, and who may enter the admin site at all."""
 
 from __future__ import annotations
 
+from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.http import HttpRequest
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from microneedling.accounts.access import Can, may
 from microneedling.accounts.admin_scope import OrganizationScoped
@@ -26,3 +31,19 @@ class StaffMemberAdmin(OrganizationScoped, admin.ModelAdmin[StaffMember]):
     list_filter = ("role", ("organization", admin.RelatedOnlyFieldListFilter))
     filter_horizontal = ("locations",)
     raw_id_fields = ("user",)
+
+
+# The two apps register unscoped admins of their own (importing them above did): a chain
+# operator would see and change every organisation's, and superusers', authenticators and
+# lock-outs. Each is registered again with the organisation's limits.
+for _model, _model_admin in (
+    (TOTPDevice, TOTPDeviceAdmin),
+    (AccessAttempt, AccessAttemptAdmin),
+    (AccessLog, AccessLogAdmin),
+    (AccessFailureLog, AccessFailureLogAdmin),
+):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(
+        _model, type(f"Scoped{_model_admin.__name__}", (OrganizationScoped, _model_admin), {})
+    )

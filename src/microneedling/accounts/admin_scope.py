@@ -4,14 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Model, QuerySet
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
 from microneedling.accounts.access import organization_id
 
 
+def accounts_of(org: int) -> QuerySet[Any]:
+    """The sign-in accounts an organisation's admin may see and pick: its own staff, and
+    accounts that belong to no one yet (not a patient's, not staff anywhere); never a
+    superuser's."""
+    users = get_user_model()._default_manager
+    mine = Q(staff_member__organization=org)
+    unclaimed = Q(staff_member__isnull=True, patient__isnull=True)
+    return users.filter(mine | unclaimed, is_superuser=False)
+
+
 def scoped(rows: QuerySet[Any], user: Any) -> QuerySet[Any]:
-    """``rows`` limited to ``user``'s organisation, by whichever link the model has."""
+    """``rows`` limited to ``user``'s organisation, by whichever link the model has: a
+    directory link, the account a row belongs to (authenticators), or the username it
+    names (sign-in lock-outs, which name patients' and staff's usernames alike)."""
     if user.is_superuser:
         return rows
     org = organization_id(user) or 0
@@ -22,6 +36,14 @@ def scoped(rows: QuerySet[Any], user: Any) -> QuerySet[Any]:
         if path in names:
             suffix = "" if path == "organization" else "__organization"
             return rows.filter(**{f"{path}{suffix}": org})
+    if "user" in names:
+        return rows.filter(user__staff_member__organization=org, user__is_superuser=False)
+    if "username" in names:
+        people = get_user_model()._default_manager.filter(
+            Q(staff_member__organization=org) | Q(patient__organization=org),
+            is_superuser=False,
+        )
+        return rows.filter(username__in=people.values("username"))
     return rows.none()  # a model with no tie to an organisation: superusers only
 
 
@@ -38,6 +60,11 @@ class OrganizationScoped:
         related: type[Model] = db_field.related_model
         if related._meta.app_label == "directory":
             kwargs["queryset"] = scoped(related._default_manager.all(), request.user)
+        if related is get_user_model() and not request.user.is_superuser:
+            kwargs["queryset"] = accounts_of(organization_id(request.user) or 0)
+            # A list, not a raw id: the raw-id widget prints any account's name beside
+            # whatever id is typed, even one outside the choices.
+            kwargs["widget"] = forms.Select()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
 
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:

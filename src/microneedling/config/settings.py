@@ -212,6 +212,9 @@ LOGIN_URL = "portal:sign_in"
 PASSWORD_RESET_TIMEOUT = 3600
 # The issuer authenticator apps show next to the code.
 OTP_TOTP_ISSUER = os.environ.get("MICRONEEDLING_SITE_NAME", "Microneedling Clinic")
+# The admin never shows an authenticator's secret or QR code once it exists (its own views
+# of them look devices up by id, unscoped).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "web:home"
 
