@@ -352,3 +352,24 @@ def test_staff_cannot_book_their_patient_into_another_organisations_location(
     assert Course.objects.count() == 0
     assert Appointment.objects.count() == 0
     assert AppointmentRequest.objects.count() == 0
+
+
+def test_a_course_cannot_prefer_another_organisations_provider(http) -> None:
+    ours = build_clinic()
+    theirs = build_clinic(name="Lakeside", group="Lakeside Group")
+    body = {
+        "patient_id": make_patient(ours).pk,
+        "location_id": ours.location.pk,
+        "service_id": ours.treatment.pk,
+        "indications": ["acne_scars"],
+        "first_session": "2027-03-08",
+        "preferences": {"provider_id": theirs.ada.pk},
+    }
+    response = http.post(f"{http.base}/courses", json=body, timeout=30)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "preferences.provider_id"
+    assert Course.objects.count() == 0
+    body["preferences"] = {"provider_id": ours.ada.pk}
+    booked = http.post(f"{http.base}/courses", json=body, timeout=30)
+    assert booked.status_code == 201, booked.text
+    assert Course.objects.get().preferred_provider_id == ours.ada.pk
