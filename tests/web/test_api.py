@@ -373,3 +373,22 @@ def test_a_course_cannot_prefer_another_organisations_provider(http) -> None:
     booked = http.post(f"{http.base}/courses", json=body, timeout=30)
     assert booked.status_code == 201, booked.text
     assert Course.objects.get().preferred_provider_id == ours.ada.pk
+
+
+@pytest.mark.parametrize("endpoint", ["appointments", "appointment-requests"])
+def test_a_visit_or_request_cannot_name_another_organisations_provider(http, endpoint: str) -> None:
+    ours = build_clinic()
+    theirs = build_clinic(name="Lakeside", group="Lakeside Group")
+    body = {
+        "patient_id": make_patient(ours).pk,
+        "location_id": ours.location.pk,
+        "service_id": ours.treatment.pk,
+        "provider_id": theirs.ada.pk,
+        "starts_at": local(MONDAY, 10).isoformat(),
+    }
+    response = http.post(f"{http.base}/{endpoint}", json=body, timeout=30)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "other_organization"
+    assert response.json()["errors"][0]["field"] == "provider"
+    assert Appointment.objects.count() == 0
+    assert AppointmentRequest.objects.count() == 0

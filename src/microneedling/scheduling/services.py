@@ -94,14 +94,23 @@ def _local_today(location: Location, now: datetime) -> date:
     return now.astimezone(ZoneInfo(location.timezone)).date()
 
 
-def same_organization(patient: Patient, location: Location) -> None:
-    """Refuse a booking at another organisation's location: each organisation keeps its
-    own patients, and its staff see only those (the API must not reach across)."""
+def same_organization(
+    patient: Patient, location: Location, provider: Provider | None = None
+) -> None:
+    """Refuse a booking at another organisation's location, or with its provider: each
+    organisation keeps its own patients, and its staff see only those (the API must not
+    reach across)."""
     if patient.organization_id != location.organization_id:
         raise BookingRefused(
             "that location belongs to another organisation than the patient's",
             code="other_organization",
             field="location",
+        )
+    if provider is not None and provider.organization_id != location.organization_id:
+        raise BookingRefused(
+            "that provider works for another organisation",
+            code="other_organization",
+            field="provider",
         )
 
 
@@ -187,7 +196,7 @@ def appointment_book(
         raise BookingRefused(
             "starts_at must include a time zone", code="naive_datetime", field="starts_at"
         )
-    same_organization(patient, location)
+    same_organization(patient, location, provider)
     now = now or timezone.now()
     local_day = starts_at.astimezone(ZoneInfo(location.timezone)).date()
     override = bool(override_reason.strip())
@@ -532,13 +541,7 @@ def appointment_request_create(
     provider: Provider | None = None,
 ) -> AppointmentRequest:
     """Record a booking that needs a decision (e.g. a screening waiting for review)."""
-    same_organization(patient, location)
-    if provider is not None and provider.organization_id != location.organization_id:
-        raise BookingRefused(
-            "that provider works for another organisation",
-            code="other_organization",
-            field="provider",
-        )
+    same_organization(patient, location, provider)
     screening = patient.screenings.newest_first().first()
     return AppointmentRequest.objects.create(
         patient=patient,
