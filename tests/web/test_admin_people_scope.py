@@ -103,7 +103,9 @@ def test_an_authenticator_can_be_added_for_our_staff_but_not_planted_on_anyone_e
     people: People,
 ) -> None:
     add = reverse("admin:otp_totp_totpdevice_add")
-    for stranger in (people.root, people.their_desk):
+    # An account that is no one's yet: whoever takes it on later would inherit the device.
+    unclaimed = get_user_model().objects.create_user("not.yet.hired")
+    for stranger in (people.root, people.their_desk, unclaimed):
         refused = people.operator.post(add, _device_form(stranger))
         assert refused.status_code == 200  # the form again, with the error beside "user"
         assert "user" in refused.context["adminform"].form.errors

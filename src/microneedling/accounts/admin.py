@@ -31,6 +31,7 @@ class StaffMemberAdmin(OrganizationScoped, admin.ModelAdmin[StaffMember]):
     list_filter = ("role", ("organization", admin.RelatedOnlyFieldListFilter))
     filter_horizontal = ("locations",)
     raw_id_fields = ("user",)
+    picks_unclaimed_accounts = True  # a new hire's account is made first, then attached
 
 
 # The two apps register unscoped admins of their own (importing them above did): a chain

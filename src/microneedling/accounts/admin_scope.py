@@ -12,14 +12,15 @@ from django.http import HttpRequest
 from microneedling.accounts.access import organization_id
 
 
-def accounts_of(org: int) -> QuerySet[Any]:
-    """The sign-in accounts an organisation's admin may see and pick: its own staff, and
-    accounts that belong to no one yet (not a patient's, not staff anywhere); never a
-    superuser's."""
+def accounts_of(org: int, *, unclaimed: bool = False) -> QuerySet[Any]:
+    """The sign-in accounts an organisation's admin may pick: its own staff and, with
+    ``unclaimed``, accounts that belong to no one yet (not a patient's, not staff
+    anywhere); never a superuser's."""
     users = get_user_model()._default_manager
-    mine = Q(staff_member__organization=org)
-    unclaimed = Q(staff_member__isnull=True, patient__isnull=True)
-    return users.filter(mine | unclaimed, is_superuser=False)
+    picked = Q(staff_member__organization=org)
+    if unclaimed:
+        picked |= Q(staff_member__isnull=True, patient__isnull=True)
+    return users.filter(picked, is_superuser=False)
 
 
 def scoped(rows: QuerySet[Any], user: Any) -> QuerySet[Any]:
@@ -51,6 +52,11 @@ class OrganizationScoped:
     """Mixed into a ModelAdmin or an inline: lists, pages and every choice of a related
     row hold the user's own organisation's rows only."""
 
+    #: Whether an account that is no one's yet may be picked (to make it staff). Elsewhere
+    #: it may not: an authenticator planted on it would follow it into whichever
+    #: organisation later takes it on.
+    picks_unclaimed_accounts = False
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         """Only the organisation's rows (other ids answer as missing)."""
         return scoped(super().get_queryset(request), request.user)  # type: ignore[misc]
@@ -61,7 +67,9 @@ class OrganizationScoped:
         if related._meta.app_label == "directory":
             kwargs["queryset"] = scoped(related._default_manager.all(), request.user)
         if related is get_user_model() and not request.user.is_superuser:
-            kwargs["queryset"] = accounts_of(organization_id(request.user) or 0)
+            kwargs["queryset"] = accounts_of(
+                organization_id(request.user) or 0, unclaimed=self.picks_unclaimed_accounts
+            )
             # A list, not a raw id: the raw-id widget prints any account's name beside
             # whatever id is typed, even one outside the choices.
             kwargs["widget"] = forms.Select()
