@@ -144,13 +144,6 @@ def _course_args(request: HttpRequest, payload: CourseIn) -> dict[str, Any]:
     for index, weekday in enumerate(prefs.weekdays):
         if not 0 <= weekday <= 6:
             raise InputError(f"preferences.weekdays.{index}", "must be 0 (Monday) to 6")
-    if (
-        prefs.provider_id is not None
-        and not Provider.objects.filter(
-            pk=prefs.provider_id, organization_id=location.organization_id
-        ).exists()
-    ):
-        raise InputError("preferences.provider_id", "is not a provider of this location's clinic")
     return {
         "patient": patient,
         "location": location,

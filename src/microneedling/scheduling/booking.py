@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -95,10 +95,10 @@ OVERRIDE_LOCK_WAIT = 5.0
 OVERRIDE_LOCK_RETRY = 0.05
 
 
-def lock_keys(organization_id: int, resources: Iterable[str]) -> list[int]:
-    """The advisory-lock keys of an organisation's ``resources``, sorted."""
+def lock_key(organization_id: int, resource: str) -> int:
+    """The advisory-lock key of one of an organisation's resources."""
     base = (LOCK_NAMESPACE << 40) | ((organization_id & 0x3FFF_FFFF) << 10)
-    return sorted({base | (zlib.crc32(r.encode()) % LOCK_BUCKETS) for r in resources})
+    return base | (zlib.crc32(resource.encode()) % LOCK_BUCKETS)
 
 
 def _organization_of(appointment: Appointment) -> int:
@@ -136,13 +136,14 @@ def _lock_resources(rows: Sequence[Reservation]) -> None:
     if not connection.in_atomic_block:
         # Outside a transaction the locks would end with this statement.
         raise RuntimeError("reservations are written inside a transaction")
-    # One organisation per patient, read once per patient (a course's rows share one).
-    visits = {r.appointment.patient_id: r.appointment for r in rows}
-    organization = {patient: _organization_of(visit) for patient, visit in visits.items()}
-    resources: dict[int, set[str]] = {}
+    organizations: dict[int, int] = {}  # by patient: a course's rows share one
+    keys = set()
     for r in rows:
-        resources.setdefault(organization[r.appointment.patient_id], set()).add(r.resource)
-    params = (sorted(k for org, names in resources.items() for k in lock_keys(org, names)),)
+        patient = r.appointment.patient_id
+        if patient not in organizations:
+            organizations[patient] = _organization_of(r.appointment)
+        keys.add(lock_key(organizations[patient], r.resource))
+    params = (sorted(keys),)
     with connection.cursor() as cursor:
         if not any(r.overlap_allowed for r in rows):
             cursor.execute(_LOCK_SHARED, params)

@@ -570,16 +570,12 @@ def _try_move(
     try:
         with transaction.atomic():  # a savepoint: a refused move undoes only itself
             return _write_move(appointment, placement, phases, names, providers)
-    except booking.TakenByOverride:
+    except (BookingConflict, IntegrityError) as refused:  # IntegrityError: the constraint
         appointment.refresh_from_db()
-        return "a staff override took the new time after the plan was made"
-    except BookingConflict as conflict:
-        appointment.refresh_from_db()
-        if conflict.resource == "patient":
+        if isinstance(refused, booking.TakenByOverride):
+            return "a staff override took the new time after the plan was made"
+        if isinstance(refused, BookingConflict) and refused.resource == "patient":
             return "the patient has another visit at the new time"
-        return "another booking took the new time after the plan was made"
-    except IntegrityError:  # PostgreSQL's exclusion constraint
-        appointment.refresh_from_db()
         return "another booking took the new time after the plan was made"
 
 

@@ -95,11 +95,15 @@ def _local_today(location: Location, now: datetime) -> date:
 
 
 def same_organization(
-    patient: Patient, location: Location, provider: Provider | None = None
+    patient: Patient,
+    location: Location,
+    provider: Provider | None = None,
+    *,
+    provider_field: str = "provider",
 ) -> None:
-    """Refuse a booking at another organisation's location, or with its provider: each
-    organisation keeps its own patients, and its staff see only those (the API must not
-    reach across)."""
+    """Refuse a booking at another organisation's location, or with (or preferring, named
+    by ``provider_field``) its provider: each organisation keeps its own patients, and its
+    staff see only those (the API must not reach across)."""
     if patient.organization_id != location.organization_id:
         raise BookingRefused(
             "that location belongs to another organisation than the patient's",
@@ -110,7 +114,7 @@ def same_organization(
         raise BookingRefused(
             "that provider works for another organisation",
             code="other_organization",
-            field="provider",
+            field=provider_field,
         )
 
 
@@ -300,7 +304,12 @@ def course_propose(
     now = now or timezone.now()
     if location.status == Location.Status.CLOSED:
         raise BookingRefused("this location has closed", code="location_closed", field="location")
-    same_organization(patient, location)
+    preferred = (
+        Provider.objects.filter(pk=preferences.provider_id).first()
+        if preferences.provider_id is not None
+        else None
+    )
+    same_organization(patient, location, preferred, provider_field="preferences.provider_id")
     rules = booking_rules(location.organization_id)
     plan = plan_course(
         pack=load_pack(),
