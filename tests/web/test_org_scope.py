@@ -4,6 +4,7 @@ whenever they show the record."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,14 +14,16 @@ from django.urls import reverse
 from microneedling.accounts.access import locations_usable, may_use_location, providers_usable
 from microneedling.audit.models import AuditEvent
 from microneedling.audit.selectors import patient_access_log
-from microneedling.directory.models import Location
+from microneedling.directory.models import Location, ProviderSchedule
 from microneedling.notifications.feeds import calendar_feed_issue, calendar_feed_revoke
 from microneedling.notifications.models import CalendarFeed, Message
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, RehomingRun
+from microneedling.scheduling.rehoming import provider_move_reach
 from microneedling.scheduling.replanning import course_session_move
 from tests.web.conftest import (
     MONDAY,
+    NOW,
     Clinic,
     book_course,
     build_clinic,
@@ -112,6 +115,88 @@ def test_a_clinic_admin_cannot_close_or_read_the_re_homing_of_another_location(
     assert RehomingRun.objects.count() == 1
     other.location.refresh_from_db()
     assert other.location.status == Location.Status.OPEN
+
+
+def _shared_with_stoneridge(clinic: Clinic) -> Clinic:
+    """Stoneridge, another location of the organisation, where Ada works on Fridays and
+    has a patient booked."""
+    other = build_clinic(name="Stoneridge")
+    ProviderSchedule.objects.filter(provider=clinic.ada, weekday=4).update(location=other.location)
+    services.appointment_book(
+        patient=make_patient(other, name="Zara Secret"),
+        service=other.treatment,
+        location=other.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY + timedelta(days=4), 10),
+    )
+    return other
+
+
+def _move_ada(client: Client, clinic: Clinic) -> Any:
+    return client.post(
+        reverse("desk:rehoming"),
+        {
+            "operation": "provider_move",
+            "location": clinic.location.pk,
+            "provider": clinic.ada.pk,
+            "from_date": MONDAY.isoformat(),
+        },
+    )
+
+
+def test_a_clinic_admin_cannot_move_a_provider_shared_with_a_location_they_do_not_run(
+    clinic: Clinic,
+) -> None:
+    _shared_with_stoneridge(clinic)
+    admin = _signed_in(make_staff("admin", "clinic_admin", locations=[clinic.location]))
+    refused = _move_ada(admin, clinic)
+    assert refused.status_code == 200
+    assert "Stoneridge" in refused.context["form"].errors["provider"][0]
+    assert not RehomingRun.objects.exists()
+    # The chain operator runs both locations, so the same move is theirs to make.
+    started = _move_ada(_signed_in(make_staff("op", "chain_operator")), clinic)
+    assert started.status_code == 302
+    assert RehomingRun.objects.get().provider_id == clinic.ada.pk
+
+
+def test_a_provider_move_is_checked_again_when_it_is_applied(clinic: Clinic) -> None:
+    admin = make_staff("admin", "clinic_admin", locations=[clinic.location])
+    preview = RehomingRun.objects.create(
+        operation=RehomingRun.Operation.MOVE_PROVIDER,
+        location=clinic.location,
+        provider=clinic.ada,
+        from_date=MONDAY,
+        status=RehomingRun.Status.DONE,
+        report={"moves": [], "stuck_visits": []},
+    )
+    _shared_with_stoneridge(clinic)  # since the preview, Ada works at Stoneridge too
+    client = _signed_in(admin)
+    applied = client.post(reverse("desk:rehoming_apply", args=[preview.pk]), follow=True)
+    assert "Not applied" in applied.content.decode()
+    assert "Stoneridge" in applied.content.decode()
+    assert RehomingRun.objects.count() == 1
+
+
+def test_a_provider_move_reaches_every_location_with_their_hours_or_visits_to_come(
+    clinic: Clinic,
+) -> None:
+    other = _shared_with_stoneridge(clinic)
+    reach = provider_move_reach(
+        provider=clinic.ada, to_location=clinic.location, from_date=MONDAY, now=NOW
+    )
+    assert reach == {other.location.pk}
+    # Without hours there any more, the visit still to come keeps Stoneridge in reach.
+    ProviderSchedule.objects.filter(provider=clinic.ada, location=other.location).delete()
+    reach = provider_move_reach(
+        provider=clinic.ada, to_location=clinic.location, from_date=MONDAY, now=NOW
+    )
+    assert reach == {other.location.pk}
+    # A visit before the move's first day stays where it is, so it is out of reach.
+    later = MONDAY + timedelta(days=7)
+    reach = provider_move_reach(
+        provider=clinic.ada, to_location=clinic.location, from_date=later, now=NOW
+    )
+    assert reach == set()
 
 
 def test_reading_a_re_homing_report_is_audited(clinic: Clinic) -> None:

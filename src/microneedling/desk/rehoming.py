@@ -3,12 +3,15 @@ watch the progress, then apply; every move as CSV."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from microneedling.accounts.access import Can, locations_usable, providers_usable
@@ -17,7 +20,7 @@ from microneedling.desk.access import requires
 from microneedling.directory.models import Location, Provider
 from microneedling.portal.forms import DateInput
 from microneedling.scheduling.models import RehomingRun
-from microneedling.scheduling.rehoming import report_csv
+from microneedling.scheduling.rehoming import provider_move_reach, report_csv
 from microneedling.scheduling.rehoming_runs import rehoming_run_start, run_progress
 
 #: Moves listed on the page; the CSV has them all.
@@ -48,6 +51,7 @@ class RehomingForm(forms.Form):
 
     def __init__(self, *args: Any, user: object, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.user = user
         # Only what the user runs: a clinic admin closes their own locations, never
         # another's, and no one reaches into another organisation.
         self.fields["location"].queryset = (  # type: ignore[attr-defined]
@@ -66,10 +70,34 @@ class RehomingForm(forms.Form):
                 self.add_error("provider", "Choose the provider who moves.")
             if data.get("until"):
                 self.add_error("until", "A provider's move has no end date.")
+            if data.get("provider") and data.get("location") and data.get("from_date"):
+                refusal = move_beyond_reach(
+                    self.user, data["provider"], data["location"], data["from_date"]
+                )
+                if refusal:
+                    self.add_error("provider", refusal)
         until, start = data.get("until"), data.get("from_date")
         if until and start and until < start:
             self.add_error("until", "The closure must end on or after its first day.")
         return data
+
+
+def move_beyond_reach(
+    user: Any, provider: Provider, to_location: Location, from_date: date
+) -> str | None:
+    """Why ``user`` may not move ``provider`` (they also work at, or have visits at, a
+    location ``user`` does not run), or None when they may."""
+    reach = provider_move_reach(
+        provider=provider, to_location=to_location, from_date=from_date, now=timezone.now()
+    )
+    beyond = Location.objects.filter(pk__in=reach).exclude(pk__in=locations_usable(user))
+    names = ", ".join(beyond.order_by("name").values_list("name", flat=True))
+    if not names:
+        return None
+    return (
+        f"{provider.display_name} also works at {names}, which you do not run; "
+        "a chain operator moves providers who are shared between locations."
+    )
 
 
 def runs_of(user: object) -> QuerySet[RehomingRun]:
@@ -134,7 +162,20 @@ def rehoming_run(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 def rehoming_apply(request: HttpRequest, run_id: int) -> HttpResponse:
     """Apply what a finished preview showed (planned again against the diary as it is now)."""
-    preview = get_object_or_404(runs_of(request.user), pk=run_id, apply=False, status="done")
+    preview = get_object_or_404(
+        runs_of(request.user).select_related("location", "provider"),
+        pk=run_id,
+        apply=False,
+        status="done",
+    )
+    if preview.provider is not None and preview.location is not None:
+        # Checked again: the provider may have been given hours elsewhere since the preview.
+        refusal = move_beyond_reach(
+            request.user, preview.provider, preview.location, preview.from_date
+        )
+        if refusal:
+            messages.error(request, f"Not applied: {refusal}")
+            return redirect("desk:rehoming_run", run_id=preview.pk)
     run = rehoming_run_start(
         operation=preview.operation,
         actor=request.user,

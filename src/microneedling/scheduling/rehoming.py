@@ -692,11 +692,7 @@ def provider_move(
     report = RehomingReport("provider_move", str(provider.pk), from_date, applied=apply)
     since = max(_local_start(from_date, to_location.timezone), now)
     affected = Q(provider=provider) & ~Q(location=to_location)
-    old_sites = set(
-        ProviderSchedule.objects.filter(provider=provider)
-        .exclude(valid_until__lt=from_date)
-        .values_list("location_id", flat=True)
-    ) - {to_location.pk}
+    old_sites = _sites_with_hours(provider, from_date) - {to_location.pk}
     note = f"{provider.display_name} now sees patients at {to_location.name}."
     try:
         with transaction.atomic():
@@ -719,6 +715,30 @@ def provider_move(
     except _Preview:
         report.applied = False
     return report
+
+
+def provider_move_reach(
+    *, provider: Provider, to_location: Location, from_date: date, now: datetime
+) -> set[int]:
+    """The locations (ids) a move of ``provider`` to ``to_location`` from ``from_date`` takes
+    something from: where they keep hours from that day on, or have visits still to come.
+
+    Whoever moves a provider must run every one of them: a clinic admin who shares a
+    provider with another location cannot take that location's hours and patients away."""
+    since = max(_local_start(from_date, to_location.timezone), now)
+    booked = Appointment.objects.filter(
+        provider=provider, status__in=ACTIVE, starts_at__gte=since
+    ).values_list("location_id", flat=True)
+    return (_sites_with_hours(provider, from_date) | set(booked.distinct())) - {to_location.pk}
+
+
+def _sites_with_hours(provider: Provider, from_date: date) -> set[int]:
+    """The locations where ``provider`` has weekly hours on ``from_date`` or later."""
+    return set(
+        ProviderSchedule.objects.filter(provider=provider)
+        .exclude(valid_until__lt=from_date)
+        .values_list("location_id", flat=True)
+    )
 
 
 def _schedules_move(provider: Provider, to_location: Location, from_date: date) -> None:
