@@ -300,7 +300,17 @@ def test_a_bulk_export_writes_valid_ndjson_for_every_type_with_progress(demo, li
             resource = json.loads(line)
             assert resource["resourceType"] == item["type"]
             _validate(resource)
-    assert AuditEvent.objects.filter(action="fhir_export_download").count() == len(written)
+    downloads = AuditEvent.objects.filter(action="fhir_export_download")
+    assert downloads.filter(object_type="export").count() == len(written)
+    # Each download is also in the access log of every patient whose records the file held.
+    export_id = int(status_url.rstrip("/").rsplit("/", 1)[-1])
+    patient_file = downloads.filter(
+        object_type="patient", details={"export": export_id, "type": "Patient"}
+    )
+    assert sorted(int(e.object_id) for e in patient_file) == sorted(
+        Patient.objects.values_list("pk", flat=True)
+    )
+    assert not downloads.filter(object_type="patient", details__type="Location").exists()
 
     # Patients cannot export; unknown types are refused; a finished export can be deleted.
     patient_headers = {"Authorization": f"Bearer {demo['patient']}"}

@@ -56,6 +56,22 @@ def _stuck(name: str) -> dict[str, object]:
     return {"appointment": 1, "patient": name, "starts_at": "2027-03-08 10:00", "reason": "full"}
 
 
+def _move(appointment: int, name: str) -> dict[str, object]:
+    """A visit a re-homing report moved, as the report lists it."""
+    return {
+        "appointment": appointment,
+        "patient": name,
+        "from": "Northside",
+        "to": "Harbour",
+        "from_start": "2027-03-08 10:00",
+        "to_start": "2027-03-08 11:00",
+        "from_provider": "Ada",
+        "to_provider": "Ada",
+        "distance_km": 4.2,
+        "shift_days": 0,
+    }
+
+
 def _other_organisation(clinic: Clinic) -> tuple[Clinic, Appointment]:
     """A location of another organisation, with a booked patient of its own."""
     far = build_clinic(name="Faraway", group="Faraway Group")
@@ -199,20 +215,32 @@ def test_a_provider_move_reaches_every_location_with_their_hours_or_visits_to_co
     assert reach == set()
 
 
-def test_reading_a_re_homing_report_is_audited(clinic: Clinic) -> None:
+def test_reading_a_re_homing_report_is_audited_for_the_run_and_each_patient_shown(
+    clinic: Clinic,
+) -> None:
     operator = make_staff("op", "chain_operator")
+    moved, stuck = _visit(clinic, "Moe Moved", 10), _visit(clinic, "Zara Secret", 12)
     run = RehomingRun.objects.create(
         operation=RehomingRun.Operation.CLOSE_LOCATION,
         location=clinic.location,
         from_date=MONDAY,
         status=RehomingRun.Status.DONE,
-        report={"moves": [], "stuck_visits": [_stuck("Zara Secret")]},
+        report={
+            "moves": [_move(moved.pk, "Moe Moved")],
+            "stuck_visits": [{**_stuck("Zara Secret"), "appointment": stuck.pk}],
+        },
     )
     client = _signed_in(operator)
     assert "Zara Secret" in client.get(reverse("desk:rehoming_run", args=[run.pk])).content.decode()
     assert client.get(reverse("desk:rehoming_csv", args=[run.pk])).status_code == 200
-    events = AuditEvent.objects.filter(action="rehoming_report_view", object_id=str(run.pk))
-    assert events.count() == 2 and {e.actor_id for e in events} == {operator.pk}
+    events = AuditEvent.objects.filter(action="rehoming_report_view")
+    on_run = events.filter(object_type="rehoming_run", object_id=str(run.pk))
+    assert on_run.count() == 2 and {e.actor_id for e in on_run} == {operator.pk}
+    for visit in (moved, stuck):
+        seen = patient_access_log(visit.patient_id).filter(action="rehoming_report_view")
+        assert [e.details for e in seen] == [
+            {"rehoming_run": run.pk, "appointments": [visit.pk]}
+        ] * 2
 
 
 def test_the_undelivered_list_shows_and_resends_only_ones_own_patients(clinic: Clinic) -> None:

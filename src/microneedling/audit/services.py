@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -44,3 +45,44 @@ def audit_patient_view(
     return audit_record(
         actor=actor, action=action, object_type="patient", object_id=patient_id, details=details
     )
+
+
+def audit_patients_listed(
+    *,
+    actor: Actor,
+    action: str,
+    rows: Iterable[Any],
+    what: str,
+    details: Mapping[str, Any] | None = None,
+) -> int:
+    """Record that a member of staff saw a list or sheet naming several patients: one event
+    per patient, as if each had been opened, naming (under ``what``) the ``rows`` of theirs
+    shown (objects with ``pk`` and ``patient_id``), all in one statement."""
+    shown: dict[object, dict[str, Any]] = {}
+    for row in rows:
+        entry = shown.setdefault(row.patient_id, {**(details or {}), what: []})
+        entry[what].append(row.pk)
+    return audit_patients_seen(actor=actor, action=action, details_by_patient=shown)
+
+
+def audit_patients_seen(
+    *, actor: Actor, action: str, details_by_patient: Mapping[object, dict[str, Any]]
+) -> int:
+    """Record that a member of staff saw each of these patients' records at once: one event
+    per patient, written in as few statements as the database allows."""
+    user = acting_user(actor)
+    role = role_of(user).value if user is not None else Role.ANONYMOUS.value
+    address = request_address.get()
+    events = [
+        AuditEvent(
+            actor=user,
+            role=role,
+            ip=address,
+            action=action,
+            object_type="patient",
+            object_id=str(patient_id),
+            details=entry,
+        )
+        for patient_id, entry in details_by_patient.items()
+    ]
+    return len(AuditEvent.objects.bulk_create(events, batch_size=1000))

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from microneedling.accounts.access import Can, patients_visible
-from microneedling.audit.services import audit_patient_view
+from microneedling.audit.services import audit_patients_listed
 from microneedling.desk.access import requires
 from microneedling.notifications.delivery import message_retry
 from microneedling.notifications.kinds import KINDS
@@ -24,13 +24,9 @@ def dead_messages(request: HttpRequest) -> HttpResponse:
     dead = list(
         dead_messages_of(request.user).select_related("patient").order_by("-created_at")[:200]
     )
-    for patient_id in dict.fromkeys(m.patient_id for m in dead):
-        audit_patient_view(
-            actor=request.user,
-            patient_id=patient_id,
-            action="dead_messages_view",
-            details={"messages": [m.pk for m in dead if m.patient_id == patient_id]},
-        )
+    audit_patients_listed(
+        actor=request.user, action="dead_messages_view", rows=dead, what="messages"
+    )
     rows = [(m, KINDS[m.kind].subject) for m in dead]
     return render(request, "desk/dead_messages.html", {"rows": rows})
 

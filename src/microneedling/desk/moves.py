@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from microneedling.accounts.access import Can
+from microneedling.audit.services import audit_patient_view
 from microneedling.desk.access import check_patient, requires
 from microneedling.portal.moving import move_step, replan_changes
 from microneedling.scheduling.models import Appointment
@@ -30,6 +31,13 @@ def visit_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
     if replan is not None and replan.applied:
         messages.success(request, "Moved; later sessions re-planned inside their windows.")
         return redirect("desk:visit", appointment_id=visit.pk)
+    # Audited whenever the page shows the patient's sessions: the form, a preview, a refusal.
+    audit_patient_view(
+        actor=request.user,
+        patient_id=visit.patient_id,
+        action="visit_view_schedule_only",
+        details={"appointment": visit.pk, "move": True},
+    )
     changes = replan_changes(replan, ZoneInfo(visit.location.timezone))
     return render(
         request,

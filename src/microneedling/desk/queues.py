@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from microneedling.accounts.access import Can, may, patients_visible
-from microneedling.audit.services import audit_patient_view
+from microneedling.audit.services import audit_patient_view, audit_patients_listed
 from microneedling.desk.access import check_patient, requires
 from microneedling.desk.forms import ScreeningDecisionForm
 from microneedling.patients.models import Screening
@@ -19,12 +19,15 @@ from microneedling.scheduling.models import AppointmentRequest
 @requires(Can.CLINICAL_READ)
 def screenings(request: HttpRequest) -> HttpResponse:
     """Screenings of one's patients waiting for a provider, oldest first."""
-    waiting = (
+    waiting = list(
         Screening.objects.filter(
             review=Screening.Review.PENDING, patient__in=patients_visible(request.user)
         )
         .select_related("patient")
         .order_by("created_at")
+    )
+    audit_patients_listed(
+        actor=request.user, action="screenings_view", rows=waiting, what="screenings"
     )
     return render(request, "desk/screenings.html", {"screenings": waiting})
 
@@ -68,11 +71,14 @@ def screening_decide(request: HttpRequest, screening_id: int) -> HttpResponse:
 @requires(Can.SCHEDULE)
 def requests_list(request: HttpRequest) -> HttpResponse:
     """Open appointment requests of one's patients, oldest first."""
-    open_requests = (
+    open_requests = list(
         AppointmentRequest.objects.filter(
             status=AppointmentRequest.Status.OPEN, patient__in=patients_visible(request.user)
         )
         .select_related("patient", "location", "service", "provider")
         .order_by("created_at")
+    )
+    audit_patients_listed(
+        actor=request.user, action="requests_view", rows=open_requests, what="requests"
     )
     return render(request, "desk/requests.html", {"requests": open_requests})

@@ -15,16 +15,18 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from microneedling.accounts.access import Can, locations_usable, providers_usable
-from microneedling.audit.services import audit_record
+from microneedling.audit.services import audit_patients_listed, audit_record
 from microneedling.desk.access import requires
 from microneedling.directory.models import Location, Provider
 from microneedling.portal.forms import DateInput
-from microneedling.scheduling.models import RehomingRun
+from microneedling.scheduling.models import Appointment, RehomingRun
 from microneedling.scheduling.rehoming import provider_move_reach, report_csv
 from microneedling.scheduling.rehoming_runs import rehoming_run_start, run_progress
 
 #: Moves listed on the page; the CSV has them all.
 SHOWN_MOVES = 200
+#: Visit ids read in one statement (well under SQLite's limit on parameters).
+ID_BATCH = 2000
 
 
 class RehomingForm(forms.Form):
@@ -108,8 +110,10 @@ def runs_of(user: object) -> QuerySet[RehomingRun]:
     )
 
 
-def _audit_report_view(request: HttpRequest, run: RehomingRun) -> None:
-    # A report lists the patients it moves, by name: reading it is audited like a record.
+def _audit_report_view(request: HttpRequest, run: RehomingRun, *, moves_shown: int) -> None:
+    # A report lists the patients it moves, by name: reading it is audited like a record,
+    # once for the run and once for each patient shown (every one in the CSV, the first
+    # ``moves_shown`` moves and every stuck visit on the page).
     # (The polling progress fragment shows counts only, so it is not.)
     if request.headers.get("HX-Request"):
         return
@@ -119,6 +123,19 @@ def _audit_report_view(request: HttpRequest, run: RehomingRun) -> None:
         object_type="rehoming_run",
         object_id=run.pk,
         details={"moves": len(run.report.get("moves", []))},
+    )
+    shown = [m["appointment"] for m in run.report.get("moves", [])[:moves_shown]]
+    shown += [s["appointment"] for s in run.report.get("stuck_visits", [])]
+    visits: list[Appointment] = []
+    for start in range(0, len(shown), ID_BATCH):  # a closure can name more than SQLite takes
+        batch = shown[start : start + ID_BATCH]
+        visits += Appointment.objects.filter(pk__in=batch).only("pk", "patient_id")
+    audit_patients_listed(
+        actor=request.user,
+        action="rehoming_report_view",
+        rows=visits,
+        what="appointments",
+        details={"rehoming_run": run.pk},
     )
 
 
@@ -147,7 +164,7 @@ def rehoming_start(request: HttpRequest) -> HttpResponse:
 def rehoming_run(request: HttpRequest, run_id: int) -> HttpResponse:
     """A run's progress while it runs (the page polls), its report when done."""
     run = get_object_or_404(runs_of(request.user).select_related("location", "provider"), pk=run_id)
-    _audit_report_view(request, run)
+    _audit_report_view(request, run, moves_shown=SHOWN_MOVES)
     template = "desk/_rehoming_progress.html" if request.headers.get("HX-Request") else None
     context = {
         "run": run,
@@ -192,7 +209,7 @@ def rehoming_apply(request: HttpRequest, run_id: int) -> HttpResponse:
 def rehoming_csv(request: HttpRequest, run_id: int) -> HttpResponse:
     """Every move and stuck visit of a finished run as CSV."""
     run = get_object_or_404(runs_of(request.user), pk=run_id, status="done")
-    _audit_report_view(request, run)
+    _audit_report_view(request, run, moves_shown=len(run.report.get("moves", [])))
     response = HttpResponse(report_csv(run.report), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="rehoming-{run.pk}.csv"'
     return response

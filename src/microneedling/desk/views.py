@@ -21,14 +21,14 @@ from microneedling.accounts.access import (
 from microneedling.aftercare.models import SkinReport
 from microneedling.aftercare.selectors import skin_report_queue
 from microneedling.aftercare.services import skin_report_handle
-from microneedling.audit.services import audit_patient_view
+from microneedling.audit.services import audit_patient_view, audit_patients_listed
 from microneedling.desk.access import check_patient, requires, staff_required
 from microneedling.desk.forms import ReportHandledForm
 from microneedling.desk.messages import dead_messages_of
 from microneedling.directory.models import Location
 from microneedling.patients.models import Screening
 from microneedling.scheduling.models import AppointmentRequest
-from microneedling.scheduling.selectors import day_sheet
+from microneedling.scheduling.selectors import DaySheet, day_sheet
 
 
 @staff_required
@@ -62,7 +62,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @requires(Can.CLINICAL_READ)
 def skin_reports(request: HttpRequest) -> HttpResponse:
     """Reports above "keep an eye on it", urgent first, oldest first (of one's patients)."""
-    reports = skin_report_queue().filter(patient__in=patients_visible(request.user))
+    reports = list(skin_report_queue().filter(patient__in=patients_visible(request.user)))
+    audit_patients_listed(
+        actor=request.user, action="skin_reports_view", rows=reports, what="skin_reports"
+    )
     return render(request, "desk/skin_reports.html", {"reports": reports})
 
 
@@ -111,6 +114,17 @@ def skin_report_photo(request: HttpRequest, report_id: int) -> FileResponse:
     return FileResponse(report.photo.open("rb"))
 
 
+def _audit_sheet(request: HttpRequest, sheet: DaySheet) -> None:
+    # The sheet names every patient booked that day and what for: each one is a record seen.
+    audit_patients_listed(
+        actor=request.user,
+        action="day_sheet_view",
+        rows=[item.appointment for _, visits in sheet.providers for item in visits],
+        what="appointments",
+        details={"location": sheet.location.pk, "day": sheet.day.isoformat()},
+    )
+
+
 @requires(Can.SCHEDULE)
 def day_sheet_view(request: HttpRequest, slug: str) -> HttpResponse:
     """A location's day: providers and rooms against time, phases visible, with actions."""
@@ -125,6 +139,7 @@ def day_sheet_view(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, "The day must be a date like 2027-03-08; showing today.")
         day = today
     sheet = day_sheet(location, day)
+    _audit_sheet(request, sheet)
     timezone.activate(zone)  # the sheet reads in the location's own time
     return render(
         request,

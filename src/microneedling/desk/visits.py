@@ -158,6 +158,13 @@ def visit_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
         problem = f"Not changed: {error.message}."
     if request.headers.get("HX-Request"):
         # From the day sheet: send back just this visit's row, changed (or with the refusal).
+        if problem:  # a change is audited as one; a refused one still shows the row
+            audit_patient_view(
+                actor=request.user,
+                patient_id=appointment.patient_id,
+                action="visit_view_schedule_only",
+                details={"appointment": appointment.pk, "refused_status": status[:40]},
+            )
         timezone.activate(ZoneInfo(appointment.location.timezone))
         return render(
             request,

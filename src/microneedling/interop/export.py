@@ -85,18 +85,30 @@ def _rows(kind: fhir.Kind, requester: Any, org: int | None) -> Any:
     return kind.rows().filter(**{ORGANIZATION_FIELD[kind.name]: org})
 
 
-def _resources(type_name: str, requester: Any) -> Iterator[dict[str, Any]]:
+def _resources(type_name: str, requester: Any) -> Iterator[tuple[dict[str, Any], int | None]]:
     """The resources of one type that ``requester`` may read, built row by row (chunked
-    reads); every resource when there is no requester (the system's own export)."""
+    reads), each with the patient whose record it is part of (None for the directory);
+    every resource when there is no requester (the system's own export)."""
     org = _organization(requester)
     if type_name in fhir.PAIRED:
         for provider, place in fhir.provider_sites({}):
             if org is None or org == place.organization_id == provider.organization_id:
-                yield fhir.render_pair(type_name, provider, place)
+                yield fhir.render_pair(type_name, provider, place), None
         return
     kind = fhir.KINDS[type_name]
+    path = kind.patient_field.split("__") if kind.patient_field else None
     for row in _rows(kind, requester, org).iterator(chunk_size=CHUNK):
-        yield kind.render(row)
+        patient: Any = row
+        for part in path or ():
+            patient = getattr(patient, part)
+        yield kind.render(row), (patient if path else None)
+
+
+def patients_in_file(job: ExportJob, type_name: str) -> list[int]:
+    """The patients whose records one file of the export holds (written beside the file,
+    so that each download can be audited per patient)."""
+    path = export_folder(job) / f"{type_name}.patients.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
 
 
 def export_run(job_id: int) -> str:
@@ -121,10 +133,17 @@ def export_run(job_id: int) -> str:
             raise ExportRefused("the requester may no longer export")
         for done, type_name in enumerate(job.types, start=1):
             count = 0
+            patients: set[int] = set()
             with (folder / f"{type_name}.ndjson").open("w", encoding="utf-8") as out:
-                for resource in _resources(type_name, requester):
+                for resource, patient in _resources(type_name, requester):
                     out.write(json.dumps(resource, separators=(",", ":")) + "\n")
                     count += 1
+                    if patient is not None:
+                        patients.add(patient)
+            if patients:
+                (folder / f"{type_name}.patients.json").write_text(
+                    json.dumps(sorted(patients)), encoding="utf-8"
+                )
             output.append({"type": type_name, "count": count})
             ExportJob.objects.filter(pk=job_id).update(done_types=done, output=output)
     except Exception as error:

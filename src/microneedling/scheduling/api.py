@@ -18,6 +18,7 @@ from microneedling.accounts.access import Can, Role, can_act_for, may, patients_
 from microneedling.api import BearerToken, problem
 from microneedling.api_types import ClinicDate, ClinicDateTime, RecordId
 from microneedling.audit.middleware import client_address
+from microneedling.audit.services import audit_patient_view, audit_patients_listed
 from microneedling.core.errors import BookingRefused, InputError
 from microneedling.core.screening import Intake
 from microneedling.directory.api import service_of
@@ -344,6 +345,7 @@ def move_appointment(request: HttpRequest, appointment_id: int, payload: MoveIn)
         actor=request.user,
         apply=payload.apply,
     )
+    _audit_preview(request, appointment, result)
     return _replan_out(result)
 
 
@@ -371,7 +373,21 @@ def replace_appointment(
         apply=payload.apply,
         reason=payload.reason,
     )
+    _audit_preview(request, appointment, result)
     return _replan_out(result)
+
+
+def _audit_preview(request: HttpRequest, appointment: Appointment, result: Replan) -> None:
+    # A staff preview shows the patient's sessions and times while changing nothing, so it
+    # is a read of the record (an applied change is audited as the change it is).
+    if result.applied or role_of(request.user) == Role.PATIENT:
+        return
+    audit_patient_view(
+        actor=request.user,
+        patient_id=appointment.patient_id,
+        action="visit_view_schedule_only",
+        details={"appointment": appointment.pk, "preview": True},
+    )
 
 
 def _replan_out(result: Replan) -> dict[str, Any]:
@@ -445,6 +461,8 @@ def list_requests(
     if not may(request.user, Can.SCHEDULE):
         raise HttpError(403, "staff only")
     mine = patients_visible(request.user)
-    return list(
+    found = list(
         AppointmentRequest.objects.filter(status=status, patient__in=mine).order_by("created_at")
     )
+    audit_patients_listed(actor=request.user, action="requests_view", rows=found, what="requests")
+    return found

@@ -16,8 +16,8 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
 from microneedling.accounts.access import Can, Role, may, role_of
-from microneedling.audit.services import audit_record
-from microneedling.interop.export import EXPORTED, export_folder, export_start
+from microneedling.audit.services import audit_patients_seen, audit_record
+from microneedling.interop.export import EXPORTED, export_folder, export_start, patients_in_file
 from microneedling.interop.fhir.search import FhirError, bad
 from microneedling.interop.fhir.views import Caller, base_url, caller_of, fhir_view, respond
 from microneedling.interop.models import ExportJob
@@ -117,5 +117,13 @@ def export_file(request: HttpRequest, job_id: int, type_name: str) -> HttpRespon
         object_type="export",
         object_id=job.pk,
         details={"type": type_name},
+    )
+    # And once for each patient in the file, so that the patient's own access log and an
+    # auditor's search by patient both find the download.
+    where = {"export": job.pk, "type": type_name}
+    audit_patients_seen(
+        actor=caller.user,
+        action="fhir_export_download",
+        details_by_patient=dict.fromkeys(patients_in_file(job, type_name), where),
     )
     return FileResponse(path.open("rb"), content_type="application/fhir+ndjson")
