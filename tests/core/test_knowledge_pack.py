@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -128,6 +130,33 @@ def test_seed_statement_mapped_to_missing_entry_fails_validation() -> None:
         build_pack(raw)
 
 
+def test_clinical_seed_statement_whose_entries_do_not_cite_its_seed_fails_validation() -> None:
+    raw = raw_pack()
+    statement = next(
+        s for s in raw["seed_statements"] if s.get("clinical", True) and s["file"].startswith("004")
+    )
+    # fact.device is a real entry, but it does not cite seed-000: the mapping is refused.
+    statement["file"] = "000_80433835afedf8e8.txt"
+    statement["entries"] = ["fact.device"]
+    with pytest.raises(PackError, match=rf"{statement['id']}: none of its entries cites seed-000"):
+        build_pack(raw)
+
+
+def test_a_statement_carried_by_a_dispute_counts_every_position_s_sources(pack: Pack) -> None:
+    raw = raw_pack()
+    statement = next(s for s in raw["seed_statements"] if s["id"] == "004.39")
+    statement["entries"] = ["dispute.radiation_wait"]  # only its "recent" position cites seed-004
+    assert build_pack(raw).data.seed_statements
+
+
+def test_rule_graded_disputed_without_a_dispute_fails_validation() -> None:
+    raw = raw_pack()
+    rule = next(r for r in raw["rules"] if r["id"] == "rule.procedure.radiation")
+    del rule["dispute"]
+    with pytest.raises(PackError, match=r"rule\.procedure\.radiation: graded disputed"):
+        build_pack(raw)
+
+
 def test_dispute_default_must_be_one_of_its_positions() -> None:
     raw = raw_pack()
     raw["disputes"][0]["default"] = "nobody_said_this"
@@ -168,6 +197,23 @@ def test_every_seed_file_is_a_source_and_has_mapped_statements(pack: Pack) -> No
     assert mapped == seed_files
 
 
+def test_the_stated_visit_length_covers_every_phase_the_diary_books(pack: Pack) -> None:
+    """Patients are told to allow at least two hours (seed-004); the phases a visit books
+    must fit inside that, and the needling minutes must be the ones the facts give."""
+    duration = next(f for f in pack.data.facts if f.id == "fact.duration")
+    phases = {phase.code: phase for phase in pack.data.visit}
+    assert tuple(duration.params["procedure_minutes"]) == tuple(phases["procedure"].minutes)
+    longest = sum(phase.minutes[1] for phase in pack.data.visit)
+    assert longest <= duration.params["office_minutes_min"] == 120
+    assert "at least two hours" in duration.message
+
+
+def test_seed_001_body_areas_are_treatable_for_stretch_marks_and_acne_scars(pack: Pack) -> None:
+    # Seed 001: stretch marks and acne scars on the chest, back, neck and legs.
+    for indication in ("stretch_marks", "acne_scars"):
+        assert {"chest", "back", "neck", "legs"} <= set(pack.indications[indication].areas)
+
+
 def test_each_recorded_conflict_has_a_dispute(pack: Pack) -> None:
     for dispute in (
         "dispute.session_spacing",
@@ -175,32 +221,51 @@ def test_each_recorded_conflict_has_a_dispute(pack: Pack) -> None:
         "dispute.scars_indication_or_contraindication",
         "dispute.results_onset",
         "dispute.isotretinoin_wait",
+        "dispute.radiation_wait",
+        "dispute.inflammatory_skin_disease",
     ):
         assert len(pack.disputes[dispute].positions) >= 2
 
 
-def test_patient_text_does_not_copy_seed_sentences(pack: Pack) -> None:
-    """Facts carry over, sentences do not: no 8-word run of a seed appears in the pack."""
+def _words(text: str) -> list[str]:
+    """Lower-case words without punctuation, so "tiny," and "tiny" compare equal."""
+    return re.findall(r"[a-z0-9]+", text.lower().replace("-", " "))
+
+
+def _runs(words: list[str], n: int = 8) -> set[str]:
+    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string anywhere in a pack file's content (messages, summaries, names...)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_pack_and_pages_do_not_copy_seed_sentences() -> None:
+    """Facts carry over, sentences do not: no 8-word run of a seed appears in any text of
+    the pack (every file, every field) or in any page or message template."""
     seed_runs: set[str] = set()
     for path in seeds_folder().glob("*.txt"):
-        words = path.read_text(encoding="utf-8").lower().split()
-        seed_runs.update(" ".join(words[i : i + 8]) for i in range(len(words) - 7))
-    texts = [
-        entry.message
-        for group in (
-            pack.data.rules,
-            pack.data.care,
-            pack.data.facts,
-            pack.data.symptoms,
-            pack.data.recovery,
-        )
-        for entry in group
-    ]
-    texts += [s.says for s in pack.data.seed_statements]
-    for text in texts:
-        words = text.lower().split()
-        runs = {" ".join(words[i : i + 8]) for i in range(len(words) - 7)}
-        assert not runs & seed_runs, text
+        seed_runs |= _runs(_words(path.read_text(encoding="utf-8")))
+    texts = list(_strings(_read_files(DATA)))
+    templates = Path(__file__).parents[2] / "src/microneedling"
+    texts += [p.read_text(encoding="utf-8") for p in templates.rglob("templates/**/*.*")]
+    assert len(texts) > 500  # the walk really reached the pack and the templates
+    copied = [(text[:80], sorted(_runs(_words(text)) & seed_runs)) for text in texts]
+    assert [c for c in copied if c[1]] == []
+
+
+def test_the_copy_check_sees_through_punctuation_and_case() -> None:
+    seed = "Microneedling uses tiny, sterile needles to make tiny controlled punctures in the skin."
+    copy_ = "It USES tiny sterile needles -- to make tiny controlled punctures; in the skin!"
+    assert _runs(_words(seed)) & _runs(_words(copy_))
 
 
 def test_knowledge_doc_is_generated_from_the_current_pack(pack: Pack) -> None:

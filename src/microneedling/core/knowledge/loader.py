@@ -240,17 +240,45 @@ def _cross_check(data: PackData) -> list[str]:
             if i not in indication_codes
         ]
 
-    seed_files = {source.file for source in data.sources if source.kind == "seed"}
+    problems += [
+        f"{rule.id}: graded disputed but names no dispute"
+        for rule in data.rules
+        if rule.grade == "disputed" and rule.dispute is None
+    ]
+    problems += _seed_statement_problems(data, known_ids)
+    return problems
+
+
+def _seed_statement_problems(data: PackData, known_ids: set[str]) -> list[str]:
+    """Each statement of a seed maps to entries that exist, and a clinical one to at least
+    one entry citing that very seed (so a fact cannot drift away from where it came from)."""
+    problems: list[str] = []
+    seed_of_file = {source.file: source.id for source in data.sources if source.kind == "seed"}
+    cites: dict[str, set[str]] = {}
+    for entry_id, cited in _cited_entries(data):
+        cites.setdefault(entry_id, set()).update(cited)
+    for dispute in data.disputes:  # a dispute cites what any of its positions cites
+        cites[dispute.id] = {s for position in dispute.positions for s in position.sources}
     for statement in data.seed_statements:
-        if statement.file not in seed_files:
+        seed = seed_of_file.get(statement.file)
+        if seed is None:
             problems.append(f"seed statement {statement.id}: unknown seed file {statement.file}")
         problems += [
             f"seed statement {statement.id}: unknown entry {e!r}"
             for e in statement.entries
             if e not in known_ids
         ]
+        if (
+            seed is not None
+            and statement.clinical
+            and not any(seed in cites.get(e, set()) for e in statement.entries)
+        ):
+            problems.append(
+                f"seed statement {statement.id}: none of its entries cites {seed} "
+                f"({statement.file})"
+            )
     covered = {statement.file for statement in data.seed_statements}
-    problems += [f"seed file {f} has no statements mapped" for f in seed_files - covered]
+    problems += [f"seed file {f} has no statements mapped" for f in set(seed_of_file) - covered]
     return problems
 
 
