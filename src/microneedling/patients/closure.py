@@ -59,7 +59,11 @@ def patient_account_close(*, patient: Patient, actor: Actor, now: datetime) -> P
             patient=patient, starts_at__gt=now, status__in=("requested", "booked")
         ):
             services.appointment_set_status(
-                appointment=visit, status="cancelled", actor=actor, reason="account_closed"
+                appointment=visit,
+                status="cancelled",
+                actor=actor,
+                reason="account_closed",
+                now=now,
             )
         ContactPreference.objects.filter(patient=patient).delete()
         CalendarFeed.objects.filter(patient=patient).delete()

@@ -140,6 +140,7 @@ def course_detail(request: HttpRequest, patient: Patient, course_id: int) -> Htt
     if course is None:
         return render(request, "portal/not_found.html", status=404)
     zone = ZoneInfo(course.location.timezone)
+    now = timezone.now()
     rows = []
     for session in course.sessions.all():
         visits = list(session.appointments.all())
@@ -150,7 +151,10 @@ def course_detail(request: HttpRequest, patient: Patient, course_id: int) -> Htt
                 "visit": current,
                 "local_start": current.starts_at.astimezone(zone) if current else None,
                 "history": [v for v in visits if v is not current],
-                "changeable": current is not None and current.status == Appointment.Status.BOOKED,
+                # The same test the services apply: a booked visit still to come.
+                "changeable": current is not None
+                and current.status == Appointment.Status.BOOKED
+                and current.starts_at > now,
             }
         )
     return render(

@@ -27,6 +27,7 @@ from microneedling.core.knowledge.models import Gap
 from microneedling.core.series import search_series
 from microneedling.directory.policy import booking_rules
 from microneedling.notifications import events
+from microneedling.patients.models import Patient
 from microneedling.scheduling import booking, services
 from microneedling.scheduling.calendars import LocationCalendar, location_calendar
 from microneedling.scheduling.models import Appointment, CourseSession, Reservation
@@ -77,6 +78,7 @@ def course_session_replace(
             field="status",
         )
     now = now or timezone.now()
+    services.patient_change_check(appointment=appointment, actor=actor, now=now)
     with services.race_as_conflict(session=session.number):
         return _replace(
             appointment_id=appointment.pk,
@@ -115,9 +117,11 @@ def _replace(
         )
         kept = [booked_appointment(s) for s in later]
         services.appointment_set_status(
-            appointment=released, status=status, actor=actor, reason=reason
+            appointment=released, status=status, actor=actor, reason=reason, now=now
         )
-        window = _replacement_window(session, now.astimezone(zone).date())
+        window = _screened_window(
+            course.patient, _replacement_window(session, now.astimezone(zone).date())
+        )
         last_day = window.latest + timedelta(days=gap.max * len(later))
         # Later sessions are freed too, so a full re-plan may use their times.
         Reservation.objects.filter(appointment__in=kept).update(active=False)
@@ -209,6 +213,17 @@ def _replacement_window(session: CourseSession, today: date) -> PlannedSession:
         )
     target = min(max(session.target, earliest), latest)
     return PlannedSession(session.number, earliest, target, latest)
+
+
+def _screened_window(patient: Patient, window: PlannedSession) -> PlannedSession:
+    """The part of the window the patient's latest screening allows: a replacement is a new
+    booking, refused as one would be (not eligible, waiting for review), and starting no
+    earlier than a deferral ends."""
+    screening = services.booking_gate_on(patient, window.latest, field="appointment")
+    until = screening.deferred_until
+    if until is None or until <= window.earliest:
+        return window
+    return PlannedSession(window.number, until, max(window.target, until), window.latest)
 
 
 class _Search:

@@ -97,6 +97,10 @@ def course_session_move(
             field="starts_at",
         )
     now = now or timezone.now()
+    services.patient_change_check(appointment=appointment, actor=actor, now=now)
+    # A moved visit is a new time for treatment: the patient's latest screening must allow
+    # it (they may have answered the intake again since the course was booked).
+    services.booking_gate_on(course.patient, new_day, field="starts_at")
     gap = course.gap
     with services.race_as_conflict(session=session.number):
         return _move(

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
+from microneedling.accounts.access import Role, role_of
 from microneedling.accounts.actors import Actor, acting_user
 from microneedling.audit.services import audit_record
 from microneedling.charting.services import consent_is_current
@@ -149,6 +150,15 @@ def booking_gate(patient: Patient, first_day: date) -> Screening:
                 "a provider must review the screening first", code="review_pending"
             )
     return latest
+
+
+def booking_gate_on(patient: Patient, day: date, *, field: str) -> Screening:
+    """:func:`booking_gate` for a visit moved or booked again on ``day``: the same verdicts,
+    with any refusal naming ``field`` (the request's own field, not a course's first day)."""
+    try:
+        return booking_gate(patient, day)
+    except BookingRefused as refused:
+        raise BookingRefused(refused.message, code=refused.code, field=field) from refused
 
 
 def _conflict_from_race(
@@ -583,15 +593,54 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+#: What a patient may still change of their own: a visit still to come, not yet begun.
+PATIENT_CHANGEABLE = ("requested", "booked")
+
+
+def patient_change_check(*, appointment: Appointment, actor: Actor, now: datetime) -> None:
+    """Refuse a patient's change to a visit that has begun, passed or been checked in.
+
+    Staff record what happened to such a visit (a no-show, a check-in); a patient cancelling
+    or moving it would erase that and free the room while they may be in it. Staff and the
+    system are not limited here.
+    """
+    if not _is_patient(actor):
+        return
+    if appointment.status not in PATIENT_CHANGEABLE or appointment.starts_at <= now:
+        raise BookingRefused(
+            "this visit has begun or is over; the clinic can change it for you",
+            code="visit_started",
+            field="appointment",
+        )
+
+
+def _is_patient(actor: Actor) -> bool:
+    user = acting_user(actor)
+    return user is not None and role_of(user) == Role.PATIENT
+
+
 def appointment_set_status(
-    *, appointment: Appointment, status: str, actor: Actor, reason: str = ""
+    *,
+    appointment: Appointment,
+    status: str,
+    actor: Actor,
+    reason: str = "",
+    now: datetime | None = None,
 ) -> Appointment:
-    """Move an appointment along its lifecycle; releasing statuses free the resources."""
+    """Move an appointment along its lifecycle; releasing statuses free the resources.
+
+    A patient may only cancel, and only a visit still to come (:func:`patient_change_check`).
+    """
     if status not in TRANSITIONS.get(appointment.status, set()):
         raise BookingRefused(
             f"cannot change a {appointment.status} appointment to {status}",
             code="invalid_transition",
             field="status",
+        )
+    patient_change_check(appointment=appointment, actor=actor, now=now or timezone.now())
+    if status != Appointment.Status.CANCELLED and _is_patient(actor):
+        raise BookingRefused(
+            f"only the clinic may mark a visit {status}", code="staff_only", field="status"
         )
     if status == Appointment.Status.IN_PROGRESS and not consent_is_current(appointment.patient):
         raise BookingRefused(
