@@ -86,6 +86,34 @@ def test_bad_plan_input_is_named_beside_the_field(clinic: Clinic) -> None:
     assert not Course.objects.exists()
 
 
+@pytest.mark.parametrize("action", ["preview", "book"])
+def test_an_area_the_concern_is_not_treated_on_is_named_beside_the_areas(
+    clinic: Clinic, action: str
+) -> None:
+    client = signed_in(make_patient(clinic))
+    response = client.post(
+        reverse("portal:course_plan"),
+        plan_data(clinic, indications=["stretch_marks"], areas=["face"], action=action),
+    )
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert "is not treated for Stretch marks" in errors["areas"][0]
+    assert not Course.objects.exists()
+
+
+def test_a_first_session_past_the_clinics_furthest_day_is_refused_beside_the_field(
+    clinic: Clinic,
+) -> None:
+    client = signed_in(make_patient(clinic))
+    for far in ("9999-12-20", "2300-01-01", "2029-03-08"):
+        response = client.post(
+            reverse("portal:course_plan"), plan_data(clinic, first_session=far, action="book")
+        )
+        assert response.status_code == 200
+        assert "We book up to" in response.context["form"].errors["first_session"][0]
+    assert not Course.objects.exists()
+
+
 def test_moving_a_session_shows_the_changes_before_saving_them(clinic: Clinic) -> None:
     client = signed_in(make_patient(clinic))
     course = book(clinic, client)

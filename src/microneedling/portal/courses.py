@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from microneedling.charting.selectors import course_scores
-from microneedling.core.errors import BookingConflict, BookingRefused
+from microneedling.core.errors import BookingConflict, BookingRefused, InputError
 from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import Location
 from microneedling.directory.selectors import treatment_service_for
@@ -50,6 +50,10 @@ def _initial_plan(patient: Patient) -> dict[str, Any]:
         allowed = screening.deferred_until or planned
         initial["first_session"] = max(tomorrow, planned, allowed)
     return initial
+
+
+#: The planner's names for its input, as the plan form calls those fields.
+PLANNER_FIELDS = {"area": "areas", "indication": "indications", "first_session": "first_session"}
 
 
 @rate_limit("booking")
@@ -101,6 +105,10 @@ def course_plan(request: HttpRequest, patient: Patient) -> HttpResponse:
                 )
             except BookingConflict as conflict:
                 form.add_error(None, _no_fit(conflict.session, conflict.message))
+            except InputError as wrong:
+                # The planner names its own input ("area.0"): show it on the form's field.
+                field = PLANNER_FIELDS.get(wrong.field.split(".")[0])
+                form.add_error(field, f"{wrong.problem[:1].upper()}{wrong.problem[1:]}.")
     return render(
         request,
         "portal/course_plan.html",

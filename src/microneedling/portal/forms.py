@@ -18,6 +18,7 @@ from django.utils import timezone
 from microneedling.core.knowledge import Pack
 from microneedling.core.screening import Intake
 from microneedling.directory.models import Location
+from microneedling.directory.policy import booking_rules
 
 FITZPATRICK = (
     (1, "I: very fair, always burns, never tans"),
@@ -290,6 +291,7 @@ class CoursePlanForm(forms.Form):
 
     def __init__(self, *args: Any, pack: Pack, organization_id: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.organization_id = organization_id
         location = self.fields["location"]
         if isinstance(location, forms.ModelChoiceField):
             location.queryset = Location.objects.filter(organization_id=organization_id).exclude(
@@ -304,10 +306,13 @@ class CoursePlanForm(forms.Form):
                 field.choices = options
 
     def clean_first_session(self) -> date:
-        """Not before tomorrow: a course is booked with notice."""
+        """From tomorrow (a course is booked with notice) to the clinic's furthest day."""
         first: date = self.cleaned_data["first_session"]
         if first <= timezone.localdate():
             raise ValidationError("Choose a day from tomorrow on.")
+        last = timezone.localdate(booking_rules(self.organization_id).window(timezone.now())[1])
+        if first > last:
+            raise ValidationError(f"We book up to {last.day} {last:%B %Y}; choose a day by then.")
         return first
 
 
