@@ -114,6 +114,30 @@ def test_a_first_session_past_the_clinics_furthest_day_is_refused_beside_the_fie
     assert not Course.objects.exists()
 
 
+def test_pressing_book_twice_books_one_course(clinic: Clinic) -> None:
+    client = signed_in(make_patient(clinic))
+    page = client.get(reverse("portal:course_plan"))
+    key = page.context["form"].initial["submission"]
+    assert f'name="submission" value="{key}"' in page.content.decode()
+    preview = client.post(
+        reverse("portal:course_plan"), plan_data(clinic, action="preview", submission=key)
+    )
+    assert f'value="{key}"' in preview.content.decode()  # carried on to "Book all"
+    booking = plan_data(clinic, action="book", submission=key)
+    first = client.post(reverse("portal:course_plan"), booking)
+    again = client.post(reverse("portal:course_plan"), booking)
+    course = Course.objects.get()
+    assert first["Location"] == again["Location"] == reverse("portal:course", args=[course.pk])
+    assert Appointment.objects.filter(patient=course.patient).count() == course.sessions_total
+    # The same form cannot book a different course.
+    other = client.post(
+        reverse("portal:course_plan"),
+        plan_data(clinic, action="book", submission=key, first_session="2027-03-15"),
+    )
+    assert "This form already booked a course" in other.content.decode()
+    assert Course.objects.count() == 1
+
+
 def test_moving_a_session_shows_the_changes_before_saving_them(clinic: Clinic) -> None:
     client = signed_in(make_patient(clinic))
     course = book(clinic, client)

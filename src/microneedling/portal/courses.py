@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
@@ -23,6 +24,7 @@ from microneedling.portal.forms import TIMES_OF_DAY, CoursePlanForm
 from microneedling.portal.moving import move_step, replan_changes
 from microneedling.portal.views import patient_required
 from microneedling.scheduling import services
+from microneedling.scheduling.idempotency import KeyReused, run_once
 from microneedling.scheduling.models import Appointment
 from microneedling.scheduling.rebooking import course_session_replace
 from microneedling.scheduling.replanning import Replan
@@ -62,11 +64,16 @@ PLANNER_FIELDS = {"area": "areas", "indication": "indications", "first_session":
 def course_plan(request: HttpRequest, patient: Patient) -> HttpResponse:
     """Choose concerns and areas, see the proposed course as a timeline, book it all."""
     pack = load_pack()
+    posted = None
+    if request.method == "POST":
+        posted = request.POST.copy()
+        if not posted.get("submission"):
+            posted["submission"] = uuid4().hex
     form = CoursePlanForm(
-        request.POST if request.method == "POST" else None,
+        posted,
         pack=pack,
         organization_id=patient.organization_id,
-        initial=_initial_plan(patient),
+        initial={**_initial_plan(patient), "submission": uuid4().hex},
     )
     proposal = None
     if request.method == "POST" and form.is_valid():
@@ -90,9 +97,7 @@ def course_plan(request: HttpRequest, patient: Patient) -> HttpResponse:
             try:
                 services.booking_gate(patient, data["first_session"])
                 if request.POST.get("action") == "book":
-                    course = services.course_book(actor=request.user, **args)
-                    messages.success(request, "Your course is booked. See you soon!")
-                    return redirect("portal:course", course_id=course.pk)
+                    return _book(request, args, key=data["submission"])
                 proposal = services.course_propose(**args)
                 if not proposal.series.ok:
                     form.add_error(
@@ -105,6 +110,10 @@ def course_plan(request: HttpRequest, patient: Patient) -> HttpResponse:
                 )
             except BookingConflict as conflict:
                 form.add_error(None, _no_fit(conflict.session, conflict.message))
+            except KeyReused:
+                form.add_error(
+                    None, "This form already booked a course; open the plan again to book another."
+                )
             except InputError as wrong:
                 # The planner names its own input ("area.0"): show it on the form's field.
                 field = PLANNER_FIELDS.get(wrong.field.split(".")[0])
@@ -114,6 +123,20 @@ def course_plan(request: HttpRequest, patient: Patient) -> HttpResponse:
         "portal/course_plan.html",
         {"form": form, "proposal": proposal, "timeline": _timeline(proposal)},
     )
+
+
+def _book(request: HttpRequest, args: dict[str, Any], *, key: str) -> HttpResponse:
+    """Book the course once per form: a repeated "Book all" finds the first one's course."""
+
+    def work() -> tuple[int, Any]:
+        course = services.course_book(actor=request.user, **args)
+        return 201, {"course": course.pk}
+
+    described = {**args, "patient": args["patient"].pk, "location": args["location"].pk}
+    described["service"] = args["service"].pk
+    _, body = run_once(request, scope="portal_course", payload=described, work=work, key=key)
+    messages.success(request, "Your course is booked. See you soon!")
+    return redirect("portal:course", course_id=body["course"])
 
 
 def _no_fit(session: int | None, reason: str | None) -> str:

@@ -288,6 +288,9 @@ class CoursePlanForm(forms.Form):
         choices=[(key, key.capitalize() if key != "any" else "Any time") for key in TIMES_OF_DAY],
         initial="any",
     )
+    #: One key per filled-in form, carried from the first view to "Book all": a second click
+    #: (or a resent POST) answers with the course the first one booked.
+    submission = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
 
     def __init__(self, *args: Any, pack: Pack, organization_id: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

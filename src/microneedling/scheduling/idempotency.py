@@ -26,10 +26,16 @@ class KeyReused(Exception):
 
 
 def run_once(
-    request: HttpRequest, *, scope: str, payload: Any, work: Callable[[], tuple[int, Any]]
+    request: HttpRequest,
+    *,
+    scope: str,
+    payload: Any,
+    work: Callable[[], tuple[int, Any]],
+    key: str | None = None,
 ) -> tuple[int, Any]:
-    """Run ``work`` (returning status and JSON body) at most once per Idempotency-Key."""
-    key = request.headers.get("Idempotency-Key", "").strip()
+    """Run ``work`` (returning status and JSON body) at most once per Idempotency-Key (or
+    per ``key``: a page's form carries its own, so a second click cannot book twice)."""
+    key = (request.headers.get("Idempotency-Key", "") if key is None else key).strip()
     if not key:
         return work()
     if len(key) > MAX_KEY_LENGTH:
