@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -13,13 +14,15 @@ from django.utils import timezone
 from microneedling.accounts.models import ApiToken
 from microneedling.audit.models import AuditEvent
 from microneedling.charting.models import ProcedureChart, SessionPhoto
+from microneedling.core.errors import BookingRefused
 from microneedling.core.retention import add_years
 from microneedling.notifications.models import CalendarFeed
 from microneedling.patients.closure import records_erase_due
 from microneedling.patients.models import Patient
-from microneedling.scheduling.models import Appointment, Reservation
+from microneedling.scheduling.models import Appointment, AppointmentRequest, Reservation
+from microneedling.scheduling.services import appointment_request_create
 from tests.web.access_world import World, build_world
-from tests.web.conftest import NOW, Clinic
+from tests.web.conftest import MONDAY, NOW, Clinic, book_course, local
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 PASSWORD = "seven quiet herons 3"  # noqa: S105 (a test account's)
@@ -77,6 +80,49 @@ def test_closing_cancels_visits_removes_the_login_and_keeps_the_medical_record(
         == 200
     )
     assert AuditEvent.objects.filter(action="account_close", object_id=str(cleo.pk)).exists()
+
+
+def test_after_closing_nothing_new_is_booked_or_left_waiting_for_the_patient(
+    world: World, clinic: Clinic
+) -> None:
+    cleo = world.cleo.patient
+    desk = world.client("front_desk")
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {world.token('front_desk')}"}
+
+    def cleos_open_requests() -> list[int]:
+        listed = desk.get("/api/v1/appointment-requests", **bearer)
+        assert listed.status_code == 200
+        return [r["id"] for r in listed.json() if r["patient_id"] == cleo.pk]
+
+    assert cleos_open_requests() == [world.request_id]
+    _close(world)
+    assert cleos_open_requests() == []
+    waiting = AppointmentRequest.objects.get(pk=world.request_id)
+    assert (waiting.status, waiting.decision_reason) == ("declined", "account_closed")
+    booking = {
+        "patient_id": cleo.pk,
+        "location_id": clinic.location.pk,
+        "service_id": clinic.treatment.pk,
+        "provider_id": clinic.ada.pk,
+        "starts_at": local(MONDAY, 15).isoformat(),
+    }
+    answer = desk.post(
+        "/api/v1/appointments", json.dumps(booking), content_type="application/json", **bearer
+    )
+    assert answer.status_code == 422
+    assert "closed their account" in answer.content.decode()
+    assert not Appointment.objects.filter(patient=cleo, status="booked").exists()
+    cleo.refresh_from_db()
+    with pytest.raises(BookingRefused, match="closed their account"):
+        book_course(clinic, cleo)
+    with pytest.raises(BookingRefused, match="closed their account"):
+        appointment_request_create(
+            patient=cleo,
+            location=clinic.location,
+            service=clinic.treatment,
+            reason="patient_request",
+            payload={},
+        )
 
 
 def test_the_sweep_erases_records_only_after_their_retention_and_keeps_the_trail(

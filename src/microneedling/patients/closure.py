@@ -28,7 +28,7 @@ from microneedling.core.retention import retain_until
 from microneedling.notifications.models import CalendarFeed, ContactPreference
 from microneedling.patients.models import Patient
 from microneedling.scheduling import services
-from microneedling.scheduling.models import Appointment
+from microneedling.scheduling.models import Appointment, AppointmentRequest
 
 #: Visits that count as treatment for the retention clock.
 TREATED = ("completed", "in_progress", "checked_in")
@@ -65,6 +65,14 @@ def patient_account_close(*, patient: Patient, actor: Actor, now: datetime) -> P
                 reason="account_closed",
                 now=now,
             )
+        # Requests waiting for the desk would otherwise still ask it to book them.
+        AppointmentRequest.objects.filter(
+            patient=patient, status=AppointmentRequest.Status.OPEN
+        ).update(
+            status=AppointmentRequest.Status.DECLINED,
+            decided_at=now,
+            decision_reason="account_closed",
+        )
         ContactPreference.objects.filter(patient=patient).delete()
         CalendarFeed.objects.filter(patient=patient).delete()
         user = patient.user

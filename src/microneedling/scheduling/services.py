@@ -95,6 +95,18 @@ def _local_today(location: Location, now: datetime) -> date:
     return now.astimezone(ZoneInfo(location.timezone)).date()
 
 
+def account_open_check(patient: Patient) -> None:
+    """Refuse to book or request a visit for a patient who closed their account: closing
+    cancelled their visits and stopped their messages, and a new booking would bring back
+    what they asked to end (the record itself stays, read-only, for the law)."""
+    if patient.closed_at is not None:
+        raise BookingRefused(
+            "this patient closed their account; nothing new can be booked for them",
+            code="account_closed",
+            field="patient",
+        )
+
+
 def same_organization(
     patient: Patient,
     location: Location,
@@ -210,6 +222,7 @@ def appointment_book(
         raise BookingRefused(
             "starts_at must include a time zone", code="naive_datetime", field="starts_at"
         )
+    account_open_check(patient)
     same_organization(patient, location, provider)
     now = now or timezone.now()
     local_day = starts_at.astimezone(ZoneInfo(location.timezone)).date()
@@ -319,6 +332,7 @@ def course_propose(
         if preferences.provider_id is not None
         else None
     )
+    account_open_check(patient)
     same_organization(patient, location, preferred, provider_field="preferences.provider_id")
     rules = booking_rules(location.organization_id)
     plan = plan_course(
@@ -560,6 +574,7 @@ def appointment_request_create(
     provider: Provider | None = None,
 ) -> AppointmentRequest:
     """Record a booking that needs a decision (e.g. a screening waiting for review)."""
+    account_open_check(patient)
     same_organization(patient, location, provider)
     screening = patient.screenings.newest_first().first()
     return AppointmentRequest.objects.create(
