@@ -114,6 +114,7 @@ def test_signing_up_mails_a_link_that_opens_the_account_then_asks_the_questions(
         ("email", "not-an-address", "valid email"),
         ("password", "12345678", "entirely numeric"),
         ("birth_date", "2099-01-01", "in the past"),
+        ("birth_date", "0001-01-01", "between 1900 and 2199"),
         ("location", "999999", "valid choice"),
     ],
 )
@@ -172,6 +173,30 @@ def test_a_stopped_medicine_needs_its_last_dose_and_nothing_is_saved(patient_cli
     response = client.post(reverse("portal:intake"), intake_data(medicine_isotretinoin="stopped"))
     assert response.status_code == 200
     assert 'id="id_medicine_isotretinoin_last_dose_error"' in response.content.decode()
+    assert not Screening.objects.filter(patient=patient).exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("planned_date", "9999-12-31"),
+        ("planned_date", "2300-01-01"),
+        ("birth_date", "0001-01-01"),
+        ("procedure_botox", "1899-12-31"),
+        ("medicine_isotretinoin_last_dose", "0001-01-01"),
+    ],
+)
+def test_an_impossible_intake_date_is_named_beside_its_field_and_nothing_is_saved(
+    patient_client, field: str, value: str
+) -> None:
+    client, patient = patient_client
+    answers = intake_data(**{field: value})
+    if field.startswith("medicine_"):
+        answers["medicine_isotretinoin"] = "stopped"
+    response = client.post(reverse("portal:intake"), answers)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f'id="id_{field}_error"' in page and "between 1900 and 2199" in page
     assert not Screening.objects.filter(patient=patient).exists()
 
 

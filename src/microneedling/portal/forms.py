@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from microneedling.core.knowledge import Pack
 from microneedling.core.screening import Intake
+from microneedling.core.screening.intake import EARLIEST_DATE, LATEST_DATE
 from microneedling.directory.models import Location
 from microneedling.directory.policy import booking_rules
 
@@ -29,6 +30,20 @@ FITZPATRICK = (
     (6, "VI: deeply pigmented, never burns"),
 )
 MEDICINE_STATES = (("no", "Not taking"), ("now", "Taking now"), ("stopped", "Stopped"))
+
+
+class ClinicalDateField(forms.DateField):
+    """A date a patient's record can hold (1900 to 2199, as the screening engine accepts):
+    anything else is refused beside its own field, not as a puzzle about the whole form."""
+
+    def validate(self, value: Any) -> None:
+        """The parsed date, if any, inside the record's range."""
+        super().validate(value)
+        if value and not EARLIEST_DATE <= value <= LATEST_DATE:
+            raise ValidationError(
+                f"Give a date between {EARLIEST_DATE.year} and {LATEST_DATE.year}.",
+                code="out_of_range",
+            )
 
 
 class DateInput(forms.DateInput):
@@ -49,7 +64,7 @@ class SignUpForm(forms.Form):
     email = forms.EmailField(
         label="E-mail address", widget=forms.EmailInput(attrs={"autocomplete": "email"})
     )
-    birth_date = forms.DateField(
+    birth_date = ClinicalDateField(
         label="Date of birth", widget=DateInput(attrs={"autocomplete": "bday"})
     )
     location = forms.ModelChoiceField(
@@ -100,7 +115,7 @@ class SignUpForm(forms.Form):
 class IntakeForm(forms.Form):
     """The screening questions (see the module docstring)."""
 
-    planned_date = forms.DateField(
+    planned_date = ClinicalDateField(
         label="When would you like your first session?",
         widget=DateInput,
         help_text="Waiting periods and medicine pauses are counted from this day.",
@@ -108,7 +123,7 @@ class IntakeForm(forms.Form):
     treatment_areas = forms.MultipleChoiceField(
         label="Which areas would you like treated?", widget=forms.CheckboxSelectMultiple
     )
-    birth_date = forms.DateField(label="Date of birth", widget=DateInput)
+    birth_date = ClinicalDateField(label="Date of birth", widget=DateInput)
     fitzpatrick_type = forms.TypedChoiceField(
         label="Which describes your skin best?",
         choices=FITZPATRICK,
@@ -158,11 +173,11 @@ class IntakeForm(forms.Form):
                 widget=forms.Select,
                 help_text=code.help,
             )
-            self.fields[f"medicine_{code.code}_last_dose"] = forms.DateField(
+            self.fields[f"medicine_{code.code}_last_dose"] = ClinicalDateField(
                 label=f"{code.name}: last dose", required=False, widget=DateInput
             )
         for code in pack.codes["procedures"].values():
-            self.fields[f"procedure_{code.code}"] = forms.DateField(
+            self.fields[f"procedure_{code.code}"] = ClinicalDateField(
                 label=f"{code.name}: when was the last one?",
                 required=False,
                 widget=DateInput,
