@@ -104,6 +104,26 @@ def test_expected_redness_stays_out_of_the_queue(clinic: Clinic) -> None:
 
 
 @pytest.mark.parametrize(
+    ("status", "reportable"),
+    [("cancelled", False), ("no_show", False), ("booked", True), ("completed", True)],
+)
+def test_only_a_visit_that_may_have_happened_takes_a_skin_report(
+    clinic: Clinic, status: str, reportable: bool
+) -> None:
+    client, visit = visit_for(clinic)
+    Appointment.objects.filter(pk=visit.pk).update(status=status)  # as the desk left it
+    with time_machine.travel(local(MONDAY + timedelta(days=1), 9), tick=False):
+        client.force_login(visit.patient.user)
+        care = client.get(reverse("portal:visit_care", args=[visit.pk]))
+        assert care.context["can_report"] is reportable
+        answer = client.post(
+            reverse("portal:skin_report", args=[visit.pk]), {"symptom_redness": "severe"}
+        )
+    assert answer.status_code == (302 if reportable else 404)
+    assert SkinReport.objects.filter(appointment=visit).exists() is reportable
+
+
+@pytest.mark.parametrize(
     ("data", "field", "problem"),
     [
         ({}, None, "Choose at least one"),

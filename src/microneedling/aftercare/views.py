@@ -58,7 +58,7 @@ def visit_care(request: HttpRequest, patient: Patient, appointment_id: int) -> H
         {
             "visit": visit,
             "plan": care_plan(visit),
-            "can_report": visit.starts_at <= timezone.now(),
+            "can_report": _reportable(visit),
             "reports": visit.skin_reports.order_by("-created_at"),
             "satisfaction_form": form if completed else None,
             "satisfaction": visit.scores.filter(scale=SATISFACTION).first(),
@@ -66,12 +66,22 @@ def visit_care(request: HttpRequest, patient: Patient, appointment_id: int) -> H
     )
 
 
+#: Visits that did not take place: there is no treated skin to report on.
+NOT_TREATED = ("cancelled", "no_show", "entered_in_error")
+
+
+def _reportable(visit: Appointment) -> bool:
+    # A visit still marked booked after its start may well have happened (not every desk
+    # checks patients in), so only the statuses that say it did not are refused.
+    return visit.starts_at <= timezone.now() and visit.status not in NOT_TREATED
+
+
 @patient_required
 @require_http_methods(["GET", "POST"])
 def skin_report(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     """How is your skin? The answer is triaged at once and the advice shown."""
     visit = patient_visit(patient, appointment_id)
-    if visit is None or visit.starts_at > timezone.now():
+    if visit is None or not _reportable(visit):
         return render(request, "portal/not_found.html", status=404)
     posted = request.method == "POST"
     form = SkinReportForm(
