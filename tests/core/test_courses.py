@@ -32,11 +32,18 @@ def test_first_session_is_fixed_on_the_requested_day(pack: Pack) -> None:
     assert first.earliest == first.target == first.latest == date(2027, 1, 5)
 
 
-def test_skin_types_four_to_six_get_five_acne_scar_sessions(pack: Pack) -> None:
+@pytest.mark.parametrize(("fitzpatrick", "sessions"), [(3, 3), (4, 5), (5, 5), (6, 3)])
+def test_skin_types_four_and_five_get_five_acne_scar_sessions(
+    pack: Pack, fitzpatrick: int, sessions: int
+) -> None:
+    # As Dogra 2014 studied (types IV–V); type VI keeps the three of Harris and Fabbrocini.
     plan = plan_course(
-        pack=pack, indications=["acne_scars"], first_session=date(2027, 1, 5), fitzpatrick=5
+        pack=pack,
+        indications=["acne_scars"],
+        first_session=date(2027, 1, 5),
+        fitzpatrick=fitzpatrick,
     )
-    assert plan.sessions_total == 5
+    assert plan.sessions_total == sessions
 
 
 def test_windows_across_a_month_end_land_on_the_right_day(pack: Pack) -> None:
