@@ -59,11 +59,19 @@ def skin_report_handle(*, report: SkinReport, actor: Actor, note: str) -> SkinRe
     if not note.strip():
         raise ValueError("say what was done")
     with transaction.atomic():
-        report.status = SkinReport.Status.HANDLED
-        report.handled_by = acting_user(actor)
-        report.handled_at = timezone.now()
-        report.handling_note = note
-        report.save(update_fields=["status", "handled_by", "handled_at", "handling_note"])
+        # Only an open report: a second provider's note must not overwrite the first's.
+        handled = {
+            "status": SkinReport.Status.HANDLED,
+            "handled_by": acting_user(actor),
+            "handled_at": timezone.now(),
+            "handling_note": note,
+        }
+        if not SkinReport.objects.filter(pk=report.pk, status=SkinReport.Status.OPEN).update(
+            **handled
+        ):
+            raise ValueError("this report has already been handled")
+        for name, value in handled.items():
+            setattr(report, name, value)
         audit_record(
             actor=actor,
             action="skin_report_handle",

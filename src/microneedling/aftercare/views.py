@@ -66,14 +66,10 @@ def visit_care(request: HttpRequest, patient: Patient, appointment_id: int) -> H
     )
 
 
-#: Visits that did not take place: there is no treated skin to report on.
-NOT_TREATED = ("cancelled", "no_show", "entered_in_error")
-
-
 def _reportable(visit: Appointment) -> bool:
     # A visit still marked booked after its start may well have happened (not every desk
     # checks patients in), so only the statuses that say it did not are refused.
-    return visit.starts_at <= timezone.now() and visit.status not in NOT_TREATED
+    return visit.starts_at <= timezone.now() and visit.status not in Appointment.NOT_TREATED
 
 
 @patient_required

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from microneedling.charting.models import SessionPhoto
+from microneedling.charting.models import ProcedureChart, SessionPhoto
 from microneedling.core.knowledge import load_pack
-from microneedling.scheduling.models import Course
+from microneedling.scheduling.models import Appointment, Course
 
 
 def course_scores(course: Course) -> list[dict[str, Any]]:
@@ -47,3 +47,11 @@ def course_photos(course: Course) -> tuple[SessionPhoto | None, SessionPhoto | N
     first = photos.filter(kind=SessionPhoto.Kind.BEFORE).order_by("taken_at").first()
     last = photos.filter(kind=SessionPhoto.Kind.AFTER).order_by("-taken_at").first()
     return first, last
+
+
+def latest_chart(appointment: Appointment) -> ProcedureChart | None:
+    """The visit's newest chart version: the one no amendment has replaced."""
+    charts = list(appointment.charts.select_related("amends", "signed_by").order_by("pk"))
+    replaced = {c.amends_id for c in charts if c.amends_id}
+    current = [c for c in charts if c.pk not in replaced]
+    return current[-1] if current else None

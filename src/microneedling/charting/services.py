@@ -19,6 +19,7 @@ from microneedling.charting.models import (
     ProcedureChart,
     SessionPhoto,
 )
+from microneedling.charting.selectors import latest_chart
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import CartridgeLot, Device
@@ -35,9 +36,10 @@ def consent_current_text(today: date | None = None) -> ConsentText | None:
     return ConsentText.objects.filter(active_from__lte=today).order_by("-active_from").first()
 
 
-def consent_is_current(patient: Patient) -> bool:
-    """Whether the patient has signed the version in force."""
-    text = consent_current_text()
+def consent_is_current(patient: Patient, today: date | None = None) -> bool:
+    """Whether the patient has signed the version in force (on ``today``: give the visit's
+    local date, so the answer does not depend on the zone the request happens to be in)."""
+    text = consent_current_text(today)
     return text is not None and Consent.objects.filter(patient=patient, text=text).exists()
 
 
@@ -117,16 +119,34 @@ def chart_write(
     data: dict[str, Any],
     amends: ProcedureChart | None = None,
 ) -> ProcedureChart:
-    """Write a chart (or an amendment of a signed one) as a draft; nothing is locked yet."""
+    """Write a chart (or an amendment of a signed one) as a draft; nothing is locked yet.
+
+    Without ``amends`` this saves the visit's draft: the first one, or the unsigned latest
+    version edited in place (so a second click adds no parallel chart); once signed, only an
+    amendment changes it.
+    """
+    treated_check(appointment, "chart")
     if amends is not None and not amends.locked:
         raise InputError("amends", "only a signed chart is amended; edit the draft instead")
     if amends is not None and hasattr(amends, "amendment"):
         raise InputError("amends", "this chart was amended already; amend the latest version")
     fields = _checked_chart(appointment, data)
     with transaction.atomic():
-        chart = ProcedureChart.objects.create(
-            appointment=appointment, amends=amends, written_by=_person(actor), **fields
-        )
+        # One writer at a time per visit (PostgreSQL; SQLite has one writer anyway).
+        Appointment.objects.select_for_update().filter(pk=appointment.pk).first()
+        draft = None if amends is not None else latest_chart(appointment)
+        if draft is not None and draft.locked:
+            raise InputError("amends", "this visit's chart is signed; amend it to change it")
+        if draft is not None:
+            for name, value in fields.items():
+                setattr(draft, name, value)
+            draft.written_by = _person(actor)
+            draft.save()
+            chart = draft
+        else:
+            chart = ProcedureChart.objects.create(
+                appointment=appointment, amends=amends, written_by=_person(actor), **fields
+            )
         audit_record(
             actor=actor,
             action="chart_amend" if amends else "chart_write",
@@ -135,6 +155,16 @@ def chart_write(
             details={"chart": chart.pk, "amends": amends.pk if amends else None},
         )
     return chart
+
+
+def treated_check(appointment: Appointment, what: str) -> None:
+    """Refuse to record ``what`` on a visit that did not take place."""
+    if appointment.status in Appointment.NOT_TREATED:
+        raise InputError(
+            "appointment",
+            f"this visit is {appointment.get_status_display().lower()}: there is no {what} to "
+            "record for it",
+        )
 
 
 def chart_sign(*, chart: ProcedureChart, actor: Actor) -> ProcedureChart:
@@ -162,6 +192,7 @@ def score_record(
     *, appointment: Appointment, scale: str, value: int, actor: Actor, notes: str = ""
 ) -> OutcomeScore:
     """Score the session on one of the pack's scales (a later score replaces it, audited)."""
+    treated_check(appointment, "score")
     known = {s.code: s for s in load_pack().data.scales}
     found = known.get(scale)
     if found is None:
@@ -195,6 +226,7 @@ def session_photo_add(
     *, appointment: Appointment, kind: str, file: Any, actor: Actor
 ) -> SessionPhoto:
     """Keep a before or after photo of the session (checked as an image first; audited)."""
+    treated_check(appointment, "photo")
     if kind not in SessionPhoto.Kind.values:
         raise InputError("kind", "choose before or after")
     with transaction.atomic():

@@ -21,10 +21,12 @@ from microneedling.accounts.access import (
 from microneedling.aftercare.models import SkinReport
 from microneedling.aftercare.selectors import skin_report_queue
 from microneedling.aftercare.services import skin_report_handle
+from microneedling.api_types import EARLIEST, LATEST
 from microneedling.audit.services import audit_patient_view, audit_patients_listed
 from microneedling.desk.access import check_patient, requires, staff_required
 from microneedling.desk.forms import ReportHandledForm
 from microneedling.desk.messages import dead_messages_of
+from microneedling.desk.queues import WAITING
 from microneedling.directory.models import Location
 from microneedling.patients.models import Screening
 from microneedling.scheduling.models import AppointmentRequest
@@ -53,7 +55,7 @@ def home(request: HttpRequest) -> HttpResponse:
             else 0,
             "dead_messages": dead_messages_of(user).count(),
             "open_requests": AppointmentRequest.objects.filter(
-                status=AppointmentRequest.Status.OPEN, patient__in=mine
+                status__in=WAITING, patient__in=mine
             ).count(),
         },
     )
@@ -138,15 +140,21 @@ def day_sheet_view(request: HttpRequest, slug: str) -> HttpResponse:
     except ValueError:
         messages.error(request, "The day must be a date like 2027-03-08; showing today.")
         day = today
+    if not EARLIEST <= day <= LATEST:  # nor a day at the ends of the calendar
+        messages.error(
+            request,
+            f"The day must be between {EARLIEST.year} and {LATEST.year}; showing today.",
+        )
+        day = today
     sheet = day_sheet(location, day)
     _audit_sheet(request, sheet)
-    timezone.activate(zone)  # the sheet reads in the location's own time
-    return render(
-        request,
-        "desk/day_sheet.html",
-        {
-            "sheet": sheet,
-            "previous": day - timedelta(days=1),
-            "next": day + timedelta(days=1),
-        },
-    )
+    with timezone.override(zone):  # the sheet reads in the location's own time
+        return render(
+            request,
+            "desk/day_sheet.html",
+            {
+                "sheet": sheet,
+                "previous": day - timedelta(days=1),
+                "next": day + timedelta(days=1),
+            },
+        )

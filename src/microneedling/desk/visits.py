@@ -13,8 +13,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from microneedling.accounts.access import Can, may
 from microneedling.audit.services import audit_patient_view
-from microneedling.charting.models import ProcedureChart, SessionPhoto
-from microneedling.charting.selectors import course_photos, course_scores
+from microneedling.charting.models import SessionPhoto
+from microneedling.charting.selectors import course_photos, course_scores, latest_chart
 from microneedling.charting.services import (
     chart_sign,
     chart_write,
@@ -39,14 +39,6 @@ ACTIONS = {
 }
 
 
-def _latest_chart(appointment: Appointment) -> ProcedureChart | None:
-    """The newest version: the chart no amendment has replaced."""
-    charts = list(appointment.charts.select_related("amends", "signed_by").order_by("pk"))
-    replaced = {c.amends_id for c in charts if c.amends_id}
-    current = [c for c in charts if c.pk not in replaced]
-    return current[-1] if current else None
-
-
 def _visit(appointment_id: int) -> Appointment:
     return get_object_or_404(
         Appointment.objects.select_related(
@@ -67,7 +59,7 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
     check_patient(request, appointment.patient_id)
     clinical = may(request.user, Can.CLINICAL_READ)  # within scope: checked just above
     pack = load_pack()
-    chart = _latest_chart(appointment) if clinical else None
+    chart = latest_chart(appointment) if clinical else None
     action = request.POST.get("action") if request.method == "POST" else None
     if action is not None and not may(request.user, Can.CLINICAL_WRITE):
         return render(request, "desk/forbidden.html", status=403)
@@ -112,12 +104,15 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
             messages.success(request, "Score recorded.")
             return redirect("desk:visit", appointment_id=appointment.pk)
     except InputError as error:
-        form = score_form if action == "score" else chart_form
+        form = {"score": score_form, "photo": photo_form}.get(action or "", chart_form)
         field = error.field.split(".")[0]
         if field == "areas" and "." in error.field:
             index = int(error.field.split(".")[1])
             field = f"depth_{chart_form.area_codes[index]}"
-        form.add_error(field if field in form.fields else None, error.problem)
+        if field in form.fields:
+            form.add_error(field, error.problem)
+        else:  # about the visit or the chart as a whole: shown whichever forms the page has
+            messages.error(request, f"Not saved: {error.problem}.")
     # Audited whenever the page shows the record: a form sent back with errors too.
     audit_patient_view(
         actor=request.user,
@@ -135,7 +130,10 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
         "scores": appointment.scores.order_by("scale"),
         "photo_form": photo_form,
         "photos": appointment.photos.order_by("taken_at"),
-        "consent": consent_is_current(appointment.patient),
+        "consent": consent_is_current(
+            appointment.patient,
+            timezone.now().astimezone(ZoneInfo(appointment.location.timezone)).date(),
+        ),
         "actions": ACTIONS.get(appointment.status, []),
         "amending": action == "amend" or (request.GET.get("amend") == "1"),
     }
@@ -165,12 +163,12 @@ def visit_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
                 action="visit_view_schedule_only",
                 details={"appointment": appointment.pk, "refused_status": status[:40]},
             )
-        timezone.activate(ZoneInfo(appointment.location.timezone))
-        return render(
-            request,
-            "desk/_sheet_visit.html",
-            {"item": sheet_visit(appointment.pk), "problem": problem},
-        )
+        with timezone.override(ZoneInfo(appointment.location.timezone)):
+            return render(
+                request,
+                "desk/_sheet_visit.html",
+                {"item": sheet_visit(appointment.pk), "problem": problem},
+            )
     if problem:
         messages.error(request, problem)
     else:

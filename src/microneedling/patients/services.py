@@ -28,6 +28,7 @@ from microneedling.directory.models import Location
 from microneedling.directory.policy import booking_rules
 from microneedling.notifications import events
 from microneedling.patients.models import Patient, Screening
+from microneedling.scheduling.models import AppointmentRequest
 
 
 def screening_record(*, patient: Patient, intake: Intake, actor: Actor = None) -> Screening:
@@ -79,11 +80,34 @@ def screening_review(
     if not reason.strip():
         raise ValueError("a review needs a reason")
     with transaction.atomic():
-        screening.review = Screening.Review.APPROVED if approve else Screening.Review.DECLINED
-        screening.reviewed_by = acting_user(actor)
-        screening.reviewed_at = timezone.now()
-        screening.review_reason = reason
-        screening.save(update_fields=["review", "reviewed_by", "reviewed_at", "review_reason"])
+        decided = {
+            "review": Screening.Review.APPROVED if approve else Screening.Review.DECLINED,
+            "reviewed_by": acting_user(actor),
+            "reviewed_at": timezone.now(),
+            "review_reason": reason,
+        }
+        # Only a pending one: two providers deciding at once must not both be recorded.
+        if not Screening.objects.filter(pk=screening.pk, review=Screening.Review.PENDING).update(
+            **decided
+        ):
+            raise ValueError("another provider decided this screening a moment ago")
+        for name, value in decided.items():
+            setattr(screening, name, value)
+        # The bookings that waited for this decision: declined with it, or approved so the
+        # desk (and the patient, who is told) can book them now.
+        AppointmentRequest.objects.filter(
+            patient_id=screening.patient_id,
+            status=AppointmentRequest.Status.OPEN,
+            reason="clinician_review",
+        ).update(
+            status=(
+                AppointmentRequest.Status.APPROVED
+                if approve
+                else AppointmentRequest.Status.DECLINED
+            ),
+            decided_at=decided["reviewed_at"],
+            decision_reason="screening approved" if approve else "screening declined",
+        )
         # Named, so that the decision is in the patient's access log and audit search.
         details: dict[str, Any] = {
             "verdict": screening.verdict,

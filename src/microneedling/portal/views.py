@@ -47,8 +47,8 @@ def patient_required(view: Callable[..., HttpResponse]) -> View:
             # Staff accounts have no patient pages: a refusal, never someone else's record.
             return render(request, "portal/not_a_patient.html", status=403)
         # Times on the patient's pages read in the patient's own zone.
-        timezone.activate(ZoneInfo(patient.timezone))
-        return view(request, patient, *args, **kwargs)
+        with timezone.override(ZoneInfo(patient.timezone)):
+            return view(request, patient, *args, **kwargs)
 
     return wrapper
 

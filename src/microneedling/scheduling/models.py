@@ -112,6 +112,9 @@ class Appointment(models.Model):
         NO_SHOW = "no_show", "No-show"
         ENTERED_IN_ERROR = "entered_in_error", "Entered in error"
 
+    #: Statuses of a visit that did not take place: nothing to chart, score or report on.
+    NOT_TREATED = (Status.CANCELLED, Status.NO_SHOW, Status.ENTERED_IN_ERROR)
+
     #: Statuses whose reservations still hold their resources.
     HOLDING = (
         Status.REQUESTED,

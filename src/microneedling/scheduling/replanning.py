@@ -208,11 +208,16 @@ def _move(
 
 
 def booked_appointment(session: CourseSession) -> Appointment:
-    """The session's current (booked or requested) appointment."""
-    return next(
-        a
-        for a in session.appointments.all()
-        if a.status in (Appointment.Status.BOOKED, Appointment.Status.REQUESTED)
+    """The session's current (booked or requested) appointment; a session marked booked
+    without one (a record older than the rule that re-plans a visit entered in error) is
+    refused by name rather than failing."""
+    for a in session.appointments.all():
+        if a.status in (Appointment.Status.BOOKED, Appointment.Status.REQUESTED):
+            return a
+    raise BookingRefused(
+        f"session {session.number} has no booked visit; book it again first",
+        code="session_without_visit",
+        field="appointment",
     )
 
 

@@ -327,6 +327,12 @@ def course_propose(
     now = now or timezone.now()
     if location.status == Location.Status.CLOSED:
         raise BookingRefused("this location has closed", code="location_closed", field="location")
+    if service.kind != Service.Kind.TREATMENT:
+        raise BookingRefused(
+            f"a course's sessions are treatments; {service.name} is not one",
+            code="not_a_treatment",
+            field="service",
+        )
     preferred = (
         Provider.objects.filter(pk=preferences.provider_id).first()
         if preferences.provider_id is not None
@@ -542,6 +548,17 @@ def _course_book_once(
         object_id=patient.pk,
         details={"course": course.pk, "sessions": len(chosen)},
     )
+    # A course that waited for a provider's review is this one: its request is done.
+    AppointmentRequest.objects.filter(
+        patient=patient,
+        location=location,
+        reason="clinician_review",
+        status__in=(AppointmentRequest.Status.OPEN, AppointmentRequest.Status.APPROVED),
+    ).update(
+        status=AppointmentRequest.Status.BOOKED,
+        decided_at=now or timezone.now(),
+        decision_reason=f"course {course.pk} booked",
+    )
     events.course_booked(course, now=now, visits=visits)
     return course
 
@@ -608,6 +625,29 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+#: The course session's status after its visit takes each of these statuses.
+SESSION_AFTER = {
+    "completed": "done",
+    "no_show": "missed",
+    "cancelled": "cancelled",
+    # The visit never was: the session waits to be booked again, unless another of its
+    # visits (a replacement after a no-show) stands.
+    "entered_in_error": "planned",
+}
+
+
+def _session_follows(appointment: Appointment, status: str) -> None:
+    session = appointment.course_session
+    if session is None or status not in SESSION_AFTER:
+        return
+    if status == Appointment.Status.ENTERED_IN_ERROR:
+        standing = (*Appointment.HOLDING, Appointment.Status.COMPLETED)
+        if session.appointments.exclude(pk=appointment.pk).filter(status__in=standing).exists():
+            return
+    session.status = SESSION_AFTER[status]
+    session.save(update_fields=["status"])
+
+
 #: What a patient may still change of their own: a visit still to come, not yet begun.
 PATIENT_CHANGEABLE = ("requested", "booked")
 
@@ -657,25 +697,29 @@ def appointment_set_status(
         raise BookingRefused(
             f"only the clinic may mark a visit {status}", code="staff_only", field="status"
         )
-    if status == Appointment.Status.IN_PROGRESS and not consent_is_current(appointment.patient):
+    if status == Appointment.Status.IN_PROGRESS and not consent_is_current(
+        appointment.patient, _local_today(appointment.location, timezone.now())
+    ):
         raise BookingRefused(
             "the patient has not signed the current consent", code="consent_missing", field="status"
         )
     with transaction.atomic():
+        # Only from the status checked above: two people changing one visit at once (a
+        # check-in and a no-show) must not both win, or the visit could end checked in with
+        # its room already released.
+        changed = Appointment.objects.filter(pk=appointment.pk, status=appointment.status).update(
+            status=status, updated_at=timezone.now()
+        )
+        if not changed:
+            raise BookingRefused(
+                "someone changed this visit a moment ago; look at it again",
+                code="changed_meanwhile",
+                field="status",
+            )
         appointment.status = status
-        appointment.save(update_fields=["status", "updated_at"])
         if status not in Appointment.HOLDING:
             appointment.reservations.update(active=False)
-        session = appointment.course_session
-        if session is not None:
-            mapping = {
-                "completed": CourseSession.Status.DONE,
-                "no_show": CourseSession.Status.MISSED,
-                "cancelled": CourseSession.Status.CANCELLED,
-            }
-            if status in mapping:
-                session.status = mapping[status]
-                session.save(update_fields=["status"])
+        _session_follows(appointment, status)
         audit_record(
             actor=actor,
             action=f"appointment_{status}",
