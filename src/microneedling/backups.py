@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,74 @@ def _sqlite_check(path: Path) -> tuple[int, str]:
     return int(tables[0]), str(integrity)
 
 
+#: How long a restore waits for other connections to the live database to let go.
+BUSY_SECONDS = 10
+
+
+def _restorable(path: Path) -> None:
+    """Refuse a backup this code cannot run on: not one of ours (our apps' first migrations
+    missing), or made by a newer version (migrations this code does not know)."""
+    from django.apps import apps  # noqa: PLC0415
+    from django.db.migrations.loader import MigrationLoader  # noqa: PLC0415
+
+    known = set(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
+    ours = {
+        (config.label, "0001_initial")
+        for config in apps.get_app_configs()
+        if config.name.startswith("microneedling.")
+    } & known
+    with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
+        try:
+            applied = set(db.execute("SELECT app, name FROM django_migrations").fetchall())
+        except sqlite3.DatabaseError as error:
+            raise InputError("file", f"is not a Microneedling Clinic database ({error})") from None
+    if not ours <= applied:
+        raise InputError("file", "is not a Microneedling Clinic database (its tables are missing)")
+    newer = sorted(f"{app}.{name}" for app, name in applied - known)
+    if newer:
+        raise InputError(
+            "file",
+            f"was made by a newer version (migrations {', '.join(newer[:3])}); upgrade first",
+        )
+
+
 def _pg_url(db: dict[str, Any]) -> str:
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgresql://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+    # No password here: it would show in ``ps`` and in error messages (see _pg_env).
+    return (
+        f"postgresql://{db['USER']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+
+
+def _pg_env(db: dict[str, Any]) -> dict[str, str]:
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+    if db.get("PASSWORD"):
+        env["PGPASSWORD"] = str(db["PASSWORD"])
+    return env
+
+
+def _pg_run(args: list[str], db: dict[str, Any]) -> str:
+    """Run a PostgreSQL client tool; its own message, never its command line, on failure."""
+    try:
+        done = subprocess.run(  # noqa: S603
+            args, check=True, capture_output=True, text=True, env=_pg_env(db)
+        )
+    except subprocess.CalledProcessError as error:
+        said = (error.stderr or "").strip().splitlines()
+        raise InputError("file", f"{Path(args[0]).name} failed: {' '.join(said[-2:])}") from None
+    return done.stdout
+
+
+def _give_up_when_busy(deadline: float) -> Any:
+    """A backup progress callback that stops retrying a locked database after ``deadline``
+    (SQLite's backup would otherwise wait for ever)."""
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) and time.monotonic() > deadline:
+            raise InputError(
+                "database", "is in use: stop the app servers and workers, then restore"
+            )
+
+    return progress
 
 
 def _pg_tool(name: str) -> str:
@@ -76,26 +142,36 @@ def database_backup(*, target: Path) -> BackupReport:
         raise InputError("file", f"{target.parent} is not a folder")
     db = _settings()
     if db["vendor"] == "sqlite":
+        live = Path(db["NAME"])
+        if not live.is_file():  # connecting would create an empty one
+            raise InputError("database", f"there is no database at {live}: migrate first")
         partial = target.with_name(target.name + ".partial")
-        with sqlite3.connect(db["NAME"]) as source, sqlite3.connect(partial) as copy:
-            source.backup(copy, pages=1024)  # steps, so writers are never held for long
-            # The copy takes the live database's WAL mode with its pages; a backup is one
-            # self-contained file, with no -wal or -shm beside it once it has been read.
-            copy.execute("PRAGMA journal_mode=DELETE")
+        if partial.is_dir():
+            raise InputError("file", f"{partial} is a folder: remove it or choose a new name")
+        partial.unlink(missing_ok=True)  # what a backup cut short left
+        try:
+            with sqlite3.connect(live) as source, sqlite3.connect(partial) as copy:
+                source.backup(copy, pages=1024)  # steps, so writers are never held for long
+                # The copy takes the live database's WAL mode with its pages; a backup is one
+                # self-contained file, with no -wal or -shm beside it once it has been read.
+                copy.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.Error as error:
+            partial.unlink(missing_ok=True)
+            raise InputError("file", f"cannot write the backup there ({error})") from None
         tables, integrity = _sqlite_check(partial)
         if integrity != "ok":
             partial.unlink()
             raise RuntimeError(f"the copy failed its integrity check: {integrity}")
         partial.rename(target)  # the name appears only once the copy is whole
         return BackupReport("sqlite", str(target), target.stat().st_size, tables, integrity)
-    subprocess.run(  # noqa: S603
-        [_pg_tool("pg_dump"), "--format=custom", f"--file={target}", _pg_url(db)],
-        check=True,
-        env={**os.environ, "PGCONNECT_TIMEOUT": "10"},
-    )
-    listing = subprocess.run(  # noqa: S603
-        [_pg_tool("pg_restore"), "--list", str(target)], check=True, capture_output=True, text=True
-    ).stdout
+    partial = target.with_name(target.name + ".partial")
+    try:
+        _pg_run([_pg_tool("pg_dump"), "--format=custom", f"--file={partial}", _pg_url(db)], db)
+        listing = _pg_run([_pg_tool("pg_restore"), "--list", str(partial)], db)
+    except InputError:
+        partial.unlink(missing_ok=True)  # no half-written file left to be taken for a backup
+        raise
+    partial.rename(target)
     tables = sum(" TABLE public " in line for line in listing.splitlines())
     return BackupReport("postgresql", str(target), target.stat().st_size, tables, "ok")
 
@@ -109,14 +185,26 @@ def database_restore(*, source: Path) -> BackupReport:
         tables, integrity = _sqlite_check(source)
         if integrity != "ok":
             raise InputError("file", f"the backup is damaged: {integrity}")
+        _restorable(source)
+        live_path = Path(db["NAME"])
+        if live_path.exists() and live_path.resolve() == source.resolve():
+            raise InputError("file", "is the live database itself, not a backup of it")
         from django.db import connections  # noqa: PLC0415
 
         connections.close_all()
-        with sqlite3.connect(source) as backup, sqlite3.connect(db["NAME"]) as live:
-            backup.backup(live)
-        tables, integrity = _sqlite_check(Path(db["NAME"]))
+        deadline = time.monotonic() + BUSY_SECONDS
+        try:
+            # SQLite writes the whole copy in one transaction on the live file: a failure
+            # (a page size the live WAL file cannot take, a full disk) leaves it as it was.
+            with sqlite3.connect(source) as backup, sqlite3.connect(live_path) as live:
+                backup.backup(live, pages=1024, progress=_give_up_when_busy(deadline))
+        except sqlite3.Error as error:
+            raise InputError(
+                "database", f"the restore was refused, nothing changed ({error})"
+            ) from None
+        tables, integrity = _sqlite_check(live_path)
         return BackupReport("sqlite", str(db["NAME"]), source.stat().st_size, tables, integrity)
-    subprocess.run(  # noqa: S603
+    _pg_run(
         [
             _pg_tool("pg_restore"),
             "--clean",
@@ -126,6 +214,6 @@ def database_restore(*, source: Path) -> BackupReport:
             f"--dbname={_pg_url(db)}",
             str(source),
         ],
-        check=True,
+        db,
     )
     return BackupReport("postgresql", str(db["NAME"]), source.stat().st_size, 0, "ok")

@@ -112,3 +112,80 @@ def test_a_backup_or_restore_uses_the_very_file_it_is_named_whatever_the_name(
         assert "not a Microneedling Clinic database" in refused.stderr
     connection.close()
     assert _snapshot() == before
+
+
+def _sqlite_only() -> Path:
+    """The live SQLite file (these refusals concern SQLite's own restore)."""
+    if connection.vendor != "sqlite":
+        pytest.fail("called on PostgreSQL: the caller checks the engine first")
+    return Path(connection.settings_dict["NAME"])
+
+
+def test_a_restore_refuses_a_stranger_a_newer_backup_and_the_live_file_itself(
+    tmp_path: Path,
+) -> None:
+    clinic = build_clinic()
+    make_patient(clinic)
+    before = _snapshot()
+    if connection.vendor == "sqlite":
+        live = _sqlite_only()
+        # Only the bookkeeping table, nothing of ours: restoring it would empty the clinic.
+        stranger = tmp_path / "stranger.backup"
+        with sqlite3.connect(stranger) as db:
+            db.execute("CREATE TABLE django_migrations (id INTEGER, app TEXT, name TEXT, x)")
+        refused = _cli("restore", str(stranger), "--yes")
+        assert refused.returncode == 2 and "its tables are missing" in refused.stderr
+        # A backup whose database a later version migrated further.
+        newer = tmp_path / "newer.backup"
+        assert _cli("backup", str(newer)).returncode == 0
+        with sqlite3.connect(newer) as db:
+            db.execute(
+                "INSERT INTO django_migrations (app, name, applied) "
+                "VALUES ('scheduling', '9999_from_the_future', '2030-01-01')"
+            )
+        refused = _cli("restore", str(newer), "--yes")
+        assert refused.returncode == 2 and "newer version" in refused.stderr
+        itself = _cli("restore", str(live), "--yes")
+        assert itself.returncode == 2 and "the live database itself" in itself.stderr
+    else:
+        # pg_restore's own complaint, not its command line (which named the database).
+        text = tmp_path / "text.backup"
+        text.write_text("not a dump")
+        refused = _cli("restore", str(text), "--yes")
+        assert refused.returncode == 2 and "pg_restore failed" in refused.stderr
+        assert "postgresql://" not in refused.stderr and "Traceback" not in refused.stderr
+    connection.close()
+    assert _snapshot() == before
+
+
+def test_a_restore_gives_up_on_a_database_in_use_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from microneedling import backups  # noqa: PLC0415
+    from microneedling.core.errors import InputError  # noqa: PLC0415
+
+    clinic = build_clinic()
+    make_patient(clinic)
+    backup = tmp_path / "clinic.backup"
+    assert _cli("backup", str(backup)).returncode == 0
+    backed_up = _snapshot()
+    make_patient(clinic, name="Dan Reyes")
+    before = _snapshot()
+    if connection.vendor == "sqlite":
+        monkeypatch.setattr(backups, "BUSY_SECONDS", 1)
+        holder = sqlite3.connect(_sqlite_only(), isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # a worker in the middle of a write
+        try:
+            with pytest.raises(InputError, match="is in use: stop the app servers"):
+                backups.database_restore(source=backup)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        connection.close()
+        assert _snapshot() == before
+    else:
+        # PostgreSQL restores in one transaction that waits for its locks like any other
+        # writer: the backup restores with this process's connection open.
+        assert _cli("restore", str(backup), "--yes").returncode == 0
+        connection.close()
+        assert _snapshot() == backed_up != before
