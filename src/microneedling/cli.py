@@ -11,6 +11,7 @@ import datetime as dt
 import ipaddress
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -40,6 +41,34 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+#: The longest API token label (ApiToken.label).
+LABEL_LENGTH = 100
+
+
+def _new_file(field: str) -> Callable[[str], Path]:
+    """A file the command will write when it is done: checked before anything else runs,
+    so a bad name cannot fail after the database has changed."""
+
+    def parse(text: str) -> Path:
+        path = Path(text)
+        if path.is_dir():
+            raise UsageError(f"{field}: {text} is a folder, not a file")
+        if not path.parent.is_dir():
+            raise UsageError(f"{field}: {path.parent} is not a folder")
+        if not os.access(path if path.exists() else path.parent, os.W_OK):
+            raise UsageError(f"{field}: {text} cannot be written")
+        return path
+
+    return parse
+
+
+def _label(text: str) -> str:
+    """A token's label, as long as the database keeps one."""
+    if len(text) > LABEL_LENGTH:
+        raise UsageError(f"--label: at most {LABEL_LENGTH} characters, not {len(text)}")
+    return text
 
 
 def _date(field: str) -> Callable[[str], dt.date]:
@@ -462,7 +491,7 @@ def _rehoming_output(args: argparse.Namespace, report: Any) -> int:
     from microneedling.scheduling.rehoming import report_csv  # noqa: PLC0415
 
     if args.csv:
-        Path(args.csv).write_text(report_csv(report.as_dict()), encoding="utf-8")
+        args.csv.write_text(report_csv(report.as_dict()), encoding="utf-8")
     if args.json:
         _print(report.as_dict())
         return 0
@@ -615,7 +644,9 @@ def _add_rehoming_commands(commands: Any) -> None:
     for operation, handler in ((close, _cmd_close_location), (move, _cmd_move_provider)):
         operation.add_argument("--dry-run", action="store_true", help="preview, change nothing")
         operation.add_argument("--json", action="store_true", help="every move as JSON")
-        operation.add_argument("--csv", metavar="FILE", help="also write every move as CSV")
+        operation.add_argument(
+            "--csv", metavar="FILE", type=_new_file("--csv"), help="also write every move as CSV"
+        )
         operation.set_defaults(handler=handler)
 
 
@@ -738,7 +769,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("token", help="issue an API token for a user")
     token.add_argument("--user", required=True)
-    token.add_argument("--label", default="")
+    token.add_argument("--label", default="", type=_label)
     token.set_defaults(handler=_cmd_token)
     return parser
 

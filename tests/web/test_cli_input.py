@@ -216,6 +216,8 @@ def _import_cases(folder: Path) -> list[tuple[list[str], tuple[str, ...]]]:
         + "A-3,P-1,Dr. Ada Quill,riverbend,mn-face-riverbend,9999-12-31T23:00:00-12:00\n",
         encoding="utf-8",
     )
+    nul = folder / "nul.csv"
+    nul.write_text(PATIENTS_HEADER + "P-1,An\x00a,Ruiz,ana@example.org,1990-01-01\n")
     org = ["import", "--organization", "riverbend-group"]
     return [
         ([*org, "--patients", str(latin)], ("--patients", "latin1.csv", "line 2", "UTF-8")),
@@ -229,12 +231,13 @@ def _import_cases(folder: Path) -> list[tuple[list[str], tuple[str, ...]]]:
             [*org, "--patients", str(good), "--appointments", str(visits)],
             ("appointments.csv line 3, starts_at", "2199-12-31"),
         ),
+        ([*org, "--patients", str(nul)], ("patients.csv line 2, first_name", "NUL byte")),
     ]
 
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("frozen_now")
-@pytest.mark.parametrize("case", range(5))
+@pytest.mark.parametrize("case", range(6))
 def test_a_bad_import_file_exits_2_naming_file_line_and_column_and_writes_nothing(
     case: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -264,3 +267,34 @@ def test_importing_a_latin1_file_exits_2_in_a_real_process(tmp_path: Path) -> No
     )
     _assert_refused(result.returncode, result.stdout, result.stderr, needles)
     assert _counts() == (0, 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_now")
+def test_a_closure_whose_csv_cannot_be_written_is_refused_before_anything_moves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from microneedling.directory.models import Location  # noqa: PLC0415
+
+    clinic = build_clinic()
+    for where, needle in ((tmp_path, "is a folder"), (tmp_path / "no" / "x.csv", "not a folder")):
+        code = main(
+            ["close-location", clinic.location.slug, "--from", "2027-03-01", "--csv", str(where)]
+        )
+        captured = capsys.readouterr()
+        _assert_refused(code, captured.out, captured.err, ("--csv", needle))
+    assert Location.objects.get(pk=clinic.location.pk).status == clinic.location.status
+
+
+@pytest.mark.django_db
+def test_a_token_label_longer_than_the_database_keeps_exits_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from microneedling.accounts.models import ApiToken  # noqa: PLC0415
+    from tests.web.conftest import make_staff  # noqa: PLC0415
+
+    make_staff("desk", "front_desk")
+    code = main(["token", "--user", "desk", "--label", "x" * 101])
+    captured = capsys.readouterr()
+    _assert_refused(code, captured.out, captured.err, ("--label", "at most 100"))
+    assert not ApiToken.objects.exists()

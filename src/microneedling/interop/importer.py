@@ -109,7 +109,14 @@ def _rows(name: str, text: str | None, report: ImportReport) -> list[tuple[int, 
         if missing:
             return []
         for line, row in enumerate(reader, start=2):
-            rows.append((line, {k.strip(): (v or "").strip() for k, v in row.items() if k}))
+            cells = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+            # Python's csv reader takes a NUL byte that no database text field can hold
+            # (PostgreSQL refuses it outright): refuse it here, by line and column.
+            nul = next((k for k, v in cells.items() if "\x00" in v or "\x00" in k), None)
+            if nul is not None:
+                report.problems.append(RowProblem(name, line, nul, "holds a NUL byte"))
+                continue
+            rows.append((line, cells))
     except csv.Error as error:
         # A field over the csv module's limit (131072 characters), a NUL byte: the rest of
         # the file cannot be trusted, so the problem ends the file (and nothing is written).
