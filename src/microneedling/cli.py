@@ -606,6 +606,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
             f"{verb}: {report.patients} patients, {report.providers} providers, "
             f"{report.appointments} appointments; {len(report.problems)} problems.\n"
         )
+        if report.matched or report.already_booked:
+            sys.stdout.write(
+                f"Already here: {report.matched} patients or providers (matched, not "
+                f"created again), {report.already_booked} visits (skipped).\n"
+            )
     for problem in report.problems[:50]:
         sys.stderr.write(f"microneedling: {problem}\n")
     if report.problems:

@@ -67,6 +67,84 @@ def test_the_documented_example_files_import(mesquite: Organization) -> None:
     assert not Message.objects.filter(appointment=visit, kind="visit_booked").exists()
 
 
+def test_importing_the_same_files_again_adds_nothing_and_says_what_was_there(
+    mesquite: Organization,
+) -> None:
+    files = {f"{n}_csv": _example(n) for n in ("patients", "providers", "appointments")}
+    mapped = {"MN FACE": "microneedling-face"}
+    assert clinic_import(organization=mesquite, service_map=mapped, apply=True, **files).applied
+    after_first = _counts()
+    hours = ProviderSchedule.objects.count()
+    again = clinic_import(organization=mesquite, service_map=mapped, apply=True, **files)
+    assert again.applied and again.problems == []
+    assert (again.patients, again.providers, again.appointments) == (0, 0, 0)
+    assert (again.matched, again.already_booked) == (3, 2)  # two patients, one provider
+    assert _counts() == after_first and ProviderSchedule.objects.count() == hours
+    assert Patient.objects.filter(email="rosa.delgado@example.org").count() == 1
+
+
+def test_a_patient_already_here_is_matched_and_not_booked_twice_at_once(
+    mesquite: Organization,
+) -> None:
+    visit = (
+        Appointment.objects.filter(
+            status="booked", starts_at__gt=timezone.now(), location__organization=mesquite
+        )
+        .exclude(location__slug="alamo-heights")
+        .select_related("patient", "location")
+        .order_by("starts_at")
+        .first()
+    )
+    assert visit is not None
+    person = visit.patient
+    ito_hours = "mon-sun,06:00,22:00"
+    local = visit.starts_at.astimezone(ZoneInfo("America/Chicago")).strftime("%Y-%m-%d %H:%M")
+    before = _counts()
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=(
+            "external_id,first_name,last_name,email,birth_date\n"
+            f"P-9,{person.first_name},{person.last_name},{person.email},{person.birth_date}\n"
+        ),
+        providers_csv=(
+            "external_id,display_name,role,location,weekdays,starts,ends\n"
+            f"DR-7,Dr. Hana Ito,physician,alamo-heights,{ito_hours}\n"
+        ),
+        appointments_csv=(
+            "external_id,patient,provider,location,service,starts_at\n"
+            f"A-1,P-9,DR-7,alamo-heights,microneedling-face,{local}\n"
+        ),
+        apply=True,
+    )
+    [problem] = report.problems
+    assert (problem.file, problem.column) == ("appointments", "starts_at")
+    assert "patient" in problem.problem
+    assert _counts() == before
+
+
+def test_a_visit_naming_a_provider_two_share_the_name_of_is_refused(
+    mesquite: Organization,
+) -> None:
+    twin = Provider.objects.filter(organization=mesquite).first()
+    assert twin is not None
+    Provider.objects.create(organization=mesquite, display_name=twin.display_name, role=twin.role)
+    before = _counts()
+    day = next_weekday(timezone.localdate() + timedelta(days=60), 1).isoformat()
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=_example("patients"),
+        providers_csv=None,
+        appointments_csv=(
+            "external_id,patient,provider,location,service,starts_at\n"
+            f"A-1,P-1001,{twin.display_name},alamo-heights,microneedling-face,{day} 10:00\n"
+        ),
+        apply=True,
+    )
+    [problem] = report.problems
+    assert problem.column == "provider" and "matches 2 providers" in problem.problem
+    assert _counts() == before
+
+
 BAD_PATIENTS = """external_id,first_name,last_name,email,birth_date
 P-1,Ana,Ruiz,not-an-email,1990-01-01
 P-2,,Lopez,b@example.org,1990-01-01

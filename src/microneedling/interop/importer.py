@@ -35,6 +35,7 @@ from microneedling.directory.models import (
 )
 from microneedling.patients.models import Patient
 from microneedling.scheduling import services
+from microneedling.scheduling.models import Appointment
 
 COLUMNS = {
     "patients": ("external_id", "first_name", "last_name", "email", "birth_date"),
@@ -71,6 +72,10 @@ class ImportReport:
     patients: int = 0
     providers: int = 0
     appointments: int = 0
+    #: Patients and providers of the file found already here (matched, not created again),
+    #: and visits already booked as the file has them (an import run twice, or resumed).
+    matched: int = 0
+    already_booked: int = 0
     problems: list[RowProblem] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -80,6 +85,8 @@ class ImportReport:
             "patients": self.patients,
             "providers": self.providers,
             "appointments": self.appointments,
+            "matched": self.matched,
+            "already_booked": self.already_booked,
             "problems": [
                 {"file": p.file, "line": p.line, "column": p.column, "problem": p.problem}
                 for p in self.problems
@@ -161,6 +168,7 @@ def _patients(
     rows: list[tuple[int, dict[str, str]]], org: Organization, report: ImportReport
 ) -> dict[str, Patient]:
     made: dict[str, Patient] = {}
+    created = 0
     for line, row in rows:
         if not _required("patients", line, row, report):
             continue
@@ -190,6 +198,18 @@ def _patients(
             _note(report, "patients", line, "timezone", f"unknown zone {zone!r}")
         if len(report.problems) > problems:
             continue
+        # The same person already here (an earlier import, or booked directly): theirs is
+        # the record to book on, so their own visits keep them from being double-booked.
+        found = (
+            Patient.objects.filter(organization=org, email__iexact=row["email"], birth_date=born)
+            .order_by("pk")
+            .first()
+        )
+        if found is not None:
+            made[key] = found
+            report.matched += 1
+            continue
+        created += 1
         made[key] = Patient.objects.create(
             organization=org,
             first_name=row["first_name"],
@@ -200,7 +220,7 @@ def _patients(
             zip_code=row.get("zip_code", ""),
             timezone=zone,
         )
-    report.patients = len(made)
+    report.patients = created
     return made
 
 
@@ -226,6 +246,7 @@ def _providers(
     report: ImportReport,
 ) -> dict[str, Provider]:
     made: dict[str, Provider] = {}
+    created = 0
     roles = {r.value for r in Provider.Role}
     today = timezone.localdate()
     for line, row in rows:
@@ -257,9 +278,31 @@ def _providers(
             continue
         provider = made.get(row["external_id"])
         if provider is None:
-            provider = made[row["external_id"]] = Provider.objects.create(
-                organization=org, display_name=row["display_name"], role=row["role"]
+            same_name = list(
+                Provider.objects.filter(organization=org, display_name=row["display_name"])
             )
+            if len(same_name) > 1:
+                _note(
+                    report,
+                    "providers",
+                    line,
+                    "display_name",
+                    f"matches {len(same_name)} providers here; give each a distinct name first",
+                )
+                continue
+            if same_name:  # already here (an earlier import): add only hours it lacks
+                provider = made[row["external_id"]] = same_name[0]
+                report.matched += 1
+            else:
+                provider = made[row["external_id"]] = Provider.objects.create(
+                    organization=org, display_name=row["display_name"], role=row["role"]
+                )
+                created += 1
+        has = set(
+            ProviderSchedule.objects.filter(provider=provider, location=place).values_list(
+                "weekday", "starts", "ends"
+            )
+        )
         ProviderSchedule.objects.bulk_create(
             [
                 ProviderSchedule(
@@ -271,9 +314,10 @@ def _providers(
                     valid_from=today,
                 )
                 for d in days
+                if (d, hours[0], hours[1]) not in has
             ]
         )
-    report.providers = len(made)
+    report.providers = created
     return made
 
 
@@ -297,6 +341,30 @@ def _start(text: str, zone: str) -> datetime:
     return moment
 
 
+def _provider_named(
+    name: str,
+    line: int,
+    providers: dict[str, Provider],
+    existing: dict[str, list[Provider]],
+    report: ImportReport,
+) -> Provider | None:
+    """The file's provider by external id, else the one provider here of that name (two of
+    one name are refused: the visit would land on either)."""
+    named = existing.get(name, [])
+    provider = providers.get(name) or (named[0] if len(named) == 1 else None)
+    if provider is None and len(named) > 1:
+        _note(
+            report,
+            "appointments",
+            line,
+            "provider",
+            f"matches {len(named)} providers; name one by its external_id in providers.csv",
+        )
+    elif provider is None:
+        _note(report, "appointments", line, "provider", "no such provider")
+    return provider
+
+
 def _appointments(
     rows: list[tuple[int, dict[str, str]]],
     *,
@@ -310,7 +378,9 @@ def _appointments(
 ) -> None:
     offered = list(Service.objects.filter(organization=org, active=True))
     by_key = {s.code: s for s in offered} | {s.name: s for s in offered}
-    existing = {p.display_name: p for p in Provider.objects.filter(organization=org)}
+    existing: dict[str, list[Provider]] = {}
+    for known in Provider.objects.filter(organization=org).order_by("pk"):
+        existing.setdefault(known.display_name, []).append(known)
     now = timezone.now()
     seen: set[str] = set()
     for line, row in rows:
@@ -323,9 +393,7 @@ def _appointments(
         patient = patients.get(row["patient"])
         if patient is None:
             _note(report, "appointments", line, "patient", "no such patient in patients.csv")
-        provider = providers.get(row["provider"]) or existing.get(row["provider"])
-        if provider is None:
-            _note(report, "appointments", line, "provider", "no such provider")
+        provider = _provider_named(row["provider"], line, providers, existing, report)
         place = locations.get(row["location"])
         if place is None:
             _note(report, "appointments", line, "location", "no such location slug")
@@ -346,6 +414,15 @@ def _appointments(
         if len(report.problems) > problems:
             continue
         assert patient and provider and place and service and starts  # noqa: S101 (checked)
+        if Appointment.objects.filter(
+            patient=patient,
+            provider=provider,
+            location=place,
+            starts_at=starts,
+            status__in=Appointment.HOLDING,
+        ).exists():
+            report.already_booked += 1  # imported before: the same visit, not a second one
+            continue
         try:
             with transaction.atomic():  # a savepoint: one refused row leaves the rest
                 services.appointment_book(
