@@ -64,6 +64,17 @@ def _new_file(field: str) -> Callable[[str], Path]:
     return parse
 
 
+def _folder(field: str) -> Callable[[str], Path]:
+    """A folder that exists (checked before a long run, not after it)."""
+
+    def parse(text: str) -> Path:
+        if not Path(text).is_dir():
+            raise UsageError(f"{field}: {text} is not a folder")
+        return Path(text)
+
+    return parse
+
+
 def _label(text: str) -> str:
     """A token's label, as long as the database keeps one."""
     if len(text) > LABEL_LENGTH:
@@ -568,6 +579,17 @@ def _cmd_move_provider(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    if not (args.patients or args.providers or args.appointments):
+        raise UsageError("import: give at least one of --patients, --providers, --appointments")
+    texts = {}
+    for name in ("patients", "providers", "appointments"):
+        path = getattr(args, name)
+        try:
+            texts[name] = _decode(Path(path).read_bytes(), f"--{name}: {path}") if path else None
+        except OSError as error:
+            raise UsageError(f"--{name}: cannot read {path} ({error.strerror})") from None
+        if path and not (texts[name] or "").strip():
+            raise UsageError(f"--{name}: {path} is empty (a header line at least)")
     _django()
     from microneedling.directory.models import Organization  # noqa: PLC0415
     from microneedling.interop.importer import clinic_import  # noqa: PLC0415
@@ -583,13 +605,6 @@ def _cmd_import(args: argparse.Namespace) -> int:
         if not sep or not old or not new:
             raise UsageError(f"--map-service: {item!r} is not OLD=NEW")
         service_map[old] = new
-    texts = {}
-    for name in ("patients", "providers", "appointments"):
-        path = getattr(args, name)
-        try:
-            texts[name] = _decode(Path(path).read_bytes(), f"--{name}: {path}") if path else None
-        except OSError as error:
-            raise UsageError(f"--{name}: cannot read {path} ({error.strerror})") from None
     report = clinic_import(
         organization=orgs.get(),
         patients_csv=texts["patients"],
@@ -749,7 +764,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--runs", type=_whole("--runs", 1), default=7)
     bench.add_argument("--size", type=_whole("--size", 1), default=1000)
     bench.add_argument(
-        "--write-docs", metavar="FOLDER", help="write FOLDER/performance.md with plots"
+        "--write-docs",
+        metavar="FOLDER",
+        type=_folder("--write-docs"),
+        help="write FOLDER/performance.md with plots",
     )
     bench.set_defaults(handler=_cmd_bench)
 

@@ -59,7 +59,10 @@ def _files(folder: Path) -> dict[str, str]:
         "planned_date": "0001-01-02",
         "medications": [{"code": "aspirin", "last_dose": None}],
     }
+    empty = folder / "empty.csv"
+    empty.write_text("  \n", encoding="utf-8")
     return {
+        "empty": str(empty),
         "iso": _write_json(folder / "iso.json", late),
         "early": _write_json(folder / "early.json", early),
         "latin1": str(latin),
@@ -100,6 +103,9 @@ REFUSED: list[tuple[list[str], tuple[str, ...], bool]] = [
     (["serve", "--workers", "1", "--task-workers", "-1"], ("--task-workers",), False),
     (["bench", "--runs", "0", "--only", "engines"], ("--runs", "at least 1"), True),
     (["bench", "--size", "-5"], ("--size", "at least 1"), False),
+    (["bench", "--write-docs", "{empty}"], ("--write-docs", "is not a folder"), False),
+    (["import"], ("import", "at least one of --patients"), False),
+    (["import", "--patients", "{empty}"], ("--patients", "is empty"), True),
 ]
 
 
