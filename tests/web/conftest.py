@@ -173,6 +173,14 @@ def make_patient(
         birth_date=date(1990, 4, 2),
         fitzpatrick_type=skin,
     )
+    screen_again(patient, screen_on=screen_on, skin=skin, **intake)
+    return patient
+
+
+def screen_again(
+    patient: Patient, *, screen_on: date = date(2027, 3, 8), skin: int = 2, **intake: Any
+) -> None:
+    """The patient answers the intake (again) with a healthy one, changed by ``intake``."""
     data = {
         "planned_date": screen_on.isoformat(),
         "birth_date": "1990-04-02",
@@ -183,7 +191,13 @@ def make_patient(
         **intake,
     }
     screening_record(patient=patient, intake=Intake.model_validate(data))
-    return patient
+
+
+def client_of(user: Any) -> Client:
+    """A browser signed in as ``user``."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 def book_visit(

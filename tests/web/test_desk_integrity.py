@@ -21,7 +21,8 @@ from microneedling.core.errors import BookingRefused
 from microneedling.patients.services import screening_review
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Course
-from tests.web.conftest import TZ, Clinic, book_course, make_patient, make_staff
+from tests.web.conftest import TZ, Clinic, book_course, client_of, make_patient, make_staff
+from tests.web.test_api import _booking_body
 from tests.web.test_desk_pages import chart_data, lot, visit
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
@@ -29,9 +30,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
 @pytest.fixture
 def provider(clinic: Clinic) -> Client:
-    client = Client()
-    client.force_login(make_staff("ada.quill", "provider", provider=clinic.ada))
-    return client
+    return client_of(make_staff("ada.quill", "provider", provider=clinic.ada))
 
 
 def test_a_visit_entered_in_error_returns_its_session_to_be_booked_again(
@@ -128,8 +127,7 @@ def test_a_skin_report_is_handled_once_and_keeps_the_first_note(clinic: Clinic) 
 def test_a_day_at_the_calendars_ends_shows_today_with_a_message(
     clinic: Clinic, provider: Client, day: str
 ) -> None:
-    front = Client()
-    front.force_login(make_staff("front", "front_desk", locations=[clinic.location]))
+    front = client_of(make_staff("front", "front_desk", locations=[clinic.location]))
     url = reverse("desk:day_sheet", args=[clinic.location.slug])
     answer = front.get(url, {"day": day})
     assert answer.status_code == 200
@@ -140,8 +138,7 @@ def test_a_day_at_the_calendars_ends_shows_today_with_a_message(
 def test_a_page_in_a_locations_zone_leaves_the_next_request_in_the_default_zone(
     clinic: Clinic,
 ) -> None:
-    front = Client()
-    front.force_login(make_staff("front", "front_desk", locations=[clinic.location]))
+    front = client_of(make_staff("front", "front_desk", locations=[clinic.location]))
     assert front.get(reverse("desk:day_sheet", args=[clinic.location.slug])).status_code == 200
     assert timezone.get_current_timezone_name() == settings.TIME_ZONE
 
@@ -150,14 +147,7 @@ def test_approving_a_screening_approves_the_request_that_waited_and_booking_clos
     clinic: Clinic, auth_headers: Callable[..., dict[str, str]]
 ) -> None:
     patient = make_patient(clinic, conditions=[{"code": "rosacea", "status": "active"}])
-    body = {
-        "patient_id": patient.pk,
-        "location_id": clinic.location.pk,
-        "service_id": clinic.treatment.pk,
-        "indications": ["acne_scars"],
-        "first_session": "2027-03-08",
-        "areas": ["face"],
-    }
+    body = {**_booking_body(patient.pk, clinic), "areas": ["face"]}
     api = Client()
     waiting = api.post(
         "/api/v1/courses", json.dumps(body), content_type="application/json", **auth_headers()
@@ -170,8 +160,7 @@ def test_approving_a_screening_approves_the_request_that_waited_and_booking_clos
     )
     request.refresh_from_db()
     assert request.status == "approved"
-    front = Client()
-    front.force_login(make_staff("front", "front_desk", locations=[clinic.location]))
+    front = client_of(make_staff("front", "front_desk", locations=[clinic.location]))
     listed = front.get(reverse("desk:requests")).content.decode()
     assert patient.last_name in listed and "Approved" in listed
     booked = api.post(
@@ -201,14 +190,7 @@ def test_declining_a_screening_declines_the_request_that_waited(clinic: Clinic) 
 def test_a_course_of_consultations_is_refused_naming_the_service(
     clinic: Clinic, auth_headers: Callable[..., dict[str, str]]
 ) -> None:
-    body = {
-        "patient_id": make_patient(clinic).pk,
-        "location_id": clinic.location.pk,
-        "service_id": clinic.consultation.pk,
-        "indications": ["acne_scars"],
-        "first_session": "2027-03-08",
-        "areas": ["face"],
-    }
+    body = {**_booking_body(make_patient(clinic).pk, clinic), "service_id": clinic.consultation.pk}
     answer = Client().post(
         "/api/v1/courses", json.dumps(body), content_type="application/json", **auth_headers()
     )

@@ -27,18 +27,13 @@ from tests.web.conftest import (
     Clinic,
     book_course,
     build_clinic,
+    client_of,
     local,
     make_patient,
     make_staff,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
-
-
-def _signed_in(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _visit(clinic: Clinic, patient: Patient, hour: int) -> Appointment:
@@ -66,7 +61,7 @@ def test_the_day_sheet_audits_each_patient_it_names_with_their_visits(clinic: Cl
     _visit(elsewhere, make_patient(elsewhere, name="Eve Long"), 10)  # not on this sheet
     desk = make_staff("ida.front", "front_desk", locations=[clinic.location])
 
-    page = _signed_in(desk).get(
+    page = client_of(desk).get(
         reverse("desk:day_sheet", args=[clinic.location.slug]), {"day": MONDAY.isoformat()}
     )
     assert page.status_code == 200 and "Dan" in page.content.decode()
@@ -86,7 +81,7 @@ def test_an_empty_day_sheet_audits_no_one(clinic: Clinic) -> None:
     _visit(clinic, make_patient(clinic), 10)
     desk = make_staff("ida.front", "front_desk", locations=[clinic.location])
     other_day = MONDAY.replace(day=MONDAY.day + 1)
-    _signed_in(desk).get(
+    client_of(desk).get(
         reverse("desk:day_sheet", args=[clinic.location.slug]), {"day": other_day.isoformat()}
     )
     assert not AuditEvent.objects.filter(action="day_sheet_view").exists()
@@ -148,7 +143,7 @@ def test_each_desk_queue_audits_every_patient_it_lists(
         provider=clinic.ada if role == "provider" else None,
     )
 
-    answer = _signed_in(staff).get(reverse(page))
+    answer = client_of(staff).get(reverse(page))
     assert answer.status_code == 200 and "Dan" in answer.content.decode()
     assert {patient: details[what] for patient, details in _seen(action).items()} == shown
 
@@ -185,7 +180,7 @@ def test_a_move_previewed_by_staff_is_audited_and_one_by_the_patient_is_not(
     ]
 
     # The desk's move page shows the same sessions, so opening it is audited too.
-    page = _signed_in(desk).get(reverse("desk:visit_move", args=[second.pk]))
+    page = client_of(desk).get(reverse("desk:visit_move", args=[second.pk]))
     assert page.status_code == 200
     assert events.filter(details__move=True).count() == 1
 
@@ -196,7 +191,7 @@ def test_a_refused_status_change_from_the_day_sheet_audits_the_row_it_shows(
     cleo = make_patient(clinic)
     visit = _visit(clinic, cleo, 10)
     desk = make_staff("ida.front", "front_desk", locations=[clinic.location])
-    row = _signed_in(desk).post(
+    row = client_of(desk).post(
         reverse("desk:visit_status", args=[visit.pk]), {"status": "bogus"}, HTTP_HX_REQUEST="true"
     )
     assert "Not changed" in row.content.decode() and cleo.first_name in row.content.decode()

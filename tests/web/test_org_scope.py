@@ -27,18 +27,13 @@ from tests.web.conftest import (
     Clinic,
     book_course,
     build_clinic,
+    client_of,
     local,
     make_patient,
     make_staff,
 )
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
-
-
-def _signed_in(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _visit(clinic: Clinic, name: str, hour: int = 10) -> Appointment:
@@ -92,7 +87,7 @@ def test_a_chain_operator_uses_every_location_of_their_organisation_and_no_other
 
 def test_a_chain_operator_cannot_open_another_organisations_day_sheet(clinic: Clinic) -> None:
     far, _ = _other_organisation(clinic)
-    client = _signed_in(make_staff("op", "chain_operator"))
+    client = client_of(make_staff("op", "chain_operator"))
     page = client.get(
         reverse("desk:day_sheet", args=[far.location.slug]), {"day": MONDAY.isoformat()}
     )
@@ -108,7 +103,7 @@ def test_a_clinic_admin_cannot_close_or_read_the_re_homing_of_another_location(
     other = build_clinic(name="Stoneridge")
     _visit(other, "Zara Secret")
     admin = make_staff("admin", "clinic_admin", locations=[clinic.location])
-    client = _signed_in(admin)
+    client = client_of(admin)
     form = client.get(reverse("desk:rehoming")).content.decode()
     assert "Stoneridge" not in form and clinic.location.name in form
     refused = client.post(
@@ -164,13 +159,13 @@ def test_a_clinic_admin_cannot_move_a_provider_shared_with_a_location_they_do_no
     clinic: Clinic,
 ) -> None:
     _shared_with_stoneridge(clinic)
-    admin = _signed_in(make_staff("admin", "clinic_admin", locations=[clinic.location]))
+    admin = client_of(make_staff("admin", "clinic_admin", locations=[clinic.location]))
     refused = _move_ada(admin, clinic)
     assert refused.status_code == 200
     assert "Stoneridge" in refused.context["form"].errors["provider"][0]
     assert not RehomingRun.objects.exists()
     # The chain operator runs both locations, so the same move is theirs to make.
-    started = _move_ada(_signed_in(make_staff("op", "chain_operator")), clinic)
+    started = _move_ada(client_of(make_staff("op", "chain_operator")), clinic)
     assert started.status_code == 302
     assert RehomingRun.objects.get().provider_id == clinic.ada.pk
 
@@ -186,7 +181,7 @@ def test_a_provider_move_is_checked_again_when_it_is_applied(clinic: Clinic) -> 
         report={"moves": [], "stuck_visits": []},
     )
     _shared_with_stoneridge(clinic)  # since the preview, Ada works at Stoneridge too
-    client = _signed_in(admin)
+    client = client_of(admin)
     applied = client.post(reverse("desk:rehoming_apply", args=[preview.pk]), follow=True)
     assert "Not applied" in applied.content.decode()
     assert "Stoneridge" in applied.content.decode()
@@ -230,7 +225,7 @@ def test_reading_a_re_homing_report_is_audited_for_the_run_and_each_patient_show
             "stuck_visits": [{**_stuck("Zara Secret"), "appointment": stuck.pk}],
         },
     )
-    client = _signed_in(operator)
+    client = client_of(operator)
     assert "Zara Secret" in client.get(reverse("desk:rehoming_run", args=[run.pk])).content.decode()
     assert client.get(reverse("desk:rehoming_csv", args=[run.pk])).status_code == 200
     events = AuditEvent.objects.filter(action="rehoming_report_view")
@@ -250,7 +245,7 @@ def test_the_undelivered_list_shows_and_resends_only_ones_own_patients(clinic: C
     Message.objects.filter(patient__in=[theirs.patient, mine.patient]).update(
         status=Message.Status.DEAD
     )
-    client = _signed_in(make_staff("desk", "front_desk", locations=[clinic.location]))
+    client = client_of(make_staff("desk", "front_desk", locations=[clinic.location]))
     page = client.get(reverse("desk:dead_messages")).content.decode()
     assert "Cleo Marsh" in page and "Zara Secret" not in page
     # Listing a patient's undelivered messages is a look at their record: audited, by name.
@@ -274,7 +269,7 @@ def test_the_desk_counts_only_ones_own_undelivered_messages(clinic: Clinic) -> N
     Message.objects.filter(patient=_visit(other, "Zara Secret").patient).update(
         status=Message.Status.DEAD
     )
-    client = _signed_in(make_staff("desk", "front_desk", locations=[clinic.location]))
+    client = client_of(make_staff("desk", "front_desk", locations=[clinic.location]))
     assert client.get(reverse("desk:home")).context["dead_messages"] == 0
 
 
@@ -282,7 +277,7 @@ def test_a_front_desk_cannot_issue_or_revoke_another_organisations_provider_feed
     clinic: Clinic,
 ) -> None:
     far, _ = _other_organisation(clinic)
-    client = _signed_in(make_staff("desk", "front_desk", locations=[clinic.location]))
+    client = client_of(make_staff("desk", "front_desk", locations=[clinic.location]))
     listing = client.get(reverse("desk:provider_calendars")).content.decode()
     # (Both clinics' providers share names: the addresses tell them apart.)
     assert reverse("desk:provider_calendar", args=[clinic.ada.pk]) in listing
@@ -295,7 +290,7 @@ def test_a_front_desk_cannot_issue_or_revoke_another_organisations_provider_feed
 
 def test_a_visit_page_sent_back_by_a_post_is_audited_like_a_get(clinic: Clinic) -> None:
     visit = _visit(clinic, "Cleo Marsh")
-    client = _signed_in(make_staff("admin", "clinic_admin", locations=[clinic.location]))
+    client = client_of(make_staff("admin", "clinic_admin", locations=[clinic.location]))
     page = client.post(reverse("desk:visit", args=[visit.pk]), {})
     assert page.status_code == 200 and "Cleo Marsh" in page.content.decode()
     assert patient_access_log(visit.patient_id).filter(action__startswith="visit_view").exists()

@@ -8,32 +8,17 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django.urls import reverse
 
 from microneedling.accounts.services import api_token_issue
 from microneedling.core.errors import BookingRefused
-from microneedling.core.screening import Intake
-from microneedling.patients.models import Patient
-from microneedling.patients.services import screening_record
 from microneedling.scheduling.models import Appointment, Course
 from microneedling.scheduling.rebooking import course_session_replace
 from microneedling.scheduling.services import appointment_set_status
-from tests.web.conftest import TZ, Clinic, book_course, make_patient, make_staff
+from tests.web.conftest import TZ, Clinic, book_course, make_patient, make_staff, screen_again
+from tests.web.test_course_pages import signed_in
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
-
-
-def _signed_in(patient: Patient) -> Client:
-    user = get_user_model().objects.create_user(
-        username=patient.email, email=patient.email, password=None
-    )
-    patient.user = user
-    patient.save(update_fields=["user"])
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _session(course: Course, number: int) -> Appointment:
@@ -44,23 +29,9 @@ def _holds(visit: Appointment) -> bool:
     return visit.reservations.filter(active=True).exists()
 
 
-def _screen_again(patient: Patient, **intake: object) -> None:
-    """The patient answers the intake again (as in the portal) with these answers."""
-    data = {
-        "planned_date": "2027-03-08",
-        "birth_date": "1990-04-02",
-        "fitzpatrick_type": 2,
-        "treatment_areas": ["face"],
-        "pregnant": False,
-        "breastfeeding": False,
-        **intake,
-    }
-    screening_record(patient=patient, intake=Intake.model_validate(data))
-
-
 def test_a_patient_cannot_cancel_a_visit_they_are_checked_in_to(clinic: Clinic) -> None:
     patient = make_patient(clinic)
-    client = _signed_in(patient)
+    client = signed_in(patient)
     first = _session(book_course(clinic, patient), 1)
     appointment_set_status(appointment=first, status="checked_in", actor=None)
 
@@ -82,7 +53,7 @@ def test_a_patient_cannot_cancel_a_visit_they_are_checked_in_to(clinic: Clinic) 
 
 def test_a_patient_cannot_cancel_or_move_a_visit_whose_time_has_passed(clinic: Clinic) -> None:
     patient = make_patient(clinic)
-    client = _signed_in(patient)
+    client = signed_in(patient)
     course = book_course(clinic, patient)
     first = _session(course, 1)
     move_url = reverse("portal:session_move", args=[first.pk])
@@ -113,7 +84,7 @@ def test_a_patient_may_cancel_a_visit_still_to_come_but_set_no_other_status(
     clinic: Clinic,
 ) -> None:
     patient = make_patient(clinic)
-    _signed_in(patient)
+    signed_in(patient)
     first, second = (_session(book_course(clinic, patient), n) for n in (1, 2))
     with pytest.raises(BookingRefused) as refused:
         appointment_set_status(appointment=first, status="checked_in", actor=patient.user)
@@ -126,10 +97,10 @@ def test_a_patient_may_cancel_a_visit_still_to_come_but_set_no_other_status(
 
 def test_a_replacement_follows_the_patients_newest_screening(clinic: Clinic) -> None:
     patient = make_patient(clinic)
-    client = _signed_in(patient)
+    client = signed_in(patient)
     course = book_course(clinic, patient)
     second = _session(course, 2)
-    _screen_again(patient, pregnant=True)  # now not eligible
+    screen_again(patient, pregnant=True)  # now not eligible
 
     url = reverse("portal:session_cancel", args=[second.pk])
     page = client.post(url, {"action": "apply"}).content.decode()
@@ -146,10 +117,10 @@ def test_a_replacement_follows_the_patients_newest_screening(clinic: Clinic) -> 
 
 def test_a_move_waits_for_a_provider_to_review_a_new_screening(clinic: Clinic) -> None:
     patient = make_patient(clinic)
-    client = _signed_in(patient)
+    client = signed_in(patient)
     course = book_course(clinic, patient)
     second = _session(course, 2)
-    _screen_again(patient, conditions=[{"code": "rosacea", "status": "active", "area": "face"}])
+    screen_again(patient, conditions=[{"code": "rosacea", "status": "active", "area": "face"}])
     assert patient.screenings.newest_first().first().review == "pending"  # type: ignore[union-attr]
 
     token = api_token_issue(user=patient.user)
@@ -173,9 +144,9 @@ def test_a_replacement_starts_no_earlier_than_a_new_deferral_ends(clinic: Clinic
     window = second.course_session
     assert window is not None
     injected = window.earliest - timedelta(days=7)  # two weeks' wait ends inside the window
-    _screen_again(
+    screen_again(
         patient,
-        planned_date=window.earliest.isoformat(),
+        screen_on=window.earliest,
         procedures=[{"code": "botox", "area": "face", "date": injected.isoformat()}],
     )
     until = patient.screenings.newest_first().first().deferred_until  # type: ignore[union-attr]

@@ -641,8 +641,8 @@ def _session_follows(appointment: Appointment, status: str) -> None:
     if session is None or status not in SESSION_AFTER:
         return
     if status == Appointment.Status.ENTERED_IN_ERROR:
-        standing = (*Appointment.HOLDING, Appointment.Status.COMPLETED)
-        if session.appointments.exclude(pk=appointment.pk).filter(status__in=standing).exists():
+        others = session.appointments.exclude(pk=appointment.pk)
+        if others.filter(status__in=Appointment.HOLDING).exists():
             return
     session.status = SESSION_AFTER[status]
     session.save(update_fields=["status"])
@@ -659,8 +659,11 @@ def patient_change_check(*, appointment: Appointment, actor: Actor, now: datetim
     or moving it would erase that and free the room while they may be in it. Staff and the
     system are not limited here.
     """
-    if not _is_patient(actor):
-        return
+    if _is_patient(actor):
+        _refuse_begun(appointment, now)
+
+
+def _refuse_begun(appointment: Appointment, now: datetime) -> None:
     if appointment.status not in PATIENT_CHANGEABLE or appointment.starts_at <= now:
         raise BookingRefused(
             "this visit has begun or is over; the clinic can change it for you",
@@ -692,11 +695,12 @@ def appointment_set_status(
             code="invalid_transition",
             field="status",
         )
-    patient_change_check(appointment=appointment, actor=actor, now=now or timezone.now())
-    if status != Appointment.Status.CANCELLED and _is_patient(actor):
-        raise BookingRefused(
-            f"only the clinic may mark a visit {status}", code="staff_only", field="status"
-        )
+    if _is_patient(actor):  # one role lookup: this runs for every day-sheet click
+        _refuse_begun(appointment, now or timezone.now())
+        if status != Appointment.Status.CANCELLED:
+            raise BookingRefused(
+                f"only the clinic may mark a visit {status}", code="staff_only", field="status"
+            )
     if status == Appointment.Status.IN_PROGRESS and not consent_is_current(
         appointment.patient, _local_today(appointment.location, timezone.now())
     ):
