@@ -21,9 +21,13 @@ run: setup
 	$(UV) run microneedling serve
 
 # Browser-test helpers (axe-core) from the npm registry, when npm is there; the browser tests
-# skip without them outside CI, and fail without them under CI=true.
+# skip without them outside CI, and fail without them under CI=true. Installed once per lock
+# file, so runs side by side (CI's two engines) never reinstall under each other.
+E2E_STAMP := tests/e2e/node_modules/.package-lock.json
+
 e2e-deps:
-	@if command -v npm >/dev/null; then npm ci --prefix tests/e2e --no-audit --no-fund --silent; \
+	@if [ -f $(E2E_STAMP) ] && [ $(E2E_STAMP) -nt tests/e2e/package-lock.json ]; then :; \
+	elif command -v npm >/dev/null; then npm ci --prefix tests/e2e --no-audit --no-fund --silent; \
 	else echo "npm not found: browser tests will be skipped (CI fails instead)"; fi
 
 test: setup e2e-deps
