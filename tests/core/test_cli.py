@@ -182,6 +182,14 @@ def test_unknown_indication_exits_2() -> None:
     assert_one_line_error(result, "indication.0", "hiccups")
 
 
+def test_plan_refuses_a_done_day_given_twice() -> None:
+    days = ["2027-01-05"] * 8
+    result = run(
+        "plan", "--indication", "acne_scars", "--first-session", "2027-01-05", "--done", *days
+    )
+    assert_one_line_error(result, "done.1", "2027-01-05", "twice")
+
+
 def test_missing_required_option_exits_2() -> None:
     assert_one_line_error(run("plan", "--indication", "acne_scars"), "--first-session")
 

@@ -256,3 +256,15 @@ def test_done_session_in_the_future_is_rejected(pack: Pack) -> None:
             done=[date(2027, 1, 5), date(2027, 2, 5)],
             as_of=date(2027, 2, 1),
         )
+
+
+def test_the_same_done_day_twice_is_refused_naming_its_position(pack: Pack) -> None:
+    # Three sessions on one day would otherwise read as a finished three-session course.
+    with pytest.raises(InputError, match="given twice") as error:
+        plan_course(
+            pack=pack,
+            indications=["melasma"],
+            first_session=date(2027, 1, 5),
+            done=[date(2027, 1, 5), date(2027, 2, 2), date(2027, 1, 5)],
+        )
+    assert error.value.field == "done.2"

@@ -66,6 +66,12 @@ def plan_course(
         raise InputError("fitzpatrick", "must be between 1 and 6")
     combined = _combine(pack, chosen, fitzpatrick, policy)
     done_days = tuple(sorted(done))
+    seen: set[date] = set()
+    for index, day in enumerate(done):
+        if day in seen:
+            # One visit is one session: a day twice would count a session that never was.
+            raise InputError(f"done.{index}", f"{day.isoformat()} is given twice")
+        seen.add(day)
     if done_days and done_days[0] < first_session:
         raise InputError("done", "a done session is before the first session")
     if as_of is not None and done_days and done_days[-1] > as_of:
