@@ -376,3 +376,15 @@ def test_fitzpatrick_type_outside_one_to_six_is_rejected() -> None:
 def test_procedure_dated_after_the_planned_day_is_rejected() -> None:
     with pytest.raises(ValidationError, match=r"procedures\.0\.date"):
         make_intake(procedures=[{"code": "botox", "date": "2026-12-11"}])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("pregnant", "yes"), ("pregnant", "no"), ("breastfeeding", 0), ("fitzpatrick_type", "3")],
+)
+def test_intake_answers_of_the_wrong_type_are_refused_not_guessed(
+    field: str, value: object
+) -> None:
+    # "no" read as false would screen a pregnant patient's typo as not pregnant.
+    with pytest.raises(ValidationError, match=field):
+        make_intake(**{field: value})

@@ -133,3 +133,24 @@ def test_report_dated_before_the_session_is_rejected() -> None:
                 "reported_on": "2027-01-04",
             }
         )
+
+
+def test_report_dates_further_apart_than_a_day_count_may_be_are_rejected() -> None:
+    # The same ten-year bound as days_since_session, whichever way the day is given.
+    with pytest.raises(ValidationError, match="3650 days"):
+        TriageReport.model_validate(
+            {
+                "symptoms": [{"code": "redness"}],
+                "session_date": "1900-01-01",
+                "reported_on": "2199-12-31",
+            }
+        )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("days_since_session", "3"), ("fitzpatrick_type", 4.0)]
+)
+def test_report_numbers_given_as_text_or_fractions_are_rejected(field: str, value: object) -> None:
+    data = {"symptoms": [{"code": "redness"}], "days_since_session": 3, field: value}
+    with pytest.raises(ValidationError, match=field):
+        TriageReport.model_validate(data)

@@ -123,6 +123,22 @@ def test_only_a_visit_that_may_have_happened_takes_a_skin_report(
     assert SkinReport.objects.filter(appointment=visit).exists() is reportable
 
 
+@pytest.mark.parametrize(("days_after", "reportable"), [(3000, True), (3700, False)])
+def test_a_visit_more_than_ten_years_back_takes_no_skin_report(
+    clinic: Clinic, days_after: int, reportable: bool
+) -> None:
+    # Triage counts days up to ten years; older visits (imported history) are not healing.
+    client, visit = visit_for(clinic)
+    Appointment.objects.filter(pk=visit.pk).update(status="completed")
+    with time_machine.travel(local(MONDAY + timedelta(days=days_after), 9), tick=False):
+        client.force_login(visit.patient.user)
+        answer = client.post(
+            reverse("portal:skin_report", args=[visit.pk]), {"symptom_redness": "mild"}
+        )
+    assert answer.status_code == (302 if reportable else 404)
+    assert SkinReport.objects.filter(appointment=visit).exists() is reportable
+
+
 @pytest.mark.parametrize(
     ("data", "field", "problem"),
     [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,6 +16,7 @@ from microneedling.aftercare.selectors import care_plan
 from microneedling.aftercare.services import skin_report_file
 from microneedling.charting.services import score_record
 from microneedling.core.knowledge import load_pack
+from microneedling.core.triage.engine import MAX_DAYS
 from microneedling.patients.models import Patient
 from microneedling.portal.views import patient_required
 from microneedling.scheduling.models import Appointment
@@ -69,7 +72,14 @@ def visit_care(request: HttpRequest, patient: Patient, appointment_id: int) -> H
 def _reportable(visit: Appointment) -> bool:
     # A visit still marked booked after its start may well have happened (not every desk
     # checks patients in), so only the statuses that say it did not are refused.
-    return visit.starts_at <= timezone.now() and visit.status not in Appointment.NOT_TREATED
+    # Triage reads local days since the session up to its bound (a day short of it here, as
+    # local days can be one more than elapsed ones); a visit further back is history, not
+    # healing (an imported visit from years ago, say).
+    since = timezone.now() - visit.starts_at
+    return (
+        timedelta(0) <= since <= timedelta(days=MAX_DAYS - 1)
+        and visit.status not in Appointment.NOT_TREATED
+    )
 
 
 @patient_required

@@ -11,7 +11,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from microneedling.core.errors import InputError
@@ -87,10 +95,12 @@ class Intake(_Entry):
 
     planned_date: ClinicalDate = Field(description="The day of the planned first session.")
     birth_date: ClinicalDate
-    fitzpatrick_type: int = Field(ge=1, le=6, description="Fitzpatrick skin type, 1 to 6.")
+    # Strict: a JSON "yes", "0" or 2.0 is a client's mistake, not an answer to read for it
+    # (pydantic would take "no" as false and "3" as 3 without a word).
+    fitzpatrick_type: StrictInt = Field(ge=1, le=6, description="Fitzpatrick skin type, 1 to 6.")
     treatment_areas: tuple[str, ...] = Field(min_length=1)
-    pregnant: bool
-    breastfeeding: bool
+    pregnant: StrictBool
+    breastfeeding: StrictBool
     conditions: tuple[ConditionEntry, ...] = ()
     medications: tuple[MedicationEntry, ...] = ()
     procedures: tuple[ProcedureEntry, ...] = ()

@@ -13,13 +13,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import Pack
 from microneedling.core.knowledge.models import ACTION_ORDER, Action, Symptom
 
 Severity = Literal["mild", "moderate", "severe"]
+#: The latest day after a session that a report may concern (ten years: beyond any course).
+MAX_DAYS = 3650
 _DARK_SKIN = frozenset({4, 5, 6})
 
 
@@ -41,10 +43,11 @@ class TriageReport(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     symptoms: tuple[SymptomReport, ...] = Field(min_length=1)
-    days_since_session: int | None = Field(default=None, ge=0, le=3650)
+    # Strict, as the intake: "3" or 3.0 for a day or a skin type is a client's mistake.
+    days_since_session: StrictInt | None = Field(default=None, ge=0, le=MAX_DAYS)
     session_date: dt.date | None = None
     reported_on: dt.date | None = None
-    fitzpatrick_type: int | None = Field(default=None, ge=1, le=6)
+    fitzpatrick_type: StrictInt | None = Field(default=None, ge=1, le=6)
 
     @model_validator(mode="after")
     def _one_way_to_give_the_day(self) -> TriageReport:
@@ -58,6 +61,9 @@ class TriageReport(BaseModel):
                 raise ValueError("session_date and reported_on go together")
             if self.reported_on < self.session_date:
                 raise ValueError("reported_on is before session_date")
+            if (self.reported_on - self.session_date).days > MAX_DAYS:
+                # The same bound as days_since_session: either way of giving the day agrees.
+                raise ValueError(f"reported_on is more than {MAX_DAYS} days after session_date")
         return self
 
     @property
