@@ -499,8 +499,21 @@ class _ProgressBar:
 
 
 def _rehoming_output(args: argparse.Namespace, report: Any) -> int:
-    from microneedling.scheduling.rehoming import report_csv  # noqa: PLC0415
+    from microneedling.scheduling.rehoming import (  # noqa: PLC0415
+        rehoming_report_audit,
+        report_csv,
+    )
 
+    if args.csv or args.json:
+        # The CSV and the JSON name every patient moved or stuck: audited, as the desk's
+        # report is, before anything is written out. No account stands behind a shell, so
+        # the event says who ran the command as the machine knows them.
+        rehoming_report_audit(
+            actor=None,
+            appointment_ids=[m.appointment_id for m in report.moves]
+            + [s.appointment_id for s in report.stuck],
+            details={"via": "command line", "os_user": _os_user(), "operation": report.operation},
+        )
     if args.csv:
         args.csv.write_text(report_csv(report.as_dict()), encoding="utf-8")
     if args.json:
@@ -522,6 +535,16 @@ def _rehoming_output(args: argparse.Namespace, report: Any) -> int:
         )
         return 1
     return 0
+
+
+def _os_user() -> str:
+    """The account running this command, as the operating system names it."""
+    import getpass  # noqa: PLC0415
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container, say)
+        return f"uid {os.getuid()}"
 
 
 def _cmd_close_location(args: argparse.Namespace) -> int:

@@ -224,3 +224,35 @@ def test_each_download_of_an_export_file_is_audited_for_every_patient_in_it(
     assert (
         AuditEvent.objects.filter(action="fhir_export_download", object_type="export").count() == 2
     )
+
+
+@pytest.mark.parametrize("output", ["--json", "--csv"])
+def test_a_closure_report_from_the_command_line_audits_every_patient_it_names(
+    clinic: Clinic, output: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from microneedling.cli import main  # noqa: PLC0415
+
+    cleo, dan = make_patient(clinic), make_patient(clinic, name="Dan Reyes")
+    visits = {cleo.pk: [_visit(clinic, cleo, 9).pk], dan.pk: [_visit(clinic, dan, 12).pk]}
+    where = ["--csv", str(tmp_path / "moves.csv")] if output == "--csv" else ["--json"]
+    command = ["close-location", clinic.location.slug, "--from", "2027-03-01", "--dry-run"]
+    assert main([*command, *where]) == 0
+    assert "Dan Reyes" in capsys.readouterr().out + (
+        (tmp_path / "moves.csv").read_text() if output == "--csv" else ""
+    )
+    seen = _seen("rehoming_report_view")
+    assert {patient: details["appointments"] for patient, details in seen.items()} == visits
+    assert {d["via"] for d in seen.values()} == {"command line"}
+    assert all(d["os_user"] and d["operation"] == "location_close" for d in seen.values())
+
+
+def test_a_closure_summary_that_names_no_one_audits_no_one(
+    clinic: Clinic, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from microneedling.cli import main  # noqa: PLC0415
+
+    patient = make_patient(clinic, name="Dan Reyes")
+    _visit(clinic, patient, 9)
+    assert main(["close-location", clinic.location.slug, "--from", "2027-03-01", "--dry-run"]) == 0
+    assert "Dan" not in capsys.readouterr().out
+    assert _seen("rehoming_report_view") == {}

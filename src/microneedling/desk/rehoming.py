@@ -15,18 +15,20 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from microneedling.accounts.access import Can, locations_usable, providers_usable
-from microneedling.audit.services import audit_patients_listed, audit_record
+from microneedling.audit.services import audit_record
 from microneedling.desk.access import requires
 from microneedling.directory.models import Location, Provider
 from microneedling.portal.forms import DateInput
-from microneedling.scheduling.models import Appointment, RehomingRun
-from microneedling.scheduling.rehoming import provider_move_reach, report_csv
+from microneedling.scheduling.models import RehomingRun
+from microneedling.scheduling.rehoming import (
+    provider_move_reach,
+    rehoming_report_audit,
+    report_csv,
+)
 from microneedling.scheduling.rehoming_runs import rehoming_run_start, run_progress
 
 #: Moves listed on the page; the CSV has them all.
 SHOWN_MOVES = 200
-#: Visit ids read in one statement (well under SQLite's limit on parameters).
-ID_BATCH = 2000
 
 
 class RehomingForm(forms.Form):
@@ -126,16 +128,8 @@ def _audit_report_view(request: HttpRequest, run: RehomingRun, *, moves_shown: i
     )
     shown = [m["appointment"] for m in run.report.get("moves", [])[:moves_shown]]
     shown += [s["appointment"] for s in run.report.get("stuck_visits", [])]
-    visits: list[Appointment] = []
-    for start in range(0, len(shown), ID_BATCH):  # a closure can name more than SQLite takes
-        batch = shown[start : start + ID_BATCH]
-        visits += Appointment.objects.filter(pk__in=batch).only("pk", "patient_id")
-    audit_patients_listed(
-        actor=request.user,
-        action="rehoming_report_view",
-        rows=visits,
-        what="appointments",
-        details={"rehoming_run": run.pk},
+    rehoming_report_audit(
+        actor=request.user, appointment_ids=shown, details={"rehoming_run": run.pk}
     )
 
 

@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from microneedling.accounts.actors import Actor
-from microneedling.audit.services import audit_record
+from microneedling.audit.services import audit_patients_listed, audit_record
 from microneedling.core.availability import Phase
 from microneedling.core.errors import BookingConflict, BookingRefused, InputError
 from microneedling.core.geo import distance_km
@@ -388,6 +388,24 @@ def _batches(ids: Iterable[Id]) -> Iterator[list[Id]]:
     ordered = sorted(set(ids))
     for index in range(0, len(ordered), ID_BATCH):
         yield ordered[index : index + ID_BATCH]
+
+
+def rehoming_report_audit(
+    *, actor: Actor, appointment_ids: Iterable[int], details: dict[str, Any]
+) -> int:
+    """Record that a re-homing report named these visits' patients to ``actor`` (a report
+    lists them by name, so reading one is audited like opening each record): one event per
+    patient, naming the visits shown. The number of events written."""
+    visits: list[Appointment] = []
+    for batch in _batches(appointment_ids):  # a closure can name more than SQLite takes
+        visits += Appointment.objects.filter(pk__in=batch).only("pk", "patient_id")
+    return audit_patients_listed(
+        actor=actor,
+        action="rehoming_report_view",
+        rows=visits,
+        what="appointments",
+        details=details,
+    )
 
 
 def _set_holds(appointment_ids: Iterable[int], *, active: bool) -> None:
