@@ -313,3 +313,29 @@ def test_a_fhir_export_of_the_demo_imports_back_with_the_same_schedule(
     assert report.problems == [], report.problems[:5]
     assert report.applied
     assert _schedule() == before
+
+
+def test_a_patient_here_under_another_name_is_not_merged_with_the_row(
+    mesquite: Organization,
+) -> None:
+    person = Patient.objects.filter(organization=mesquite).order_by("pk").first()
+    assert person is not None
+    before = _counts()
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=(
+            "external_id,first_name,last_name,email,birth_date\n"
+            f"P-1,{person.first_name.upper()},{person.last_name},{person.email},"
+            f"{person.birth_date}\n"
+            f"P-2,Twin{person.first_name},{person.last_name},{person.email},{person.birth_date}\n"
+        ),
+        providers_csv=None,
+        appointments_csv=None,
+        apply=True,
+    )
+    # The first row only writes the name in capitals: the same person. The second is someone
+    # else with the same email and birthday, and is named, not booked on the first's record.
+    [problem] = report.problems
+    assert (problem.file, problem.line, problem.column) == ("patients", 3, "first_name")
+    assert "differs" in problem.problem
+    assert not report.applied and _counts() == before

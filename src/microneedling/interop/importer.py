@@ -206,6 +206,20 @@ def _patients(
             .first()
         )
         if found is not None:
+            # Twins sharing a parent's address share both keys; booking one on the other's
+            # record would put a visit, and its screening, on the wrong person. A name that
+            # differs is for a person to look at, not for the import to settle.
+            for column in ("first_name", "last_name"):
+                if getattr(found, column).strip().casefold() != row[column].strip().casefold():
+                    _note(
+                        report,
+                        "patients",
+                        line,
+                        column,
+                        "differs from the patient here with this email and birth date",
+                    )
+            if len(report.problems) > problems:
+                continue
             made[key] = found
             report.matched += 1
             continue
