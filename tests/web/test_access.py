@@ -138,6 +138,35 @@ def test_every_read_of_a_chart_leaves_an_audit_row_with_role_and_address(world: 
     }
 
 
+def test_charts_consents_and_scores_read_in_the_admin_are_audited_per_patient(
+    world: World,
+) -> None:
+    root = world.client("superuser")
+    charts = {world.cleo.chart.pk: world.cleo.patient.pk, world.eve.chart.pk: world.eve.patient.pk}
+    listing = root.get(reverse("admin:charting_procedurechart_changelist"))
+    assert listing.status_code == 200
+    listed = AuditEvent.objects.filter(action="admin_list", role="superuser")
+    # Every patient whose chart the page shows, each with the charts of theirs it showed.
+    shown = {int(e.object_id): e.details["procedurechart"] for e in listed}
+    for chart, patient in charts.items():
+        assert chart in shown[patient]
+    page = root.get(
+        reverse("admin:charting_procedurechart_change", args=[world.eve.chart.pk]),
+        REMOTE_ADDR="10.9.8.7",
+    )
+    assert page.status_code == 200
+    [opened] = AuditEvent.objects.filter(action="admin_view")
+    assert (opened.object_id, opened.ip, opened.details["procedurechart"]) == (
+        str(world.eve.patient.pk),
+        "10.9.8.7",
+        world.eve.chart.pk,
+    )
+    # A row that is not there shows nobody and names nobody.
+    missing = root.get(reverse("admin:charting_procedurechart_change", args=[999999]))
+    assert missing.status_code == 302
+    assert AuditEvent.objects.filter(action="admin_view").count() == 1
+
+
 def test_the_auditor_searches_the_trail_and_nobody_else_may(world: World) -> None:
     world.client("provider").get(reverse("desk:visit", args=[world.cleo.visit.pk]))
     auditor = world.client("auditor")
