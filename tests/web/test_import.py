@@ -339,3 +339,32 @@ def test_a_patient_here_under_another_name_is_not_merged_with_the_row(
     assert (problem.file, problem.line, problem.column) == ("patients", 3, "first_name")
     assert "differs" in problem.problem
     assert not report.applied and _counts() == before
+
+
+def test_one_provider_id_with_two_names_and_a_malformed_zip_code_are_refused(
+    mesquite: Organization,
+) -> None:
+    before = _counts()
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=(
+            "external_id,first_name,last_name,email,birth_date,zip_code\n"
+            "P-1,Ana,Ruiz,ana.ruiz@example.org,1990-04-02,78209-1234\n"
+            "P-2,Ben,Ode,ben.ode@example.org,1988-01-12,7820\n"
+        ),
+        providers_csv=(
+            "external_id,display_name,role,location,weekdays,starts,ends\n"
+            "DR-1,Dr. Kim Lee,physician,alamo-heights,mon-wed,09:00,17:00\n"
+            "DR-1,Dr. Kim Lee,physician,alamo-heights,thu-fri,10:00,16:00\n"
+            "DR-1,Dr. Sam Park,physician,alamo-heights,sat,09:00,12:00\n"
+        ),
+        appointments_csv=None,
+        apply=True,
+    )
+    # A ZIP+4 is a ZIP code, and a provider's second row of hours is that provider's; a
+    # four-digit ZIP and a third row naming someone else under DR-1 are the file's mistakes.
+    assert {(p.file, p.line, p.column) for p in report.problems} == {
+        ("patients", 3, "zip_code"),
+        ("providers", 4, "external_id"),
+    }
+    assert not report.applied and _counts() == before

@@ -49,6 +49,7 @@ OPTIONAL = {
 }
 DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _HHMM = re.compile(r"^\d{1,2}:\d{2}$")
+_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,9 @@ def _patients(
         except ValueError:
             _note(report, "patients", line, "birth_date", "use YYYY-MM-DD")
             born = date(1900, 1, 1)
+        if row.get("zip_code") and not _ZIP.fullmatch(row["zip_code"]):
+            # Distances for re-homing are read from it; a wrong one would quietly give none.
+            _note(report, "patients", line, "zip_code", "use a US ZIP code: 12345 or 12345-6789")
         zone = row.get("timezone") or "America/Chicago"
         try:
             ZoneInfo(zone)
@@ -260,6 +264,7 @@ def _providers(
     report: ImportReport,
 ) -> dict[str, Provider]:
     made: dict[str, Provider] = {}
+    named: dict[str, tuple[str, str]] = {}  # external_id: the first row's name and role
     created = 0
     roles = {r.value for r in Provider.Role}
     today = timezone.localdate()
@@ -288,6 +293,17 @@ def _providers(
                     hours.append(time(hour, minute))
         if len(hours) == 2 and hours[0] >= hours[1]:
             _note(report, "providers", line, "ends", "is not after starts")
+        who = named.setdefault(row["external_id"], (row["display_name"], row["role"]))
+        if who != (row["display_name"], row["role"]):
+            # More rows of one provider add hours; a row that names someone else under the
+            # same id is a mistake in the file, not a second name for the first person.
+            _note(
+                report,
+                "providers",
+                line,
+                "external_id",
+                "is given on an earlier line to a provider of another name or role",
+            )
         if len(report.problems) > problems or place is None or not days:
             continue
         provider = made.get(row["external_id"])
