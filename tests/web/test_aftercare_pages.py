@@ -187,6 +187,49 @@ def test_a_photo_is_kept_privately_and_shown_to_staff_only(
     assert AuditEvent.objects.filter(action="skin_report_photo_view").count() == 1
 
 
+def _png_hiding_a_page() -> bytes:
+    import io  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+    from PIL.PngImagePlugin import PngInfo  # noqa: PLC0415
+
+    info = PngInfo()
+    info.add_text("c", '<meta http-equiv="refresh" content="0;url=https://evil.example/">')
+    out = io.BytesIO()
+    Image.new("RGB", (4, 3), (200, 120, 110)).save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def test_a_photo_named_as_a_web_page_is_stored_and_served_as_the_image_it_is(
+    clinic: Clinic, settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415
+
+    settings.MEDIA_ROOT = tmp_path
+    client, visit = visit_for(clinic)
+    image = _png_hiding_a_page()
+    with time_machine.travel(local(MONDAY + timedelta(days=2), 9), tick=False):
+        client.force_login(visit.patient.user)
+        client.post(
+            reverse("portal:skin_report", args=[visit.pk]),
+            {"symptom_blisters": "mild", "photo": SimpleUploadedFile("rash.html", image)},
+        )
+    report = SkinReport.objects.get()
+    # The sender's name is not kept: a valid PNG carrying markup stays a PNG to the desk.
+    assert report.photo.name.endswith(".png") and "rash" not in report.photo.name
+    desk = staff_client()
+    served = desk.get(reverse("desk:skin_report_photo", args=[report.pk]))
+    assert served["Content-Type"] == "image/png"
+    assert "photo.png" in served["Content-Disposition"]
+    assert b"".join(served.streaming_content) == image
+    # A photo stored before names were replaced is still served by what its bytes are.
+    SkinReport.objects.filter(pk=report.pk).update(photo="skin-reports/old/rash.html")
+    (tmp_path / "skin-reports" / "old").mkdir(parents=True)
+    (tmp_path / "skin-reports" / "old" / "rash.html").write_bytes(image)
+    old = desk.get(reverse("desk:skin_report_photo", args=[report.pk]))
+    assert old["Content-Type"] == "image/png"
+
+
 def test_the_desk_refuses_patients(clinic: Clinic) -> None:
     client, _ = visit_for(clinic)
     assert client.get(reverse("desk:skin_reports")).status_code == 403

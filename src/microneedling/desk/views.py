@@ -29,6 +29,7 @@ from microneedling.desk.messages import dead_messages_of
 from microneedling.desk.queues import WAITING
 from microneedling.directory.models import Location
 from microneedling.patients.models import Screening
+from microneedling.patients.photos import photo_served
 from microneedling.scheduling.models import AppointmentRequest
 from microneedling.scheduling.selectors import DaySheet, day_sheet
 
@@ -113,7 +114,7 @@ def skin_report_photo(request: HttpRequest, report_id: int) -> FileResponse:
         action="skin_report_photo_view",
         details={"skin_report": report.pk},
     )
-    return FileResponse(report.photo.open("rb"))
+    return photo_served(report.photo)
 
 
 def _audit_sheet(request: HttpRequest, sheet: DaySheet) -> None:

@@ -26,6 +26,7 @@ from microneedling.core.errors import BookingConflict, BookingRefused, InputErro
 from microneedling.core.knowledge import load_pack
 from microneedling.desk.access import check_patient, requires
 from microneedling.desk.forms import ChartForm, PhotoForm, ScoreForm
+from microneedling.patients.photos import photo_served
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
 from microneedling.scheduling.selectors import courses_with_visits as patient_courses_all
@@ -192,7 +193,7 @@ def session_photo(request: HttpRequest, photo_id: int) -> FileResponse:
         action="session_photo_view",
         details={"photo": photo.pk},
     )
-    return FileResponse(photo.file.open("rb"))
+    return photo_served(photo.file)
 
 
 @requires(Can.CLINICAL_READ)
