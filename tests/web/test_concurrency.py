@@ -16,12 +16,15 @@ import pytest
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, connections, transaction
 
+from microneedling.charting import services as charting
+from microneedling.charting.models import ProcedureChart
 from microneedling.core.errors import BookingConflict
+from microneedling.directory.models import CartridgeLot
 from microneedling.scheduling import booking, services
 from microneedling.scheduling.booking import TakenByOverride
 from microneedling.scheduling.models import Appointment, Course, Reservation
 from microneedling.scheduling.rehoming import hold_again
-from tests.web.conftest import Clinic, book_visit, build_clinic, local, make_patient
+from tests.web.conftest import Clinic, book_visit, build_clinic, local, make_patient, make_staff
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -372,4 +375,59 @@ def test_an_override_is_not_held_up_by_a_write_in_flight_in_another_organisation
     assert outcomes == Counter({"booked": 1})
     assert visit.override_reason
     assert Appointment.objects.count() == 2
+    connection.close()
+
+
+def test_a_signature_waits_for_a_draft_save_in_flight_and_is_never_undone_by_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A provider signs while a colleague's save of the same draft has read it but not yet
+    written it. The signature must come after the save (and vouch for what it wrote), never
+    before it, where the save would write back the empty signature it read."""
+    clinic = build_clinic()
+    visit = book_visit(clinic, make_patient(clinic), local(MONDAY, 10))
+    cartridge = CartridgeLot.objects.create(
+        location=clinic.location,
+        device_model="SkinPen",
+        lot_number="L1",
+        expires_on=date(2028, 1, 1),
+        quantity=20,
+    )
+
+    def fields(depth: float) -> dict[str, object]:
+        return {
+            "device": clinic.devices[0],
+            "cartridge_lot": cartridge,
+            "numbing_product": "Lidocaine 4% cream",
+            "numbing_minutes": 30,
+            "endpoint": "pinpoint_bleeding",
+            "areas": [{"area": "face", "depth_mm": depth, "passes": 3}],
+        }
+
+    ada = make_staff("ada.quill", "provider", provider=clinic.ada)
+    ben = make_staff("ben.ortiz", "provider", provider=clinic.ben)
+    draft = charting.chart_write(appointment=visit, actor=ada, data=fields(1.0))
+    read, go = threading.Event(), threading.Event()
+    real = charting.latest_chart
+
+    def read_then_pause(appointment: Appointment) -> ProcedureChart | None:
+        found = real(appointment)
+        read.set()
+        go.wait(10)
+        return found
+
+    monkeypatch.setattr(charting, "latest_chart", read_then_pause)
+    saver = threading.Thread(
+        target=lambda: run_in_parallel(
+            [lambda: charting.chart_write(appointment=visit, actor=ben, data=fields(1.5))]
+        )
+    )
+    saver.start()
+    assert read.wait(10)
+    threading.Timer(1.0, go.set).start()
+    charting.chart_sign(chart=ProcedureChart.objects.get(pk=draft.pk), actor=ada)
+    saver.join(30)
+    chart = ProcedureChart.objects.get()
+    assert chart.locked and chart.signed_by_id == ada.pk
+    assert chart.areas[0]["depth_mm"] == 1.5  # signed after the save, so what it wrote
     connection.close()

@@ -16,14 +16,16 @@ from django.utils import timezone
 
 from microneedling.aftercare.models import SkinReport
 from microneedling.aftercare.services import skin_report_handle
+from microneedling.charting import services as charting
 from microneedling.charting.models import ProcedureChart
-from microneedling.core.errors import BookingRefused
+from microneedling.core.errors import BookingRefused, InputError
+from microneedling.directory.models import CartridgeLot
 from microneedling.patients.services import screening_review
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Course
 from tests.web.conftest import TZ, Clinic, book_course, client_of, make_patient, make_staff
 from tests.web.test_api import _booking_body
-from tests.web.test_desk_pages import chart_data, lot, visit
+from tests.web.test_desk_pages import chart_data, lot, sign_as_shown, visit
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
@@ -93,13 +95,79 @@ def test_saving_the_chart_twice_keeps_one_draft_and_a_signed_chart_is_only_amend
     provider.post(url, chart_data(clinic, cartridge, depth_face="0.8"))  # a second click, edited
     chart = ProcedureChart.objects.get()
     assert chart.areas[0]["depth_mm"] == 0.8
-    provider.post(url, {"action": "sign"})
+    sign_as_shown(provider, url)
     again = provider.post(url, chart_data(clinic, cartridge, depth_face="0.5")).content.decode()
     assert "amend it to change it" in again
     chart.refresh_from_db()
     assert ProcedureChart.objects.count() == 1 and chart.locked
     assert chart.areas[0]["depth_mm"] == 0.8
     assert "Draft: not signed yet" not in provider.get(url).content.decode()
+
+
+def _fields(clinic: Clinic, cartridge: CartridgeLot, depth: float) -> dict[str, object]:
+    return {
+        "device": clinic.devices[0],
+        "cartridge_lot": cartridge,
+        "numbing_product": "Lidocaine 4% cream",
+        "numbing_minutes": 30,
+        "endpoint": "pinpoint_bleeding",
+        "areas": [{"area": "face", "depth_mm": depth, "passes": 3}],
+    }
+
+
+def test_sign_signs_only_the_draft_the_page_showed(clinic: Clinic, provider: Client) -> None:
+    treated = visit(clinic)
+    url = reverse("desk:visit", args=[treated.pk])
+    cartridge = lot(clinic)
+    provider.post(url, chart_data(clinic, cartridge))  # depth 1.0
+    shown = provider.get(url).content.decode()
+    version = shown.split('name="version" value="')[1].split('"')[0]
+    ben = make_staff("ben.ortiz", "provider", provider=clinic.ben)
+    # A colleague corrects the draft meanwhile.
+    charting.chart_write(appointment=treated, actor=ben, data=_fields(clinic, cartridge, 1.5))
+    refused = provider.post(url, {"action": "sign", "version": version}, follow=True)
+    assert "changed since you opened it" in refused.content.decode()
+    chart = ProcedureChart.objects.get()
+    assert not chart.locked
+    # Read again, it is the 1.5 mm draft that is signed, knowingly.
+    assert "1.5 mm" in sign_as_shown(provider, url)
+    chart.refresh_from_db()
+    assert chart.locked and chart.areas[0]["depth_mm"] == 1.5
+
+
+def test_two_amendments_of_one_chart_sent_together_keep_the_first_and_name_the_second(
+    clinic: Clinic,
+) -> None:
+    treated = visit(clinic)
+    ada = make_staff("ada.quill", "provider", provider=clinic.ada)
+    data = _fields(clinic, lot(clinic), 1.0)
+    draft = charting.chart_write(appointment=treated, actor=ada, data=data)
+    signed = charting.chart_sign(chart=draft, actor=ada)
+    seen_by_ben = ProcedureChart.objects.get(pk=signed.pk)
+    assert not hasattr(seen_by_ben, "amendment")  # ben's request asked before ada's amended
+    charting.chart_write(
+        appointment=treated, actor=ada, data=data, amends=ProcedureChart.objects.get(pk=signed.pk)
+    )
+    with pytest.raises(InputError, match="amended already"):
+        charting.chart_write(appointment=treated, actor=ada, data=data, amends=seen_by_ben)
+    assert ProcedureChart.objects.count() == 2
+
+
+def test_an_unsigned_draft_is_corrected_from_the_visit_page(
+    clinic: Clinic, provider: Client
+) -> None:
+    treated = visit(clinic)
+    url = reverse("desk:visit", args=[treated.pk])
+    cartridge = lot(clinic)
+    provider.post(url, chart_data(clinic, cartridge))
+    assert "?amend=1" in provider.get(url).content.decode()
+    form = provider.get(url + "?amend=1").content.decode()
+    # The form starts from the draft, and saves it in place rather than as an amendment.
+    assert 'value="1.0"' in form and 'name="action" value="chart"' in form
+    assert 'value="amend"' not in form
+    provider.post(url, chart_data(clinic, cartridge, depth_face="0.5"))
+    chart = ProcedureChart.objects.get()
+    assert chart.areas[0]["depth_mm"] == 0.5 and not chart.locked
 
 
 def test_a_skin_report_is_handled_once_and_keeps_the_first_note(clinic: Clinic) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -68,6 +69,14 @@ def chart_data(clinic: Clinic, cartridge: CartridgeLot, **changes: object) -> di
     return {**data, **changes}
 
 
+def sign_as_shown(client: Client, url: str) -> str:
+    """Open the visit page and press "Sign" on the draft it shows; the page after."""
+    page = client.get(url).content.decode()
+    found = re.search(r'name="version" value="([0-9a-f]+)"', page)
+    assert found is not None, "the page offers no draft to sign"
+    return client.post(url, {"action": "sign", "version": found[1]}, follow=True).content.decode()
+
+
 def test_the_day_sheet_shows_phases_and_its_queries_do_not_grow(
     clinic: Clinic, desk: Client, django_assert_max_num_queries
 ) -> None:
@@ -108,7 +117,7 @@ def test_a_chart_is_signed_then_locked_and_an_amendment_keeps_the_original(
     chart = ProcedureChart.objects.get()
     assert chart.non_sterile_products == ["Vitamin C serum"]
     assert "not sterile" in desk.get(url).content.decode()
-    desk.post(url, {"action": "sign"})
+    sign_as_shown(desk, url)
     chart.refresh_from_db()
     assert chart.locked
 

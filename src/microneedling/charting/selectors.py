@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from microneedling.charting.models import ProcedureChart, SessionPhoto
@@ -47,6 +49,29 @@ def course_photos(course: Course) -> tuple[SessionPhoto | None, SessionPhoto | N
     first = photos.filter(kind=SessionPhoto.Kind.BEFORE).order_by("taken_at").first()
     last = photos.filter(kind=SessionPhoto.Kind.AFTER).order_by("-taken_at").first()
     return first, last
+
+
+#: What a draft says; a change to any of them is a different draft to sign.
+_CHART_CONTENT = (
+    "device_id",
+    "cartridge_lot_id",
+    "areas",
+    "numbing_product",
+    "numbing_minutes",
+    "products",
+    "endpoint",
+    "immediate_reaction",
+    "notes",
+    "written_by_id",
+)
+
+
+def chart_version(chart: ProcedureChart) -> str:
+    """A short fingerprint of what ``chart`` says: the page that shows a draft sends it back
+    with "sign", so a provider signs the draft they read, not one edited since."""
+    content = {name: getattr(chart, name) for name in _CHART_CONTENT}
+    text = json.dumps(content, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def latest_chart(appointment: Appointment) -> ProcedureChart | None:

@@ -19,7 +19,7 @@ from microneedling.charting.models import (
     ProcedureChart,
     SessionPhoto,
 )
-from microneedling.charting.selectors import latest_chart
+from microneedling.charting.selectors import chart_version, latest_chart
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import CartridgeLot, Device
@@ -128,20 +128,30 @@ def chart_write(
     treated_check(appointment, "chart")
     if amends is not None and not amends.locked:
         raise InputError("amends", "only a signed chart is amended; edit the draft instead")
+    if amends is not None and amends.appointment_id != appointment.pk:
+        raise InputError("amends", "this chart is another visit's")
     if amends is not None and hasattr(amends, "amendment"):
         raise InputError("amends", "this chart was amended already; amend the latest version")
     fields = _checked_chart(appointment, data)
     with transaction.atomic():
-        # One writer at a time per visit (PostgreSQL; SQLite has one writer anyway).
-        Appointment.objects.select_for_update().filter(pk=appointment.pk).first()
+        # One writer at a time per visit (PostgreSQL; SQLite has one writer anyway); signing
+        # takes the same lock, so a draft read here cannot be signed before it is saved.
+        _lock_visit(appointment)
+        if amends is not None and ProcedureChart.objects.filter(amends=amends).exists():
+            # Asked again under the lock: two amendments sent together both passed above.
+            raise InputError("amends", "this chart was amended already; amend the latest version")
         draft = None if amends is not None else latest_chart(appointment)
         if draft is not None and draft.locked:
             raise InputError("amends", "this visit's chart is signed; amend it to change it")
         if draft is not None:
-            for name, value in fields.items():
-                setattr(draft, name, value)
-            draft.written_by = _person(actor)
-            draft.save()
+            # Only the columns written, and only while unsigned: a whole-row save would put
+            # back the empty signature it read.
+            saved = ProcedureChart.objects.filter(pk=draft.pk, signed_at__isnull=True).update(
+                written_by=_person(actor), **fields
+            )
+            if not saved:
+                raise InputError("amends", "this visit's chart is signed; amend it to change it")
+            draft.refresh_from_db()
             chart = draft
         else:
             chart = ProcedureChart.objects.create(
@@ -157,6 +167,11 @@ def chart_write(
     return chart
 
 
+def _lock_visit(appointment: Appointment) -> None:
+    # The visit row is the lock for its chart: writers and signers queue on it.
+    Appointment.objects.select_for_update().filter(pk=appointment.pk).first()
+
+
 def treated_check(appointment: Appointment, what: str) -> None:
     """Refuse to record ``what`` on a visit that did not take place."""
     if appointment.status in Appointment.NOT_TREATED:
@@ -167,11 +182,18 @@ def treated_check(appointment: Appointment, what: str) -> None:
         )
 
 
-def chart_sign(*, chart: ProcedureChart, actor: Actor) -> ProcedureChart:
-    """The provider signs the chart; from now on it is read-only."""
+def chart_sign(*, chart: ProcedureChart, actor: Actor, seen: str | None = None) -> ProcedureChart:
+    """The provider signs the chart; from now on it is read-only.
+
+    ``seen`` is the ``chart_version`` of the draft the provider read: if the draft has been
+    edited since, nothing is signed (a signature vouches for what was on the screen)."""
     if chart.locked:
         raise InputError("chart", "this chart is signed already")
     with transaction.atomic():
+        _lock_visit(chart.appointment)  # after any draft save in flight, never during it
+        current = ProcedureChart.objects.get(pk=chart.pk)
+        if seen is not None and chart_version(current) != seen:
+            raise InputError("chart", "the draft was changed since you opened it: read it again")
         updated = ProcedureChart.objects.filter(pk=chart.pk, signed_at__isnull=True).update(
             signed_by=acting_user(actor), signed_at=timezone.now()
         )

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
+from microneedling.charting.models import ProcedureChart
 from microneedling.core.knowledge import Pack
 from microneedling.directory.models import CartridgeLot, Device
 from microneedling.patients.photos import photo_checked
@@ -68,6 +69,27 @@ class ChartForm(forms.Form):
             self.fields[f"product_{row}_sterile"] = forms.BooleanField(
                 label="Sterile, made for use after needling", required=False
             )
+
+    @staticmethod
+    def initial_from(chart: ProcedureChart) -> dict[str, Any]:
+        """The form filled in as ``chart`` has it: a draft to correct, or a signed chart to
+        amend, starts from what it says rather than from blank."""
+        initial: dict[str, Any] = {
+            "device": chart.device_id,
+            "cartridge_lot": chart.cartridge_lot_id,
+            "numbing_product": chart.numbing_product,
+            "numbing_minutes": chart.numbing_minutes,
+            "endpoint": chart.endpoint,
+            "immediate_reaction": chart.immediate_reaction,
+            "notes": chart.notes,
+        }
+        for row in chart.areas:
+            initial[f"depth_{row['area']}"] = row["depth_mm"]
+            initial[f"passes_{row['area']}"] = row["passes"]
+        for index, product in enumerate(chart.products[:PRODUCT_ROWS]):
+            initial[f"product_{index}"] = product["product"]
+            initial[f"product_{index}_sterile"] = bool(product.get("sterile"))
+        return initial
 
     def chart_data(self) -> dict[str, Any]:
         """The cleaned answers in the shape the charting service takes."""

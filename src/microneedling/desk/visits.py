@@ -14,7 +14,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from microneedling.accounts.access import Can, may
 from microneedling.audit.services import audit_patient_view
 from microneedling.charting.models import SessionPhoto
-from microneedling.charting.selectors import course_photos, course_scores, latest_chart
+from microneedling.charting.selectors import (
+    chart_version,
+    course_photos,
+    course_scores,
+    latest_chart,
+)
 from microneedling.charting.services import (
     chart_sign,
     chart_write,
@@ -64,8 +69,12 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
     action = request.POST.get("action") if request.method == "POST" else None
     if action is not None and not may(request.user, Can.CLINICAL_WRITE):
         return render(request, "desk/forbidden.html", status=403)
+    editing = action in ("chart", "amend") or request.GET.get("amend") == "1"
     chart_form = ChartForm(
-        request.POST if action in ("chart", "amend") else None, appointment=appointment, pack=pack
+        request.POST if action in ("chart", "amend") else None,
+        appointment=appointment,
+        pack=pack,
+        initial=ChartForm.initial_from(chart) if chart is not None and editing else None,
     )
     score_form = ScoreForm(request.POST if action == "score" else None, pack=pack)
     photo_form = PhotoForm(
@@ -82,7 +91,8 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
             messages.success(request, "Chart saved as a draft: check it, then sign it.")
             return redirect("desk:visit", appointment_id=appointment.pk)
         if action == "sign" and chart is not None:
-            chart_sign(chart=chart, actor=request.user)
+            # The version of the draft the page showed: an edit since then is not signed.
+            chart_sign(chart=chart, actor=request.user, seen=request.POST.get("version", ""))
             messages.success(request, "Chart signed and locked.")
             return redirect("desk:visit", appointment_id=appointment.pk)
         if action == "photo" and photo_form.is_valid():
@@ -136,7 +146,8 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
             timezone.now().astimezone(ZoneInfo(appointment.location.timezone)).date(),
         ),
         "actions": ACTIONS.get(appointment.status, []),
-        "amending": action == "amend" or (request.GET.get("amend") == "1"),
+        "editing": editing,
+        "chart_version": chart_version(chart) if chart is not None else "",
     }
     return render(request, "desk/visit.html", context)
 
