@@ -249,3 +249,13 @@ def test_after_a_completed_visit_the_patient_rates_their_satisfaction(clinic: Cl
     assert 'id="id_satisfaction_error"' in missing.content.decode()
     client.post(url, {"satisfaction": "4"})
     assert visit.scores.get(scale="patient_satisfaction").value == 4
+    # The answer is the patient's: the desk neither offers the scale nor may give it for them.
+    desk = staff_client()
+    visit_page = reverse("desk:visit", args=[visit.pk])
+    assert 'value="patient_satisfaction"' not in desk.get(visit_page).content.decode()
+    refused = desk.post(
+        visit_page, {"action": "score", "scale": "patient_satisfaction", "value": 1}
+    )
+    assert refused.status_code == 200
+    score = visit.scores.get(scale="patient_satisfaction")
+    assert (score.value, score.recorded_by) == (4, patient.user)

@@ -25,6 +25,7 @@ from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Course
 from tests.web.conftest import TZ, Clinic, book_course, client_of, make_patient, make_staff
 from tests.web.test_api import _booking_body
+from tests.web.test_course_pages import signed_in
 from tests.web.test_desk_pages import chart_data, lot, sign_as_shown, visit
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
@@ -265,3 +266,17 @@ def test_a_course_of_consultations_is_refused_naming_the_service(
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["field"] == "service"
     assert not Course.objects.exists()
+
+
+def test_a_score_is_given_only_by_its_scales_rater(clinic: Clinic) -> None:
+    treated = visit(clinic)
+    ada = make_staff("ada.quill", "provider", provider=clinic.ada)
+    signed_in(treated.patient)  # the patient has an account of their own
+    with pytest.raises(InputError, match="patient's to answer") as refused:
+        charting.score_record(appointment=treated, scale="patient_satisfaction", value=1, actor=ada)
+    assert refused.value.field == "scale"
+    with pytest.raises(InputError, match="for the patient's clinicians"):
+        charting.score_record(
+            appointment=treated, scale="gais", value=2, actor=treated.patient.user
+        )
+    assert not treated.scores.exists()

@@ -228,11 +228,19 @@ def score_record(
     )
     if value not in allowed:
         raise InputError("value", f"{found.name} takes {min(allowed)} to {max(allowed)}")
+    # Each scale has one rater: a patient-rated score stands for the patient's own answer, so
+    # nobody else may give it for them (it would replace theirs), nor they a clinician's.
+    user = _person(actor)
+    by_patient = user.pk == appointment.patient.user_id
+    if found.rater == "patient" and not by_patient:
+        raise InputError("scale", f"{found.name} is the patient's to answer")
+    if found.rater == "clinician" and by_patient:
+        raise InputError("scale", f"{found.name} is for the patient's clinicians")
     with transaction.atomic():
         score, _ = OutcomeScore.objects.update_or_create(
             appointment=appointment,
             scale=scale,
-            defaults={"value": value, "recorded_by": _person(actor), "notes": notes},
+            defaults={"value": value, "recorded_by": user, "notes": notes},
         )
         audit_record(
             actor=actor,

@@ -129,7 +129,8 @@ class ScoreForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = self.fields["scale"]
         if isinstance(field, forms.ChoiceField):
-            field.choices = [(s.code, s.name) for s in pack.data.scales]
+            # The patient's own scales are theirs to answer, in the portal.
+            field.choices = [(s.code, s.name) for s in pack.data.scales if s.rater == "clinician"]
         self.scales = {s.code: s for s in pack.data.scales}
 
 
