@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from microneedling.patients.models import Patient
 from microneedling.scheduling.models import Appointment, Course
-from tests.web.conftest import TZ, Clinic, make_patient, make_staff
+from tests.web.conftest import NOW, TZ, Clinic, make_patient, make_staff
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
@@ -232,3 +232,32 @@ def test_the_course_page_charts_the_scores_over_the_sessions(clinic: Clinic) -> 
     scores = response.context["scores"]
     assert [(p["session"], p["value"]) for p in scores[0]["points"]] == [(1, 3), (2, 2)]
     assert "Your progress" in response.content.decode()
+
+
+def test_a_patient_signs_only_the_consent_text_they_were_shown(clinic: Clinic) -> None:
+    from microneedling.charting.models import Consent, ConsentText  # noqa: PLC0415
+    from microneedling.charting.services import consent_current_text  # noqa: PLC0415
+
+    patient = make_patient(clinic)
+    client = signed_in(patient)
+    url = reverse("portal:consent")
+    before = consent_current_text()
+    assert before is not None
+    read = client.get(url).content.decode()
+    assert "scarring is a new risk" not in read
+    # While the patient reads, a new version comes into force.
+    ConsentText.objects.create(
+        version=f"{before.version}-new",
+        title=before.title,
+        body="Everything before, and scarring is a new risk to know about.",
+        active_from=NOW.date(),
+    )
+    name = f"{patient.first_name} {patient.last_name}"
+    shown = read.split('name="shown" value="')[1].split('"')[0]
+    refused = client.post(url, {"agree": "on", "signature": name, "shown": shown}).content.decode()
+    assert "changed while you read it" in refused and "scarring is a new risk" in refused
+    assert not Consent.objects.filter(patient=patient).exists()
+    # Having read the new one, they sign it.
+    again = refused.split('name="shown" value="')[1].split('"')[0]
+    client.post(url, {"agree": "on", "signature": name, "shown": again})
+    assert Consent.objects.get(patient=patient).text.version == f"{before.version}-new"

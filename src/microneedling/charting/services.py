@@ -3,6 +3,8 @@ recording outcome scores. Every write is audited; a signed chart is never change
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,11 +45,25 @@ def consent_is_current(patient: Patient, today: date | None = None) -> bool:
     return text is not None and Consent.objects.filter(patient=patient, text=text).exists()
 
 
-def consent_sign(*, patient: Patient, signature: str, actor: Actor) -> Consent:
-    """The patient signs the current consent by typing their full name (audited)."""
+def consent_text_seal(text: ConsentText) -> str:
+    """A short fingerprint of the words of ``text``: the consent page sends it back with the
+    signature, so a patient signs the text they read, not one put in force or edited since."""
+    words = json.dumps([text.pk, text.version, text.title, text.body])
+    return hashlib.sha256(words.encode()).hexdigest()[:16]
+
+
+def consent_sign(
+    *, patient: Patient, signature: str, actor: Actor, shown: str | None = None
+) -> Consent:
+    """The patient signs the current consent by typing their full name (audited).
+
+    ``shown`` is the ``consent_text_seal`` of the text the patient was shown: when another
+    text is in force by the time they sign, nothing is signed and they are asked to read it."""
     text = consent_current_text()
     if text is None:
         raise InputError("consent", "there is no consent text in force")
+    if shown is not None and consent_text_seal(text) != shown:
+        raise InputError("consent", "the consent text changed while you read it: read it again")
     expected = f"{patient.first_name} {patient.last_name}".casefold().split()
     if signature.casefold().split() != expected:
         raise InputError("signature", "type your full name exactly as on your account")

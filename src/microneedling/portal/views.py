@@ -18,7 +18,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from microneedling.accounts.access import Can, may
-from microneedling.charting.services import consent_current_text, consent_is_current, consent_sign
+from microneedling.charting.services import (
+    consent_current_text,
+    consent_is_current,
+    consent_sign,
+    consent_text_seal,
+)
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import load_pack
 from microneedling.patients.models import Patient, Screening
@@ -183,11 +188,19 @@ def consent(request: HttpRequest, patient: Patient) -> HttpResponse:
     if request.method == "POST" and form.is_valid() and text is not None:
         try:
             consent_sign(
-                patient=patient, signature=form.cleaned_data["signature"], actor=request.user
+                patient=patient,
+                signature=form.cleaned_data["signature"],
+                actor=request.user,
+                shown=request.POST.get("shown", ""),  # the words this page showed
             )
         except InputError as error:
-            form.add_error("signature", error.problem)
+            form.add_error("signature" if error.field == "signature" else None, error.problem)
         else:
             messages.success(request, "Thank you: your consent is signed.")
             return redirect("portal:home")
-    return render(request, "portal/consent.html", {"text": text, "signed": signed, "form": form})
+    seal = consent_text_seal(text) if text is not None else ""
+    return render(
+        request,
+        "portal/consent.html",
+        {"text": text, "signed": signed, "form": form, "seal": seal},
+    )
