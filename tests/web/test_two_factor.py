@@ -68,6 +68,26 @@ def test_the_first_sign_in_sets_up_an_authenticator_from_a_qr_code(clinic: Clini
     assert again.status_code == 302 and TOTPDevice.objects.filter(user=ida).count() == 1
 
 
+def test_two_authenticators_half_set_up_leave_one_and_the_setup_page_works(
+    clinic: Clinic,
+) -> None:
+    ida = make_staff("ida.front", password=PASSWORD)
+    TOTPDevice.objects.filter(user=ida).delete()
+    # Two pages loaded at once, or one added in the admin: neither was confirmed.
+    first = TOTPDevice.objects.create(user=ida, name="Authenticator app", confirmed=False)
+    TOTPDevice.objects.create(user=ida, name="Authenticator app", confirmed=False)
+    client = Client()
+    client.post(reverse("portal:sign_in"), {"username": "ida.front", "password": PASSWORD})
+    page = client.get(reverse("portal:two_factor_setup"))
+    assert page.status_code == 200 and "<svg" in page.content.decode()
+    assert list(TOTPDevice.objects.filter(user=ida)) == [first]
+    code = f"{totp(first.bin_key, step=first.step, t0=first.t0, digits=first.digits):06d}"
+    done = client.post(reverse("portal:two_factor_setup"), {"code": code, "next": "/desk/"})
+    assert done.status_code == 302
+    first.refresh_from_db()
+    assert first.confirmed
+
+
 def test_an_auditor_lands_on_the_audit_trail_after_the_code(clinic: Clinic) -> None:
     aud = make_staff("aud.it", "auditor", password=PASSWORD)
     client = Client()

@@ -7,13 +7,16 @@ time, they set up an authenticator from a QR code. Patients may choose to add on
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 import django_otp
 import segno
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -94,6 +97,20 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/two_factor.html", {"form": form, "next": _next(request)})
 
 
+def _unconfirmed_device(user: Any) -> TOTPDevice:
+    """The one authenticator ``user`` is setting up: made on first sight, the same one on every
+    load after. Two pages loaded at once (or one added in the admin) could leave two, which
+    would make the page fail for good; the user row's lock orders the loads, the oldest is
+    kept and the rest, never confirmed, are removed."""
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        waiting = list(TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk"))
+        if not waiting:
+            return TOTPDevice.objects.create(user=user, confirmed=False, name="Authenticator app")
+        TOTPDevice.objects.filter(pk__in=[d.pk for d in waiting[1:]]).delete()
+        return waiting[0]
+
+
 @rate_limit("sign_in")
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -102,9 +119,7 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
     if TOTPDevice.objects.filter(user=request.user, confirmed=True).exists():
         # Replacing a device is an admin's job: a stolen session must not swap it.
         return redirect(f"{reverse('portal:two_factor')}?next={quote(_next(request))}")
-    device, _ = TOTPDevice.objects.get_or_create(
-        user=request.user, confirmed=False, defaults={"name": "Authenticator app"}
-    )
+    device = _unconfirmed_device(request.user)
     form = CodeForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         if device.verify_token(form.cleaned_data["code"].strip()):
