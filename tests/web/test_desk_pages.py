@@ -8,6 +8,7 @@ from datetime import date
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
@@ -304,3 +305,47 @@ def test_a_day_sheet_action_swaps_in_the_changed_row_in_local_time(
     assert "consent" in refused.content.decode()  # the refusal shows in the row
     sheet = desk.get(reverse("desk:day_sheet", args=[clinic.location.slug]) + f"?day={MONDAY}")
     assert "<strong>10:00–11:25</strong>" in sheet.content.decode()
+
+
+def test_a_lot_or_pen_that_charts_name_keeps_what_identifies_it(clinic: Clinic) -> None:
+    from microneedling.charting.services import chart_sign, chart_write  # noqa: PLC0415
+
+    appointment = visit(clinic)
+    cartridge = lot(clinic)
+    ada = make_staff("ada.quill", "provider", provider=clinic.ada)
+    data = {
+        "device": clinic.devices[0],
+        "cartridge_lot": cartridge,
+        "numbing_product": "Lidocaine 4% cream",
+        "numbing_minutes": 30,
+        "endpoint": "pinpoint_bleeding",
+        "areas": [{"area": "face", "depth_mm": 1.0, "passes": 3}],
+    }
+    chart_sign(chart=chart_write(appointment=appointment, actor=ada, data=data), actor=ada)
+    admin = Client()
+    admin.force_login(make_staff("cleo.admin", "clinic_admin"))
+    change = reverse("admin:directory_cartridgelot_change", args=[cartridge.pk])
+    row = {
+        "location": clinic.location.pk,
+        "device_model": "SkinPen",
+        "lot_number": cartridge.lot_number,
+        "expires_on": cartridge.expires_on.isoformat(),
+        "quantity": 5,
+    }
+    refused = admin.post(change, {**row, "lot_number": "L-REUSED", "expires_on": "2029-01-01"})
+    assert refused.status_code == 200
+    assert "add a new one instead" in refused.content.decode()
+    cartridge.refresh_from_db()
+    assert cartridge.lot_number != "L-REUSED" and cartridge.quantity == 20
+    # The count in stock is not what a chart records: it still changes.
+    assert admin.post(change, row).status_code == 302
+    cartridge.refresh_from_db()
+    assert cartridge.quantity == 5
+    pen = clinic.devices[0]
+    pen.serial_number = "SN-OTHER"
+    with pytest.raises(ValidationError) as stopped:
+        pen.full_clean()
+    assert "serial_number" in stopped.value.message_dict
+    unused = lot(clinic, expires=date(2029, 6, 1))
+    unused.lot_number = "L-RENAMED"
+    unused.full_clean()  # a lot no chart names may still be corrected

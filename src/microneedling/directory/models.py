@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import time
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -118,6 +119,35 @@ class Room(models.Model):
         return f"{self.location.name} · {self.name}"
 
 
+def charted_identity_check(instance: models.Model, column: str, fields: tuple[str, ...]) -> None:
+    """Refuse a change to ``fields`` of a pen or lot that a procedure chart names (by its
+    ``column``): a signed chart records what was used by pointing here, so rewriting the
+    row would rewrite every chart, and a recall could no longer find its patients."""
+    if instance.pk is None:
+        return
+    before = type(instance)._default_manager.filter(pk=instance.pk).values(*fields).first()
+    if before is None:
+        return
+    changed = [
+        name for name in fields if before[name] != getattr(instance, _attname(instance, name))
+    ]
+    if not changed:
+        return
+    charts = apps.get_model("charting", "ProcedureChart").objects
+    if charts.filter(**{column: instance.pk}).exists():
+        raise ValidationError(
+            dict.fromkeys(
+                changed, "charts name this as it is: add a new one instead of changing it"
+            )
+        )
+
+
+def _attname(instance: models.Model, name: str) -> str:
+    # A foreign key compares by its id, as values() gives it.
+    field = instance._meta.get_field(name)
+    return field.attname if isinstance(field, models.Field) else name
+
+
 class Device(models.Model):
     """A microneedling pen at a location."""
 
@@ -129,6 +159,11 @@ class Device(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.model})"
+
+    def clean(self) -> None:
+        """A pen charts name keeps its model, serial number and location (retire it instead)."""
+        super().clean()
+        charted_identity_check(self, "device", ("location", "model", "serial_number"))
 
 
 class CartridgeLot(models.Model):
@@ -150,6 +185,13 @@ class CartridgeLot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device_model} lot {self.lot_number}"
+
+    def clean(self) -> None:
+        """A lot charts name keeps what identifies it; only the count in stock changes."""
+        super().clean()
+        charted_identity_check(
+            self, "cartridge_lot", ("location", "device_model", "lot_number", "expires_on")
+        )
 
 
 class Provider(models.Model):
