@@ -25,6 +25,7 @@ from microneedling.scheduling.booking import TakenByOverride
 from microneedling.scheduling.models import Appointment, Course, Reservation
 from microneedling.scheduling.rehoming import hold_again
 from tests.web.conftest import Clinic, book_visit, build_clinic, local, make_patient, make_staff
+from tests.web.test_desk_pages import chart_fields
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -394,19 +395,11 @@ def test_a_signature_waits_for_a_draft_save_in_flight_and_is_never_undone_by_it(
         quantity=20,
     )
 
-    def fields(depth: float) -> dict[str, object]:
-        return {
-            "device": clinic.devices[0],
-            "cartridge_lot": cartridge,
-            "numbing_product": "Lidocaine 4% cream",
-            "numbing_minutes": 30,
-            "endpoint": "pinpoint_bleeding",
-            "areas": [{"area": "face", "depth_mm": depth, "passes": 3}],
-        }
-
     ada = make_staff("ada.quill", "provider", provider=clinic.ada)
     ben = make_staff("ben.ortiz", "provider", provider=clinic.ben)
-    draft = charting.chart_write(appointment=visit, actor=ada, data=fields(1.0))
+    draft = charting.chart_write(
+        appointment=visit, actor=ada, data=chart_fields(clinic, cartridge, 1.0)
+    )
     read, go = threading.Event(), threading.Event()
     real = charting.latest_chart
 
@@ -419,7 +412,11 @@ def test_a_signature_waits_for_a_draft_save_in_flight_and_is_never_undone_by_it(
     monkeypatch.setattr(charting, "latest_chart", read_then_pause)
     saver = threading.Thread(
         target=lambda: run_in_parallel(
-            [lambda: charting.chart_write(appointment=visit, actor=ben, data=fields(1.5))]
+            [
+                lambda: charting.chart_write(
+                    appointment=visit, actor=ben, data=chart_fields(clinic, cartridge, 1.5)
+                )
+            ]
         )
     )
     saver.start()

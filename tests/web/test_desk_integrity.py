@@ -19,14 +19,13 @@ from microneedling.aftercare.services import skin_report_handle
 from microneedling.charting import services as charting
 from microneedling.charting.models import ProcedureChart
 from microneedling.core.errors import BookingRefused, InputError
-from microneedling.directory.models import CartridgeLot
 from microneedling.patients.services import screening_review
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Course
 from tests.web.conftest import TZ, Clinic, book_course, client_of, make_patient, make_staff
 from tests.web.test_api import _booking_body
 from tests.web.test_course_pages import signed_in
-from tests.web.test_desk_pages import chart_data, lot, sign_as_shown, visit
+from tests.web.test_desk_pages import chart_data, chart_fields, lot, sign_as_shown, visit
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
@@ -105,17 +104,6 @@ def test_saving_the_chart_twice_keeps_one_draft_and_a_signed_chart_is_only_amend
     assert "Draft: not signed yet" not in provider.get(url).content.decode()
 
 
-def _fields(clinic: Clinic, cartridge: CartridgeLot, depth: float) -> dict[str, object]:
-    return {
-        "device": clinic.devices[0],
-        "cartridge_lot": cartridge,
-        "numbing_product": "Lidocaine 4% cream",
-        "numbing_minutes": 30,
-        "endpoint": "pinpoint_bleeding",
-        "areas": [{"area": "face", "depth_mm": depth, "passes": 3}],
-    }
-
-
 def test_sign_signs_only_the_draft_the_page_showed(clinic: Clinic, provider: Client) -> None:
     treated = visit(clinic)
     url = reverse("desk:visit", args=[treated.pk])
@@ -125,7 +113,7 @@ def test_sign_signs_only_the_draft_the_page_showed(clinic: Clinic, provider: Cli
     version = shown.split('name="version" value="')[1].split('"')[0]
     ben = make_staff("ben.ortiz", "provider", provider=clinic.ben)
     # A colleague corrects the draft meanwhile.
-    charting.chart_write(appointment=treated, actor=ben, data=_fields(clinic, cartridge, 1.5))
+    charting.chart_write(appointment=treated, actor=ben, data=chart_fields(clinic, cartridge, 1.5))
     refused = provider.post(url, {"action": "sign", "version": version}, follow=True)
     assert "changed since you opened it" in refused.content.decode()
     chart = ProcedureChart.objects.get()
@@ -141,7 +129,7 @@ def test_two_amendments_of_one_chart_sent_together_keep_the_first_and_name_the_s
 ) -> None:
     treated = visit(clinic)
     ada = make_staff("ada.quill", "provider", provider=clinic.ada)
-    data = _fields(clinic, lot(clinic), 1.0)
+    data = chart_fields(clinic, lot(clinic), 1.0)
     draft = charting.chart_write(appointment=treated, actor=ada, data=data)
     signed = charting.chart_sign(chart=draft, actor=ada)
     seen_by_ben = ProcedureChart.objects.get(pk=signed.pk)

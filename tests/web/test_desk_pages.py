@@ -70,6 +70,18 @@ def chart_data(clinic: Clinic, cartridge: CartridgeLot, **changes: object) -> di
     return {**data, **changes}
 
 
+def chart_fields(clinic: Clinic, cartridge: CartridgeLot, depth: float = 1.0) -> dict[str, object]:
+    """A chart as the charting service takes it (no form in between)."""
+    return {
+        "device": clinic.devices[0],
+        "cartridge_lot": cartridge,
+        "numbing_product": "Lidocaine 4% cream",
+        "numbing_minutes": 30,
+        "endpoint": "pinpoint_bleeding",
+        "areas": [{"area": "face", "depth_mm": depth, "passes": 3}],
+    }
+
+
 def sign_as_shown(client: Client, url: str) -> str:
     """Open the visit page and press "Sign" on the draft it shows; the page after."""
     page = client.get(url).content.decode()
@@ -313,14 +325,7 @@ def test_a_lot_or_pen_that_charts_name_keeps_what_identifies_it(clinic: Clinic) 
     appointment = visit(clinic)
     cartridge = lot(clinic)
     ada = make_staff("ada.quill", "provider", provider=clinic.ada)
-    data = {
-        "device": clinic.devices[0],
-        "cartridge_lot": cartridge,
-        "numbing_product": "Lidocaine 4% cream",
-        "numbing_minutes": 30,
-        "endpoint": "pinpoint_bleeding",
-        "areas": [{"area": "face", "depth_mm": 1.0, "passes": 3}],
-    }
+    data = chart_fields(clinic, cartridge)
     chart_sign(chart=chart_write(appointment=appointment, actor=ada, data=data), actor=ada)
     admin = Client()
     admin.force_login(make_staff("cleo.admin", "clinic_admin"))
