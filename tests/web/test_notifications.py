@@ -21,6 +21,7 @@ from microneedling.directory.models import ClinicPolicy
 from microneedling.notifications import channels
 from microneedling.notifications.delivery import message_deliver_now, outbox_recover
 from microneedling.notifications.models import ContactPreference, DeliveryAttempt, Message
+from microneedling.notifications.outbox import message_queue
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
 from tests.web.conftest import (
@@ -406,3 +407,43 @@ def test_a_relocated_visit_names_its_new_place_and_reschedules_its_reminders(
         local(MONDAY, 11) - timedelta(hours=48),
         local(MONDAY, 11) - timedelta(hours=24),
     }
+
+
+# --- Withdrawing what is no longer wanted --------------------------------------------------
+
+
+def test_closing_an_account_withdraws_every_message_still_to_go_to_the_patient(
+    clinic: Clinic,
+) -> None:
+    from microneedling.patients.closure import patient_account_close  # noqa: PLC0415
+
+    patient = make_patient(clinic)
+    book_course(clinic, patient)
+    message_queue(patient=patient, kind="screening_result", key="closing:screening")
+    Message.objects.filter(kind="course_booked").update(status="dead")
+    patient_account_close(patient=patient, actor=None, now=NOW)
+    # A message about no visit, the cancelled visits' notices, the dead-letter confirmation:
+    # nothing is left to reach a closed account.
+    assert not Message.objects.filter(patient=patient, status__in=["pending", "dead"]).exists()
+
+
+def test_a_message_to_a_closed_account_is_withdrawn_when_its_turn_comes(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    patient = make_patient(clinic)
+    book_monday(clinic, patient)
+    confirmation = Message.objects.get(kind="visit_booked")
+    # Closed by some route that left the message waiting (an older release, a restore).
+    patient.closed_at = NOW
+    patient.save()
+    assert message_deliver_now(confirmation.pk) == "withdrawn"
+    confirmation.refresh_from_db()
+    assert confirmation.status == "cancelled"
+    assert not smtp.received
+
+
+def test_a_visit_entered_in_error_withdraws_its_messages(clinic: Clinic) -> None:
+    visit = book_monday(clinic, make_patient(clinic))
+    assert Message.objects.filter(appointment=visit, status="pending").exists()
+    services.appointment_set_status(appointment=visit, status="entered_in_error", actor=None)
+    assert not Message.objects.filter(appointment=visit, status="pending").exists()

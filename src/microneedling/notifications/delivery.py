@@ -51,6 +51,14 @@ def message_claim(message_id: int, *, worker: str, now: datetime) -> Message | N
     return Message.objects.select_related("patient__organization", "appointment").get(pk=message_id)
 
 
+def _withdrawal_reason(message: Message) -> str:
+    """Why ``message`` must not go out after all, as it stands at the moment of sending
+    (empty when it may): what was true when it was queued may have changed since."""
+    if message.patient.closed_at is not None:
+        return "the patient closed their account"
+    return ""
+
+
 def _send(message: Message) -> None:
     rendered = message_render(message)
     if message.channel == Message.Channel.EMAIL:
@@ -63,7 +71,8 @@ def message_deliver_now(
     message_id: int, *, worker: str = WORKER_ID, now: datetime | None = None
 ) -> str:
     """Claim, send and record one message; returns what happened (``sent``, ``retry``,
-    ``dead`` or ``skipped`` when it was not due, not pending or held by another worker)."""
+    ``dead``, ``withdrawn`` when it is no longer wanted, or ``skipped`` when it was not due,
+    not pending or held by another worker)."""
     from microneedling.notifications.tasks import message_deliver  # noqa: PLC0415 (cycle)
 
     started = now or timezone.now()
@@ -75,6 +84,11 @@ def message_deliver_now(
         for when in later:  # run early (a stale task): come back when it is due
             message_deliver.using(run_after=when).enqueue(message_id)
         return "skipped"
+    mine = Message.objects.filter(pk=message.pk, worker=worker, status=Message.Status.SENDING)
+    reason = _withdrawal_reason(message)
+    if reason:
+        mine.update(status=Message.Status.CANCELLED, last_error=reason, lease_until=None)
+        return "withdrawn"
     error = ""
     try:
         _send(message)
@@ -83,7 +97,6 @@ def message_deliver_now(
     except Exception as problem:
         error = f"{type(problem).__name__} while preparing the message"
     finished = max(timezone.now(), started)
-    mine = Message.objects.filter(pk=message.pk, worker=worker, status=Message.Status.SENDING)
     with transaction.atomic():
         DeliveryAttempt.objects.create(
             message=message,

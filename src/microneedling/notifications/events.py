@@ -21,6 +21,7 @@ from microneedling.notifications.outbox import (
     audience_of,
     message_queue,
     outbox_flush,
+    visit_messages_withdraw,
     window_messages_withdraw,
 )
 from microneedling.notifications.outbox import messages_withdraw as _withdraw
@@ -232,6 +233,12 @@ def visit_cancelled(appointment: Appointment, *, now: datetime | None = None) ->
             now=now,
             context={"session": session.number},
         )
+
+
+def visit_voided(appointment: Appointment) -> None:
+    """A visit was entered in error: it never was, so nothing more about it is sent, not even
+    a cancellation of something the patient need not act on."""
+    visit_messages_withdraw(appointment=appointment)
 
 
 def visit_relocated(

@@ -202,3 +202,18 @@ def window_messages_withdraw(*, session_id: int) -> int:
         appointment__course_session_id=session_id,
         status=Message.Status.PENDING,
     ).update(status=Message.Status.CANCELLED)
+
+
+def patient_messages_withdraw(*, patient: Patient) -> int:
+    """Cancel every message to ``patient`` not sent yet, dead-lettered ones included (the
+    account is closed: nothing more may reach it, and staff must not send it again)."""
+    return Message.objects.filter(
+        patient=patient, status__in=(Message.Status.PENDING, Message.Status.DEAD)
+    ).update(status=Message.Status.CANCELLED, lease_until=None)
+
+
+def visit_messages_withdraw(*, appointment: Appointment) -> int:
+    """Cancel every message about the visit not sent yet, of any kind (it never was)."""
+    return Message.objects.filter(
+        appointment=appointment, status__in=(Message.Status.PENDING, Message.Status.DEAD)
+    ).update(status=Message.Status.CANCELLED, lease_until=None)

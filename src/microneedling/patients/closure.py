@@ -26,6 +26,7 @@ from microneedling.audit.services import audit_record
 from microneedling.charting.models import OutcomeScore, ProcedureChart, SessionPhoto
 from microneedling.core.retention import retain_until
 from microneedling.notifications.models import CalendarFeed, ContactPreference
+from microneedling.notifications.outbox import patient_messages_withdraw
 from microneedling.patients.models import Patient
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, AppointmentRequest
@@ -73,6 +74,9 @@ def patient_account_close(*, patient: Patient, actor: Actor, now: datetime) -> P
             decided_at=now,
             decision_reason="account_closed",
         )
+        # Last, after the cancellations above queued their notices: nothing queued, and no
+        # dead letter a desk might resend, may reach an account the patient closed.
+        patient_messages_withdraw(patient=patient)
         ContactPreference.objects.filter(patient=patient).delete()
         CalendarFeed.objects.filter(patient=patient).delete()
         user = patient.user

@@ -735,4 +735,6 @@ def appointment_set_status(
         )
         if status in (Appointment.Status.CANCELLED, Appointment.Status.NO_SHOW):
             events.visit_cancelled(appointment)
+        elif status == Appointment.Status.ENTERED_IN_ERROR:
+            events.visit_voided(appointment)
     return appointment
