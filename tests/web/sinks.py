@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message as EmailMessage
@@ -57,6 +57,8 @@ class SmsSink:
     headers: list[dict[str, str]] = field(default_factory=list)
     answer: int = 200
     url: str = ""
+    #: Run by the server before it answers, as if the world changed while a text was in flight.
+    meanwhile: Callable[[], None] | None = None
 
 
 def sms_sink() -> Iterator[SmsSink]:
@@ -66,6 +68,8 @@ def sms_sink() -> Iterator[SmsSink]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            if sink.meanwhile is not None:
+                sink.meanwhile()
             if sink.answer == 200:
                 sink.received.append(json.loads(body))
                 sink.headers.append(dict(self.headers))

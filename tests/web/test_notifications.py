@@ -447,3 +447,120 @@ def test_a_visit_entered_in_error_withdraws_its_messages(clinic: Clinic) -> None
     assert Message.objects.filter(appointment=visit, status="pending").exists()
     services.appointment_set_status(appointment=visit, status="entered_in_error", actor=None)
     assert not Message.objects.filter(appointment=visit, status="pending").exists()
+
+
+# --- What is checked at the moment of sending ----------------------------------------------
+
+
+def _first_reminder(visit: Appointment, channel: str = "email") -> Message:
+    reminder = (
+        Message.objects.filter(appointment=visit, kind="reminder", channel=channel)
+        .order_by("due_at")
+        .first()
+    )
+    assert reminder is not None
+    return reminder
+
+
+def test_a_reminder_for_a_visit_no_longer_booked_is_withdrawn_when_its_turn_comes(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    visit = book_monday(clinic, make_patient(clinic))
+    reminder = _first_reminder(visit)
+    # Cancelled by a path that did not withdraw it (a restore, a bulk fix by hand).
+    Appointment.objects.filter(pk=visit.pk).update(status="cancelled")
+    assert message_deliver_now(reminder.pk, now=reminder.due_at) == "withdrawn"
+    reminder.refresh_from_db()
+    assert reminder.status == "cancelled"
+    assert not smtp.received
+
+
+def test_a_reminder_for_a_visit_moved_since_is_withdrawn_when_its_turn_comes(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    visit = book_monday(clinic, make_patient(clinic))
+    reminder = _first_reminder(visit)
+    Appointment.objects.filter(pk=visit.pk).update(
+        starts_at=local(MONDAY, 15), ends_at=local(MONDAY, 16, 25)
+    )
+    assert message_deliver_now(reminder.pk, now=reminder.due_at) == "withdrawn"
+    assert not smtp.received
+
+
+def test_a_text_is_withdrawn_when_the_patient_stopped_texts_after_it_was_queued(
+    clinic: Clinic, sms: SmsSink, smtp: MailSink
+) -> None:
+    patient = make_patient(clinic)
+    texting(patient, email=True, sms=True)
+    visit = book_monday(clinic, patient)
+    ContactPreference.objects.filter(patient=patient).update(sms=False)
+    text = _first_reminder(visit, "sms")
+    assert message_deliver_now(text.pk, now=text.due_at) == "withdrawn"
+    assert message_deliver_now(_first_reminder(visit).pk, now=text.due_at) == "sent"
+    assert not sms.received and len(smtp.received) == 1
+
+
+def test_a_reminder_is_withdrawn_when_the_patient_stopped_reminders_after_it_was_queued(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    patient = make_patient(clinic)
+    visit = book_monday(clinic, patient)
+    ContactPreference.objects.create(patient=patient, reminders=False)
+    reminder = _first_reminder(visit)
+    assert message_deliver_now(reminder.pk, now=reminder.due_at) == "withdrawn"
+    assert not smtp.received
+
+
+def test_a_text_goes_to_the_number_the_patient_gives_after_it_was_queued(
+    clinic: Clinic, sms: SmsSink
+) -> None:
+    patient = make_patient(clinic)
+    texting(patient, email=False, sms=True)
+    visit = book_monday(clinic, patient)
+    patient.phone = "+12105550199"
+    patient.save()
+    text = _first_reminder(visit, "sms")
+    assert message_deliver_now(text.pk, now=text.due_at) == "sent"
+    assert [r["to"] for r in sms.received] == ["+12105550199"]
+    text.refresh_from_db()
+    assert text.recipient == "+12105550199"
+
+
+def test_a_reminder_whose_turn_comes_at_night_waits_for_the_morning(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    visit = book_monday(clinic, make_patient(clinic))
+    reminder = _first_reminder(visit)
+    night = local(MONDAY - timedelta(days=2), 23, 30)  # a worker backlogged since the morning
+    assert reminder.due_at < night
+    assert message_deliver_now(reminder.pk, now=night) == "deferred"
+    reminder.refresh_from_db()
+    assert reminder.status == "pending" and reminder.attempts == 0
+    assert reminder.available_at == local(MONDAY - timedelta(days=1), 8)
+    assert not smtp.received
+    assert message_deliver_now(reminder.pk, now=reminder.available_at) == "sent"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_text_withdrawn_while_in_flight_is_not_queued_again_when_it_fails(
+    clinic: Clinic, sms: SmsSink
+) -> None:
+    from django.db import connection  # noqa: PLC0415
+
+    patient = make_patient(clinic)
+    texting(patient, email=False, sms=True)
+    visit = book_monday(clinic, patient)
+    text = _first_reminder(visit, "sms")
+
+    def cancelled_meanwhile() -> None:
+        try:
+            services.appointment_cancel(appointment=visit, actor=None)
+        finally:
+            connection.close()  # the server thread's own connection
+
+    sms.answer, sms.meanwhile = 503, cancelled_meanwhile
+    tasks_before = DBTaskResult.objects.filter(args_kwargs__args=[text.pk]).count()
+    assert message_deliver_now(text.pk, now=text.due_at) == "withdrawn"
+    text.refresh_from_db()
+    assert text.status == "cancelled"
+    assert DBTaskResult.objects.filter(args_kwargs__args=[text.pk]).count() == tasks_before

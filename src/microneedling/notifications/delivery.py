@@ -19,9 +19,13 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from microneedling.core.messaging import outside_quiet_hours
 from microneedling.notifications.channels import DeliveryError, email_send, sms_send
+from microneedling.notifications.kinds import KINDS, TIMED_KINDS
 from microneedling.notifications.models import DeliveryAttempt, Message
+from microneedling.notifications.outbox import message_rules, patient_routes
 from microneedling.notifications.rendering import message_render
+from microneedling.scheduling.models import Appointment
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"[:64]
 
@@ -48,15 +52,67 @@ def message_claim(message_id: int, *, worker: str, now: datetime) -> Message | N
     )
     if not taken:
         return None
-    return Message.objects.select_related("patient__organization", "appointment").get(pk=message_id)
+    return Message.objects.select_related("patient__organization", "appointment__location").get(
+        pk=message_id
+    )
+
+
+#: Visit statuses after which nothing more is said about the visit, but what each kind is
+#: for: a cancellation notice is sent for a cancelled or missed visit, and a "your window
+#: opens" message hangs on the cancelled visit whose session it invites to book again.
+_OVER: dict[str, frozenset[str]] = {
+    Appointment.Status.CANCELLED: frozenset({"visit_cancelled", "window_opens"}),
+    Appointment.Status.NO_SHOW: frozenset({"visit_cancelled", "window_opens"}),
+    Appointment.Status.ENTERED_IN_ERROR: frozenset(),
+}
 
 
 def _withdrawal_reason(message: Message) -> str:
-    """Why ``message`` must not go out after all, as it stands at the moment of sending
-    (empty when it may): what was true when it was queued may have changed since."""
-    if message.patient.closed_at is not None:
+    """Why ``message`` must not go out after all, as things stand at the moment of sending
+    (empty when it may): what was true when it was queued may have changed since. A new
+    address on a channel the patient still uses is taken up instead (``message.recipient``
+    is updated in memory; the caller stores it)."""
+    patient = message.patient
+    if patient.closed_at is not None:
         return "the patient closed their account"
+    visit = message.appointment
+    if visit is not None:
+        still = _OVER.get(visit.status)
+        if still is not None and message.kind not in still:
+            return f"the visit is {visit.status}"
+        # Timed messages are keyed by the start they were timed for (events._version).
+        prefix = f"visit:{visit.pk}:"
+        if message.kind in TIMED_KINDS and message.key.startswith(prefix):
+            timed_for = message.key[len(prefix) :].split(":", 1)[0].split("@", 1)[0]
+            if timed_for != str(int(visit.starts_at.timestamp())):
+                return "the visit has moved"
+    essential, optional = patient_routes(patient)
+    routes = dict(essential if message.essential else optional)
+    if message.channel not in routes:
+        return "the patient no longer takes these messages on this channel"
+    message.recipient = routes[message.channel]
     return ""
+
+
+def _quiet_until(message: Message, now: datetime) -> datetime | None:
+    """When a message whose turn came in quiet hours may go out instead (None: now). Urgent
+    kinds, and those meant to go out at once whatever the hour (a confirmation of what the
+    patient just did), are not held back."""
+    if KINDS[message.kind].urgent:
+        return None
+    rules = message_rules(message.patient.organization_id)
+    visit = message.appointment
+    zone = visit.location.timezone if visit is not None else message.patient.timezone
+
+    def waking(moment: datetime) -> datetime:
+        return outside_quiet_hours(
+            moment, zone=zone, quiet_from=rules.quiet_from, quiet_until=rules.quiet_until
+        )
+
+    if waking(message.due_at) != message.due_at:
+        return None  # queued for the quiet hours on purpose
+    morning = waking(now)
+    return morning if morning != now else None
 
 
 def _send(message: Message) -> None:
@@ -71,8 +127,9 @@ def message_deliver_now(
     message_id: int, *, worker: str = WORKER_ID, now: datetime | None = None
 ) -> str:
     """Claim, send and record one message; returns what happened (``sent``, ``retry``,
-    ``dead``, ``withdrawn`` when it is no longer wanted, or ``skipped`` when it was not due,
-    not pending or held by another worker)."""
+    ``dead``, ``withdrawn`` when it is no longer wanted, ``deferred`` when its turn came in
+    quiet hours, or ``skipped`` when it was not due, not pending or held by another worker).
+    """
     from microneedling.notifications.tasks import message_deliver  # noqa: PLC0415 (cycle)
 
     started = now or timezone.now()
@@ -85,10 +142,25 @@ def message_deliver_now(
             message_deliver.using(run_after=when).enqueue(message_id)
         return "skipped"
     mine = Message.objects.filter(pk=message.pk, worker=worker, status=Message.Status.SENDING)
+    queued_to = message.recipient
     reason = _withdrawal_reason(message)
     if reason:
         mine.update(status=Message.Status.CANCELLED, last_error=reason, lease_until=None)
         return "withdrawn"
+    morning = _quiet_until(message, started)
+    if morning is not None:
+        # Not an attempt: the claim's count is given back, so waiting costs no retry.
+        with transaction.atomic():
+            if mine.update(
+                status=Message.Status.PENDING,
+                available_at=morning,
+                attempts=F("attempts") - 1,
+                lease_until=None,
+            ):
+                message_deliver.using(run_after=morning).enqueue(message.pk)
+        return "deferred"
+    if message.recipient != queued_to:  # the patient's address as it is now
+        mine.update(recipient=message.recipient)
     error = ""
     try:
         _send(message)
@@ -108,18 +180,25 @@ def message_deliver_now(
             finished_at=finished,
         )
         if not error:
-            mine.update(status=Message.Status.SENT, sent_at=finished, lease_until=None)
+            # Withdrawn while in flight but gone out all the same: the record says so.
+            Message.objects.filter(
+                pk=message.pk,
+                worker=worker,
+                status__in=(Message.Status.SENDING, Message.Status.CANCELLED),
+            ).update(status=Message.Status.SENT, sent_at=finished, lease_until=None)
             return "sent"
         if message.attempts >= settings.MICRONEEDLING["OUTBOX_MAX_ATTEMPTS"]:
-            mine.update(status=Message.Status.DEAD, last_error=error, lease_until=None)
-            return "dead"
+            changed = mine.update(status=Message.Status.DEAD, last_error=error, lease_until=None)
+            return "dead" if changed else "withdrawn"
         retry_at = started + _backoff(message.attempts)
-        mine.update(
+        changed = mine.update(
             status=Message.Status.PENDING,
             available_at=retry_at,
             last_error=error,
             lease_until=None,
         )
+        if not changed:  # withdrawn while in flight: it stays withdrawn
+            return "withdrawn"
         message_deliver.using(run_after=retry_at).enqueue(message.pk)
     return "retry"
 

@@ -61,8 +61,12 @@ class Audience:
         return self.essential if essential else self.optional
 
 
-def audience_of(patient: Patient) -> Audience:
-    """The patient's channels and the clinic's message rules (two queries)."""
+Routes = tuple[tuple[str, str], ...]
+
+
+def patient_routes(patient: Patient) -> tuple[Routes, Routes]:
+    """(channel, address) pairs for essential and for optional messages, from the patient's
+    contact details and choices as they stand now (one query)."""
     preference = ContactPreference.objects.filter(patient=patient).first()
     if preference is None:
         preference = ContactPreference(patient=patient)
@@ -73,10 +77,16 @@ def audience_of(patient: Patient) -> Audience:
         chosen.append((Message.Channel.SMS.value, patient.phone))
     # Something the patient must know still reaches them by some route.
     essential = chosen or ([(Message.Channel.EMAIL.value, patient.email)] if patient.email else [])
+    return tuple(essential), tuple(chosen) if preference.reminders else ()
+
+
+def audience_of(patient: Patient) -> Audience:
+    """The patient's channels and the clinic's message rules (two queries)."""
+    essential, optional = patient_routes(patient)
     return Audience(
         patient=patient,
-        essential=tuple(essential),
-        optional=tuple(chosen) if preference.reminders else (),
+        essential=essential,
+        optional=optional,
         rules=message_rules(patient.organization_id),
     )
 
@@ -188,10 +198,15 @@ def tasks_enqueue(task: Any, calls: list[tuple[tuple[Any, ...], datetime]]) -> N
     )
 
 
+#: Not gone out yet: waiting, or in a worker's hands (whose outcome then neither queues it
+#: again nor sends it a second time; see ``message_deliver_now``).
+UNSENT = (Message.Status.PENDING, Message.Status.SENDING)
+
+
 def messages_withdraw(*, appointment: Appointment, kinds: frozenset[str] = TIMED_KINDS) -> int:
     """Cancel the visit's messages of ``kinds`` that have not gone out yet."""
     return Message.objects.filter(
-        appointment=appointment, kind__in=kinds, status=Message.Status.PENDING
+        appointment=appointment, kind__in=kinds, status__in=UNSENT
     ).update(status=Message.Status.CANCELLED)
 
 
@@ -200,7 +215,7 @@ def window_messages_withdraw(*, session_id: int) -> int:
     return Message.objects.filter(
         kind="window_opens",
         appointment__course_session_id=session_id,
-        status=Message.Status.PENDING,
+        status__in=UNSENT,
     ).update(status=Message.Status.CANCELLED)
 
 
@@ -208,12 +223,12 @@ def patient_messages_withdraw(*, patient: Patient) -> int:
     """Cancel every message to ``patient`` not sent yet, dead-lettered ones included (the
     account is closed: nothing more may reach it, and staff must not send it again)."""
     return Message.objects.filter(
-        patient=patient, status__in=(Message.Status.PENDING, Message.Status.DEAD)
-    ).update(status=Message.Status.CANCELLED, lease_until=None)
+        patient=patient, status__in=(*UNSENT, Message.Status.DEAD)
+    ).update(status=Message.Status.CANCELLED)
 
 
 def visit_messages_withdraw(*, appointment: Appointment) -> int:
     """Cancel every message about the visit not sent yet, of any kind (it never was)."""
     return Message.objects.filter(
-        appointment=appointment, status__in=(Message.Status.PENDING, Message.Status.DEAD)
-    ).update(status=Message.Status.CANCELLED, lease_until=None)
+        appointment=appointment, status__in=(*UNSENT, Message.Status.DEAD)
+    ).update(status=Message.Status.CANCELLED)
