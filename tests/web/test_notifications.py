@@ -564,3 +564,32 @@ def test_a_text_withdrawn_while_in_flight_is_not_queued_again_when_it_fails(
     text.refresh_from_db()
     assert text.status == "cancelled"
     assert DBTaskResult.objects.filter(args_kwargs__args=[text.pk]).count() == tasks_before
+
+
+# --- A visit moved more than once ----------------------------------------------------------
+
+
+def test_a_visit_moved_and_moved_back_gets_its_reminders_again_and_each_move_is_told(
+    clinic: Clinic,
+) -> None:
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    session = course.sessions.get(number=2)
+    second = session.appointments.get()
+    original, elsewhere = second.starts_at, local(session.latest, 14)
+
+    def move(to: datetime) -> None:
+        course_session_move(
+            appointment=Appointment.objects.get(pk=second.pk), starts_at=to, actor=None, apply=True
+        )
+
+    for to in (elsewhere, original, elsewhere, original):
+        move(to)
+        reminders = Message.objects.filter(appointment=second, kind="reminder", status="pending")
+        assert {m.due_at for m in reminders} == {
+            to - timedelta(hours=48),
+            to - timedelta(hours=24),
+        }
+    # Four moves, four messages telling of them, the last two back to times told before.
+    assert kinds(appointment=second)["visit_moved"] == 4

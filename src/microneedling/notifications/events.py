@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from microneedling.core.messaging import local_moment
 from microneedling.core.screening import Intake
+from microneedling.notifications.models import Message
 from microneedling.notifications.outbox import (
     Audience,
     audience_of,
@@ -202,11 +203,23 @@ def course_booked(
 def visit_moved(appointment: Appointment, *, now: datetime | None = None) -> None:
     """A visit moved: withdraw its old timed messages, tell the patient, schedule afresh."""
     _withdraw(appointment=appointment)
-    key = f"visit:{appointment.pk}:moved:{_version(appointment)}"
+    key = _move_key(appointment)
     audience = audience_of(appointment.patient).batched()
     _tell(appointment, "visit_moved", key, now=now, audience=audience)
     visit_schedule(appointment, audience=audience, now=now)
     outbox_flush(audience, now=now)
+
+
+def _move_key(appointment: Appointment) -> str:
+    """The key of the message telling of the visit's latest move: one per move, counted,
+    since a visit moved back to a time it had before is a move the patient must hear of
+    (the same move written twice still makes one message)."""
+    version = _version(appointment)
+    told = Message.objects.filter(appointment=appointment, kind="visit_moved").order_by("pk")
+    moves = list(dict.fromkeys(key.rsplit(":", 1)[0] for key in told.values_list("key", flat=True)))
+    if moves and moves[-1].endswith(f":{version}"):
+        return moves[-1]
+    return f"visit:{appointment.pk}:moved:{len(moves) + 1}:{version}"
 
 
 def visit_cancelled(appointment: Appointment, *, now: datetime | None = None) -> None:

@@ -146,10 +146,34 @@ def message_queue(
             audience.pending.append(Message(key=f"{key}:{channel}", **fields))
             continue
         message, created = Message.objects.get_or_create(key=f"{key}:{channel}", defaults=fields)
-        if created:
+        if created or _revive(message, fields):
             message_deliver.using(run_after=max(send_at, now)).enqueue(message.pk)
             queued.append(message)
     return queued
+
+
+def _revive(message: Message, fields: dict[str, Any]) -> bool:
+    """Queue a withdrawn message again as ``fields`` now give it; False if it was not
+    withdrawn (then it stands: the same change queues one message).
+
+    A key comes back when what it stands for does: a visit moved back to a time it had
+    before wants that time's reminders again, though the first move withdrew them."""
+    if message.status != Message.Status.CANCELLED:
+        return False
+    changes = {
+        **{name: value for name, value in fields.items() if name != "patient"},
+        "status": Message.Status.PENDING,
+        "attempts": 0,
+        "last_error": "",
+        "lease_until": None,
+        "worker": "",
+    }
+    # Only from withdrawn: two changes reviving it at once must not both queue it.
+    if not Message.objects.filter(pk=message.pk, status=Message.Status.CANCELLED).update(**changes):
+        return False
+    for name, value in changes.items():
+        setattr(message, name, value)
+    return True
 
 
 def outbox_flush(audience: Audience, *, now: datetime | None = None) -> list[Message]:
@@ -162,15 +186,35 @@ def outbox_flush(audience: Audience, *, now: datetime | None = None) -> list[Mes
         return []
     now = now or timezone.now()
     keys = [m.key for m in audience.pending]
-    taken = set(Message.objects.filter(key__in=keys).values_list("key", flat=True))
+    taken = dict(Message.objects.filter(key__in=keys).values_list("key", "status"))
     fresh: dict[str, Message] = {}
+    withdrawn: dict[str, Message] = {}
     for message in audience.pending:
         if message.key not in taken:
             fresh.setdefault(message.key, message)
+        elif taken[message.key] == Message.Status.CANCELLED:
+            withdrawn.setdefault(message.key, message)
     audience.pending.clear()
     created = Message.objects.bulk_create(list(fresh.values()))
+    # Few (a visit moved back to a time it had): one by one, as ``message_queue`` does.
+    for stored in Message.objects.filter(key__in=list(withdrawn)):
+        wanted = withdrawn[stored.key]
+        fields = {name: getattr(wanted, name) for name in _REVIVED}
+        if _revive(stored, fields):
+            created.append(stored)
     tasks_enqueue(message_deliver, [((m.pk,), max(m.available_at, now)) for m in created])
     return created
+
+
+#: What a message queued again takes from its new queuing (the rest is its identity).
+_REVIVED = (
+    "appointment_id",
+    "essential",
+    "recipient",
+    "context",
+    "due_at",
+    "available_at",
+)
 
 
 def tasks_enqueue(task: Any, calls: list[tuple[tuple[Any, ...], datetime]]) -> None:
