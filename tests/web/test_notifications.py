@@ -593,3 +593,51 @@ def test_a_visit_moved_and_moved_back_gets_its_reminders_again_and_each_move_is_
         }
     # Four moves, four messages telling of them, the last two back to times told before.
     assert kinds(appointment=second)["visit_moved"] == 4
+
+
+# --- The sweep -----------------------------------------------------------------------------
+
+
+def test_the_sweep_survives_a_failing_pass_and_logs_it_without_personal_details(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import threading  # noqa: PLC0415
+
+    from microneedling.notifications.worker import _sweep_forever  # noqa: PLC0415
+
+    passes: list[int] = []
+    again, stop = threading.Event(), threading.Event()
+
+    def sweep() -> int:
+        passes.append(1)
+        if len(passes) == 1:
+            raise ValueError("no such address cleo@example.test")
+        again.set()
+        return 0
+
+    sweeper = threading.Thread(target=_sweep_forever, args=(0.01, stop, sweep), daemon=True)
+    with caplog.at_level("ERROR"):
+        sweeper.start()
+        try:
+            assert again.wait(5), "the sweep died with its first failure"
+        finally:
+            stop.set()
+            sweeper.join(5)
+    [record] = [r for r in caplog.records if r.name.startswith("microneedling")]
+    assert "ValueError" in record.getMessage()
+    assert "cleo" not in record.getMessage() and record.exc_info is None
+
+
+def test_one_sweep_pass_hands_out_a_bounded_batch_oldest_first(clinic: Clinic, settings) -> None:
+    settings.MICRONEEDLING = {**settings.MICRONEEDLING, "OUTBOX_SWEEP_BATCH": 2}
+    patient = make_patient(clinic)
+    for number in range(5):
+        message_queue(patient=patient, kind="screening_result", key=f"sweep:{number}")
+    tasks_before = DBTaskResult.objects.count()
+    much_later = NOW + timedelta(hours=1)  # every task's worker long gone
+    assert outbox_recover(now=much_later) == 2
+    assert DBTaskResult.objects.count() == tasks_before + 2
+    # The next pass takes the next ones, not the same again.
+    assert outbox_recover(now=much_later) == 2
+    assert outbox_recover(now=much_later) == 1
+    assert outbox_recover(now=much_later) == 0

@@ -241,6 +241,8 @@ MICRONEEDLING: dict[str, Any] = {
     # A worker holds a message this long while sending it; after that another may retry it.
     "OUTBOX_LEASE_SECONDS": int(os.environ.get("MICRONEEDLING_OUTBOX_LEASE_SECONDS", "120")),
     "OUTBOX_MAX_ATTEMPTS": int(os.environ.get("MICRONEEDLING_OUTBOX_MAX_ATTEMPTS", "6")),
+    # Lost messages one sweep pass hands new tasks at most (the next pass takes the rest).
+    "OUTBOX_SWEEP_BATCH": int(os.environ.get("MICRONEEDLING_OUTBOX_SWEEP_BATCH", "500")),
     # Proxies whose X-Forwarded-For the audit trail believes (comma-separated addresses).
     "TRUSTED_PROXIES": tuple(
         a for a in os.environ.get("MICRONEEDLING_TRUSTED_PROXIES", "").split(",") if a

@@ -23,7 +23,7 @@ from microneedling.core.messaging import outside_quiet_hours
 from microneedling.notifications.channels import DeliveryError, email_send, sms_send
 from microneedling.notifications.kinds import KINDS, TIMED_KINDS
 from microneedling.notifications.models import DeliveryAttempt, Message
-from microneedling.notifications.outbox import message_rules, patient_routes
+from microneedling.notifications.outbox import message_rules, patient_routes, tasks_enqueue
 from microneedling.notifications.rendering import message_render
 from microneedling.scheduling.models import Appointment
 
@@ -213,10 +213,21 @@ def outbox_recover(*, now: datetime | None = None) -> int:
     stale = Q(status=Message.Status.SENDING, lease_until__lt=now) | Q(
         status=Message.Status.PENDING, available_at__lt=now - 2 * _lease()
     )
-    ids = list(Message.objects.filter(stale).values_list("pk", flat=True)[:10_000])
+    # A bounded batch, oldest first: a pass after a long outage must not hold the database
+    # for minutes; the next pass takes the next batch.
+    batch = settings.MICRONEEDLING["OUTBOX_SWEEP_BATCH"]
+    ids = list(
+        Message.objects.filter(stale)
+        .order_by("available_at", "pk")
+        .values_list("pk", flat=True)[:batch]
+    )
+    if not ids:
+        return 0
     with transaction.atomic():
-        for message_id in ids:
-            message_deliver.enqueue(message_id)
+        # Due from now on: the next pass leaves these to the tasks given here, rather than
+        # queuing another task for each while the workers work through a backlog.
+        Message.objects.filter(pk__in=ids, status=Message.Status.PENDING).update(available_at=now)
+        tasks_enqueue(message_deliver, [((message_id,), now) for message_id in ids])
     return len(ids)
 
 

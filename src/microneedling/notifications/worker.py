@@ -4,8 +4,10 @@ may run against one database."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
+from collections.abc import Callable
 
 from django.db import close_old_connections, connection
 from django_tasks_db.management.commands.db_worker import Worker
@@ -13,12 +15,21 @@ from django_tasks_db.management.commands.db_worker import Worker
 from microneedling.notifications.delivery import outbox_recover
 
 QUEUES = ["default", "messages"]
+logger = logging.getLogger(__name__)
 
 
-def _sweep_forever(every: float, stop: threading.Event) -> None:
+def _sweep_forever(
+    every: float, stop: threading.Event, sweep: Callable[[], int] = outbox_recover
+) -> None:
+    """Run ``sweep`` every ``every`` seconds until ``stop`` is set, whatever one pass raises."""
     while not stop.wait(every):
         try:
-            outbox_recover()
+            sweep()
+        except Exception as error:
+            # One failed pass (the database away for a moment) must not end the sweep for the
+            # life of the worker. Only the error's type is logged: its text, or a traceback's
+            # locals, may carry a patient's address or a message's context.
+            logger.error("outbox sweep failed (%s); trying again next pass", type(error).__name__)
         finally:
             connection.close()  # this thread's own connection; never keep it idle
 
