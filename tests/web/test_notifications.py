@@ -641,3 +641,32 @@ def test_one_sweep_pass_hands_out_a_bounded_batch_oldest_first(clinic: Clinic, s
     assert outbox_recover(now=much_later) == 2
     assert outbox_recover(now=much_later) == 1
     assert outbox_recover(now=much_later) == 0
+
+
+# --- Retries -------------------------------------------------------------------------------
+
+
+def test_a_failing_message_is_retried_for_a_day_backing_off_at_most_an_hour_then_dead(
+    clinic: Clinic, sms: SmsSink
+) -> None:
+    patient = make_patient(clinic)
+    texting(patient, email=False, sms=True)
+    book_monday(clinic, patient)
+    confirmation = Message.objects.get(kind="visit_booked")
+    sms.answer = 503  # the provider is down for more than a day
+    now, outcomes, waits = NOW, Counter[str](), []
+    while outcomes["dead"] == 0 and sum(outcomes.values()) < 200:
+        outcome = message_deliver_now(confirmation.pk, now=now)
+        outcomes[outcome] += 1
+        confirmation.refresh_from_db()
+        if outcome == "retry":
+            waits.append(confirmation.available_at - now)
+        now = confirmation.available_at
+    assert outcomes["dead"] == 1
+    # An outage of an hour or two does not send it to the dead-letter list...
+    assert confirmation.deliveries.filter(started_at__gte=NOW + timedelta(hours=2)).exists()
+    # ...a whole day does, and the waits grow to an hour and no further.
+    [last] = confirmation.deliveries.order_by("-started_at")[:1]
+    assert NOW + timedelta(hours=24) <= last.started_at < NOW + timedelta(hours=26)
+    assert waits[:3] == [timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4)]
+    assert max(waits) == timedelta(minutes=60)

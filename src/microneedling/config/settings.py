@@ -240,7 +240,11 @@ MICRONEEDLING: dict[str, Any] = {
     "SMS_WEBHOOK_TOKEN": os.environ.get("MICRONEEDLING_SMS_WEBHOOK_TOKEN", ""),
     # A worker holds a message this long while sending it; after that another may retry it.
     "OUTBOX_LEASE_SECONDS": int(os.environ.get("MICRONEEDLING_OUTBOX_LEASE_SECONDS", "120")),
-    "OUTBOX_MAX_ATTEMPTS": int(os.environ.get("MICRONEEDLING_OUTBOX_MAX_ATTEMPTS", "6")),
+    # A failing message is retried (waits of 1, 2, 4 … minutes, at most an hour) for this
+    # many hours from its first attempt, then left to staff on the dead-letter list; a cap
+    # on tries may end it sooner (0: none).
+    "OUTBOX_RETRY_HOURS": float(os.environ.get("MICRONEEDLING_OUTBOX_RETRY_HOURS", "24")),
+    "OUTBOX_MAX_ATTEMPTS": int(os.environ.get("MICRONEEDLING_OUTBOX_MAX_ATTEMPTS", "0")),
     # Lost messages one sweep pass hands new tasks at most (the next pass takes the rest).
     "OUTBOX_SWEEP_BATCH": int(os.environ.get("MICRONEEDLING_OUTBOX_SWEEP_BATCH", "500")),
     # Proxies whose X-Forwarded-For the audit trail believes (comma-separated addresses).

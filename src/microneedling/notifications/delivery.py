@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from microneedling.core.messaging import outside_quiet_hours
@@ -33,6 +33,22 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"[:64]
 def _backoff(attempts: int) -> timedelta:
     """1, 2, 4 … minutes between tries, at most an hour."""
     return timedelta(minutes=min(2 ** (attempts - 1), 60))
+
+
+def _given_up(message: Message, *, now: datetime) -> bool:
+    """Whether the failed attempt at ``now`` is the last: the message has been tried for
+    ``OUTBOX_RETRY_HOURS`` since its first attempt (a staff retry starts the count again), or
+    ``OUTBOX_MAX_ATTEMPTS`` times when that is set (0: no limit but the time)."""
+    config = settings.MICRONEEDLING
+    cap = config["OUTBOX_MAX_ATTEMPTS"]
+    if cap and message.attempts >= cap:
+        return True
+    # Counted in time, not tries: an outage of the mail server or the SMS provider for an
+    # hour must not send a day's messages to the dead-letter list.
+    first = DeliveryAttempt.objects.filter(message=message, number=1).aggregate(
+        first=Max("started_at")
+    )["first"]
+    return now - (first or now) >= timedelta(hours=config["OUTBOX_RETRY_HOURS"])
 
 
 def _lease() -> timedelta:
@@ -187,7 +203,7 @@ def message_deliver_now(
                 status__in=(Message.Status.SENDING, Message.Status.CANCELLED),
             ).update(status=Message.Status.SENT, sent_at=finished, lease_until=None)
             return "sent"
-        if message.attempts >= settings.MICRONEEDLING["OUTBOX_MAX_ATTEMPTS"]:
+        if _given_up(message, now=started):
             changed = mine.update(status=Message.Status.DEAD, last_error=error, lease_until=None)
             return "dead" if changed else "withdrawn"
         retry_at = started + _backoff(message.attempts)
