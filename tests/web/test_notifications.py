@@ -670,3 +670,46 @@ def test_a_failing_message_is_retried_for_a_day_backing_off_at_most_an_hour_then
     assert NOW + timedelta(hours=24) <= last.started_at < NOW + timedelta(hours=26)
     assert waits[:3] == [timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4)]
     assert max(waits) == timedelta(minutes=60)
+
+
+# --- Staff sending a dead message again ----------------------------------------------------
+
+
+def _dead(message: Message) -> None:
+    Message.objects.filter(pk=message.pk).update(status="dead", attempts=6, last_error="503")
+
+
+def _send_again(message: Message) -> str:
+    staff = Client()
+    staff.force_login(make_staff("ida.front"))
+    page = staff.post(reverse("desk:dead_message_retry", args=[message.pk]), follow=True)
+    assert page.status_code == 200
+    return page.content.decode()
+
+
+def test_sending_again_a_dead_message_about_a_cancelled_visit_withdraws_it(
+    clinic: Clinic,
+) -> None:
+    visit = book_monday(clinic, make_patient(clinic))
+    confirmation = Message.objects.get(kind="visit_booked")
+    _dead(confirmation)
+    services.appointment_cancel(appointment=visit, actor=None)
+    page = _send_again(confirmation)
+    confirmation.refresh_from_db()
+    assert confirmation.status == "cancelled"
+    assert "will be sent again" not in page
+    assert "withdrawn" in page
+    assert AuditEvent.objects.filter(action="message_retry").count() == 1
+
+
+def test_sending_again_a_dead_reminder_of_a_visit_now_past_withdraws_it(clinic: Clinic) -> None:
+    import time_machine  # noqa: PLC0415
+
+    visit = book_monday(clinic, make_patient(clinic))
+    reminder = _first_reminder(visit)
+    _dead(reminder)
+    with time_machine.travel(local(MONDAY, 15), tick=False):
+        page = _send_again(reminder)
+    reminder.refresh_from_db()
+    assert reminder.status == "cancelled"
+    assert "will be sent again" not in page

@@ -39,9 +39,16 @@ def dead_messages_of(user: object) -> QuerySet[Message]:
 @requires(Can.CONTACT)
 @require_POST
 def dead_message_retry(request: HttpRequest, message_id: int) -> HttpResponse:
-    """Send one dead message again from its first attempt (audited)."""
+    """Send one dead message again from its first attempt, or withdraw it when it is stale
+    (audited either way); the page says which."""
     # Another scope's message answers as a missing one: ids must not reveal patients.
     message = get_object_or_404(dead_messages_of(request.user), pk=message_id)
-    message_retry(message=message, actor=request.user)
-    messages.success(request, "The message will be sent again.")
+    message = message_retry(message=message, actor=request.user)
+    if message.status == Message.Status.CANCELLED:
+        messages.info(
+            request,
+            f"The message was withdrawn, not sent again: {message.last_error}.",
+        )
+    else:
+        messages.success(request, "The message will be sent again.")
     return redirect("desk:dead_messages")

@@ -247,24 +247,57 @@ def outbox_recover(*, now: datetime | None = None) -> int:
     return len(ids)
 
 
-def message_retry(*, message: Message, actor: object) -> Message:
-    """Staff send a dead message again from the start (audited)."""
+#: Kinds about a visit still to come: once it has begun, sending one is only confusing.
+BEFORE_VISIT = frozenset(
+    {"visit_booked", "visit_moved", "location_change", "reminder", "pre_care", "hold_start"}
+)
+
+
+def message_retry(*, message: Message, actor: object, now: datetime | None = None) -> Message:
+    """Staff send a dead message again from the start (audited), or withdraw it instead when
+    it is stale: what it says no longer holds (the visit cancelled or moved, the patient's
+    choices changed, see ``_withdrawal_reason``) or its visit has begun. The message comes
+    back ``pending`` or ``cancelled`` accordingly."""
     from microneedling.audit.services import audit_record  # noqa: PLC0415
     from microneedling.notifications.tasks import message_deliver  # noqa: PLC0415
 
-    now = timezone.now()
+    now = now or timezone.now()
     with transaction.atomic():
-        Message.objects.filter(pk=message.pk, status=Message.Status.DEAD).update(
-            status=Message.Status.PENDING, attempts=0, available_at=now, last_error=""
+        current = (
+            Message.objects.select_related("patient", "appointment__location")
+            .filter(pk=message.pk, status=Message.Status.DEAD)
+            .first()
         )
-        message_deliver.enqueue(message.pk)
+        reason = ""
+        if current is not None:
+            reason = _withdrawal_reason(current)
+            visit = current.appointment
+            begun = visit is not None and visit.starts_at <= now
+            if not reason and begun and current.kind in BEFORE_VISIT:
+                reason = "the visit has begun"
+        dead = Message.objects.filter(pk=message.pk, status=Message.Status.DEAD)
+        if current is None:
+            pass  # sent again or withdrawn by someone else a moment ago: nothing to do
+        elif reason:
+            dead.update(status=Message.Status.CANCELLED, last_error=reason)
+        elif dead.update(
+            status=Message.Status.PENDING,
+            attempts=0,
+            available_at=now,
+            last_error="",
+            recipient=current.recipient,  # the patient's address as it is now
+        ):
+            message_deliver.enqueue(message.pk)
+        details: dict[str, object] = {"kind": message.kind, "patient": message.patient_id}
+        if reason:
+            details["withdrawn"] = reason
         audit_record(
             actor=actor,  # type: ignore[arg-type]
             action="message_retry",
             object_type="message",
             object_id=message.pk,
             # Named, so that the resend shows in the patient's access log and audit search.
-            details={"kind": message.kind, "patient": message.patient_id},
+            details=details,
         )
     message.refresh_from_db()
     return message
