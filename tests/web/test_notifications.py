@@ -713,3 +713,18 @@ def test_sending_again_a_dead_reminder_of_a_visit_now_past_withdraws_it(clinic: 
     reminder.refresh_from_db()
     assert reminder.status == "cancelled"
     assert "will be sent again" not in page
+
+
+# --- Quiet hours for what staff do ---------------------------------------------------------
+
+
+def test_an_email_caused_by_staff_at_night_waits_for_the_morning(clinic: Clinic) -> None:
+    import time_machine  # noqa: PLC0415
+
+    visit = book_monday(clinic, make_patient(clinic))
+    night = local(MONDAY - timedelta(days=3), 23, 30)
+    with time_machine.travel(night, tick=False):
+        services.appointment_cancel(appointment=visit, actor=make_staff("ida.front"))
+    notice = Message.objects.get(kind="visit_cancelled")
+    assert notice.due_at == local(MONDAY - timedelta(days=2), 8)
+    assert notice.available_at == notice.due_at

@@ -137,6 +137,7 @@ def _tell(
     now: datetime | None = None,
     audience: Audience | None = None,
     context: dict[str, object] | None = None,
+    staff_caused: bool = False,
 ) -> Audience:
     """Queue one message about ``appointment``; returns the audience for what follows."""
     audience = audience or audience_of(appointment.patient)
@@ -149,22 +150,37 @@ def _tell(
         audience=audience,
         now=now,
         context=context,
+        staff_caused=staff_caused,
     )
     return audience
 
 
-def visit_booked(appointment: Appointment, *, now: datetime | None = None) -> None:
-    """A single visit was booked: confirm it and schedule what leads up to it and follows."""
+def visit_booked(
+    appointment: Appointment, *, now: datetime | None = None, staff_caused: bool = False
+) -> None:
+    """A single visit was booked: confirm it and schedule what leads up to it and follows
+    (``staff_caused``: by the clinic, so the confirmation waits out quiet hours)."""
     if appointment.course_session_id is not None:
         window_messages_withdraw(session_id=appointment.course_session_id)
     audience = audience_of(appointment.patient).batched()
-    _tell(appointment, "visit_booked", f"visit:{appointment.pk}:booked", now=now, audience=audience)
+    _tell(
+        appointment,
+        "visit_booked",
+        f"visit:{appointment.pk}:booked",
+        now=now,
+        audience=audience,
+        staff_caused=staff_caused,
+    )
     visit_schedule(appointment, audience=audience, now=now)
     outbox_flush(audience, now=now)
 
 
 def course_booked(
-    course: Course, *, visits: Sequence[Appointment], now: datetime | None = None
+    course: Course,
+    *,
+    visits: Sequence[Appointment],
+    now: datetime | None = None,
+    staff_caused: bool = False,
 ) -> None:
     """A whole course was booked: one confirmation listing every session, then each visit's
     own schedule.
@@ -194,18 +210,21 @@ def course_booked(
         audience=audience,
         now=now,
         context={"course": course.pk, "appointments": [v.pk for v in visits]},
+        staff_caused=staff_caused,
     )
     for visit in visits:
         visit_schedule(visit, audience=audience, now=now, known=known)
     outbox_flush(audience, now=now)
 
 
-def visit_moved(appointment: Appointment, *, now: datetime | None = None) -> None:
+def visit_moved(
+    appointment: Appointment, *, now: datetime | None = None, staff_caused: bool = False
+) -> None:
     """A visit moved: withdraw its old timed messages, tell the patient, schedule afresh."""
     _withdraw(appointment=appointment)
     key = _move_key(appointment)
     audience = audience_of(appointment.patient).batched()
-    _tell(appointment, "visit_moved", key, now=now, audience=audience)
+    _tell(appointment, "visit_moved", key, now=now, audience=audience, staff_caused=staff_caused)
     visit_schedule(appointment, audience=audience, now=now)
     outbox_flush(audience, now=now)
 
@@ -222,13 +241,15 @@ def _move_key(appointment: Appointment) -> str:
     return f"visit:{appointment.pk}:moved:{len(moves) + 1}:{version}"
 
 
-def visit_cancelled(appointment: Appointment, *, now: datetime | None = None) -> None:
+def visit_cancelled(
+    appointment: Appointment, *, now: datetime | None = None, staff_caused: bool = False
+) -> None:
     """A visit was cancelled (or missed): withdraw what was still to come and say so. A course
     session left unbooked gets a "your window opens" message when its window opens."""
     now = now or timezone.now()
     _withdraw(appointment=appointment)
     key = f"visit:{appointment.pk}:{appointment.status}"
-    audience = _tell(appointment, "visit_cancelled", key, now=now)
+    audience = _tell(appointment, "visit_cancelled", key, now=now, staff_caused=staff_caused)
     zone = appointment.location.timezone
     session = appointment.course_session
     if session is None:
@@ -268,7 +289,15 @@ def visit_relocated(
         _withdraw(appointment=appointment)
     key = f"visit:{appointment.pk}:relocated:{_version(appointment)}"
     context: dict[str, object] = {"note": note} if note else {}
-    audience = _tell(appointment, "location_change", key, audience=audience, context=context)
+    # Always the clinic's doing (a closure, a provider moving): news for the morning.
+    audience = _tell(
+        appointment,
+        "location_change",
+        key,
+        audience=audience,
+        context=context,
+        staff_caused=True,
+    )
     if reschedule:
         visit_schedule(appointment, audience=audience)
 
@@ -280,6 +309,7 @@ def screening_result(screening: Screening) -> None:
         kind="screening_result",
         key=f"screening:{screening.pk}:{screening.review}",
         context={"screening": screening.pk},
+        staff_caused=True,  # queued by a provider's review (screening_review), not at intake
     )
 
 

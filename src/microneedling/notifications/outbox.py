@@ -102,12 +102,14 @@ def message_queue(
     zone: str | None = None,
     audience: Audience | None = None,
     now: datetime | None = None,
+    staff_caused: bool = False,
 ) -> list[Message]:
     """Queue ``kind`` for ``patient`` on each chosen channel, once per ``key``.
 
     ``due_at`` (default now) is moved out of quiet hours in ``zone`` (default the patient's)
-    unless the kind is urgent, or it is an email due now (a confirmation of what the patient
-    just did); a timed message already in the past is not queued at all. Call inside the
+    unless the kind is urgent, or it is an email due now confirming what the patient just did
+    (not ``staff_caused``: the clinic's change at night is news in the morning); a timed
+    message already in the past is not queued at all. Call inside the
     transaction of the change that causes the message; pass ``audience`` when one change
     queues several messages for the same patient.
     """
@@ -123,7 +125,7 @@ def message_queue(
     queued = []
     for channel, address in audience.channels(essential=spec.essential):
         send_at = due
-        immediate_email = channel == Message.Channel.EMAIL and due <= now
+        immediate_email = channel == Message.Channel.EMAIL and due <= now and not staff_caused
         if not spec.urgent and not immediate_email:
             send_at = outside_quiet_hours(
                 due,

@@ -177,7 +177,7 @@ def _replace(
         )
         changes[0] = replace(changes[0], appointment_id=replacement.pk)
         for change, later_slot in zip(changes[1:], later_slots, strict=True):
-            session_rewrite(change, later_slot, calendar)
+            session_rewrite(change, later_slot, calendar, actor=actor)
         audit_record(
             actor=actor,
             action="course_session_replace",
@@ -323,5 +323,5 @@ def _book_replacement(
         booked_by=acting_user(actor),
     )
     booking.reservations_write(replacement, slot, calendar.phases)
-    events.visit_booked(replacement)
+    events.visit_booked(replacement, staff_caused=not services.is_patient(actor))
     return replacement

@@ -190,7 +190,7 @@ def _move(
             transaction.set_rollback(True)
             return Replan(course_id=course.pk, applied=False, changes=tuple(changes))
         for change, slot in zip(changes, [moved, *slots], strict=True):
-            session_rewrite(change, slot, calendar)
+            session_rewrite(change, slot, calendar, actor=actor)
         audit_record(
             actor=actor,
             action="course_session_move",
@@ -284,8 +284,11 @@ def session_change(
     )
 
 
-def session_rewrite(change: SessionChange, slot: Slot, calendar: LocationCalendar) -> None:
-    """Save a change: the session's new window and, if it moved, the visit and its holds."""
+def session_rewrite(
+    change: SessionChange, slot: Slot, calendar: LocationCalendar, *, actor: Actor = None
+) -> None:
+    """Save a change: the session's new window and, if it moved, the visit and its holds
+    (``actor`` made it: the patient's own move is confirmed at once, even at night)."""
     if change.appointment_id is None:
         raise ValueError("a replacement visit is booked, not rewritten")
     appointment = Appointment.objects.select_related("course_session").get(pk=change.appointment_id)
@@ -301,4 +304,4 @@ def session_rewrite(change: SessionChange, slot: Slot, calendar: LocationCalenda
     appointment.provider_id = change.provider_id
     appointment.save(update_fields=["starts_at", "ends_at", "provider", "updated_at"])
     booking.reservations_write(appointment, slot, calendar.phases)
-    events.visit_moved(appointment)
+    events.visit_moved(appointment, staff_caused=not services.is_patient(actor))

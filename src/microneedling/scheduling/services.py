@@ -283,7 +283,7 @@ def appointment_book(
                     details={"starts_at": slot.start.isoformat(), "patient": patient.pk},
                 )
             if confirm:
-                events.visit_booked(appointment, now=now)
+                events.visit_booked(appointment, now=now, staff_caused=not is_patient(actor))
             else:
                 events.visit_schedule(appointment, now=now)
             return appointment
@@ -559,7 +559,7 @@ def _course_book_once(
         decided_at=now or timezone.now(),
         decision_reason=f"course {course.pk} booked",
     )
-    events.course_booked(course, now=now, visits=visits)
+    events.course_booked(course, now=now, visits=visits, staff_caused=not is_patient(actor))
     return course
 
 
@@ -659,7 +659,7 @@ def patient_change_check(*, appointment: Appointment, actor: Actor, now: datetim
     or moving it would erase that and free the room while they may be in it. Staff and the
     system are not limited here.
     """
-    if _is_patient(actor):
+    if is_patient(actor):
         _refuse_begun(appointment, now)
 
 
@@ -672,7 +672,8 @@ def _refuse_begun(appointment: Appointment, now: datetime) -> None:
         )
 
 
-def _is_patient(actor: Actor) -> bool:
+def is_patient(actor: Actor) -> bool:
+    """Whether ``actor`` is a patient acting for themselves (not staff, not the system)."""
     user = acting_user(actor)
     return user is not None and role_of(user) == Role.PATIENT
 
@@ -695,7 +696,8 @@ def appointment_set_status(
             code="invalid_transition",
             field="status",
         )
-    if _is_patient(actor):  # one role lookup: this runs for every day-sheet click
+    by_patient = is_patient(actor)  # one role lookup: this runs for every day-sheet click
+    if by_patient:
         _refuse_begun(appointment, now or timezone.now())
         if status != Appointment.Status.CANCELLED:
             raise BookingRefused(
@@ -734,7 +736,7 @@ def appointment_set_status(
             details={"patient": appointment.patient_id},
         )
         if status in (Appointment.Status.CANCELLED, Appointment.Status.NO_SHOW):
-            events.visit_cancelled(appointment)
+            events.visit_cancelled(appointment, staff_caused=not by_patient)
         elif status == Appointment.Status.ENTERED_IN_ERROR:
             events.visit_voided(appointment)
     return appointment
