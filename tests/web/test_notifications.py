@@ -728,3 +728,15 @@ def test_an_email_caused_by_staff_at_night_waits_for_the_morning(clinic: Clinic)
     notice = Message.objects.get(kind="visit_cancelled")
     assert notice.due_at == local(MONDAY - timedelta(days=2), 8)
     assert notice.available_at == notice.due_at
+
+
+def test_a_visit_relocated_back_and_forth_tells_the_patient_each_time(clinic: Clinic) -> None:
+    from microneedling.notifications.events import visit_relocated  # noqa: PLC0415
+
+    visit = book_monday(clinic, make_patient(clinic))
+    home, other = clinic.location, build_clinic(name="Lakeside").location
+    for place in (other, home, other):
+        Appointment.objects.filter(pk=visit.pk).update(location=place)
+        visit.refresh_from_db()
+        visit_relocated(visit, reschedule=False)
+    assert kinds(appointment=visit)["location_change"] == 3

@@ -222,23 +222,25 @@ def visit_moved(
 ) -> None:
     """A visit moved: withdraw its old timed messages, tell the patient, schedule afresh."""
     _withdraw(appointment=appointment)
-    key = _move_key(appointment)
+    key = _change_key(appointment, "visit_moved", "moved")
     audience = audience_of(appointment.patient).batched()
     _tell(appointment, "visit_moved", key, now=now, audience=audience, staff_caused=staff_caused)
     visit_schedule(appointment, audience=audience, now=now)
     outbox_flush(audience, now=now)
 
 
-def _move_key(appointment: Appointment) -> str:
-    """The key of the message telling of the visit's latest move: one per move, counted,
-    since a visit moved back to a time it had before is a move the patient must hear of
-    (the same move written twice still makes one message)."""
+def _change_key(appointment: Appointment, kind: str, label: str) -> str:
+    """The key of the ``kind`` message telling of the visit's latest change of time or place:
+    one per change, counted, since a visit moved back to a time or place it had before is a
+    change the patient must hear of (the same change written twice still makes one)."""
     version = _version(appointment)
-    told = Message.objects.filter(appointment=appointment, kind="visit_moved").order_by("pk")
-    moves = list(dict.fromkeys(key.rsplit(":", 1)[0] for key in told.values_list("key", flat=True)))
-    if moves and moves[-1].endswith(f":{version}"):
-        return moves[-1]
-    return f"visit:{appointment.pk}:moved:{len(moves) + 1}:{version}"
+    told = Message.objects.filter(appointment=appointment, kind=kind).order_by("pk")
+    changes = list(
+        dict.fromkeys(key.rsplit(":", 1)[0] for key in told.values_list("key", flat=True))
+    )
+    if changes and changes[-1].endswith(f":{version}"):
+        return changes[-1]
+    return f"visit:{appointment.pk}:{label}:{len(changes) + 1}:{version}"
 
 
 def visit_cancelled(
@@ -287,7 +289,7 @@ def visit_relocated(
     again; at the same time they still fit, since messages read the visit when sent."""
     if reschedule:
         _withdraw(appointment=appointment)
-    key = f"visit:{appointment.pk}:relocated:{_version(appointment)}"
+    key = _change_key(appointment, "location_change", "relocated")
     context: dict[str, object] = {"note": note} if note else {}
     # Always the clinic's doing (a closure, a provider moving): news for the morning.
     audience = _tell(
