@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -148,3 +148,33 @@ def test_the_sweep_erases_records_only_after_their_retention_and_keeps_the_trail
     assert AuditEvent.objects.filter(action="record_erase", object_id=str(cleo.pk)).exists()
     assert AuditEvent.objects.filter(action="account_close", object_id=str(cleo.pk)).exists()
     assert timezone.now() == NOW
+
+
+def test_a_visit_marked_treated_after_closing_keeps_the_record_for_its_retention(
+    world: World, clinic: Clinic
+) -> None:
+    cleo = world.cleo.patient
+
+    def visit_at(starts: datetime, status: str) -> Appointment:
+        return Appointment.objects.create(
+            patient=cleo,
+            service=clinic.treatment,
+            location=clinic.location,
+            provider=clinic.ada,
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=1),
+            status=status,
+        )
+
+    visit_at(NOW - timedelta(days=7 * 366), "completed")  # her last treatment till now
+    # Seen two days ago, but the desk had not marked the visit yet when she closed.
+    seen = visit_at(NOW - timedelta(days=2), "booked")
+    _close(world)
+    closed = Patient.objects.get(pk=cleo.pk)
+    Appointment.objects.filter(pk=seen.pk).update(status="completed")  # the desk catches up
+    swept = records_erase_due(today=closed.retain_until, apply=True)
+    assert swept.patients == 0 and Patient.objects.filter(pk=cleo.pk).exists()
+    kept = Patient.objects.get(pk=cleo.pk)
+    # The stored date now counts the treatment, so later sweeps wait for it too.
+    assert kept.retain_until > closed.retain_until
+    assert kept.retain_until >= add_years((NOW - timedelta(days=2)).date(), 7)

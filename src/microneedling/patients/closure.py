@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from microneedling.accounts.actors import Actor
 from microneedling.accounts.models import ApiToken
@@ -130,6 +131,14 @@ def records_erase_due(*, today: date, apply: bool = False) -> ErasureReport:
     due = Patient.objects.filter(closed_at__isnull=False, retain_until__lte=today)
     patients = photos = 0
     for patient in due.order_by("pk"):
+        # Counted again now: a visit the desk marked treated after the closure (it had not
+        # checked the patient in yet) starts the retention period afresh, and the date stored
+        # at closure knew nothing of it.
+        recounted = _retention_date(patient, patient.closed_at or timezone.now())
+        if recounted > today:
+            if apply and recounted != patient.retain_until:
+                Patient.objects.filter(pk=patient.pk).update(retain_until=recounted)
+            continue
         files = [
             str(p.file.name) for p in SessionPhoto.objects.filter(appointment__patient=patient)
         ]
