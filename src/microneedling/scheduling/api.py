@@ -175,7 +175,7 @@ def _plan_out(proposal: services.CourseProposal) -> dict[str, Any]:
 @router.post("/courses/search", auth=auth, response=dict[str, Any])
 def search_course(request: HttpRequest, payload: CourseIn) -> dict[str, Any]:
     """Plan a course and find a slot for every session, without booking anything."""
-    proposal = services.course_propose(**_course_args(request, payload))
+    proposal = services.course_propose(actor=request.user, **_course_args(request, payload))
     return _plan_out(proposal)
 
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from microneedling.accounts.access import Role, role_of
+from microneedling.accounts.access import Role, may_use_location, role_of
 from microneedling.accounts.actors import Actor, acting_user
 from microneedling.audit.services import audit_record
 from microneedling.charting.services import consent_is_current
@@ -131,6 +131,25 @@ def same_organization(
         )
 
 
+def staff_location_check(*, actor: Actor, location: Location) -> None:
+    """Refuse a member of staff a booking at a location they do not work at.
+
+    Seeing a patient (a new one is the whole chain's) does not make every diary of the
+    chain one's own: staff book only where ``accounts.access`` says they work or run the
+    place (chain operators and superusers everywhere). Patients book for themselves at
+    any location of their organisation, and the system (no user) is not limited here.
+    """
+    user = acting_user(actor)
+    if user is None or role_of(user) == Role.PATIENT:
+        return
+    if not may_use_location(user, location.pk):
+        raise BookingRefused(
+            "you do not work at this location, so you cannot book there",
+            code="not_your_location",
+            field="location",
+        )
+
+
 def booking_gate(patient: Patient, first_day: date) -> Screening:
     """The patient's latest screening if it allows booking from ``first_day``; else refuse.
 
@@ -224,6 +243,7 @@ def appointment_book(
         )
     account_open_check(patient)
     same_organization(patient, location, provider)
+    staff_location_check(actor=actor, location=location)
     now = now or timezone.now()
     local_day = starts_at.astimezone(ZoneInfo(location.timezone)).date()
     override = bool(override_reason.strip())
@@ -317,9 +337,11 @@ def course_propose(
     preferences: Preferences | None = None,
     now: datetime | None = None,
     policy: Policy | None = None,
+    actor: Actor = None,
 ) -> CourseProposal:
     """Plan the course and search slots for all of its sessions at once (no writes).
 
+    ``actor`` is who asks (staff see only the diaries of the locations they work at).
     ``policy`` overrides the clinic's stored choices of protocol (say, the six-session
     acne-scar protocol); without it the clinic's policy applies, or the pack's defaults.
     """
@@ -340,6 +362,7 @@ def course_propose(
     )
     account_open_check(patient)
     same_organization(patient, location, preferred, provider_field="preferences.provider_id")
+    staff_location_check(actor=actor, location=location)
     rules = booking_rules(location.organization_id)
     plan = plan_course(
         pack=load_pack(),
@@ -480,6 +503,7 @@ def _course_book_once(
         preferences=preferences,
         now=now,
         policy=policy,
+        actor=actor,
     )
     series = proposal.series
     if not series.ok:
