@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import pytest
 from django.test import Client
 
 from microneedling.accounts.services import api_token_issue
+from microneedling.directory.models import Location
 from microneedling.patients.models import Patient
 from microneedling.scheduling.models import Appointment, Course
 from tests.web.conftest import (
@@ -149,3 +151,66 @@ def test_a_fhir_booking_by_staff_at_a_location_they_do_not_work_at_is_refused(
     assert not Appointment.objects.exists()
     accepted = desk("POST", f"{FHIR}/Appointment", _fhir_body(cleo, clinic))
     assert accepted.status_code == 201, accepted.content[:400]
+
+
+# --- A closed location takes no bookings and offers no slots ----------------------------------
+
+
+def _close(clinic: Clinic, *, closes_on: date | None = None) -> None:
+    """The location closed for good (by an admin, with no date), or closing from a date."""
+    status = Location.Status.CLOSED if closes_on is None else Location.Status.CLOSING
+    Location.objects.filter(pk=clinic.location.pk).update(status=status, closes_on=closes_on)
+
+
+@pytest.mark.parametrize("closes_on", [None, MONDAY], ids=["closed", "closing-by-then"])
+@pytest.mark.parametrize(
+    "door",
+    [("appointments", _visit_body), ("courses", _course_body), ("courses/search", _course_body)],
+    ids=["appointments", "courses", "courses/search"],
+)
+def test_a_closed_location_refuses_a_booking_naming_the_location(
+    clinic: Clinic, cleo: Patient, staff_user: Any, door: tuple[str, Any], closes_on: date | None
+) -> None:
+    path, body = door
+    _close(clinic, closes_on=closes_on)
+    response = _caller(staff_user)("POST", f"{API}/{path}", body(cleo, clinic))
+    _refused_naming(response, "location")
+    assert response.json()["code"] == "location_closed"
+    assert not Appointment.objects.exists()
+
+
+def test_a_location_closing_later_still_books_before_its_last_day(
+    clinic: Clinic, cleo: Patient, staff_user: Any
+) -> None:
+    _close(clinic, closes_on=date(2027, 6, 1))
+    response = _caller(staff_user)("POST", f"{API}/appointments", _visit_body(cleo, clinic))
+    assert response.status_code == 201, response.content[:400]
+
+
+def test_a_closed_location_lists_no_availability(clinic: Clinic, staff_user: Any) -> None:
+    call = _caller(staff_user)
+    query = (
+        f"{API}/availability?location_id={clinic.location.pk}&service_id={clinic.treatment.pk}"
+        "&start=2027-03-08&end=2027-03-09"
+    )
+    assert call("GET", query).json(), "an open location offers slots"
+    _close(clinic)
+    response = call("GET", query)
+    assert response.status_code == 200, response.content[:400]
+    assert response.json() == []
+
+
+def test_a_closed_location_offers_no_fhir_slots_and_refuses_a_fhir_booking(
+    clinic: Clinic, cleo: Patient, staff_user: Any
+) -> None:
+    call = _caller(staff_user)
+    schedule = f"{clinic.ada.pk}-{clinic.location.pk}"
+    search = f"{FHIR}/Slot?schedule=Schedule/{schedule}&start=ge2027-03-08"
+    assert call("GET", search).json()["total"] > 0, "an open location offers slots"
+    _close(clinic)
+    found = call("GET", search).json()
+    assert found["total"] == 0
+    assert found["entry"] == []
+    response = call("POST", f"{FHIR}/Appointment", _fhir_body(cleo, clinic))
+    assert response.status_code == 422, response.content[:400]
+    assert "closed" in response.json()["issue"][0]["diagnostics"]

@@ -94,7 +94,10 @@ def layout_read(
             shifts[int(a)].append((_date(e), until, int(b), _time(c), _time(d)))
         else:  # leave
             layout.leave[int(a)].append((seconds_floor(_instant(b)), seconds_ceil(_instant(c))))
-    if location.closes_on is not None and location.closes_on <= last_day:
+    if location.status == Location.Status.CLOSED:
+        # Closed for good (an admin may close a location without a date): no day is open.
+        _close(layout.closed, first_day, last_day)
+    elif location.closes_on is not None and location.closes_on <= last_day:
         _close(layout.closed, max(location.closes_on, first_day), last_day)
     for weekly in layout.hours.values():
         weekly.sort()

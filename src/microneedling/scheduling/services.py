@@ -131,6 +131,22 @@ def same_organization(
         )
 
 
+def location_open_check(location: Location, day: date) -> None:
+    """Refuse a booking on ``day`` at a location that has closed, or will have by then.
+
+    Named, rather than left to the diary (which has no free time there), so the caller
+    hears that the place is shut, not that it is busy, and where its patients now go.
+    """
+    closed = location.status == Location.Status.CLOSED
+    if not closed and location.closes_on is not None and day >= location.closes_on:
+        closed = True
+    if closed:
+        onward = f"; its patients now go to {location.successor.name}" if location.successor else ""
+        raise BookingRefused(
+            f"{location.name} has closed{onward}", code="location_closed", field="location"
+        )
+
+
 def staff_location_check(*, actor: Actor, location: Location) -> None:
     """Refuse a member of staff a booking at a location they do not work at.
 
@@ -246,6 +262,7 @@ def appointment_book(
     staff_location_check(actor=actor, location=location)
     now = now or timezone.now()
     local_day = starts_at.astimezone(ZoneInfo(location.timezone)).date()
+    location_open_check(location, local_day)
     override = bool(override_reason.strip())
     attempted: Slot | None = None
     try:
@@ -347,8 +364,7 @@ def course_propose(
     """
     preferences = preferences or Preferences()
     now = now or timezone.now()
-    if location.status == Location.Status.CLOSED:
-        raise BookingRefused("this location has closed", code="location_closed", field="location")
+    location_open_check(location, first_session)
     if service.kind != Service.Kind.TREATMENT:
         raise BookingRefused(
             f"a course's sessions are treatments; {service.name} is not one",
