@@ -439,9 +439,16 @@ def create_request(request: HttpRequest, payload: RequestIn) -> Status[Appointme
     patient = _patient(request, payload.patient_id)
     location = get_object_or_404(Location, pk=payload.location_id)
     service = service_of(location, payload.service_id)
+    # The location's own day: a date already past there is no day the desk can offer.
+    today = timezone.now().astimezone(ZoneInfo(location.timezone)).date()
+    for index, day in enumerate(payload.preferred_dates):
+        if day < today:
+            raise InputError(f"preferred_dates.{index}", f"{day.isoformat()} is in the past")
     provider = None
     if payload.provider_id is not None:
-        provider = get_object_or_404(Provider, pk=payload.provider_id, active=True)
+        provider = Provider.objects.filter(pk=payload.provider_id, active=True).first()
+        if provider is None:
+            raise InputError("provider_id", "no active provider has this id")
     created = services.appointment_request_create(
         patient=patient,
         location=location,

@@ -372,10 +372,17 @@ def course_propose(
             field="service",
         )
     preferred = (
-        Provider.objects.filter(pk=preferences.provider_id).first()
+        Provider.objects.filter(pk=preferences.provider_id, active=True).first()
         if preferences.provider_id is not None
         else None
     )
+    if preferences.provider_id is not None and preferred is None:
+        # Else the search would prefer nobody, and a booked course would keep a dangling id.
+        raise BookingRefused(
+            "no active provider has this id",
+            code="unknown_provider",
+            field="preferences.provider_id",
+        )
     account_open_check(patient)
     same_organization(patient, location, preferred, provider_field="preferences.provider_id")
     staff_location_check(actor=actor, location=location)
