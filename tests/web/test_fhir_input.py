@@ -19,11 +19,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.test import Client
 
-from microneedling.directory.models import Location
+from microneedling.directory.models import Location, Service
 from microneedling.directory.policy import booking_rules
 from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.models import Appointment
-from tests.web.conftest import Clinic, book_course, make_patient
+from tests.web.conftest import ZONE, Clinic, book_course, make_patient
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
 
@@ -388,3 +388,19 @@ def test_a_booking_is_screened_for_the_day_it_falls_on_at_the_location(
     assert response.status_code == 201, response.content[:300]
     visit = Appointment.objects.get(patient=patient)
     assert visit.starts_at == start
+
+
+def test_booking_a_slot_of_a_retired_service_is_refused_naming_the_slot(
+    clinic: Clinic, fhir: Callable[..., Any]
+) -> None:
+    patient = make_patient(clinic)
+    stamp = str(
+        int(datetime.combine(date(2027, 3, 8), time(10), tzinfo=ZoneInfo(ZONE)).timestamp())
+    )
+    Service.objects.filter(pk=clinic.treatment.pk).update(active=False)
+    body = _appointment(clinic, patient, slot=[{"reference": f"Slot/{_slot(clinic, stamp)}"}])
+    issue = _refusal(fhir("POST", "Appointment", json.dumps(body).encode()), 400, None)
+    assert issue["expression"] == ["Appointment.slot"]
+    assert "no longer offered" in issue["diagnostics"]
+    assert not Appointment.objects.filter(patient=patient).exists()
+    _refusal(fhir("GET", f"Slot/{_slot(clinic, stamp)}"), 404, None)

@@ -554,6 +554,12 @@ def _slot_parts(slot_id: str) -> tuple[Provider, Location, Service, datetime]:
     ).first()
     if service is None:
         raise FhirError(404, "not-found", f"Slot/{slot_id} does not exist")
+    if not service.active:
+        # A retired service is offered no more (the search lists only active ones), so an
+        # id made while it was offered names no slot to read or book now.
+        raise FhirError(
+            404, "not-found", f"Slot/{slot_id} does not exist (its service is no longer offered)"
+        )
     # Slots are offered only up to the clinic's booking horizon, so a start past it names
     # no slot. Checked before any date arithmetic: an 18-digit id is far past the calendar's
     # end, and a start near that end would run the availability engine off it.
