@@ -89,3 +89,19 @@ def test_a_course_preferring_an_unknown_provider_is_a_problem_naming_the_field(
     body = _course(clinic, preferences={"provider_id": 987654})
     assert _fields(post(path, body)) == ["preferences.provider_id"]
     assert not Course.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["courses", "courses/search"])
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"indications": ["acne_scars", "freckles-and-more"]}, "indications.1"),
+        ({"areas": ["face", "elbow-tip"]}, "areas.1"),
+    ],
+    ids=["indication", "area"],
+)
+def test_a_course_with_an_unknown_concern_or_area_names_the_requests_own_field(
+    clinic: Clinic, post: Any, path: str, changes: dict[str, Any], field: str
+) -> None:
+    assert _fields(post(path, _course(clinic, **changes))) == [field]
+    assert not Course.objects.exists()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -172,10 +174,28 @@ def _plan_out(proposal: services.CourseProposal) -> dict[str, Any]:
     }
 
 
+#: The course planner's names for its input, as this API's course body calls those fields.
+PLANNER_FIELDS = {"indication": "indications", "area": "areas"}
+
+
+@contextmanager
+def _course_body_fields() -> Iterator[None]:
+    """Name a planner's refusal by the course body's own field (``indications.1``) rather
+    than the planner's (``indication.1``): the client must find the field it sent."""
+    try:
+        yield
+    except InputError as error:
+        head, dot, rest = error.field.partition(".")
+        if head not in PLANNER_FIELDS:
+            raise
+        raise InputError(f"{PLANNER_FIELDS[head]}{dot}{rest}", error.problem) from error
+
+
 @router.post("/courses/search", auth=auth, response=dict[str, Any])
 def search_course(request: HttpRequest, payload: CourseIn) -> dict[str, Any]:
     """Plan a course and find a slot for every session, without booking anything."""
-    proposal = services.course_propose(actor=request.user, **_course_args(request, payload))
+    with _course_body_fields():
+        proposal = services.course_propose(actor=request.user, **_course_args(request, payload))
     return _plan_out(proposal)
 
 
@@ -225,7 +245,8 @@ def book_course(request: HttpRequest, payload: CourseIn) -> HttpResponse:
 
     def work() -> tuple[int, Any]:
         try:
-            course = services.course_book(actor=request.user, **args)
+            with _course_body_fields():
+                course = services.course_book(actor=request.user, **args)
         except BookingRefused as refused:
             if refused.code != "review_pending":
                 raise
