@@ -36,7 +36,15 @@ APPOINTMENT_STATUS = {
     "entered_in_error": "entered-in-error",
 }
 STATUS_FROM_FHIR = {fhir: ours for ours, fhir in APPOINTMENT_STATUS.items()}
-CAREPLAN_STATUS = {"active": "active", "completed": "completed", "cancelled": "revoked"}
+#: A course's status as CarePlan.status (FHIR R4 request-status). A restarted course was
+#: stopped before its end and replaced by a new one: for FHIR it was revoked, like a
+#: cancelled one.
+CAREPLAN_STATUS = {
+    "active": "active",
+    "complete": "completed",
+    "cancelled": "revoked",
+    "restarted": "revoked",
+}
 SESSION_STATUS = {
     "planned": "scheduled",
     "booked": "scheduled",
@@ -187,7 +195,8 @@ def patient(person: Patient) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Patient",
         "id": str(person.pk),
-        "active": True,
+        # A closed account's record is kept, read-only, for the law: no longer in use.
+        "active": person.closed_at is None,
         "name": [{"family": person.last_name, "given": [person.first_name]}],
         "telecom": telecom,
         "birthDate": day(person.birth_date),
