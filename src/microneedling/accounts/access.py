@@ -26,7 +26,8 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from microneedling.accounts.models import BreakGlassGrant, StaffMember
-from microneedling.directory.models import Location, Provider, ProviderSchedule
+from microneedling.directory.models import Location, Provider
+from microneedling.directory.selectors import schedules_in_force
 from microneedling.patients.models import Patient
 
 #: A Django user, anonymous or not (``request.user``); typed loosely because the abstract
@@ -144,7 +145,9 @@ def location_ids(user: User) -> set[int] | None:
         return set()
     ids = set(member.locations.values_list("pk", flat=True))
     if member.provider_id is not None:
-        ids |= set(member.provider.schedules.values_list("location_id", flat=True))  # type: ignore[union-attr]
+        # Only hours still in force: a provider who moved away no longer works there.
+        hours = schedules_in_force(timezone.localdate()).filter(provider_id=member.provider_id)
+        ids |= set(hours.values_list("location_id", flat=True))
     return ids
 
 
@@ -219,8 +222,8 @@ def locations_usable(user: User) -> QuerySet[Location]:
 
 
 def providers_usable(user: User) -> QuerySet[Provider]:
-    """The providers ``user`` schedules for: those with hours at a location ``user`` may use
-    (every one of the organisation's for chain operators, every provider for superusers)."""
+    """The providers ``user`` schedules for: those with hours in force at a location ``user``
+    may use (every one of the organisation's for chain operators, every provider for superusers)."""
     everyone = Provider.objects.all()
     if role_of(user) == Role.SUPERUSER:
         return everyone
@@ -231,7 +234,9 @@ def providers_usable(user: User) -> QuerySet[Provider]:
     places = location_ids(user)
     if places is None:
         return mine
-    hours = ProviderSchedule.objects.filter(provider_id=OuterRef("pk"), location_id__in=places)
+    hours = schedules_in_force(timezone.localdate()).filter(
+        provider_id=OuterRef("pk"), location_id__in=places
+    )
     return mine.filter(Exists(hours))
 
 

@@ -78,6 +78,12 @@ def locations_near(
     return found
 
 
+def schedules_in_force(on: date) -> QuerySet[ProviderSchedule]:
+    """Providers' weekly hours that have not ended by ``on`` (those still to begin count:
+    a provider starting next month already works there, for booking ahead)."""
+    return ProviderSchedule.objects.exclude(valid_until__lt=on)
+
+
 def providers_at(location: Location, *, on: date | None = None) -> QuerySet[Provider]:
     """Active providers with a schedule at the location (valid on ``on`` when given)."""
     schedules = ProviderSchedule.objects.filter(location=location)

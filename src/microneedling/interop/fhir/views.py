@@ -34,10 +34,10 @@ from microneedling.directory.models import (
     Location,
     Organization,
     Provider,
-    ProviderSchedule,
     Service,
 )
 from microneedling.directory.policy import booking_rules
+from microneedling.directory.selectors import schedules_in_force
 from microneedling.interop.fhir import resources as build
 from microneedling.interop.fhir.search import (
     CONTROL,
@@ -446,9 +446,10 @@ def _check_params(allowed: Iterable[str], params: dict[str, list[str]]) -> None:
 
 
 def provider_sites(params: dict[str, list[str]]) -> list[tuple[Provider, Location]]:
-    """Each (provider, location) with working hours, filtered by practitioner/location: the
+    """Each (provider, location) with working hours in force, filtered by practitioner/location: the
     PractitionerRoles and Schedules."""
-    schedules = ProviderSchedule.objects.select_related("provider", "location")
+    # Hours that ended are no diary any more (those still to begin are: slots come from them).
+    schedules = schedules_in_force(timezone.localdate()).select_related("provider", "location")
     for name, attribute, kind in (
         ("practitioner", "provider_id", "Practitioner"),
         ("actor", "provider_id", "Practitioner"),
@@ -471,7 +472,8 @@ def _pair_of(text: str, type_name: str) -> tuple[Provider, Location]:
         raise FhirError(404, "not-found", f"{type_name}/{text} does not exist")
     provider = Provider.objects.filter(pk=int(left)).first()
     place = Location.objects.filter(pk=int(right)).first()
-    works = ProviderSchedule.objects.filter(provider_id=left, location_id=right).exists()
+    in_force = schedules_in_force(timezone.localdate())
+    works = in_force.filter(provider_id=left, location_id=right).exists()
     if provider is None or place is None or not works:
         raise FhirError(404, "not-found", f"{type_name}/{text} does not exist")
     return provider, place
@@ -481,7 +483,7 @@ def render_pair(type_name: str, provider: Provider, place: Location) -> dict[str
     """A provider at a location as a Schedule or a PractitionerRole."""
     if type_name == "Schedule":
         return build.schedule(provider, place)
-    hours = list(ProviderSchedule.objects.filter(provider=provider, location=place))
+    hours = list(schedules_in_force(timezone.localdate()).filter(provider=provider, location=place))
     return build.practitioner_role(provider, place, hours)
 
 
