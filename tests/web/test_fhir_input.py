@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from microneedling.directory.models import Location, Service
@@ -404,3 +405,21 @@ def test_booking_a_slot_of_a_retired_service_is_refused_naming_the_slot(
     assert "no longer offered" in issue["diagnostics"]
     assert not Appointment.objects.filter(patient=patient).exists()
     _refusal(fhir("GET", f"Slot/{_slot(clinic, stamp)}"), 404, None)
+
+
+def test_booking_through_fhir_is_rate_limited_like_the_json_api(
+    clinic: Clinic, staff_token: str, settings: Any
+) -> None:
+    settings.MICRONEEDLING = {**settings.MICRONEEDLING, "RATE_LIMITS": {"booking": 2}}
+    cache.clear()
+    body = json.dumps(_appointment(clinic, make_patient(clinic))).encode()
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {staff_token}", REMOTE_ADDR="10.7.7.8")
+
+    def book() -> Any:
+        return client.post(f"{FHIR}/Appointment", data=body, content_type="application/fhir+json")
+
+    assert [book().status_code for _ in range(2)] == [201, 409]
+    refused = book()
+    _refusal(refused, 429, None)
+    assert refused["Retry-After"] == "70"
+    assert refused.json()["issue"][0]["code"] == "throttled"

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -26,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from microneedling.accounts.access import Can, may, patients_visible, role_of
 from microneedling.accounts.services import api_token_user
 from microneedling.aftercare.models import SkinReport
+from microneedling.audit.middleware import client_address
 from microneedling.audit.services import audit_patient_view
 from microneedling.charting.models import Consent, OutcomeScore, ProcedureChart
 from microneedling.core.errors import BookingConflict, BookingRefused
@@ -53,6 +55,7 @@ from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, Course
 from microneedling.scheduling.selectors import free_starts
+from microneedling.web.security import RATE_BUCKET_SECONDS, too_many
 
 FHIR_JSON = "application/fhir+json"
 SLOT_DAYS, MOST_SLOT_DAYS = 14, 31
@@ -893,6 +896,19 @@ def _booked_patient(body: dict[str, Any]) -> int:
 
 def _appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:
     """Book from a free Slot: the same rules as every other booking (409 on a conflict)."""
+    # Counted with the JSON API's bookings (one scope): each address gets one allowance a
+    # minute whichever door it books through, so FHIR is no way round the limit.
+    limit = settings.MICRONEEDLING["RATE_LIMITS"]["booking"]
+    if too_many("booking", client_address(request) or "unknown", limit):
+        response = outcome(
+            FhirError(
+                429,
+                "throttled",
+                "too many booking requests from this address; try again in a minute",
+            )
+        )
+        response["Retry-After"] = str(60 + RATE_BUCKET_SECONDS)
+        return response
     body = _json_object(request)
     if body.get("resourceType") != "Appointment":
         raise bad("resourceType", "must be Appointment")
