@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from calendar import isleap, monthrange
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -119,6 +120,37 @@ def date_filter(parameter: str, values: list[str], field: str) -> Q:
             "le": Q(**{f"{field}__lt": end}),
         }[prefix]
     return query
+
+
+def instant_test(parameter: str, values: list[str]) -> Callable[[datetime], bool] | None:
+    """Whether an instant meets every dateTime value of ``parameter`` (with its prefix), or
+    ``None`` when no value is a dateTime. Plain dates are left out: for slots a date is a
+    day at the location, which :func:`window` already chose."""
+    bounds: list[tuple[str, datetime, datetime]] = []
+    for raw in values:
+        prefix, text = ("eq", raw)
+        if raw[:2] in PREFIXES:
+            prefix, text = raw[:2], raw[2:]
+        if not _DATE.match(text):
+            bounds.append((prefix, *_bounds(parameter, text)))
+    if not bounds:
+        return None
+    return lambda moment: all(_meets(prefix, a, b, moment) for prefix, a, b in bounds)
+
+
+def _meets(prefix: str, start: datetime, end: datetime, moment: datetime) -> bool:
+    """``moment`` against the span ``[start, end)`` a value covers, as ``date_filter`` reads
+    each prefix."""
+    if prefix in ("gt", "sa"):
+        return moment >= end
+    if prefix == "ge":
+        return moment >= start
+    if prefix in ("lt", "eb"):
+        return moment < start
+    if prefix == "le":
+        return moment < end
+    inside = start <= moment < end
+    return not inside if prefix == "ne" else inside
 
 
 def window(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -47,6 +47,7 @@ from microneedling.interop.fhir.search import (
     FhirError,
     bad,
     date_filter,
+    instant_test,
     integer_id,
     paging,
     window,
@@ -59,6 +60,10 @@ from microneedling.web.security import RATE_BUCKET_SECONDS, too_many
 
 FHIR_JSON = "application/fhir+json"
 SLOT_DAYS, MOST_SLOT_DAYS = 14, 31
+#: Slot.status (FHIR R4 slotstatus); only free slots are ever offered.
+SLOT_STATUSES = frozenset(
+    {"busy", "free", "busy-unavailable", "busy-tentative", "entered-in-error"}
+)
 
 
 def respond(body: dict[str, Any], status: int = 200, **headers: str) -> HttpResponse:
@@ -516,9 +521,19 @@ def _slots(params: dict[str, list[str]]) -> list[dict[str, Any]]:
     schedule_id = params["schedule"][-1].rpartition("/")[2]
     provider, place = _pair_of(schedule_id, "Schedule")
     service = _slot_service(params, place)
-    first, last = window(
-        "start", params.get("start", []), default_days=SLOT_DAYS, most_days=MOST_SLOT_DAYS
-    )
+    wanted = {status for value in params.get("status", []) for status in value.split(",")}
+    if wanted - SLOT_STATUSES:
+        raise bad("status", f"unknown slot status {sorted(wanted - SLOT_STATUSES)[0]!r}")
+    if wanted and "free" not in wanted:
+        return []  # Only free slots are offered: there are no busy ones to find.
+    values = params.get("start", [])
+    first, last = window("start", values, default_days=SLOT_DAYS, most_days=MOST_SLOT_DAYS)
+    fits = instant_test("start", values)
+    if fits is not None:
+        # An instant's day in UTC may be the day before or after at the location: look a
+        # day either side, then keep only the starts within the instants asked for.
+        first = first - timedelta(days=1) if first > date.min else first
+        last = last + timedelta(days=1) if last < date.max else last
     # Nothing is free outside the clinic's booking window, so only the days near it are
     # looked at: days far from it (the calendar's first or last) would run the calendar's
     # day arithmetic off its edge, and have no slots to find anyway.
@@ -540,6 +555,7 @@ def _slots(params: dict[str, list[str]]) -> list[dict[str, Any]]:
             _slot_id(provider, place, service, s.start), schedule_id, service, s.start, s.end
         )
         for s in starts
+        if fits is None or fits(s.start)
     ]
 
 
@@ -626,7 +642,7 @@ def metadata(request: HttpRequest) -> HttpResponse:
             sorted(kind.params)
             if kind
             else (
-                ["schedule", "start", "service-type"]
+                ["schedule", "start", "service-type", "status"]
                 if name == "Slot"
                 else ["practitioner", "location"]
                 if name == "PractitionerRole"
