@@ -1,5 +1,6 @@
 """FHIR Slot search: ``start`` values that are instants bound the slots to those instants,
-a date is a day at the location; ``status`` asks for free slots (the only ones offered)."""
+a date is a day at the location; ``status`` asks for free slots (the only ones offered);
+``_summary=count`` answers how many match and no entries."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from django.test import Client
 
 from microneedling.directory.models import Location
-from tests.web.conftest import Clinic
+from tests.web.conftest import Clinic, make_patient
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
 
@@ -100,3 +101,25 @@ def test_a_slot_status_fhir_does_not_know_is_a_400_naming_the_parameter(
     response = fhir(_search(clinic, "&status=vacant"))
     assert response.status_code == 400
     assert response.json()["issue"][0]["expression"] == ["status"]
+
+
+@pytest.mark.parametrize("kind", ["Slot", "Patient"])
+def test_summary_count_answers_the_total_and_no_entries(
+    clinic: Clinic, fhir: Callable[[str], Any], kind: str
+) -> None:
+    make_patient(clinic)
+    query = _search(clinic, "&start=2027-03-08") if kind == "Slot" else "Patient?"
+    full = fhir(query).json()
+    assert full["total"] > 0 and full["entry"]
+    counted = fhir(f"{query}&_summary=count").json()
+    assert counted["resourceType"] == "Bundle"
+    assert counted["total"] == full["total"]
+    assert counted.get("entry", []) == []
+
+
+def test_a_summary_we_do_not_offer_is_a_400_naming_the_parameter(
+    fhir: Callable[[str], Any],
+) -> None:
+    response = fhir("Patient?_summary=text")
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["expression"] == ["_summary"]

@@ -411,7 +411,7 @@ def _bundle(
     params = {k: v for k, v in request.GET.lists() if k != "_offset"}
     query = urlencode([(k, v) for k, values in params.items() for v in values])
     links = [{"relation": "self", "url": request.build_absolute_uri()}]
-    if offset + count < total:
+    if count and offset + count < total:
         joiner = "&" if query else ""
         links.append(
             {
@@ -713,6 +713,9 @@ def type_endpoint(request: HttpRequest, type_name: str) -> HttpResponse:
         raise FhirError(405, "not-supported", f"{request.method} is not supported")
     params = dict(request.GET.lists())
     count, offset = paging(params)
+    if _counting_only(params):
+        # No entries, so no page: the Bundle's total is the answer, and no next link.
+        count, offset = 0, 0
     if type_name == "Slot":
         _check_params(("schedule", "start", "service-type", "status"), params)
         found = _slots(params)
@@ -756,6 +759,17 @@ def type_endpoint(request: HttpRequest, type_name: str) -> HttpResponse:
             included=included,
         )
     )
+
+
+def _counting_only(params: dict[str, list[str]]) -> bool:
+    """Whether ``_summary=count`` asks for the total alone; ``_summary=false`` is a full
+    search, and a summary we do not offer (``true``, ``text``, ``data``) is a 400 rather
+    than full resources the client did not ask for."""
+    values = params.get("_summary", [])
+    unknown = [v for v in values if v not in ("count", "false")]
+    if unknown:
+        raise bad("_summary", f"{unknown[0]!r} is not offered; use count or false")
+    return "count" in values
 
 
 def _includes(
