@@ -79,6 +79,27 @@ def test_an_unknown_zip_code_is_explained_beside_the_field(client) -> None:
     assert "unknown ZIP code" in response.content.decode()
 
 
+@pytest.mark.parametrize("typed", ["²²²²²", "١٢٣٤٥", "１２３４５"])
+def test_a_zip_code_of_other_scripts_digits_is_refused_by_field_not_crashed_on(
+    client, typed: str
+) -> None:  # type: ignore[no-untyped-def]
+    # Python's isdigit() takes these; the ZIP table's native code cannot slice them.
+    api = Client(raise_request_exception=False).get("/api/v1/locations", {"zip": typed})
+    assert api.status_code == 422 and api.json()["errors"][0]["field"] == "zip"
+    page = Client(raise_request_exception=False).get(reverse("web:locations"), {"q": typed})
+    assert page.status_code == 200 and 'id="id_q_error"' in page.content.decode()
+
+
+@pytest.mark.parametrize("typed", ["chicago", "CHICAGO", " Chicago "])
+def test_a_city_is_found_in_any_case(client, typed: str) -> None:  # type: ignore[no-untyped-def]
+    build_clinic(name="Riverbend")
+    api = client.get("/api/v1/locations", {"city": typed})
+    assert api.status_code == 200, api.content[:200]
+    page = client.get(reverse("web:locations"), {"q": typed}).content.decode()
+    assert "no such city" not in page and "Riverbend" in page
+    assert client.get("/api/v1/locations", {"city": "chicago", "region": "ny"}).status_code == 422
+
+
 def test_a_closed_location_says_where_its_patients_go(client, clinic: Clinic) -> None:
     successor = build_clinic(name="Lakeside").location
     clinic.location.status = Location.Status.CLOSED

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
+from typing import Any
 
 import zipcodes
 from django.db.models import Prefetch, QuerySet
@@ -31,7 +33,7 @@ class Place:
 def place_from_zip(zip_code: str) -> Place:
     """Coordinates of a US ZIP code (offline table), or InputError naming ``zip``."""
     code = zip_code.strip()[:5]
-    if not (len(code) == 5 and code.isdigit()):
+    if not looks_like_zip(code):
         raise InputError("zip", f"{zip_code!r} is not a 5-digit ZIP code")
     matches = zipcodes.matching(code)  # type: ignore[no-untyped-call]
     if not matches:
@@ -42,13 +44,32 @@ def place_from_zip(zip_code: str) -> Place:
     )
 
 
+def looks_like_zip(text: str) -> bool:
+    """Whether ``text`` starts with five ASCII digits, as a ZIP code does. (``str.isdigit``
+    alone takes "²" or Arabic-Indic digits, which the ZIP table's native code cannot slice.)"""
+    head = text[:5]
+    return len(head) == 5 and head.isascii() and head.isdigit()
+
+
+@cache
+def _zips_by_city() -> dict[str, list[dict[str, Any]]]:
+    # The table once, keyed without case: people type "san antonio" as often as not.
+    index: dict[str, list[dict[str, Any]]] = {}
+    for entry in zipcodes.list_all():  # type: ignore[no-untyped-call]
+        if entry.get("lat"):
+            index.setdefault(entry["city"].casefold(), []).append(entry)
+    return index
+
+
 def place_from_city(city: str, region: str | None = None) -> Place:
-    """The centre of a city's ZIP codes, or InputError naming ``city``."""
-    kwargs = {"city": city.strip()}
-    if region:
-        kwargs["state"] = region.strip().upper()
-    found = zipcodes.filter_by(**kwargs)  # type: ignore[no-untyped-call]
-    matches = [z for z in found if z.get("lat")]
+    """The centre of a city's ZIP codes (its name in any case), or InputError naming
+    ``city``."""
+    state = region.strip().upper() if region else None
+    matches = [
+        z
+        for z in _zips_by_city().get(city.strip().casefold(), [])
+        if state is None or z["state"] == state
+    ]
     if not matches:
         raise InputError("city", f"no such city {city!r}")
     lat = sum(float(z["lat"]) for z in matches) / len(matches)

@@ -38,7 +38,7 @@ def locations(request: HttpRequest) -> HttpResponse:
         try:
             place = (
                 selectors.place_from_zip(query)
-                if query[:5].isdigit()
+                if selectors.looks_like_zip(query)
                 else selectors.place_from_city(query)
             )
         except InputError as error:
