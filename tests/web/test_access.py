@@ -191,6 +191,18 @@ def test_a_patient_sees_who_opened_their_record(world: World) -> None:
     ]
 
 
+def test_the_record_pdf_keeps_accented_names_and_folds_only_what_its_font_lacks(
+    world: World,
+) -> None:
+    patient = world.cleo.patient
+    patient.first_name, patient.last_name = "Zoë", "Núñez-Őrs"
+    patient.save(update_fields=["first_name", "last_name"])
+    pdf = world.client("patient").get(reverse("portal:record_pdf")).content
+    # Latin-1 letters are written as they are; "Ő", outside it, becomes its base letter.
+    assert "Zoë Núñez-Ors".encode("latin-1") in pdf
+    assert b"?" not in pdf.split(b"Zo", 1)[1][:20]
+
+
 def test_a_patient_downloads_their_whole_record_as_pdf_and_fhir(world: World) -> None:
     cleo = world.client("patient")
     pdf = cleo.get(reverse("portal:record_pdf"))

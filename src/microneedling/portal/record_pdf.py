@@ -16,10 +16,19 @@ from microneedling.scheduling.models import Appointment
 
 
 def _latin(text: object) -> str:
-    # The PDF's built-in fonts hold Latin-1 only: fold accents, and mark what cannot be
-    # shown rather than fail to give the patient their record.
-    folded = unicodedata.normalize("NFKD", str(text))
-    return folded.encode("latin-1", "replace").decode("latin-1")
+    # The PDF's built-in fonts hold Latin-1 only. A letter Latin-1 has ("ë", "ñ") is kept
+    # whole; any other is folded to its base letter ("ő" to "o"), and what has none is marked
+    # rather than failing to give the patient their record.
+    return "".join(_latin_letter(c) for c in str(text))
+
+
+def _latin_letter(letter: str) -> str:
+    if ord(letter) < 256:
+        return letter
+    base = "".join(
+        part for part in unicodedata.normalize("NFKD", letter) if not unicodedata.combining(part)
+    )
+    return base.encode("latin-1", "replace").decode("latin-1") or "?"
 
 
 class _Record(FPDF):
