@@ -195,3 +195,25 @@ def test_staff_issue_and_stop_a_providers_calendar_address(clinic: Clinic, live_
     assert _fetch(live_server, token).status_code == 200
     staff.post(reverse("desk:provider_calendar", args=[clinic.ada.pk]), {"action": "revoke"})
     assert _fetch(live_server, token).status_code == 404
+
+
+def test_a_provider_who_has_left_has_no_working_address_and_gets_no_new_one(
+    clinic: Clinic, live_server
+) -> None:  # type: ignore[no-untyped-def]
+    staff = Client()
+    staff.force_login(make_staff("ida.front"))
+    token = calendar_feed_issue(actor=None, provider=clinic.ben)
+    assert _fetch(live_server, token).status_code == 200
+    clinic.ben.active = False  # Ben leaves the clinic
+    clinic.ben.save(update_fields=["active"])
+    assert _fetch(live_server, token).status_code == 404
+    # Still listed while the address is unrevoked, so the desk can stop it for good.
+    listing = staff.get(reverse("desk:provider_calendars")).content.decode()
+    assert clinic.ben.display_name in listing and "Stopped (left)" in listing
+    staff.post(reverse("desk:provider_calendar", args=[clinic.ben.pk]), {"action": "issue"})
+    assert CalendarFeed.objects.filter(provider=clinic.ben).count() == 1  # no new address
+    staff.post(reverse("desk:provider_calendar", args=[clinic.ben.pk]), {"action": "revoke"})
+    assert not CalendarFeed.objects.filter(provider=clinic.ben, revoked_at__isnull=True).exists()
+    clinic.ben.active = True  # back again: the old address stays stopped
+    clinic.ben.save(update_fields=["active"])
+    assert _fetch(live_server, token).status_code == 404

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,13 +18,18 @@ from microneedling.notifications.models import CalendarFeed
 @requires(Can.SCHEDULE)
 def provider_calendars(request: HttpRequest) -> HttpResponse:
     """The active providers one schedules for, and whether a calendar address works for
-    them."""
+    them; a provider who has left is listed while an address of theirs is unrevoked, so it
+    can be stopped for good."""
     live = set(
         CalendarFeed.objects.filter(provider__isnull=False, revoked_at__isnull=True).values_list(
             "provider_id", flat=True
         )
     )
-    providers = providers_usable(request.user).filter(active=True).order_by("display_name")
+    providers = (
+        providers_usable(request.user)
+        .filter(Q(active=True) | Q(pk__in=live))
+        .order_by("display_name")
+    )
     rows = [(p, p.pk in live) for p in providers]
     return render(request, "desk/provider_calendars.html", {"rows": rows})
 
@@ -38,6 +44,9 @@ def provider_calendar(request: HttpRequest, provider_id: int) -> HttpResponse:
         for feed in CalendarFeed.objects.filter(provider=provider, revoked_at__isnull=True):
             calendar_feed_revoke(feed=feed, actor=request.user)
         messages.success(request, f"{provider.display_name}'s calendar address no longer works.")
+        return redirect("desk:provider_calendars")
+    if not provider.active:
+        messages.error(request, f"{provider.display_name} no longer works here: no new address.")
         return redirect("desk:provider_calendars")
     token = calendar_feed_issue(actor=request.user, provider=provider)
     url = request.build_absolute_uri(reverse("calendar:feed", args=[token]))

@@ -83,9 +83,11 @@ def calendar_feed_revoke(*, feed: CalendarFeed, actor: Actor) -> None:
 
 
 def feed_for_token(token: str) -> CalendarFeed | None:
-    """The live feed a token opens, or ``None``."""
+    """The live feed a token opens, or ``None`` (a provider no longer active has none: their
+    diary is nobody's to follow once they have left)."""
     return (
         CalendarFeed.objects.filter(token_hash=_digest(token), revoked_at__isnull=True)
+        .exclude(provider__active=False)
         .select_related("patient", "provider")
         .first()
     )
