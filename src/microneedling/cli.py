@@ -657,15 +657,40 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_id(text: str) -> int:
+    """A token's id as ``--list`` shows it ("#12" or "12")."""
+    from microneedling.core.ids import is_record_id  # noqa: PLC0415
+
+    digits = text.removeprefix("#")
+    if not is_record_id(digits):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a token id such as 12")
+    return int(digits)
+
+
 def _cmd_token(args: argparse.Namespace) -> int:
     _django()
     from django.contrib.auth import get_user_model  # noqa: PLC0415
 
-    from microneedling.accounts.services import api_token_issue  # noqa: PLC0415
+    from microneedling.accounts.models import ApiToken  # noqa: PLC0415
+    from microneedling.accounts.services import api_token_issue, api_token_revoke  # noqa: PLC0415
+    from microneedling.core.errors import InputError  # noqa: PLC0415
 
     user = get_user_model().objects.filter(username=args.user).first()
     if user is None:
         raise UsageError(f"--user: no user named {args.user!r}")
+    if args.list:
+        # Ids, labels and dates only: the secrets were never kept.
+        for token in ApiToken.objects.filter(user=user).order_by("pk"):
+            state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "working"
+            sys.stdout.write(f"#{token.pk}\t{token.created_at:%Y-%m-%d}\t{state}\t{token.label}\n")
+        return 0
+    if args.revoke is not None or args.revoke_all:
+        try:
+            stopped = api_token_revoke(user=user, actor=None, token_id=args.revoke)
+        except InputError as error:
+            raise UsageError(f"--revoke: {error.problem}") from None
+        sys.stdout.write(f"{stopped} token(s) of {user.username} no longer work\n")
+        return 0
     sys.stdout.write(api_token_issue(user=user, label=args.label) + "\n")
     return 0
 
@@ -813,9 +838,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retention_command(commands)
     _add_backup_commands(commands)
 
-    token = commands.add_parser("token", help="issue an API token for a user")
+    token = commands.add_parser(
+        "token", help="issue an API token for a user, list theirs, or stop one or all"
+    )
     token.add_argument("--user", required=True)
     token.add_argument("--label", default="", type=_label)
+    token_action = token.add_mutually_exclusive_group()
+    token_action.add_argument("--list", action="store_true", help="list the user's tokens")
+    token_action.add_argument(
+        "--revoke", type=_token_id, metavar="ID", help="stop token ID of the user's"
+    )
+    token_action.add_argument(
+        "--revoke-all", action="store_true", help="stop every token of the user's"
+    )
     token.set_defaults(handler=_cmd_token)
     return parser
 

@@ -304,3 +304,38 @@ def test_a_token_label_longer_than_the_database_keeps_exits_2(
     captured = capsys.readouterr()
     _assert_refused(code, captured.out, captured.err, ("--label", "at most 100"))
     assert not ApiToken.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_token_is_listed_and_stopped_from_the_command_line_and_a_wrong_id_exits_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from microneedling.accounts.models import ApiToken  # noqa: PLC0415
+    from microneedling.accounts.services import api_token_issue, api_token_user  # noqa: PLC0415
+    from microneedling.audit.models import AuditEvent  # noqa: PLC0415
+    from tests.web.conftest import make_staff  # noqa: PLC0415
+
+    desk = make_staff("desk", "front_desk")
+    other = make_staff("other", "front_desk")
+    kept, leaked = api_token_issue(user=desk, label="laptop"), api_token_issue(user=desk)
+    theirs = api_token_issue(user=other)
+    leaked_id = ApiToken.objects.filter(user=desk).order_by("pk").last().pk  # type: ignore[union-attr]
+    assert main(["token", "--user", "desk", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert f"#{leaked_id}\t" in listed and "laptop" in listed and leaked not in listed
+    # Another user's token is not this user's to stop: refused, named, nothing changed.
+    other_id = ApiToken.objects.get(user=other).pk
+    code = main(["token", "--user", "desk", "--revoke", str(other_id)])
+    captured = capsys.readouterr()
+    _assert_refused(code, captured.out, captured.err, ("--revoke", "no working token"))
+    assert api_token_user(theirs) == other
+    assert main(["token", "--user", "desk", "--revoke", f"#{leaked_id}"]) == 0
+    assert "1 token(s) of desk no longer work" in capsys.readouterr().out
+    assert api_token_user(leaked) is None and api_token_user(kept) == desk
+    assert AuditEvent.objects.filter(action="api_token_revoke", object_id=str(desk.pk)).exists()
+    assert main(["token", "--user", "desk", "--revoke-all"]) == 0
+    assert "1 token(s)" in capsys.readouterr().out
+    assert api_token_user(kept) is None and api_token_user(theirs) == other
+    code = main(["token", "--user", "desk", "--revoke", "²"])
+    captured = capsys.readouterr()
+    _assert_refused(code, captured.out, captured.err, ("--revoke", "not a token id"))

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from microneedling.accounts.access import AccessDenied, Can, may, organization_id
+from microneedling.accounts.actors import Actor
 from microneedling.accounts.models import ApiToken, BreakGlassGrant
 from microneedling.core.errors import InputError
 from microneedling.patients.models import Patient
@@ -26,6 +27,31 @@ def api_token_issue(*, user: User, label: str = "") -> str:
     secret = secrets.token_urlsafe(32)
     ApiToken.objects.create(user=user, digest=_digest(secret), label=label)
     return secret
+
+
+def api_token_revoke(*, user: User, actor: Actor, token_id: int | None = None) -> int:
+    """Stop ``user``'s token ``token_id`` working (every live one of theirs without it), at
+    once and audited; the number stopped. A token id that is not a live one of ``user``'s is
+    ``InputError`` naming ``token_id``, so a typo cannot pass for a revocation."""
+    from microneedling.audit.services import audit_record  # noqa: PLC0415
+
+    live = ApiToken.objects.filter(user=user, revoked_at__isnull=True)
+    if token_id is not None:
+        live = live.filter(pk=token_id)
+    with transaction.atomic():
+        ids = list(live.select_for_update().values_list("pk", flat=True))
+        if token_id is not None and not ids:
+            raise InputError("token_id", f"{user.username} has no working token #{token_id}")
+        ApiToken.objects.filter(pk__in=ids).update(revoked_at=timezone.now())
+        if ids:
+            audit_record(
+                actor=actor,
+                action="api_token_revoke",
+                object_type="user",
+                object_id=user.pk,
+                details={"tokens": ids},
+            )
+    return len(ids)
 
 
 def api_token_user(secret: str) -> User | None:
