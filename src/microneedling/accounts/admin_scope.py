@@ -9,7 +9,12 @@ from django.contrib.auth import get_user_model
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
-from microneedling.accounts.access import organization_id
+from microneedling.accounts.access import (
+    location_ids,
+    locations_usable,
+    organization_id,
+    providers_usable,
+)
 
 
 def accounts_of(org: int, *, unclaimed: bool = False) -> QuerySet[Any]:
@@ -33,6 +38,11 @@ def scoped(rows: QuerySet[Any], user: Any) -> QuerySet[Any]:
     names = {f.name for f in rows.model._meta.get_fields()}
     if rows.model._meta.label == "directory.Organization":
         return rows.filter(pk=org)
+    if location_ids(user) is not None:
+        # A clinic admin runs some of the organisation's locations, not all of them: rows
+        # of a location (or a provider) they do not use are no more theirs to change here
+        # than on the desk.
+        rows = _within_locations(rows, user, names)
     for path in ("organization", "location", "provider", "service"):
         if path in names:
             suffix = "" if path == "organization" else "__organization"
@@ -46,6 +56,22 @@ def scoped(rows: QuerySet[Any], user: Any) -> QuerySet[Any]:
         )
         return rows.filter(username__in=people.values("username"))
     return rows.none()  # a model with no tie to an organisation: superusers only
+
+
+def _within_locations(rows: QuerySet[Any], user: Any, names: set[str]) -> QuerySet[Any]:
+    """``rows`` limited to the locations ``user`` may use (``locations_usable``) and the
+    providers who work there (``providers_usable``), by the model's own link to either."""
+    label = rows.model._meta.label
+    if label == "directory.Location":
+        return rows.filter(pk__in=locations_usable(user).values("pk"))
+    if label == "directory.Provider":
+        return rows.filter(pk__in=providers_usable(user).values("pk"))
+    # A row tied to a location (a provider's hours there included) follows the location.
+    if "location" in names:
+        return rows.filter(location__in=locations_usable(user).values("pk"))
+    if "provider" in names:
+        return rows.filter(provider__in=providers_usable(user).values("pk"))
+    return rows
 
 
 class OrganizationScoped:
