@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,6 +20,7 @@ from microneedling.core.rehoming import (
     plan_violations,
     solve_exact,
 )
+from microneedling.core.rehoming.model import holds
 
 ZONE = "America/Chicago"
 TZ = ZoneInfo(ZONE)
@@ -247,3 +249,116 @@ def test_cp_sat_never_does_worse_than_the_fast_plan_it_is_hinted_with() -> None:
     assert exact.bound <= exact.objective + 1e-6
     # The fast plan is close: within a few percent of CP-SAT's best on this instance.
     assert fast.objective <= exact.objective * 1.10
+
+
+def _shared(site_id: int, *, km_east: float, provider: str, days: int = 7) -> Site:
+    """A site with one room and pen, where ``provider`` works (and may at other sites)."""
+    free = _open(days)
+    return Site(
+        site_id,
+        HOME[0],
+        HOME[1] + km_east / 97.0,
+        ZONE,
+        (
+            Resource.of_seconds(id=provider, kind="provider", free=free),
+            Resource.of_seconds(id=f"room:{site_id}", kind="room", free=free),
+            Resource.of_seconds(id=f"device:{site_id}", kind="device", free=free),
+        ),
+    )
+
+
+def _provider_overlaps(result, visits) -> list[str]:  # type: ignore[no-untyped-def]
+    """Each provider's placements that overlap another of the same provider's, any site."""
+    phases = {v.id: v.phases for v in visits}
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for placement in result.placements:
+        for resource, held in holds(phases[placement.visit_id], placement.slot).items():
+            if resource.startswith("provider:"):
+                spans.setdefault(resource, []).extend(held)
+    clashes = []
+    for resource, held in spans.items():
+        held.sort()
+        clashes += [f"{resource} at {b[0]}" for a, b in pairwise(held) if b[0] < a[1]]
+    return clashes
+
+
+def test_a_provider_who_works_at_two_sites_is_never_placed_at_both_at_once() -> None:
+    # Ada works at both receiving sites; each has its own room and pen. Both of her visits
+    # want Monday 10:00, one at each site as near as the other: she can give only one then.
+    ada = "provider:77"
+    sites = [_shared(1, km_east=5, provider=ada), _shared(2, km_east=5, provider=ada)]
+    visits = [visit(1, provider=ada), visit(2, provider=ada)]
+    result = plan(visits, sites)
+    assert len(result.placements) == 2
+    assert _provider_overlaps(result, visits) == []
+    assert plan_violations(result, visits, sites) == []
+
+
+def test_the_violation_check_catches_a_provider_at_two_sites_at_once() -> None:
+    ada = "provider:77"
+    sites = [_shared(1, km_east=5, provider=ada), _shared(2, km_east=6, provider=ada)]
+    visits = [visit(1, provider=ada), visit(2, provider=ada)]
+    [first] = plan([visits[0]], sites[:1]).placements
+    [second] = plan([visits[1]], sites[1:]).placements  # each alone: both at 10:00
+    assert first.slot.start == second.slot.start
+    both = type(plan([], sites))(placements=(first, second), unplaced=(), objective=0)
+    assert any("double-booked" in p for p in plan_violations(both, visits, sites))
+
+
+def test_cp_sat_never_places_a_provider_at_two_sites_at_once() -> None:
+    ada = "provider:77"
+    sites = [_shared(1, km_east=5, provider=ada), _shared(2, km_east=6, provider=ada)]
+    visits = [visit(1, provider=ada), visit(2, provider=ada)]
+    exact = solve_exact(visits, sites, grid_minutes=15, not_before=NOW, time_limit_s=20)
+    assert len(exact.plan.placements) == 2
+    assert _provider_overlaps(exact.plan, visits) == []
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    count=st.integers(min_value=1, max_value=30),
+    hours=st.lists(st.integers(min_value=8, max_value=17), min_size=30, max_size=30),
+    days=st.lists(st.integers(min_value=0, max_value=6), min_size=30, max_size=30),
+    owners=st.lists(st.integers(min_value=0, max_value=2), min_size=30, max_size=30),
+    slack=st.integers(min_value=0, max_value=3),
+    sites_count=st.integers(min_value=2, max_value=4),
+)
+def test_no_provider_ever_has_two_overlapping_visits_after_re_homing(
+    *,
+    count: int,
+    hours: list[int],
+    days: list[int],
+    owners: list[int],
+    slack: int,
+    sites_count: int,
+) -> None:
+    # Three providers, each working at every site, so any of them can be placed anywhere.
+    staff = [f"provider:{n}" for n in range(3)]
+    free = _open(7)
+    sites = [
+        Site(
+            n,
+            HOME[0],
+            HOME[1] + n / 97.0,
+            ZONE,
+            (
+                *(Resource.of_seconds(id=p, kind="provider", free=free) for p in staff),
+                Resource.of_seconds(id=f"room:{n}", kind="room", free=free),
+                Resource.of_seconds(id=f"device:{n}", kind="device", free=free),
+            ),
+        )
+        for n in range(1, sites_count + 1)
+    ]
+    visits = [
+        visit(
+            n,
+            day=MONDAY + timedelta(days=days[n]),
+            hour=hours[n],
+            slack=slack,
+            provider=staff[owners[n]],
+        )
+        for n in range(count)
+    ]
+    result = plan(visits, sites)
+    assert _provider_overlaps(result, visits) == []
+    assert plan_violations(result, visits, sites) == []

@@ -32,7 +32,6 @@ from microneedling.core.rehoming.model import (
 from microneedling.core.rehoming.search import FAR, _days
 
 SCALE = 100  # CP-SAT wants integers: costs in hundredths
-ANY_SITE = -1  # the site part of a patient's key: a person is held wherever they are
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,9 @@ def solve_exact(
     model = cp_model.CpModel()
     hinted = {p.visit_id: p for p in (hint.placements if hint else ())}
     choices: dict[int, list[tuple[cp_model.IntVar, Placement]]] = defaultdict(list)
-    intervals: dict[tuple[int, str], list[cp_model.IntervalVar]] = defaultdict(list)
+    # One key per resource (or patient) across every site: a provider who works at two
+    # sites, like a patient, is one person wherever they are.
+    intervals: dict[str, list[cp_model.IntervalVar]] = defaultdict(list)
     unplaced_vars = []
     count = 0
     for visit in visits:
@@ -125,15 +126,14 @@ def solve_exact(
             choices[visit.id].append((chosen, option))
             for resource, spans in holds(visit.phases, option.slot).items():
                 for start, end in spans:
-                    intervals[(option.site_id, resource)].append(
+                    intervals[resource].append(
                         model.new_optional_fixed_size_interval_var(
                             start, end - start, chosen, f"i{count}"
                         )
                     )
             if visit.patient is not None:
-                # The patient goes wherever the visit goes: one key across every site.
                 begin, finish = int(option.slot.start.timestamp()), int(option.slot.end.timestamp())
-                intervals[(ANY_SITE, visit.patient)].append(
+                intervals[visit.patient].append(
                     model.new_optional_fixed_size_interval_var(
                         begin, finish - begin, chosen, f"p{count}"
                     )

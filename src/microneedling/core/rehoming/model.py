@@ -134,12 +134,16 @@ def holds(phases: Sequence[Phase], slot: Slot) -> dict[str, list[Seconds]]:
 def plan_violations(plan: Plan, visits: Iterable[Visit], sites: Iterable[Site]) -> list[str]:
     """Every broken rule in ``plan``: a placement outside its visit's days, a resource held
     outside its free time, two placements holding one resource at once, a patient in two
-    visits at once, a visit placed twice. Empty for a valid plan."""
+    visits at once, a visit placed twice. Empty for a valid plan.
+
+    Two placements holding one resource clash at whichever sites they are: a provider's id
+    is the same at every site they work at."""
     by_visit = {v.id: v for v in visits}
     by_site = {s.id: s for s in sites}
     problems = []
     seen: set[int] = set()
-    taken: dict[tuple[int, str], list[Seconds]] = defaultdict(list)
+    # Keyed by resource alone: a provider who works at several sites is busy at all of them.
+    taken: dict[str, list[Seconds]] = defaultdict(list)
     in_visit: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     for placement in plan.placements:
         visit, site = by_visit[placement.visit_id], by_site[placement.site_id]
@@ -164,12 +168,12 @@ def plan_violations(plan: Plan, visits: Iterable[Visit], sites: Iterable[Site]) 
             for start, end in spans:
                 if not _inside(free[resource], start, end):
                     problems.append(f"visit {visit.id} holds {resource} outside its free time")
-                taken[(site.id, resource)].append((start, end))
-    for (site_id, resource), spans in taken.items():
+                taken[resource].append((start, end))
+    for resource, spans in taken.items():
         spans.sort()
         for (_, end), (start, _) in pairwise(spans):
             if start < end:
-                problems.append(f"{resource} at site {site_id} double-booked at {start}")
+                problems.append(f"{resource} double-booked at {start}")
     for visit_spans in in_visit.values():
         visit_spans.sort()
         for (_, ends), (starts, _) in pairwise(visit_spans):

@@ -45,16 +45,17 @@ class _Board:
             return resources
         return sorted(resources, key=lambda r: r.id != provider)
 
-    def take(self, site_id: int, held: dict[str, list[tuple[int, int]]]) -> None:
-        """Remove what a placement holds from the site's free time."""
-        resources = self.resources[site_id]
-        for index, resource in enumerate(resources):
-            if resource.id in held:
-                free = free_pairs(resource)
-                left = subtract_pairs(free, sorted(held[resource.id]))
-                resources[index] = Resource.of_seconds(
-                    id=resource.id, kind=resource.kind, free=left
-                )
+    def take(self, held: dict[str, list[tuple[int, int]]]) -> None:
+        """Remove what a placement holds from every site's free time: a provider who works
+        at several sites is one person, busy at all of them while giving the visit."""
+        for resources in self.resources.values():
+            for index, resource in enumerate(resources):
+                if resource.id in held:
+                    free = free_pairs(resource)
+                    left = subtract_pairs(free, sorted(held[resource.id]))
+                    resources[index] = Resource.of_seconds(
+                        id=resource.id, kind=resource.kind, free=left
+                    )
 
 
 def _days(visit: Visit) -> list[date]:
@@ -196,7 +197,7 @@ def plan_rehoming(
             unplaced.append((visit.id, reason))
         else:
             cost, slot, site, shift_days = best
-            board.take(site.id, holds(visit.phases, slot))
+            board.take(holds(visit.phases, slot))
             if visit.patient is not None:
                 placed_for.setdefault(visit.patient, []).append((slot.start, slot.end))
             km = fixed[site.id][1]
