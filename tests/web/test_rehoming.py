@@ -487,3 +487,31 @@ def test_a_move_onto_a_time_an_override_took_after_the_plan_is_refused_and_says_
     moving.refresh_from_db()
     assert (moving.starts_at, moving.provider_id) == (local(MONDAY, 10), clinic.ada.pk)
     assert moving.reservations.filter(active=True).count() > 0
+
+
+def test_a_provider_cannot_move_to_a_location_that_closes_by_the_move_date(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend, northgate = chain["riverbend"], chain["northgate"]
+    Location.objects.filter(pk=northgate.location.pk).update(
+        status="closing", closes_on=MONDAY - timedelta(days=1)
+    )
+    closing = Location.objects.get(pk=northgate.location.pk)
+    for day in (MONDAY, MONDAY + timedelta(days=30)):
+        with pytest.raises(BookingRefused) as raised:
+            provider_move(
+                provider=riverbend.ada, to_location=closing, from_date=day, actor=None, apply=False
+            )
+        assert raised.value.field == "to" and "closes" in str(raised.value)
+    assert (
+        not ProviderSchedule.objects.filter(location=closing)
+        .exclude(provider__in=[northgate.ada, northgate.ben])
+        .exists()
+    )
+    # Closing only after the move date: the move stands (the closure re-homes them later).
+    Location.objects.filter(pk=closing.pk).update(closes_on=MONDAY + timedelta(days=60))
+    closing.refresh_from_db()
+    report = provider_move(
+        provider=riverbend.ada, to_location=closing, from_date=MONDAY, actor=None, apply=False
+    )
+    assert report.summary()["violations"] == []

@@ -705,6 +705,15 @@ def provider_move(
     now = now or timezone.now()
     if to_location.status == Location.Status.CLOSED:
         raise BookingRefused("that location is closed", code="closed", field="to")
+    closes_on = to_location.closes_on
+    if to_location.status == Location.Status.CLOSING and closes_on and closes_on <= from_date:
+        # The provider's hours and visits would land where nothing can be booked any more,
+        # and the closure that already ran would not re-home them.
+        raise BookingRefused(
+            f"that location closes on {closes_on.isoformat()}, by the move date",
+            code="closed",
+            field="to",
+        )
     if to_location.organization_id != provider.organization_id:
         raise BookingRefused("that location is in another organisation", code="other", field="to")
     report = RehomingReport("provider_move", str(provider.pk), from_date, applied=apply)
