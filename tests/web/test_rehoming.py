@@ -515,3 +515,62 @@ def test_a_provider_cannot_move_to_a_location_that_closes_by_the_move_date(
         provider=riverbend.ada, to_location=closing, from_date=MONDAY, actor=None, apply=False
     )
     assert report.summary()["violations"] == []
+
+
+def test_dates_more_than_five_years_ahead_are_refused_naming_the_field(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    far = NOW.date() + timedelta(days=5 * 366 + 1)
+    with pytest.raises(BookingRefused) as raised:
+        location_close(location=riverbend.location, from_date=far, actor=None, apply=False)
+    assert raised.value.field == "from_date" and "5 years" in str(raised.value)
+    with pytest.raises(BookingRefused) as raised:
+        location_close(
+            location=riverbend.location,
+            from_date=MONDAY,
+            until=date(9999, 12, 31),
+            actor=None,
+            apply=False,
+        )
+    assert raised.value.field == "until" and "5 years" in str(raised.value)
+    with pytest.raises(BookingRefused) as raised:
+        provider_move(
+            provider=riverbend.ada,
+            to_location=chain["lakeside"].location,
+            from_date=date(9999, 12, 31),
+            actor=None,
+            apply=False,
+        )
+    assert raised.value.field == "from_date"
+
+
+def test_the_desk_form_refuses_a_date_more_than_five_years_ahead(
+    chain: dict[str, Clinic], desk: Client
+) -> None:
+    location = chain["riverbend"].location
+    page = desk.post(
+        reverse("desk:rehoming"),
+        {"operation": "location_close", "location": location.pk, "from_date": "9999-12-30"},
+    )
+    assert page.status_code == 200 and "from_date" in page.context["form"].errors
+    assert not RehomingRun.objects.exists()
+
+
+def test_a_run_that_fails_unexpectedly_is_marked_failed(chain: dict[str, Clinic]) -> None:
+    from microneedling.scheduling.rehoming_runs import rehoming_run_execute  # noqa: PLC0415
+
+    riverbend = chain["riverbend"]
+    # A zone no database row should hold (written past the model's checks): the run cannot
+    # read the location's days, and fails instead of staying "running" for ever.
+    Location.objects.filter(pk=riverbend.location.pk).update(timezone="Mars/Olympus_Mons")
+    run = RehomingRun.objects.create(
+        operation=RehomingRun.Operation.CLOSE_LOCATION,
+        location=Location.objects.get(pk=riverbend.location.pk),
+        from_date=MONDAY,
+    )
+    assert rehoming_run_execute(run.pk) == RehomingRun.Status.FAILED
+    run.refresh_from_db()
+    assert run.status == RehomingRun.Status.FAILED
+    assert run.error and run.finished_at is not None
+    assert Location.objects.get(pk=riverbend.location.pk).status == "open"

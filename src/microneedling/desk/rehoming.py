@@ -16,12 +16,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from microneedling.accounts.access import Can, locations_usable, providers_usable
 from microneedling.audit.services import audit_record
+from microneedling.core.errors import BookingRefused
 from microneedling.desk.access import requires
 from microneedling.directory.models import Location, Provider
 from microneedling.portal.forms import DateInput
 from microneedling.scheduling.models import RehomingRun
 from microneedling.scheduling.rehoming import (
     provider_move_reach,
+    rehoming_dates_check,
     rehoming_report_audit,
     report_csv,
 )
@@ -83,6 +85,11 @@ class RehomingForm(forms.Form):
         until, start = data.get("until"), data.get("from_date")
         if until and start and until < start:
             self.add_error("until", "The closure must end on or after its first day.")
+        if start:
+            try:
+                rehoming_dates_check(from_date=start, until=until, today=timezone.localdate())
+            except BookingRefused as refused:
+                self.add_error(refused.field, refused.message)
         return data
 
 

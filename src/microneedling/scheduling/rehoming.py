@@ -60,6 +60,9 @@ ID_BATCH = 2000
 #: At most this many open locations nearest the affected one are offered as receivers.
 RECEIVING_SITES = 5
 ACTIVE = (Appointment.Status.BOOKED, Appointment.Status.CHECKED_IN)
+#: A closure or a move is planned at most this many years ahead: no diary reaches further,
+#: and a mistyped year would otherwise close a location until 9999 (or overflow a date).
+MAX_YEARS_AHEAD = 5
 Id = TypeVar("Id", int, str)
 
 Progress = Callable[[str, int, int], None]
@@ -632,6 +635,23 @@ def _write_move(
     )
 
 
+def rehoming_dates_check(*, from_date: date, until: date | None, today: date) -> None:
+    """Raise ``BookingRefused`` naming the field when ``from_date`` (or ``until``) is more
+    than ``MAX_YEARS_AHEAD`` years after ``today``."""
+    try:
+        limit = today.replace(year=today.year + MAX_YEARS_AHEAD)
+    except ValueError:  # 29 February, in a year that has none
+        limit = today.replace(year=today.year + MAX_YEARS_AHEAD, day=28)
+    for name, day in (("from_date", from_date), ("until", until)):
+        if day is not None and day > limit:
+            raise BookingRefused(
+                f"{name} is {day.isoformat()}: at most {MAX_YEARS_AHEAD} years ahead "
+                f"({limit.isoformat()}) is allowed",
+                code="too_far",
+                field=name,
+            )
+
+
 def location_close(
     *,
     location: Location,
@@ -645,6 +665,9 @@ def location_close(
     """Close ``location`` from ``from_date`` (through ``until``, or for good) and re-home every
     visit booked there in that time; a preview unless ``apply``."""
     now = now or timezone.now()
+    rehoming_dates_check(
+        from_date=from_date, until=until, today=now.astimezone(ZoneInfo(location.timezone)).date()
+    )
     if until is not None and until < from_date:
         raise BookingRefused("the closure ends before it starts", code="bad_range", field="until")
     if location.status == Location.Status.CLOSED:
@@ -703,6 +726,9 @@ def provider_move(
     """``provider`` works at ``to_location`` from ``from_date`` (their weekly hours move with
     them) and their visits from then on follow them; a preview unless ``apply``."""
     now = now or timezone.now()
+    rehoming_dates_check(
+        from_date=from_date, until=None, today=now.astimezone(ZoneInfo(to_location.timezone)).date()
+    )
     if to_location.status == Location.Status.CLOSED:
         raise BookingRefused("that location is closed", code="closed", field="to")
     closes_on = to_location.closes_on

@@ -4,6 +4,7 @@ transaction hides its writes until the end)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.cache import cache
@@ -16,6 +17,7 @@ from microneedling.scheduling.models import RehomingRun
 from microneedling.scheduling.rehoming import RehomingReport, location_close, provider_move
 
 PROGRESS_SECONDS = 24 * 3600
+logger = logging.getLogger(__name__)
 
 
 def _progress_key(run_id: int) -> str:
@@ -80,6 +82,13 @@ def rehoming_run_execute(run_id: int) -> str:
         report = _execute(run, progress)
     except BookingRefused as refused:
         run.status, run.error = RehomingRun.Status.FAILED, f"{refused.field}: {refused.message}"
+    except Exception as unexpected:
+        # Anything else (bad data, a bug) must not leave the run "running" for ever: the
+        # page would poll it, and no one could start it again. The operation's own
+        # transaction has rolled back, so nothing of it was written.
+        logger.exception("re-homing run %s failed", run_id)
+        error = f"unexpected error: {type(unexpected).__name__}: {unexpected}"
+        run.status, run.error = RehomingRun.Status.FAILED, error[:300]
     else:
         run.status, run.report = RehomingRun.Status.DONE, report.as_dict()
     run.finished_at = timezone.now()
