@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.apps import apps
 from django.conf import settings
@@ -14,6 +15,19 @@ from django.db import models
 
 from microneedling.core.knowledge import load_pack
 from microneedling.core.knowledge.models import Policy
+
+
+def validate_time_zone(value: str) -> None:
+    """Refuse a name that is not an IANA time zone this machine knows (``zoneinfo``)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        # ValueError: a path-like or malformed key, which zoneinfo refuses before looking.
+        raise ValidationError(
+            "%(value)r is not a known IANA time zone (e.g. America/Chicago)",
+            code="unknown_time_zone",
+            params={"value": value},
+        ) from None
 
 
 class Organization(models.Model):
@@ -45,7 +59,11 @@ class Location(models.Model):
     zip_code = models.CharField(max_length=12, db_index=True)
     latitude = models.FloatField()
     longitude = models.FloatField()
-    timezone = models.CharField(max_length=64, help_text="IANA time zone, e.g. America/Chicago")
+    timezone = models.CharField(
+        max_length=64,
+        help_text="IANA time zone, e.g. America/Chicago",
+        validators=[validate_time_zone],
+    )
     phone = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     closes_on = models.DateField(
