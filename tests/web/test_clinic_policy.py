@@ -207,3 +207,39 @@ def test_a_bad_policy_form_names_the_field_and_saves_nothing(
     assert list(errors) == [field]
     assert not ClinicPolicy.objects.exists()
     assert not AuditEvent.objects.filter(action__startswith="clinic_policy").exists()
+
+
+def test_a_change_to_zero_or_to_no_reminders_is_audited_as_that_value(
+    admin_client: Client, clinic: Clinic
+) -> None:
+    response = admin_client.post(reverse("admin:directory_clinicpolicy_add"), _form(clinic))
+    assert response.status_code == 302
+    policy = ClinicPolicy.objects.get(organization=clinic.org)
+    response = admin_client.post(
+        reverse("admin:directory_clinicpolicy_change", args=[policy.pk]),
+        _form(clinic, min_notice_hours="0", reminder_hours="[]", reason="Walk-ins welcome."),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    policy.refresh_from_db()
+    assert policy.min_notice_hours == 0 and policy.reminder_hours == []
+    changed = AuditEvent.objects.get(action="clinic_policy_change").details["changed"]
+    # Zero hours and an empty list are values the clinic chose, not the pack's default.
+    assert changed["min_notice_hours"] == 0
+    assert changed["reminder_hours"] == []
+
+
+def test_a_clinic_policy_cannot_be_deleted_in_the_admin(
+    admin_client: Client, clinic: Clinic
+) -> None:
+    admin_client.post(reverse("admin:directory_clinicpolicy_add"), _form(clinic))
+    policy = ClinicPolicy.objects.get(organization=clinic.org)
+    page = admin_client.post(
+        reverse("admin:directory_clinicpolicy_delete", args=[policy.pk]), {"post": "yes"}
+    )
+    assert page.status_code == 403
+    bulk = admin_client.post(
+        reverse("admin:directory_clinicpolicy_changelist"),
+        {"action": "delete_selected", "_selected_action": [policy.pk], "post": "yes"},
+    )
+    assert bulk.status_code in (200, 302)
+    assert ClinicPolicy.objects.filter(pk=policy.pk).exists()

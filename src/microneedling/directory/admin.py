@@ -116,6 +116,11 @@ class ClinicPolicyAdmin(OrganizationScoped, admin.ModelAdmin[ClinicPolicy]):
 
     list_display = ("organization", "slot_grid_minutes", "min_notice_hours", "updated_at")
 
+    def has_delete_permission(self, request: HttpRequest, obj: ClinicPolicy | None = None) -> bool:
+        """Never: deleting the row would put the clinic back on the defaults with no reason
+        and no audit event; a change back to a default is made, and audited, by editing."""
+        return False
+
     def get_form(
         self,
         request: HttpRequest,

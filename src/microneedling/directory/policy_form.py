@@ -59,9 +59,14 @@ class ClinicPolicyFormBase(forms.ModelForm[ClinicPolicy]):
         for name in self.changed_data:
             if name == "reason":
                 continue
-            key = self.choice_fields[name][1] if name in self.choice_fields else name
             value = self.cleaned_data.get(name)
-            changed[key] = getattr(value, "pk", value) if value else "pack default"
+            if name in self.choice_fields:
+                # An empty choice is the one that means "follow the pack".
+                changed[self.choice_fields[name][1]] = value or "pack default"
+                continue
+            # A number or list is recorded as chosen, 0 and [] included: they are values
+            # (no notice, no reminders), not an absence.
+            changed[name] = getattr(value, "pk", value)
         return changed
 
 
