@@ -574,3 +574,30 @@ def test_a_run_that_fails_unexpectedly_is_marked_failed(chain: dict[str, Clinic]
     assert run.status == RehomingRun.Status.FAILED
     assert run.error and run.finished_at is not None
     assert Location.objects.get(pk=riverbend.location.pk).status == "open"
+
+
+def test_applying_one_temporary_closure_preview_twice_records_the_closure_once(
+    chain: dict[str, Clinic], desk: Client
+) -> None:
+    from microneedling.directory.models import LocationClosure  # noqa: PLC0415
+
+    riverbend = chain["riverbend"]
+    _book_at_riverbend(riverbend, 2)
+    until = CLOSING_FROM + timedelta(days=4)
+    desk.post(
+        reverse("desk:rehoming"),
+        {
+            "operation": "location_close",
+            "location": riverbend.location.pk,
+            "from_date": CLOSING_FROM.isoformat(),
+            "until": until.isoformat(),
+        },
+    )
+    preview = RehomingRun.objects.get()
+    _run_queued_task()
+    for _ in range(2):  # a double click, or the button pressed again later
+        desk.post(reverse("desk:rehoming_apply", args=[preview.pk]))
+        _run_queued_task()
+    closures = LocationClosure.objects.filter(location=riverbend.location)
+    assert list(closures.values_list("starts_on", "ends_on")) == [(CLOSING_FROM, until)]
+    assert overlapping_reservations() == []

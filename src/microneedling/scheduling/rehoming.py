@@ -689,9 +689,12 @@ def location_close(
                 location.closes_on = from_date
                 location.save(update_fields=["status", "closes_on"])
             else:
-                LocationClosure.objects.create(
-                    location=location, starts_on=from_date, ends_on=until, reason="closure"
-                )
+                # The same closure applied again (a preview applied twice) is one closure: a
+                # second row would count the days twice and list them twice to patients.
+                # (Not get_or_create: rows doubled before this check must not make it fail.)
+                same = {"location": location, "starts_on": from_date, "ends_on": until}
+                if not LocationClosure.objects.filter(**same).exists():
+                    LocationClosure.objects.create(**same, reason="closure")
             _rehome(
                 report=report,
                 affected=affected,
