@@ -601,3 +601,20 @@ def test_applying_one_temporary_closure_preview_twice_records_the_closure_once(
     closures = LocationClosure.objects.filter(location=riverbend.location)
     assert list(closures.values_list("starts_on", "ends_on")) == [(CLOSING_FROM, until)]
     assert overlapping_reservations() == []
+
+
+def test_a_rehomed_visit_is_never_moved_inside_the_clinics_minimum_notice(
+    chain: dict[str, Clinic],
+) -> None:
+    from microneedling.directory.models import ClinicPolicy  # noqa: PLC0415
+
+    riverbend = chain["riverbend"]
+    tuesday = NOW.date() + timedelta(days=1)
+    visit = book_visit(riverbend, make_patient(riverbend, name="Nell Notice"), local(tuesday, 10))
+    # The clinic asks three days' notice: a move may not give the patient less.
+    ClinicPolicy.objects.create(organization=riverbend.org, min_notice_hours=72)
+    report = location_close(location=riverbend.location, from_date=tuesday, actor=None, apply=True)
+    [move] = report.moves
+    assert move.appointment_id == visit.pk
+    assert move.to_start >= NOW + timedelta(hours=72)
+    assert overlapping_reservations() == []

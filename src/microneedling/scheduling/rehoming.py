@@ -338,7 +338,7 @@ def _plan_keeping_stuck(
     by_id: dict[int, Appointment],
     *,
     grid_minutes: int,
-    now: datetime,
+    not_before: datetime,
     progress: Progress | None,
 ) -> tuple[Plan, list[Site], list[Visit]]:
     """Plan; a visit that finds no place keeps its old time, so plan the rest again with that
@@ -352,7 +352,7 @@ def _plan_keeping_stuck(
             placing,
             sites,
             grid_minutes=grid_minutes,
-            not_before=now,
+            not_before=not_before,
             progress=(lambda done, total: progress("planning", done, total)) if progress else None,
         )
         newly = {visit_id for visit_id, _ in plan.unplaced} - kept
@@ -455,8 +455,15 @@ def _rehome(
     sites = receiving_sites(receivers, appointments, visits)
     rules = booking_rules(organization_id)
     by_id = {a.pk: a for a in appointments}
+    # A new time is a booking like any other: no sooner than the clinic's minimum notice.
+    earliest, _ = rules.window(now)
     plan, sites, visits = _plan_keeping_stuck(
-        visits, sites, by_id, grid_minutes=rules.grid_minutes, now=now, progress=progress
+        visits,
+        sites,
+        by_id,
+        grid_minutes=rules.grid_minutes,
+        not_before=earliest,
+        progress=progress,
     )
     report.violations = plan_violations(plan, visits, sites)
     report.seconds["plan"] = clock.perf_counter() - started
