@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from microneedling.accounts.models import StaffMember
 from microneedling.core.errors import BookingRefused
 from microneedling.core.rehoming.model import Placement
 from microneedling.directory.models import Location, ProviderSchedule
@@ -568,11 +569,12 @@ def test_a_run_that_fails_unexpectedly_is_marked_failed(chain: dict[str, Clinic]
         operation=RehomingRun.Operation.CLOSE_LOCATION,
         location=Location.objects.get(pk=riverbend.location.pk),
         from_date=MONDAY,
+        created_by=make_staff("zone.admin", "clinic_admin"),
     )
     assert rehoming_run_execute(run.pk) == RehomingRun.Status.FAILED
     run.refresh_from_db()
     assert run.status == RehomingRun.Status.FAILED
-    assert run.error and run.finished_at is not None
+    assert "ZoneInfoNotFoundError" in run.error and run.finished_at is not None
     assert Location.objects.get(pk=riverbend.location.pk).status == "open"
 
 
@@ -618,3 +620,40 @@ def test_a_rehomed_visit_is_never_moved_inside_the_clinics_minimum_notice(
     assert move.appointment_id == visit.pk
     assert move.to_start >= NOW + timedelta(hours=72)
     assert overlapping_reservations() == []
+
+
+@pytest.mark.parametrize("gone", ["deleted", "deactivated", "demoted"])
+def test_a_queued_run_does_not_run_once_its_author_may_no_longer_close_locations(
+    chain: dict[str, Clinic], gone: str
+) -> None:
+    riverbend = chain["riverbend"]
+    _book_at_riverbend(riverbend, 2)
+    author = make_staff("leaver.admin", "clinic_admin")
+    client = Client()
+    client.force_login(author)
+    client.post(
+        reverse("desk:rehoming"),
+        {
+            "operation": "location_close",
+            "location": riverbend.location.pk,
+            "from_date": CLOSING_FROM.isoformat(),
+        },
+    )
+    preview = RehomingRun.objects.get()
+    _run_queued_task()
+    client.post(reverse("desk:rehoming_apply", args=[preview.pk]))
+    queued = RehomingRun.objects.get(apply=True)
+    # The author leaves (or loses the role) while the run waits for a worker.
+    if gone == "deleted":
+        author.delete()
+    elif gone == "deactivated":
+        type(author).objects.filter(pk=author.pk).update(is_active=False)
+    else:
+        StaffMember.objects.filter(user=author).update(role="front_desk")
+    _run_queued_task()
+    queued.refresh_from_db()
+    assert queued.status == RehomingRun.Status.FAILED
+    assert "created_by" in queued.error
+    riverbend.location.refresh_from_db()
+    assert riverbend.location.status == "open"
+    assert Appointment.objects.filter(location=riverbend.location, status="booked").count() > 0

@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from microneedling.accounts.access import Can, may, may_use_location
 from microneedling.accounts.actors import Actor, acting_user
 from microneedling.core.errors import BookingRefused
 from microneedling.scheduling.models import RehomingRun
@@ -96,7 +97,30 @@ def rehoming_run_execute(run_id: int) -> str:
     return run.status
 
 
+def _author_check(run: RehomingRun) -> None:
+    """Raise ``BookingRefused`` unless the account that started ``run`` may still start it
+    now: a run waits in the queue, and one queued by someone who has since left (account
+    deleted or deactivated) or lost the right to close locations here must not act on
+    their behalf."""
+    author = run.created_by
+    if author is None or not author.is_active:
+        raise BookingRefused(
+            "the account that started the run is gone or deactivated",
+            code="author_gone",
+            field="created_by",
+        )
+    if not may(author, Can.CLOSURES) or (
+        run.location is not None and not may_use_location(author, run.location.pk)
+    ):
+        raise BookingRefused(
+            "the account that started the run may no longer close this location",
+            code="author_denied",
+            field="created_by",
+        )
+
+
 def _execute(run: RehomingRun, progress: Any) -> RehomingReport:
+    _author_check(run)
     if run.location is None:
         raise BookingRefused("the run names no location", code="missing", field="location")
     if run.operation == RehomingRun.Operation.CLOSE_LOCATION:
