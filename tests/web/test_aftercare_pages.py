@@ -242,7 +242,9 @@ def test_after_a_completed_visit_the_patient_rates_their_satisfaction(clinic: Cl
     patient = visit.patient
     consent_sign(patient=patient, signature=f"{patient.first_name} {patient.last_name}", actor=None)
     for status in ("checked_in", "in_progress", "completed"):
-        services.appointment_set_status(appointment=visit, status=status, actor=None)
+        services.appointment_set_status(
+            appointment=visit, status=status, actor=None, now=visit.starts_at
+        )
     url = reverse("portal:visit_care", args=[visit.pk])
     assert "How satisfied are you" in client.get(url).content.decode()
     missing = client.post(url, {})

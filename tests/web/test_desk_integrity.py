@@ -62,9 +62,14 @@ def test_of_two_status_changes_from_one_reading_only_the_first_is_applied(
 ) -> None:
     booked = visit(clinic)
     seen_by_one, seen_by_other = (Appointment.objects.get(pk=booked.pk) for _ in range(2))
-    services.appointment_set_status(appointment=seen_by_one, status="checked_in", actor=None)
+    on_the_day = booked.starts_at
+    services.appointment_set_status(
+        appointment=seen_by_one, status="checked_in", actor=None, now=on_the_day
+    )
     with pytest.raises(BookingRefused) as refused:
-        services.appointment_set_status(appointment=seen_by_other, status="no_show", actor=None)
+        services.appointment_set_status(
+            appointment=seen_by_other, status="no_show", actor=None, now=on_the_day
+        )
     assert refused.value.code == "changed_meanwhile" and refused.value.field == "status"
     booked.refresh_from_db()
     assert booked.status == "checked_in"
@@ -268,3 +273,32 @@ def test_a_score_is_given_only_by_its_scales_rater(clinic: Clinic) -> None:
             appointment=treated, scale="gais", value=2, actor=treated.patient.user
         )
     assert not treated.scores.exists()
+
+
+@pytest.mark.parametrize("status", ["no_show", "checked_in"])
+def test_a_visit_next_month_cannot_be_marked_before_its_day(clinic: Clinic, status: str) -> None:
+    later = services.appointment_book(
+        patient=make_patient(clinic),
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=timezone.now().astimezone(TZ).replace(hour=10) + timedelta(days=35),
+    )
+    desk = client_of(make_staff("desk.dana", "front_desk"))
+    desk.post(reverse("desk:visit_status", args=[later.pk]), {"status": status})
+    later.refresh_from_db()
+    assert later.status == "booked"
+    assert later.reservations.filter(active=True).count() == later.reservations.count() > 0
+    with pytest.raises(BookingRefused) as refused:
+        services.appointment_set_status(appointment=later, status=status, actor=None)
+    assert refused.value.field == "status" and refused.value.code == "too_early"
+
+
+def test_a_visit_can_be_checked_in_on_its_day(clinic: Clinic) -> None:
+    import time_machine  # noqa: PLC0415
+
+    booked = visit(clinic)
+    with time_machine.travel(booked.starts_at - timedelta(hours=1), tick=False):
+        services.appointment_set_status(appointment=booked, status="checked_in", actor=None)
+    booked.refresh_from_db()
+    assert booked.status == "checked_in"

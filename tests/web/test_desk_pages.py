@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -41,6 +43,18 @@ def visit(clinic: Clinic, hour: int = 10, name: str = "Cleo Marsh") -> Appointme
         provider=clinic.ada,
         starts_at=local(MONDAY, hour),
     )
+
+
+@contextmanager
+def on_the_day(appointment: Appointment, client: Client) -> Iterator[None]:
+    """The clock an hour before ``appointment`` (a visit is checked in on its day), with
+    ``client`` signed in again then (a week on, its session has long been idle)."""
+    import time_machine  # noqa: PLC0415
+
+    user = get_user_model().objects.get(pk=client.session["_auth_user_id"])
+    with time_machine.travel(appointment.starts_at - timedelta(hours=1), tick=False):
+        client.force_login(user)
+        yield
 
 
 def lot(clinic: Clinic, *, expires: date = date(2028, 1, 1)) -> CartridgeLot:
@@ -110,13 +124,16 @@ def test_the_day_sheet_shows_phases_and_its_queries_do_not_grow(
 def test_a_procedure_cannot_start_without_the_current_consent(clinic: Clinic, desk: Client) -> None:
     appointment = visit(clinic)
     status = reverse("desk:visit_status", args=[appointment.pk])
-    desk.post(status, {"status": "checked_in"})
-    desk.post(status, {"status": "in_progress"})
-    appointment.refresh_from_db()
-    assert appointment.status == "checked_in"
-    patient = appointment.patient
-    consent_sign(patient=patient, signature=f"{patient.first_name} {patient.last_name}", actor=None)
-    desk.post(status, {"status": "in_progress"})
+    with on_the_day(appointment, desk):
+        desk.post(status, {"status": "checked_in"})
+        desk.post(status, {"status": "in_progress"})
+        appointment.refresh_from_db()
+        assert appointment.status == "checked_in"
+        patient = appointment.patient
+        consent_sign(
+            patient=patient, signature=f"{patient.first_name} {patient.last_name}", actor=None
+        )
+        desk.post(status, {"status": "in_progress"})
     appointment.refresh_from_db()
     assert appointment.status == "in_progress"
 
@@ -307,7 +324,8 @@ def test_a_day_sheet_action_swaps_in_the_changed_row_in_local_time(
 ) -> None:
     appointment = visit(clinic, 10)
     url = reverse("desk:visit_status", args=[appointment.pk])
-    row = desk.post(url, {"status": "checked_in"}, HTTP_HX_REQUEST="true")
+    with on_the_day(appointment, desk):
+        row = desk.post(url, {"status": "checked_in"}, HTTP_HX_REQUEST="true")
     text = row.content.decode()
     assert text.lstrip().startswith(
         f'<li class="sheet-visit status-checked_in" id="visit-{appointment.pk}"'

@@ -672,6 +672,10 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+#: Statuses that record what happened on the visit's day, so are refused before it.
+ON_THE_DAY = frozenset({"checked_in", "no_show"})
+
+
 #: The course session's status after its visit takes each of these statuses.
 SESSION_AFTER = {
     "completed": "done",
@@ -749,6 +753,18 @@ def appointment_set_status(
         if status != Appointment.Status.CANCELLED:
             raise BookingRefused(
                 f"only the clinic may mark a visit {status}", code="staff_only", field="status"
+            )
+    if status in ON_THE_DAY:
+        today = _local_today(appointment.location, now or timezone.now())
+        day = appointment.starts_at.astimezone(ZoneInfo(appointment.location.timezone)).date()
+        if today < day:
+            # A patient cannot arrive, or fail to, before the day: a click on the wrong
+            # row would otherwise release next month's room or start the missed-visit path.
+            raise BookingRefused(
+                f"status {status} can be set on the visit's day ({day.isoformat()}) or "
+                "later, not before",
+                code="too_early",
+                field="status",
             )
     if status == Appointment.Status.IN_PROGRESS and not consent_is_current(
         appointment.patient, _local_today(appointment.location, timezone.now())
