@@ -657,3 +657,22 @@ def test_a_queued_run_does_not_run_once_its_author_may_no_longer_close_locations
     riverbend.location.refresh_from_db()
     assert riverbend.location.status == "open"
     assert Appointment.objects.filter(location=riverbend.location, status="booked").count() > 0
+
+
+def test_the_desk_form_refuses_a_move_to_a_location_that_closes_by_the_move_date(
+    chain: dict[str, Clinic], desk: Client
+) -> None:
+    riverbend, northgate = chain["riverbend"], chain["northgate"]
+    Location.objects.filter(pk=northgate.location.pk).update(status="closing", closes_on=MONDAY)
+    page = desk.post(
+        reverse("desk:rehoming"),
+        {
+            "operation": "provider_move",
+            "location": northgate.location.pk,
+            "provider": riverbend.ada.pk,
+            "from_date": MONDAY.isoformat(),
+        },
+    )
+    assert page.status_code == 200
+    assert "closes on" in " ".join(page.context["form"].errors["location"])
+    assert not RehomingRun.objects.exists()

@@ -22,6 +22,7 @@ from microneedling.directory.models import Location, Provider
 from microneedling.portal.forms import DateInput
 from microneedling.scheduling.models import RehomingRun
 from microneedling.scheduling.rehoming import (
+    move_destination_check,
     provider_move_reach,
     rehoming_dates_check,
     rehoming_report_audit,
@@ -76,6 +77,13 @@ class RehomingForm(forms.Form):
                 self.add_error("provider", "Choose the provider who moves.")
             if data.get("until"):
                 self.add_error("until", "A provider's move has no end date.")
+            if data.get("location") and data.get("from_date"):
+                try:
+                    move_destination_check(
+                        to_location=data["location"], from_date=data["from_date"]
+                    )
+                except BookingRefused as refused:
+                    self.add_error("location", refused.message)
             if data.get("provider") and data.get("location") and data.get("from_date"):
                 refusal = move_beyond_reach(
                     self.user, data["provider"], data["location"], data["from_date"]

@@ -723,6 +723,22 @@ def location_close(
     return report
 
 
+def move_destination_check(*, to_location: Location, from_date: date) -> None:
+    """Raise ``BookingRefused`` (field ``to``) when ``to_location`` is closed, or closes on
+    or before ``from_date``: a provider cannot move where no one is seen any more."""
+    if to_location.status == Location.Status.CLOSED:
+        raise BookingRefused("that location is closed", code="closed", field="to")
+    closes_on = to_location.closes_on
+    if to_location.status == Location.Status.CLOSING and closes_on and closes_on <= from_date:
+        # The provider's hours and visits would land where nothing can be booked any more,
+        # and the closure that already ran would not re-home them.
+        raise BookingRefused(
+            f"that location closes on {closes_on.isoformat()}, by the move date",
+            code="closed",
+            field="to",
+        )
+
+
 def provider_move(
     *,
     provider: Provider,
@@ -739,17 +755,7 @@ def provider_move(
     rehoming_dates_check(
         from_date=from_date, until=None, today=now.astimezone(ZoneInfo(to_location.timezone)).date()
     )
-    if to_location.status == Location.Status.CLOSED:
-        raise BookingRefused("that location is closed", code="closed", field="to")
-    closes_on = to_location.closes_on
-    if to_location.status == Location.Status.CLOSING and closes_on and closes_on <= from_date:
-        # The provider's hours and visits would land where nothing can be booked any more,
-        # and the closure that already ran would not re-home them.
-        raise BookingRefused(
-            f"that location closes on {closes_on.isoformat()}, by the move date",
-            code="closed",
-            field="to",
-        )
+    move_destination_check(to_location=to_location, from_date=from_date)
     if to_location.organization_id != provider.organization_id:
         raise BookingRefused("that location is in another organisation", code="other", field="to")
     report = RehomingReport("provider_move", str(provider.pk), from_date, applied=apply)
