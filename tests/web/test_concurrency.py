@@ -13,7 +13,6 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import pytest
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, connections, transaction
 
 from microneedling.charting import services as charting
@@ -137,11 +136,11 @@ def release_once_a_booking_waits(release: threading.Event) -> None:
 
 
 def override_in_flight(
-    clinic: Clinic, users: type[AbstractBaseUser]
+    clinic: Clinic,
 ) -> tuple[threading.Thread, Counter[str]]:
     """A member of staff books Monday 10:00 over anything there, and commits once another
     booking waits for it (see ``release_once_a_booking_waits``)."""
-    desk = users.objects.create_user("desk.override", is_staff=True)
+    desk = make_staff("desk.override")  # works at every location of the clinic
     staff, release, outcomes = in_flight(
         lambda: book_visit(
             clinic, make_patient(clinic, name="Over Ride"), local(MONDAY, 10), over_by=desk
@@ -246,15 +245,13 @@ def test_a_refused_move_does_not_take_back_a_time_booked_while_it_looked() -> No
     connection.close()
 
 
-def test_an_ordinary_booking_loses_to_an_override_committed_while_it_books(
-    django_user_model: type[AbstractBaseUser],
-) -> None:
+def test_an_ordinary_booking_loses_to_an_override_committed_while_it_books() -> None:
     """The one-way rule under a race: a staff override may overlap what is booked, but an
     ordinary booking that read the diary before the override committed must not land on
     top of it. On PostgreSQL the booking waits on the override's lock, then sees it; on
     SQLite it waits for the write lock before it reads."""
     clinic = build_clinic()
-    staff, outcomes = override_in_flight(clinic, django_user_model)
+    staff, outcomes = override_in_flight(clinic)
     # PostgreSQL: the booking read the diary, then waited on the override's lock.
     expected = TakenByOverride if connection.vendor == "postgresql" else BookingConflict
     with pytest.raises(expected) as refused:
@@ -267,13 +264,11 @@ def test_an_ordinary_booking_loses_to_an_override_committed_while_it_books(
     connection.close()
 
 
-def test_an_override_waits_for_an_ordinary_booking_in_flight_then_overlaps_it(
-    django_user_model: type[AbstractBaseUser],
-) -> None:
+def test_an_override_waits_for_an_ordinary_booking_in_flight_then_overlaps_it() -> None:
     """An override that starts while an ordinary booking of the same time is uncommitted
     waits for it, then books over it on purpose: both visits stand, the override marked."""
     clinic = build_clinic()
-    desk = django_user_model.objects.create_user("desk.override", is_staff=True)
+    desk = make_staff("desk.override")  # works at every location of the clinic
     patient, release, outcomes = in_flight(
         lambda: book_visit(clinic, make_patient(clinic, name="Dev Patel"), local(MONDAY, 10))
     )
@@ -291,13 +286,13 @@ def test_an_override_waits_for_an_ordinary_booking_in_flight_then_overlaps_it(
 
 
 def test_an_override_that_cannot_get_its_lock_in_time_is_refused_with_nothing_written(
-    django_user_model: type[AbstractBaseUser], monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """On PostgreSQL an override waits only so long for the writes in flight on its
     resources (a re-homing run can hold them for minutes), then answers 409 saying so."""
     monkeypatch.setattr(booking, "OVERRIDE_LOCK_WAIT", 0.2)
     clinic = build_clinic()
-    desk = django_user_model.objects.create_user("desk.override", is_staff=True)
+    desk = make_staff("desk.override")  # works at every location of the clinic
     patient, release, outcomes = in_flight(
         lambda: book_visit(clinic, make_patient(clinic, name="Dev Patel"), local(MONDAY, 10))
     )
@@ -322,13 +317,11 @@ def test_an_override_that_cannot_get_its_lock_in_time_is_refused_with_nothing_wr
     connection.close()
 
 
-def test_a_course_that_loses_to_an_override_searches_again_around_it(
-    django_user_model: type[AbstractBaseUser],
-) -> None:
+def test_a_course_that_loses_to_an_override_searches_again_around_it() -> None:
     """A course whose search read the diary before an override committed on its provider
     does not land on the override: it searches again and books around it."""
     clinic = build_clinic()
-    staff, outcomes = override_in_flight(clinic, django_user_model)
+    staff, outcomes = override_in_flight(clinic)
     course = services.course_book(
         patient=make_patient(clinic, name="Dev Patel"),
         location=clinic.location,
@@ -349,7 +342,7 @@ def test_a_course_that_loses_to_an_override_searches_again_around_it(
 
 
 def test_an_override_is_not_held_up_by_a_write_in_flight_in_another_organisation(
-    django_user_model: type[AbstractBaseUser], monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each organisation has lock buckets of its own: a long write in one chain (say, a
     closure's re-homing run) leaves another chain's overrides free. One bucket per
@@ -359,7 +352,7 @@ def test_an_override_is_not_held_up_by_a_write_in_flight_in_another_organisation
     riverbend = build_clinic()
     lakeside = build_clinic(name="Lakeside", group="Lakeside Group")
     assert lakeside.org.pk != riverbend.org.pk
-    desk = django_user_model.objects.create_user("desk.lakeside", is_staff=True)
+    desk = make_staff("desk.lakeside", locations=[lakeside.location], organization=lakeside.org)
     writer, release, outcomes = in_flight(
         lambda: book_visit(riverbend, make_patient(riverbend), local(MONDAY, 10))
     )
