@@ -42,8 +42,19 @@ class OpeningHoursInline(OrganizationScoped, admin.TabularInline[OpeningHours, L
 
 
 class ClosureInline(OrganizationScoped, admin.TabularInline[LocationClosure, Location]):
+    """Closures as recorded; a new one is made on the desk's re-homing page (or by
+    ``microneedling close-location``), which also moves the visits booked in it."""
+
     model = LocationClosure
     extra = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Location | None = None) -> bool:
+        """Not here: a closure made in a form would leave its visits where they are."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Location | None = None) -> bool:
+        """Not here, for the same reason."""
+        return False
 
 
 class RoomInline(OrganizationScoped, admin.TabularInline[Room, Location]):
@@ -64,6 +75,15 @@ class LocationAdmin(OrganizationScoped, admin.ModelAdmin[Location]):
     list_filter = ("status", ("organization", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "city", "zip_code")
     inlines = (OpeningHoursInline, ClosureInline, RoomInline, DeviceInline)
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Location | None = None
+    ) -> tuple[str, ...]:
+        """A location's status and closing day are set by closing it on the desk's re-homing
+        page (or ``microneedling close-location``), which moves its visits and tells the
+        patients; set here, they would strand every visit booked there."""
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        return readonly if obj is None else (*readonly, "status", "closes_on")
 
 
 class ScheduleInline(OrganizationScoped, admin.TabularInline[ProviderSchedule, Provider]):

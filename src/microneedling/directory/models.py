@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from microneedling.core.knowledge import load_pack
 from microneedling.core.knowledge.models import Policy
@@ -230,6 +231,31 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    def clean(self) -> None:
+        """A provider with visits still to come is not switched off as a form's tick-box:
+        their patients would keep visits nobody will give. Move the visits first (the desk's
+        re-homing, or ``microneedling move-provider``)."""
+        super().clean()
+        if self.pk is None or self.active:
+            return
+        was_active = type(self)._default_manager.filter(pk=self.pk, active=True).exists()
+        if not was_active:
+            return
+        visits = apps.get_model("scheduling", "Appointment").objects
+        waiting = visits.filter(
+            provider_id=self.pk,
+            starts_at__gt=timezone.now(),
+            status__in=("requested", "booked"),
+        ).count()
+        if waiting:
+            raise ValidationError(
+                {
+                    "active": f"{waiting} visit(s) still to come are booked with this "
+                    "provider: move them first (re-homing on the desk, or "
+                    "`microneedling move-provider`)"
+                }
+            )
 
 
 class ProviderSchedule(models.Model):

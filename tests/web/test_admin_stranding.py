@@ -1,0 +1,111 @@
+"""The admin site cannot strand booked visits: a location is closed, and a closure recorded,
+through re-homing (which moves the visits and tells the patients), not by a form's field; a
+provider with visits still to come is not switched off with a tick-box."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from microneedling.directory.models import Location, LocationClosure, Provider
+from tests.web.conftest import (
+    MONDAY,
+    Clinic,
+    book_visit,
+    client_of,
+    local,
+    make_patient,
+    make_superuser,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
+
+
+class _Form(HTMLParser):
+    """The values a browser would send back from the admin's change form, as it shows it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        name = found.get("name")
+        if tag == "input" and name and found.get("type") not in ("submit", "button", "file"):
+            if found.get("type") in ("checkbox", "radio"):
+                if "checked" in found:
+                    self.values[name] = found.get("value") or "on"
+            else:
+                self.values[name] = found.get("value", "")
+        elif tag == "select" and name:
+            self._select = name
+            self.values.setdefault(name, "")
+        elif tag == "option" and self._select and "selected" in found:
+            self.values[self._select] = found.get("value", "")
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.values[name] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self.values[self._textarea] += data
+
+
+def _as_shown(client: Client, url: str) -> dict[str, str]:
+    parser = _Form()
+    parser.feed(client.get(url).content.decode())
+    return parser.values
+
+
+def test_a_location_is_not_closed_from_its_admin_form(clinic: Clinic) -> None:
+    book_visit(clinic, make_patient(clinic), local(MONDAY, 10))
+    root = client_of(make_superuser("root"))
+    url = reverse("admin:directory_location_change", args=[clinic.location.pk])
+    form = _as_shown(root, url)
+    assert "status" not in form and "closes_on" not in form  # shown, not offered
+    # A closure typed into the closures table: not offered either.
+    assert form.get("closures-TOTAL_FORMS") in (None, "0")
+    sent = {**form, "status": "closed", "closes_on": MONDAY.isoformat()}
+    sent.update(
+        {
+            "closures-TOTAL_FORMS": "1",
+            "closures-INITIAL_FORMS": "0",
+            "closures-0-starts_on": MONDAY.isoformat(),
+            "closures-0-ends_on": MONDAY.isoformat(),
+            "closures-0-reason": "flood",
+        }
+    )
+    answer = root.post(url, sent)
+    assert answer.status_code in (200, 302)
+    location = Location.objects.get(pk=clinic.location.pk)
+    assert location.status == Location.Status.OPEN and location.closes_on is None
+    assert not LocationClosure.objects.exists()
+
+
+def test_a_provider_with_visits_to_come_is_not_switched_off_in_the_admin(clinic: Clinic) -> None:
+    visit = book_visit(clinic, make_patient(clinic), local(MONDAY, 10))
+    root = client_of(make_superuser("root"))
+    url = reverse("admin:directory_provider_change", args=[visit.provider_id])
+    form = _as_shown(root, url)
+    assert form.get("active") == "on"
+    sent = {k: v for k, v in form.items() if k != "active"}  # the box unticked
+    refused = root.post(url, sent)
+    assert refused.status_code == 200
+    assert "move them first" in refused.content.decode()
+    assert Provider.objects.get(pk=visit.provider_id).active
+    # Once the visit has gone elsewhere (here: cancelled), the box may be unticked.
+    visit.status = "cancelled"
+    visit.save(update_fields=["status"])
+    assert root.post(url, sent).status_code == 302
+    assert not Provider.objects.get(pk=visit.provider_id).active
