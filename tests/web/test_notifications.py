@@ -740,3 +740,32 @@ def test_a_visit_relocated_back_and_forth_tells_the_patient_each_time(clinic: Cl
         visit.refresh_from_db()
         visit_relocated(visit, reschedule=False)
     assert kinds(appointment=visit)["location_change"] == 3
+
+
+def test_a_mail_connection_the_server_dropped_while_idle_is_opened_again_at_once(
+    settings,
+) -> None:  # type: ignore[no-untyped-def]
+    import socket  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from aiosmtpd.controller import Controller  # noqa: PLC0415
+
+    sink = MailSink()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        sink.port = probe.getsockname()[1]
+    # A server that drops a connection idle for half a second, as real ones do after minutes.
+    server = Controller(sink, hostname="127.0.0.1", port=sink.port, ready_timeout=10, timeout=0.5)
+    server.start()
+    try:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = sink.host, sink.port
+        channels._mail_reset()
+        note = channels.Rendered(subject="Your visit", body="See you on Monday.")
+        channels.email_send(to="cleo@example.test", rendered=note, message_id="<one@test>")
+        time.sleep(1.5)  # the kept connection is closed by the server meanwhile
+        channels.email_send(to="cleo@example.test", rendered=note, message_id="<two@test>")
+        assert sink.message_ids() == ["<one@test>", "<two@test>"]
+    finally:
+        channels._mail_reset()
+        server.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import smtplib
 import sys
 import urllib.error
 import urllib.request
@@ -62,7 +63,14 @@ def email_send(*, to: str, rendered: Rendered, message_id: str) -> None:
     for name, content, mimetype in rendered.attachments:
         mail.attach(name, content, mimetype)
     try:
-        sent = _mail_connection().send_messages([mail])
+        try:
+            sent = _mail_connection().send_messages([mail])
+        except smtplib.SMTPServerDisconnected:
+            # The kept connection went stale: servers drop one idle for a few minutes. Nothing
+            # was taken over it, so one fresh connection tries again rather than spending a
+            # retry (and a minute's wait) on the server's housekeeping.
+            _mail_reset()
+            sent = _mail_connection().send_messages([mail])
     except Exception as error:
         _mail_reset()
         raise DeliveryError(f"mail server: {type(error).__name__}") from error
