@@ -109,3 +109,30 @@ def test_a_provider_with_visits_to_come_is_not_switched_off_in_the_admin(clinic:
     visit.save(update_fields=["status"])
     assert root.post(url, sent).status_code == 302
     assert not Provider.objects.get(pk=visit.provider_id).active
+
+
+def _hours_row(form: dict[str, str], weekday: int) -> str:
+    """The form prefix of the hours row for ``weekday`` ("hours-0", say)."""
+    for name, value in form.items():
+        if name.startswith("hours-") and name.endswith("-weekday") and value == str(weekday):
+            return name.removesuffix("-weekday")
+    raise AssertionError(f"no hours row for weekday {weekday}")
+
+
+def test_new_opening_hours_may_not_leave_a_booked_visit_outside_them(clinic: Clinic) -> None:
+    book_visit(clinic, make_patient(clinic), local(MONDAY, 10))  # Monday 10:00, open 8–18
+    root = client_of(make_superuser("root"))
+    url = reverse("admin:directory_location_change", args=[clinic.location.pk])
+    form = _as_shown(root, url)
+    monday = _hours_row(form, MONDAY.weekday())
+    refused = root.post(url, {**form, f"{monday}-opens": "12:00"})
+    assert refused.status_code == 200
+    assert "1 visit(s) still to come would fall outside these hours" in refused.content.decode()
+    assert clinic.location.hours.get(weekday=MONDAY.weekday()).opens.hour == 8
+    # Deleting Monday's hours strands it just the same.
+    deleted = root.post(url, {**form, f"{monday}-DELETE": "on"})
+    assert deleted.status_code == 200
+    assert clinic.location.hours.filter(weekday=MONDAY.weekday()).exists()
+    # Hours that still hold the visit are saved.
+    assert root.post(url, {**form, f"{monday}-closes": "17:00"}).status_code == 302
+    assert clinic.location.hours.get(weekday=MONDAY.weekday()).closes.hour == 17

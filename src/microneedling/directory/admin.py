@@ -3,11 +3,13 @@ providers and where they work, services and their phases, and each clinic's poli
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.forms import ModelForm
+from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
 from microneedling.accounts.admin_scope import OrganizationScoped
@@ -34,11 +36,40 @@ from microneedling.directory.policy_form import (
     ClinicPolicyFormBase,
     policy_form,
 )
+from microneedling.directory.selectors import stranded_visits
+
+
+class OpeningHoursFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    """A location's hours as edited together: new hours may not leave outside them a visit
+    still to come that the old hours held (move it on the desk first, or change the hours
+    after it)."""
+
+    def clean(self) -> None:
+        """Refuse the new hours if they would strand a booked visit."""
+        super().clean()
+        location = self.instance
+        if any(self.errors) or location.pk is None:
+            return
+        new: dict[int, list[tuple[time, time]]] = {}
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if data and not data.get("DELETE") and data.get("weekday") is not None:
+                new.setdefault(data["weekday"], []).append((data["opens"], data["closes"]))
+        old: dict[int, list[tuple[time, time]]] = {}
+        for row in OpeningHours.objects.filter(location=location):
+            old.setdefault(row.weekday, []).append((row.opens, row.closes))
+        stranded = stranded_visits(location, before=old, after=new)
+        if stranded:
+            raise ValidationError(
+                f"{stranded} visit(s) still to come would fall outside these hours: move them "
+                "first (on the desk), or change the hours once they have passed"
+            )
 
 
 class OpeningHoursInline(OrganizationScoped, admin.TabularInline[OpeningHours, Location]):
     model = OpeningHours
     extra = 0
+    formset = OpeningHoursFormSet
 
 
 class ClosureInline(OrganizationScoped, admin.TabularInline[LocationClosure, Location]):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import zipcodes
+from django.apps import apps
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 
 from microneedling.core.errors import InputError
 from microneedling.core.geo import distance_km
@@ -139,3 +142,29 @@ def treatment_service_for(location: Location, areas: list[str]) -> Service | Non
         if all(offered & set(pack.area_lineage(area)) for area in areas):
             candidates.append((len(offered), service.pk, service))
     return min(candidates)[2] if candidates else None
+
+
+Spans = dict[int, list[tuple[time, time]]]
+
+
+def stranded_visits(location: Location, *, before: Spans, after: Spans) -> int:
+    """How many visits still to come at ``location`` lie within its weekly hours ``before``
+    (weekday: [(opens, closes)], local time) but not within ``after``. A visit the old hours
+    did not hold either (a deliberate booking out of hours) is not the new hours' doing."""
+    zone = ZoneInfo(location.timezone)
+    visits = apps.get_model("scheduling", "Appointment").objects.filter(
+        location=location, starts_at__gt=timezone.now(), status__in=("requested", "booked")
+    )
+
+    def held(spans: Spans, starts: datetime, ends: datetime) -> bool:
+        return starts.date() == ends.date() and any(
+            opens <= starts.time() and ends.time() <= closes
+            for opens, closes in spans.get(starts.weekday(), [])
+        )
+
+    count = 0
+    for starts_at, ends_at in visits.values_list("starts_at", "ends_at"):
+        starts, ends = starts_at.astimezone(zone), ends_at.astimezone(zone)
+        if held(before, starts, ends) and not held(after, starts, ends):
+            count += 1
+    return count
