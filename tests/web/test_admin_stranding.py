@@ -136,3 +136,43 @@ def test_new_opening_hours_may_not_leave_a_booked_visit_outside_them(clinic: Cli
     # Hours that still hold the visit are saved.
     assert root.post(url, {**form, f"{monday}-closes": "17:00"}).status_code == 302
     assert clinic.location.hours.get(weekday=MONDAY.weekday()).closes.hour == 17
+
+
+def test_a_providers_hours_or_leave_may_not_leave_a_booked_visit_outside_them(
+    clinic: Clinic,
+) -> None:
+    visit = book_visit(clinic, make_patient(clinic), local(MONDAY, 10))
+    root = client_of(make_superuser("root"))
+    url = reverse("admin:directory_provider_change", args=[visit.provider_id])
+    form = _as_shown(root, url)
+    rows = [
+        name.removesuffix("-weekday")
+        for name, value in form.items()
+        if name.startswith("schedules-")
+        and name.endswith("-weekday")
+        and value == str(MONDAY.weekday())
+    ]
+    assert rows, "the provider has Monday hours"
+    # Ending the hours the day before the visit strands it.
+    ended = {**form, **{f"{row}-valid_until": "2027-03-07" for row in rows}}
+    refused = root.post(url, ended)
+    assert refused.status_code == 200
+    assert "1 visit(s) still to come" in refused.content.decode()
+    # Leave over the visit's day strands it as well.
+    away = {
+        **form,
+        "leave-TOTAL_FORMS": str(int(form["leave-TOTAL_FORMS"]) + 1),
+        f"leave-{form['leave-TOTAL_FORMS']}-starts_at_0": MONDAY.isoformat(),
+        f"leave-{form['leave-TOTAL_FORMS']}-starts_at_1": "00:00",
+        f"leave-{form['leave-TOTAL_FORMS']}-ends_at_0": MONDAY.isoformat(),
+        f"leave-{form['leave-TOTAL_FORMS']}-ends_at_1": "23:59",
+        f"leave-{form['leave-TOTAL_FORMS']}-reason": "course",
+    }
+    assert root.post(url, away).status_code == 200
+    provider = Provider.objects.get(pk=visit.provider_id)
+    assert not provider.leave.exists()
+    assert not provider.schedules.filter(valid_until__isnull=False).exists()
+    # Ending them after the visit is fine.
+    later = {**form, **{f"{row}-valid_until": "2027-03-09" for row in rows}}
+    assert root.post(url, later).status_code == 302
+    assert provider.schedules.filter(valid_until__isnull=False).exists()

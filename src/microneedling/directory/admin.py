@@ -36,7 +36,7 @@ from microneedling.directory.policy_form import (
     ClinicPolicyFormBase,
     policy_form,
 )
-from microneedling.directory.selectors import stranded_visits
+from microneedling.directory.selectors import provider_stranded_visits, stranded_visits
 
 
 class OpeningHoursFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
@@ -51,13 +51,11 @@ class OpeningHoursFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
         if any(self.errors) or location.pk is None:
             return
         new: dict[int, list[tuple[time, time]]] = {}
-        for form in self.forms:
-            data = getattr(form, "cleaned_data", None) or {}
-            if data and not data.get("DELETE") and data.get("weekday") is not None:
-                new.setdefault(data["weekday"], []).append((data["opens"], data["closes"]))
+        for row in _kept_rows(self):
+            new.setdefault(row["weekday"], []).append((row["opens"], row["closes"]))
         old: dict[int, list[tuple[time, time]]] = {}
-        for row in OpeningHours.objects.filter(location=location):
-            old.setdefault(row.weekday, []).append((row.opens, row.closes))
+        for stored in OpeningHours.objects.filter(location=location):
+            old.setdefault(stored.weekday, []).append((stored.opens, stored.closes))
         stranded = stranded_visits(location, before=old, after=new)
         if stranded:
             raise ValidationError(
@@ -117,14 +115,77 @@ class LocationAdmin(OrganizationScoped, admin.ModelAdmin[Location]):
         return readonly if obj is None else (*readonly, "status", "closes_on")
 
 
+def _kept_rows(formset: BaseInlineFormSet) -> list[dict[str, Any]]:  # type: ignore[type-arg]
+    """The rows an inline formset saves: each form's answers, bar the deleted and empty."""
+    rows = []
+    for form in formset.forms:
+        data = getattr(form, "cleaned_data", None) or {}
+        if data and not data.get("DELETE"):
+            rows.append(data)
+    return rows
+
+
+def _strand_check(provider: Provider, stranded: int) -> None:
+    if stranded:
+        raise ValidationError(
+            f"{stranded} visit(s) still to come with {provider.display_name} would no longer "
+            "fall in their hours: move them first (re-homing or the desk), or change this once "
+            "they have passed"
+        )
+
+
+class ScheduleFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    """A provider's hours as edited together: they may not stop holding a booked visit."""
+
+    def clean(self) -> None:
+        """Refuse hours that would strand a visit still to come."""
+        super().clean()
+        provider = self.instance
+        if any(self.errors) or provider.pk is None:
+            return
+        before = [
+            (s.location_id, s.weekday, s.starts, s.ends, s.valid_from, s.valid_until)
+            for s in ProviderSchedule.objects.filter(provider=provider)
+        ]
+        after = [
+            (
+                row["location"].pk,
+                row["weekday"],
+                row["starts"],
+                row["ends"],
+                row["valid_from"],
+                row.get("valid_until"),
+            )
+            for row in _kept_rows(self)
+            if row.get("location") is not None
+        ]
+        _strand_check(provider, provider_stranded_visits(provider, hours=(before, after)))
+
+
+class LeaveFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    """A provider's leave as edited together: it may not fall on a booked visit."""
+
+    def clean(self) -> None:
+        """Refuse leave that would strand a visit still to come."""
+        super().clean()
+        provider = self.instance
+        if any(self.errors) or provider.pk is None:
+            return
+        before = [(a.starts_at, a.ends_at) for a in ProviderLeave.objects.filter(provider=provider)]
+        after = [(row["starts_at"], row["ends_at"]) for row in _kept_rows(self)]
+        _strand_check(provider, provider_stranded_visits(provider, leave=(before, after)))
+
+
 class ScheduleInline(OrganizationScoped, admin.TabularInline[ProviderSchedule, Provider]):
     model = ProviderSchedule
     extra = 0
+    formset = ScheduleFormSet
 
 
 class LeaveInline(OrganizationScoped, admin.TabularInline[ProviderLeave, Provider]):
     model = ProviderLeave
     extra = 0
+    formset = LeaveFormSet
 
 
 @admin.register(Provider)

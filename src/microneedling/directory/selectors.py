@@ -19,6 +19,7 @@ from microneedling.directory.models import (
     Location,
     OpeningHours,
     Provider,
+    ProviderLeave,
     ProviderSchedule,
     Service,
 )
@@ -168,3 +169,61 @@ def stranded_visits(location: Location, *, before: Spans, after: Spans) -> int:
         if held(before, starts, ends) and not held(after, starts, ends):
             count += 1
     return count
+
+
+#: A provider's hours as the admin edits them: (location id, weekday, starts, ends, valid
+#: from, valid until or None), local times of the location.
+Hours = tuple[int, int, time, time, date, date | None]
+#: A provider's leave: (starts at, ends at), aware.
+Leave = tuple[datetime, datetime]
+
+
+def provider_stranded_visits(
+    provider: Provider,
+    *,
+    hours: tuple[list[Hours], list[Hours]] | None = None,
+    leave: tuple[list[Leave], list[Leave]] | None = None,
+) -> int:
+    """How many of ``provider``'s visits still to come their hours and leave hold now but
+    would not after an edit: ``hours`` and ``leave`` give (before, after) when they change;
+    what is not given stays as stored."""
+    if hours is None:
+        stored_hours: list[Hours] = [
+            (s.location_id, s.weekday, s.starts, s.ends, s.valid_from, s.valid_until)
+            for s in ProviderSchedule.objects.filter(provider=provider)
+        ]
+        hours = (stored_hours, stored_hours)
+    if leave is None:
+        stored_leave: list[Leave] = [
+            (away.starts_at, away.ends_at)
+            for away in ProviderLeave.objects.filter(provider=provider)
+        ]
+        leave = (stored_leave, stored_leave)
+    visits = (
+        apps.get_model("scheduling", "Appointment")
+        .objects.filter(
+            provider=provider, starts_at__gt=timezone.now(), status__in=("requested", "booked")
+        )
+        .values_list("location_id", "location__timezone", "starts_at", "ends_at")
+    )
+
+    def held(spans: list[Hours], away: list[Leave], place: int, zone: str, at: Leave) -> bool:
+        starts, ends = (moment.astimezone(ZoneInfo(zone)) for moment in at)
+        day = starts.date()
+        worked = ends.date() == day and any(
+            location == place
+            and weekday == day.weekday()
+            and begins <= starts.time()
+            and ends.time() <= finishes
+            and valid_from <= day
+            and (valid_until is None or day <= valid_until)
+            for location, weekday, begins, finishes, valid_from, valid_until in spans
+        )
+        return worked and not any(off < at[1] and at[0] < back for off, back in away)
+
+    return sum(
+        1
+        for place, zone, starts_at, ends_at in visits
+        if held(hours[0], leave[0], place, zone, (starts_at, ends_at))
+        and not held(hours[1], leave[1], place, zone, (starts_at, ends_at))
+    )
