@@ -681,7 +681,12 @@ def _cmd_token(args: argparse.Namespace) -> int:
     if args.list:
         # Ids, labels and dates only: the secrets were never kept.
         for token in ApiToken.objects.filter(user=user).order_by("pk"):
-            state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "working"
+            if token.revoked_at:
+                state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}"
+            elif token.expires_at:
+                state = f"expires {token.expires_at:%Y-%m-%d %H:%M}"
+            else:
+                state = "working"
             sys.stdout.write(f"#{token.pk}\t{token.created_at:%Y-%m-%d}\t{state}\t{token.label}\n")
         return 0
     if args.revoke is not None or args.revoke_all:
@@ -691,7 +696,11 @@ def _cmd_token(args: argparse.Namespace) -> int:
             raise UsageError(f"--revoke: {error.problem}") from None
         sys.stdout.write(f"{stopped} token(s) of {user.username} no longer work\n")
         return 0
-    sys.stdout.write(api_token_issue(user=user, label=args.label) + "\n")
+    try:
+        secret = api_token_issue(user=user, label=args.label, days=args.days)
+    except InputError as error:
+        raise UsageError(f"--days: {error.problem}") from None
+    sys.stdout.write(secret + "\n")
     return 0
 
 
@@ -843,6 +852,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--user", required=True)
     token.add_argument("--label", default="", type=_label)
+    token.add_argument(
+        "--days", type=int, default=None, help="the new token stops working after this many days"
+    )
     token_action = token.add_mutually_exclusive_group()
     token_action.add_argument("--list", action="store_true", help="list the user's tokens")
     token_action.add_argument(

@@ -339,3 +339,31 @@ def test_a_token_is_listed_and_stopped_from_the_command_line_and_a_wrong_id_exit
     code = main(["token", "--user", "desk", "--revoke", "²"])
     captured = capsys.readouterr()
     _assert_refused(code, captured.out, captured.err, ("--revoke", "not a token id"))
+
+
+@pytest.mark.django_db
+def test_a_token_given_days_stops_working_after_them_and_a_bad_count_exits_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from datetime import timedelta  # noqa: PLC0415
+
+    import time_machine  # noqa: PLC0415
+    from django.utils import timezone  # noqa: PLC0415
+
+    from microneedling.accounts.models import ApiToken  # noqa: PLC0415
+    from microneedling.accounts.services import api_token_user  # noqa: PLC0415
+    from tests.web.conftest import make_staff  # noqa: PLC0415
+
+    desk = make_staff("desk", "front_desk")
+    for days in ("0", "99999", "ten"):
+        code = main(["token", "--user", "desk", "--days", days])
+        captured = capsys.readouterr()
+        _assert_refused(code, captured.out, captured.err, ("--days",))
+    assert not ApiToken.objects.exists()
+    assert main(["token", "--user", "desk", "--days", "30", "--label", "pilot"]) == 0
+    secret = capsys.readouterr().out.strip()
+    assert api_token_user(secret) == desk
+    assert main(["token", "--user", "desk", "--list"]) == 0
+    assert "expires" in capsys.readouterr().out
+    with time_machine.travel(timezone.now() + timedelta(days=30, minutes=1)):
+        assert api_token_user(secret) is None

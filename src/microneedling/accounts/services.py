@@ -22,11 +22,19 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def api_token_issue(*, user: User, label: str = "") -> str:
-    """Create a token for ``user`` and return its secret (never stored in clear)."""
+def api_token_issue(*, user: User, label: str = "", days: int | None = None) -> str:
+    """Create a token for ``user`` and return its secret (never stored in clear); with
+    ``days``, it stops working that many days from now (an integration for a project, say)."""
+    if days is not None and not 1 <= days <= MAX_TOKEN_DAYS:
+        raise InputError("days", f"give 1 to {MAX_TOKEN_DAYS} days")
     secret = secrets.token_urlsafe(32)
-    ApiToken.objects.create(user=user, digest=_digest(secret), label=label)
+    expires = timezone.now() + timedelta(days=days) if days is not None else None
+    ApiToken.objects.create(user=user, digest=_digest(secret), label=label, expires_at=expires)
     return secret
+
+
+#: The longest life a token may be given (five years): longer is "until revoked".
+MAX_TOKEN_DAYS = 5 * 366
 
 
 def api_token_revoke(*, user: User, actor: Actor, token_id: int | None = None) -> int:
@@ -59,6 +67,7 @@ def api_token_user(secret: str) -> User | None:
     token = (
         ApiToken.objects.select_related("user")
         .filter(digest=_digest(secret), revoked_at__isnull=True)
+        .exclude(expires_at__lte=timezone.now())
         .first()
     )
     if token is None or not token.user.is_active:
