@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from microneedling.accounts.models import StaffMember
+from microneedling.audit.models import AuditEvent
 from microneedling.core.errors import BookingRefused
 from microneedling.core.rehoming.model import Placement
 from microneedling.directory.models import Location, ProviderSchedule
@@ -118,6 +119,10 @@ def test_applying_a_closure_rehomes_every_visit_with_nothing_broken(
     # Each move names where the patient travels and by how many days the visit shifted.
     assert all(m.distance_km > 0 for m in report.moves)
     assert summary["mean_shift_days"] <= 3
+    # Each patient's record says their visit was moved, and which, as a desk move would.
+    events = AuditEvent.objects.filter(action="visit_rehomed")
+    assert {int(e.object_id) for e in events} == {b.patient_id for b in booked}
+    assert sorted(a for e in events for a in e.details["moved"]) == sorted(b.pk for b in booked)
 
 
 def test_visits_with_nowhere_to_go_keep_their_time_and_reach_the_desk(

@@ -66,10 +66,15 @@ def audit_patients_listed(
 
 
 def audit_patients_seen(
-    *, actor: Actor, action: str, details_by_patient: Mapping[object, dict[str, Any]]
+    *,
+    actor: Actor,
+    action: str,
+    details_by_patient: Mapping[object, dict[str, Any]],
+    batch_size: int = 1000,
 ) -> int:
     """Record that a member of staff saw each of these patients' records at once: one event
-    per patient, written in as few statements as the database allows."""
+    per patient, written in as few statements as the database allows (at most
+    ``batch_size`` events in one)."""
     user = acting_user(actor)
     role = role_of(user).value if user is not None else Role.ANONYMOUS.value
     address = request_address.get()
@@ -85,4 +90,4 @@ def audit_patients_seen(
         )
         for patient_id, entry in details_by_patient.items()
     ]
-    return len(AuditEvent.objects.bulk_create(events, batch_size=1000))
+    return len(AuditEvent.objects.bulk_create(events, batch_size=batch_size))

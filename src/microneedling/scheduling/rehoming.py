@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from microneedling.accounts.actors import Actor
-from microneedling.audit.services import audit_patients_listed, audit_record
+from microneedling.audit.services import audit_patients_listed, audit_patients_seen, audit_record
 from microneedling.core.availability import Phase
 from microneedling.core.errors import BookingConflict, BookingRefused, InputError
 from microneedling.core.geo import distance_km
@@ -524,7 +524,43 @@ def _rehome(
         object_id=report.subject,
         details={k: v for k, v in report.summary().items() if k != "seconds"},
     )
+    _audit_each_patient(report, actor=actor, by_id=by_id)
     report.seconds["apply"] = clock.perf_counter() - started
+
+
+def _audit_each_patient(
+    report: RehomingReport, *, actor: Actor, by_id: dict[int, Appointment]
+) -> None:
+    # A move changes each patient's record as much as a desk move would: each patient gets
+    # an event of their own (found by the patient search and on their /my/record/ page),
+    # naming the visits moved and those kept for the desk, all in one insert.
+    touched: dict[object, dict[str, Any]] = {}
+
+    def entry(patient_id: int) -> dict[str, Any]:
+        return touched.setdefault(
+            patient_id,
+            {
+                "operation": report.operation,
+                "subject": report.subject,
+                "patient": patient_id,
+                "moved": [],
+                "kept": [],
+            },
+        )
+
+    for move in report.moves:
+        entry(by_id[move.appointment_id].patient_id)["moved"].append(move.appointment_id)
+    for stuck in report.stuck:
+        visit = by_id.get(stuck.appointment_id)
+        if visit is not None:
+            entry(visit.patient_id)["kept"].append(stuck.appointment_id)
+    # An event takes about ten parameters: as many per statement as ID_BATCH allows ids.
+    audit_patients_seen(
+        actor=actor,
+        action="visit_rehomed",
+        details_by_patient=touched,
+        batch_size=max(1, ID_BATCH // 10),
+    )
 
 
 def _record_stuck(report: RehomingReport, stuck: Sequence[tuple[Appointment, str]]) -> None:
