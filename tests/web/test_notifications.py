@@ -769,3 +769,27 @@ def test_a_mail_connection_the_server_dropped_while_idle_is_opened_again_at_once
     finally:
         channels._mail_reset()
         server.stop()
+
+
+def test_a_message_follows_the_patient_to_texts_and_a_reminder_stops_with_reminders_off(
+    clinic: Clinic, sms: SmsSink
+) -> None:
+    patient = make_patient(clinic)
+    visit = book_monday(clinic, patient)
+    booked = Message.objects.get(kind="visit_booked", channel="email")
+    reminders = list(Message.objects.filter(appointment=visit, kind="reminder"))
+    assert reminders and all(r.channel == "email" for r in reminders)
+    # Before it goes out, the patient turns e-mail off and takes texts instead.
+    texting(patient, email=False, sms=True)
+    assert message_deliver_now(booked.pk, now=booked.available_at + timedelta(minutes=1)) == "sent"
+    booked.refresh_from_db()
+    assert (booked.channel, booked.recipient, booked.status) == ("sms", "+12105550123", "sent")
+    assert [r["to"] for r in sms.received] == ["+12105550123"]
+    # A reminder follows them too, while they take reminders at all.
+    first = reminders[0]
+    assert message_deliver_now(first.pk, now=first.available_at + timedelta(minutes=1)) == "sent"
+    ContactPreference.objects.filter(patient=patient).update(reminders=False)
+    second = reminders[1]
+    assert message_deliver_now(second.pk, now=second.available_at + timedelta(minutes=1)) == (
+        "withdrawn"
+    )

@@ -86,8 +86,9 @@ _OVER: dict[str, frozenset[str]] = {
 def _withdrawal_reason(message: Message) -> str:
     """Why ``message`` must not go out after all, as things stand at the moment of sending
     (empty when it may): what was true when it was queued may have changed since. A new
-    address on a channel the patient still uses is taken up instead (``message.recipient``
-    is updated in memory; the caller stores it)."""
+    address on a channel the patient still uses, or for a message they must get, the route
+    they use now, is taken up instead (``message.channel`` and ``message.recipient``
+    are updated in memory; the caller stores them)."""
     patient = message.patient
     if patient.closed_at is not None:
         return "the patient closed their account"
@@ -103,10 +104,21 @@ def _withdrawal_reason(message: Message) -> str:
             if timed_for != str(int(visit.starts_at.timestamp())):
                 return "the visit has moved"
     essential, optional = patient_routes(patient)
-    routes = dict(essential if message.essential else optional)
-    if message.channel not in routes:
-        return "the patient no longer takes these messages on this channel"
-    message.recipient = routes[message.channel]
+    chosen = essential if message.essential else optional
+    routes = dict(chosen)
+    if message.channel in routes:
+        message.recipient = routes[message.channel]
+        return ""
+    if not chosen:  # reminders turned off (what they must know always has a route)
+        return "the patient no longer takes these messages"
+    # The patient moved to another channel: the message follows them there, unless the same
+    # message is already on its way by that channel.
+    channel, address = chosen[0]
+    base = message.key.rsplit(":", 1)[0]
+    twin = Message.objects.filter(key=f"{base}:{channel}").exclude(pk=message.pk)
+    if twin.exclude(status=Message.Status.CANCELLED).exists():
+        return "the same message goes to the patient by their other channel"
+    message.channel, message.recipient = channel, address
     return ""
 
 
@@ -158,7 +170,7 @@ def message_deliver_now(
             message_deliver.using(run_after=when).enqueue(message_id)
         return "skipped"
     mine = Message.objects.filter(pk=message.pk, worker=worker, status=Message.Status.SENDING)
-    queued_to = message.recipient
+    queued_to = (message.channel, message.recipient)
     reason = _withdrawal_reason(message)
     if reason:
         mine.update(status=Message.Status.CANCELLED, last_error=reason, lease_until=None)
@@ -175,8 +187,8 @@ def message_deliver_now(
             ):
                 message_deliver.using(run_after=morning).enqueue(message.pk)
         return "deferred"
-    if message.recipient != queued_to:  # the patient's address as it is now
-        mine.update(recipient=message.recipient)
+    if (message.channel, message.recipient) != queued_to:  # the patient's route as it is now
+        mine.update(channel=message.channel, recipient=message.recipient)
     error = ""
     try:
         _send(message)
