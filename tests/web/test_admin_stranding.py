@@ -4,6 +4,7 @@ provider with visits still to come is not switched off with a tick-box."""
 
 from __future__ import annotations
 
+from datetime import date
 from html.parser import HTMLParser
 
 import pytest
@@ -73,8 +74,7 @@ def test_a_location_is_not_closed_from_its_admin_form(clinic: Clinic) -> None:
     root = client_of(make_superuser("root"))
     url = reverse("admin:directory_location_change", args=[clinic.location.pk])
     form = _as_shown(root, url)
-    assert "status" not in form and "closes_on" not in form  # shown, not offered
-    # A closure typed into the closures table: not offered either.
+    # A closure typed into the closures table: not offered.
     assert form.get("closures-TOTAL_FORMS") in (None, "0")
     sent = {**form, "status": "closed", "closes_on": MONDAY.isoformat()}
     sent.update(
@@ -86,11 +86,32 @@ def test_a_location_is_not_closed_from_its_admin_form(clinic: Clinic) -> None:
             "closures-0-reason": "flood",
         }
     )
-    answer = root.post(url, sent)
-    assert answer.status_code in (200, 302)
+    refused = root.post(url, sent)
+    assert refused.status_code == 200
+    assert "close a location through re-homing" in refused.content.decode()
     location = Location.objects.get(pk=clinic.location.pk)
     assert location.status == Location.Status.OPEN and location.closes_on is None
     assert not LocationClosure.objects.exists()
+
+
+def test_a_planned_closure_is_called_off_in_the_admin_and_audited(clinic: Clinic) -> None:
+    from microneedling.audit.models import AuditEvent  # noqa: PLC0415
+    from microneedling.scheduling.rehoming import location_close  # noqa: PLC0415
+
+    location_close(location=clinic.location, from_date=date(2027, 6, 1), actor=None, apply=True)
+    clinic.location.refresh_from_db()
+    assert clinic.location.status == Location.Status.CLOSING
+    root = client_of(make_superuser("root"))
+    url = reverse("admin:directory_location_change", args=[clinic.location.pk])
+    form = _as_shown(root, url)
+    # Moving the closing day is a closure of its own: re-homing's, not a form's.
+    later = root.post(url, {**form, "closes_on": "2027-07-01"})
+    assert later.status_code == 200
+    assert root.post(url, {**form, "status": "open", "closes_on": ""}).status_code == 302
+    clinic.location.refresh_from_db()
+    assert clinic.location.status == Location.Status.OPEN and clinic.location.closes_on is None
+    [event] = AuditEvent.objects.filter(action="location_reopen")
+    assert event.details == {"status_was": "closing", "closes_on_was": "2027-06-01"}
 
 
 def test_a_provider_with_visits_to_come_is_not_switched_off_in_the_admin(clinic: Clinic) -> None:
@@ -176,3 +197,30 @@ def test_a_providers_hours_or_leave_may_not_leave_a_booked_visit_outside_them(
     later = {**form, **{f"{row}-valid_until": "2027-03-09" for row in rows}}
     assert root.post(url, later).status_code == 302
     assert provider.schedules.filter(valid_until__isnull=False).exists()
+
+
+def test_a_clinic_admin_saves_a_shared_providers_page_with_the_hours_they_cannot_see(
+    clinic: Clinic,
+) -> None:
+    from datetime import datetime, time  # noqa: PLC0415
+
+    from microneedling.directory.models import ProviderSchedule  # noqa: PLC0415
+    from microneedling.scheduling.services import appointment_book  # noqa: PLC0415
+    from tests.web.conftest import TZ, build_clinic, make_staff  # noqa: PLC0415
+
+    other = build_clinic(name="Stoneridge")
+    ProviderSchedule.objects.filter(provider=clinic.ada, weekday=4).update(location=other.location)
+    appointment_book(
+        patient=make_patient(clinic),
+        service=other.treatment,
+        location=other.location,
+        provider=clinic.ada,
+        starts_at=datetime.combine(date(2027, 3, 12), time(10), TZ),
+    )
+    admin = client_of(make_staff("admin", "clinic_admin", locations=[clinic.location]))
+    url = reverse("admin:directory_provider_change", args=[clinic.ada.pk])
+    form = _as_shown(admin, url)
+    assert form["schedules-TOTAL_FORMS"] == "4"  # Friday at Stoneridge is not theirs to see
+    saved = admin.post(url, {**form, "display_name": "Dr. Ada Quill-Ortiz"})
+    assert saved.status_code == 302
+    assert ProviderSchedule.objects.filter(provider=clinic.ada, location=other.location).exists()

@@ -96,23 +96,68 @@ class DeviceInline(OrganizationScoped, admin.TabularInline[Device, Location]):
     extra = 0
 
 
+class LocationForm(ModelForm):  # type: ignore[type-arg]
+    """A location's details. Its status and closing day are set by closing it through
+    re-homing (the desk's page or ``microneedling close-location``), which moves its visits
+    and tells the patients; set here they would strand every visit booked there. The one
+    change allowed here is calling a closure off: back to open, with no closing day."""
+
+    # No Meta: the admin gives the model and the fields (modelform_factory).
+
+    def clean(self) -> dict[str, Any]:
+        """Refuse a closure made here; allow one called off."""
+        data = super().clean() or {}
+        stored = self.instance
+        if stored.pk is None:
+            return data
+        before = Location.objects.filter(pk=stored.pk).values("status", "closes_on").first()
+        if before is None:
+            return data
+        after = {"status": data.get("status"), "closes_on": data.get("closes_on")}
+        if after == before:
+            return data
+        reopened = after == {"status": Location.Status.OPEN, "closes_on": None}
+        if not reopened:
+            raise ValidationError(
+                {
+                    "status": "close a location through re-homing (the desk's page or "
+                    "close-location), which moves its visits; here a closure can only be "
+                    "called off: open, with no closing day"
+                }
+            )
+        return data
+
+
 @admin.register(Location)
 class LocationAdmin(OrganizationScoped, admin.ModelAdmin[Location]):
     """Locations with their hours, closures, rooms and pens on one page."""
 
+    form = LocationForm
     list_display = ("name", "city", "zip_code", "status", "closes_on", "successor")
     list_filter = ("status", ("organization", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "city", "zip_code")
     inlines = (OpeningHoursInline, ClosureInline, RoomInline, DeviceInline)
 
-    def get_readonly_fields(
-        self, request: HttpRequest, obj: Location | None = None
-    ) -> tuple[str, ...]:
-        """A location's status and closing day are set by closing it on the desk's re-homing
-        page (or ``microneedling close-location``), which moves its visits and tells the
-        patients; set here, they would strand every visit booked there."""
-        readonly = tuple(super().get_readonly_fields(request, obj))
-        return readonly if obj is None else (*readonly, "status", "closes_on")
+    def save_model(self, request: HttpRequest, obj: Location, form: Any, change: bool) -> None:
+        """Save; a closure called off is audited, as the closure itself was."""
+        before = (
+            Location.objects.filter(pk=obj.pk).values("status", "closes_on").first()
+            if change
+            else None
+        )
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if before is not None and before["status"] != obj.status:
+                audit_record(
+                    actor=request.user,
+                    action="location_reopen",
+                    object_type="location",
+                    object_id=obj.pk,
+                    details={
+                        "status_was": before["status"],
+                        "closes_on_was": str(before["closes_on"] or ""),
+                    },
+                )
 
 
 def _kept_rows(formset: BaseInlineFormSet) -> list[dict[str, Any]]:  # type: ignore[type-arg]
@@ -123,6 +168,11 @@ def _kept_rows(formset: BaseInlineFormSet) -> list[dict[str, Any]]:  # type: ign
         if data and not data.get("DELETE"):
             rows.append(data)
     return rows
+
+
+def _not_shown(formset: BaseInlineFormSet, stored: Any) -> Any:  # type: ignore[type-arg]
+    """The stored rows the formset did not show (outside the user's admin scope)."""
+    return stored.exclude(pk__in=formset.get_queryset().values("pk"))
 
 
 def _strand_check(provider: Provider, stranded: int) -> None:
@@ -143,11 +193,17 @@ class ScheduleFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
         provider = self.instance
         if any(self.errors) or provider.pk is None:
             return
-        before = [
-            (s.location_id, s.weekday, s.starts, s.ends, s.valid_from, s.valid_until)
-            for s in ProviderSchedule.objects.filter(provider=provider)
-        ]
-        after = [
+
+        def hours(rows: Any) -> list[Any]:
+            return [
+                (s.location_id, s.weekday, s.starts, s.ends, s.valid_from, s.valid_until)
+                for s in rows
+            ]
+
+        stored = ProviderSchedule.objects.filter(provider=provider)
+        # Hours at a location this user does not run are not on the page (admin scope), so
+        # not being sent back is no sign they were deleted: they stay as they are.
+        after = hours(_not_shown(self, stored)) + [
             (
                 row["location"].pk,
                 row["weekday"],
@@ -159,6 +215,7 @@ class ScheduleFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
             for row in _kept_rows(self)
             if row.get("location") is not None
         ]
+        before = hours(stored)
         _strand_check(provider, provider_stranded_visits(provider, hours=(before, after)))
 
 
@@ -171,8 +228,10 @@ class LeaveFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
         provider = self.instance
         if any(self.errors) or provider.pk is None:
             return
-        before = [(a.starts_at, a.ends_at) for a in ProviderLeave.objects.filter(provider=provider)]
-        after = [(row["starts_at"], row["ends_at"]) for row in _kept_rows(self)]
+        stored = ProviderLeave.objects.filter(provider=provider)
+        before = [(a.starts_at, a.ends_at) for a in stored]
+        after = [(a.starts_at, a.ends_at) for a in _not_shown(self, stored)]
+        after += [(row["starts_at"], row["ends_at"]) for row in _kept_rows(self)]
         _strand_check(provider, provider_stranded_visits(provider, leave=(before, after)))
 
 
