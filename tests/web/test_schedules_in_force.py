@@ -92,3 +92,24 @@ def test_a_practitioner_roles_hours_are_only_those_in_force(
     role = _get(staff_user, f"PractitionerRole/{clinic.ada.pk}-{clinic.location.pk}").json()
     days = {day for hours in role["availableTime"] for day in hours["daysOfWeek"]}
     assert days == {"mon", "tue", "wed", "thu", "fri"}
+
+
+def test_a_provider_keeps_their_location_until_the_end_of_their_last_day_there(
+    clinic: Clinic,
+) -> None:
+    from datetime import datetime, timedelta  # noqa: PLC0415
+
+    import time_machine  # noqa: PLC0415
+
+    from microneedling.accounts.access import may_use_location  # noqa: PLC0415
+    from tests.web.conftest import MONDAY, TZ  # noqa: PLC0415
+
+    ProviderSchedule.objects.filter(provider=clinic.ada).update(valid_until=MONDAY)
+    ada = make_staff("ada", "provider", provider=clinic.ada, locations=[])
+    # 19:00 in Chicago is already Tuesday by the server's UTC clock: still Monday there.
+    for hour in (12, 19, 23):
+        with time_machine.travel(datetime.combine(MONDAY, time(hour), TZ), tick=False):
+            assert may_use_location(ada, clinic.location.pk), hour
+    day_after = datetime.combine(MONDAY + timedelta(days=1), time(13), TZ)
+    with time_machine.travel(day_after, tick=False):
+        assert not may_use_location(ada, clinic.location.pk)

@@ -146,7 +146,7 @@ def location_ids(user: User) -> set[int] | None:
     ids = set(member.locations.values_list("pk", flat=True))
     if member.provider_id is not None:
         # Only hours still in force: a provider who moved away no longer works there.
-        hours = schedules_in_force(timezone.localdate()).filter(provider_id=member.provider_id)
+        hours = schedules_in_force().filter(provider_id=member.provider_id)
         ids |= set(hours.values_list("location_id", flat=True))
     return ids
 
@@ -234,9 +234,7 @@ def providers_usable(user: User) -> QuerySet[Provider]:
     places = location_ids(user)
     if places is None:
         return mine
-    hours = schedules_in_force(timezone.localdate()).filter(
-        provider_id=OuterRef("pk"), location_id__in=places
-    )
+    hours = schedules_in_force().filter(provider_id=OuterRef("pk"), location_id__in=places)
     return mine.filter(Exists(hours))
 
 

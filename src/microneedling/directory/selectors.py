@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -103,9 +103,15 @@ def locations_near(
     return found
 
 
-def schedules_in_force(on: date) -> QuerySet[ProviderSchedule]:
+def schedules_in_force(on: date | None = None) -> QuerySet[ProviderSchedule]:
     """Providers' weekly hours that have not ended by ``on`` (those still to begin count:
-    a provider starting next month already works there, for booking ahead)."""
+    a provider starting next month already works there, for booking ahead).
+
+    Without ``on``: the earliest date it is anywhere now. The server's clock is UTC, and an
+    hours' last day is the location's: in the evening of that day in the Americas, the UTC
+    date is already the next one, and the provider would lose their place hours early."""
+    if on is None:
+        on = (timezone.now() - timedelta(hours=12)).date()  # UTC-12, the last to turn over
     return ProviderSchedule.objects.exclude(valid_until__lt=on)
 
 

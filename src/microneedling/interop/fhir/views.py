@@ -457,7 +457,7 @@ def provider_sites(params: dict[str, list[str]]) -> list[tuple[Provider, Locatio
     """Each (provider, location) with working hours in force, filtered by practitioner/location: the
     PractitionerRoles and Schedules."""
     # Hours that ended are no diary any more (those still to begin are: slots come from them).
-    schedules = schedules_in_force(timezone.localdate()).select_related("provider", "location")
+    schedules = schedules_in_force().select_related("provider", "location")
     for name, attribute, kind in (
         ("practitioner", "provider_id", "Practitioner"),
         ("actor", "provider_id", "Practitioner"),
@@ -480,7 +480,7 @@ def _pair_of(text: str, type_name: str) -> tuple[Provider, Location]:
         raise FhirError(404, "not-found", f"{type_name}/{text} does not exist")
     provider = Provider.objects.filter(pk=int(left)).first()
     place = Location.objects.filter(pk=int(right)).first()
-    in_force = schedules_in_force(timezone.localdate())
+    in_force = schedules_in_force()
     works = in_force.filter(provider_id=left, location_id=right).exists()
     if provider is None or place is None or not works:
         raise FhirError(404, "not-found", f"{type_name}/{text} does not exist")
@@ -491,7 +491,7 @@ def render_pair(type_name: str, provider: Provider, place: Location) -> dict[str
     """A provider at a location as a Schedule or a PractitionerRole."""
     if type_name == "Schedule":
         return build.schedule(provider, place)
-    hours = list(schedules_in_force(timezone.localdate()).filter(provider=provider, location=place))
+    hours = list(schedules_in_force().filter(provider=provider, location=place))
     return build.practitioner_role(provider, place, hours)
 
 
