@@ -176,6 +176,12 @@ def test_a_closed_location_refuses_a_booking_naming_the_location(
     response = _caller(staff_user)("POST", f"{API}/{path}", body(cleo, clinic))
     _refused_naming(response, "location")
     assert response.json()["code"] == "location_closed"
+    # Still open today, closing by then: the refusal says when, not that it "has closed".
+    said = response.content.decode()
+    if closes_on is None:
+        assert "has closed" in said
+    else:
+        assert f"closes on {closes_on.isoformat()}" in said and "has closed" not in said
     assert not Appointment.objects.exists()
 
 

@@ -368,3 +368,30 @@ def test_one_provider_id_with_two_names_and_a_malformed_zip_code_are_refused(
         ("providers", 4, "external_id"),
     }
     assert not report.applied and _counts() == before
+
+
+def test_a_visit_at_a_location_closing_by_then_is_refused_under_the_location_column(
+    mesquite: Organization,
+) -> None:
+    place = Location.objects.get(slug="alamo-heights")
+    day = next_weekday(timezone.localdate() + timedelta(days=60), 1)
+    Location.objects.filter(pk=place.pk).update(
+        status=Location.Status.CLOSING, closes_on=day - timedelta(days=7)
+    )
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=_example("patients"),
+        providers_csv=(
+            "external_id,display_name,role,location,weekdays,starts,ends\n"
+            "DR-7,Dr. Hana Ito,physician,alamo-heights,mon-sun,09:00,17:00\n"
+        ),
+        appointments_csv=(
+            "external_id,patient,provider,location,service,starts_at\n"
+            f"A-1,P-1001,DR-7,alamo-heights,microneedling-face,{day} 10:00\n"
+        ),
+        service_map={"MN FACE": "microneedling-face"},
+        apply=True,
+    )
+    [problem] = report.problems
+    assert (problem.file, problem.column) == ("appointments", "location")
+    assert "closes on" in problem.problem

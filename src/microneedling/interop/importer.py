@@ -466,7 +466,13 @@ def _appointments(
                     confirm=False,
                 )
         except (BookingConflict, BookingRefused) as error:
-            _note(report, "appointments", line, "starts_at", str(error))
+            # A refusal about the place, the provider or the service belongs under that
+            # column (a location closing by then, say); the rest are about the time.
+            field = getattr(error, "field", None)
+            column = (
+                field if field in ("location", "provider", "service", "patient") else "starts_at"
+            )
+            _note(report, "appointments", line, column, str(error))
             continue
         report.appointments += 1
 

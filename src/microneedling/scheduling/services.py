@@ -137,14 +137,21 @@ def location_open_check(location: Location, day: date) -> None:
     Named, rather than left to the diary (which has no free time there), so the caller
     hears that the place is shut, not that it is busy, and where its patients now go.
     """
-    closed = location.status == Location.Status.CLOSED
-    if not closed and location.closes_on is not None and day >= location.closes_on:
-        closed = True
-    if closed:
-        onward = f"; its patients now go to {location.successor.name}" if location.successor else ""
-        raise BookingRefused(
-            f"{location.name} has closed{onward}", code="location_closed", field="location"
-        )
+    shut = location.status == Location.Status.CLOSED
+    closing = location.closes_on is not None and day >= location.closes_on
+    if not (shut or closing):
+        return
+    successor = location.successor
+    onward = f"; its patients now go to {successor.name}" if successor else ""
+    # Still open today, closing later: say when, not that it "has closed".
+    what = (
+        "has closed"
+        if shut or location.closes_on is None
+        else f"closes on {location.closes_on.isoformat()} and takes no bookings from then"
+    )
+    raise BookingRefused(
+        f"{location.name} {what}{onward}", code="location_closed", field="location"
+    )
 
 
 def staff_location_check(*, actor: Actor, location: Location) -> None:
