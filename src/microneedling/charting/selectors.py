@@ -66,12 +66,17 @@ _CHART_CONTENT = (
 )
 
 
-def chart_version(chart: ProcedureChart) -> str:
-    """A short fingerprint of what ``chart`` says: the page that shows a draft sends it back
-    with "sign", so a provider signs the draft they read, not one edited since."""
-    content = {name: getattr(chart, name) for name in _CHART_CONTENT}
+def fingerprint(content: object) -> str:
+    """A short fingerprint of ``content`` (anything JSON can write, dates as text): a page
+    sends it back with what the user vouches for, and a change since shows as a mismatch."""
     text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def chart_version(chart: ProcedureChart) -> str:
+    """The fingerprint of what ``chart`` says: the page that shows a draft sends it back
+    with "sign", so a provider signs the draft they read, not one edited since."""
+    return fingerprint({name: getattr(chart, name) for name in _CHART_CONTENT})
 
 
 def latest_chart(appointment: Appointment) -> ProcedureChart | None:

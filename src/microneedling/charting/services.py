@@ -3,8 +3,6 @@ recording outcome scores. Every write is audited; a signed chart is never change
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +19,7 @@ from microneedling.charting.models import (
     ProcedureChart,
     SessionPhoto,
 )
-from microneedling.charting.selectors import chart_version, latest_chart
+from microneedling.charting.selectors import chart_version, fingerprint, latest_chart
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import CartridgeLot, Device
@@ -48,8 +46,7 @@ def consent_is_current(patient: Patient, today: date | None = None) -> bool:
 def consent_text_seal(text: ConsentText) -> str:
     """A short fingerprint of the words of ``text``: the consent page sends it back with the
     signature, so a patient signs the text they read, not one put in force or edited since."""
-    words = json.dumps([text.pk, text.version, text.title, text.body])
-    return hashlib.sha256(words.encode()).hexdigest()[:16]
+    return fingerprint([text.pk, text.version, text.title, text.body])
 
 
 def consent_sign(

@@ -36,7 +36,12 @@ from microneedling.directory.policy_form import (
     ClinicPolicyFormBase,
     policy_form,
 )
-from microneedling.directory.selectors import provider_stranded_visits, stranded_visits
+from microneedling.directory.selectors import (
+    hours_of,
+    leave_of,
+    provider_stranded_visits,
+    stranded_visits,
+)
 
 
 class OpeningHoursFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
@@ -104,6 +109,9 @@ class LocationForm(ModelForm):  # type: ignore[type-arg]
 
     # No Meta: the admin gives the model and the fields (modelform_factory).
 
+    #: What a closure called off in this form was (status and closing day), for the audit.
+    called_off: dict[str, Any] | None = None
+
     def clean(self) -> dict[str, Any]:
         """Refuse a closure made here; allow one called off."""
         data = super().clean() or {}
@@ -117,6 +125,7 @@ class LocationForm(ModelForm):  # type: ignore[type-arg]
         if after == before:
             return data
         reopened = after == {"status": Location.Status.OPEN, "closes_on": None}
+        self.called_off = dict(before) if reopened else None  # for the audit event
         if not reopened:
             raise ValidationError(
                 {
@@ -140,14 +149,10 @@ class LocationAdmin(OrganizationScoped, admin.ModelAdmin[Location]):
 
     def save_model(self, request: HttpRequest, obj: Location, form: Any, change: bool) -> None:
         """Save; a closure called off is audited, as the closure itself was."""
-        before = (
-            Location.objects.filter(pk=obj.pk).values("status", "closes_on").first()
-            if change
-            else None
-        )
+        before = form.called_off  # set by LocationForm.clean
         with transaction.atomic():
             super().save_model(request, obj, form, change)
-            if before is not None and before["status"] != obj.status:
+            if before is not None:
                 audit_record(
                     actor=request.user,
                     action="location_reopen",
@@ -194,16 +199,10 @@ class ScheduleFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
         if any(self.errors) or provider.pk is None:
             return
 
-        def hours(rows: Any) -> list[Any]:
-            return [
-                (s.location_id, s.weekday, s.starts, s.ends, s.valid_from, s.valid_until)
-                for s in rows
-            ]
-
         stored = ProviderSchedule.objects.filter(provider=provider)
         # Hours at a location this user does not run are not on the page (admin scope), so
         # not being sent back is no sign they were deleted: they stay as they are.
-        after = hours(_not_shown(self, stored)) + [
+        after = hours_of(_not_shown(self, stored)) + [
             (
                 row["location"].pk,
                 row["weekday"],
@@ -215,7 +214,7 @@ class ScheduleFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
             for row in _kept_rows(self)
             if row.get("location") is not None
         ]
-        before = hours(stored)
+        before = hours_of(stored)
         _strand_check(provider, provider_stranded_visits(provider, hours=(before, after)))
 
 
@@ -229,9 +228,9 @@ class LeaveFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
         if any(self.errors) or provider.pk is None:
             return
         stored = ProviderLeave.objects.filter(provider=provider)
-        before = [(a.starts_at, a.ends_at) for a in stored]
-        after = [(a.starts_at, a.ends_at) for a in _not_shown(self, stored)]
+        after = leave_of(_not_shown(self, stored))
         after += [(row["starts_at"], row["ends_at"]) for row in _kept_rows(self)]
+        before = leave_of(stored)
         _strand_check(provider, provider_stranded_visits(provider, leave=(before, after)))
 
 

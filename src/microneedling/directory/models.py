@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import time
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.apps import apps
@@ -138,6 +139,16 @@ class Room(models.Model):
         return f"{self.location.name} · {self.name}"
 
 
+def visits_to_come(**where: object) -> models.QuerySet[Any]:
+    """Visits still to be given (requested or booked, starting after now) matching ``where``:
+    what an edit of hours, leave or a provider must not leave without a place or a person.
+    (The scheduling app's model, looked up when called: it depends on this module.)"""
+    appointment = apps.get_model("scheduling", "Appointment")
+    return appointment.objects.filter(
+        starts_at__gt=timezone.now(), status__in=appointment.TO_COME, **where
+    )
+
+
 def charted_identity_check(instance: models.Model, column: str, fields: tuple[str, ...]) -> None:
     """Refuse a change to ``fields`` of a pen or lot that a procedure chart names (by its
     ``column``): a signed chart records what was used by pointing here, so rewriting the
@@ -242,12 +253,7 @@ class Provider(models.Model):
         was_active = type(self)._default_manager.filter(pk=self.pk, active=True).exists()
         if not was_active:
             return
-        visits = apps.get_model("scheduling", "Appointment").objects
-        waiting = visits.filter(
-            provider_id=self.pk,
-            starts_at__gt=timezone.now(),
-            status__in=("requested", "booked"),
-        ).count()
+        waiting = visits_to_come(provider_id=self.pk).count()
         if waiting:
             raise ValidationError(
                 {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
@@ -9,7 +10,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import zipcodes
-from django.apps import apps
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
@@ -22,6 +22,7 @@ from microneedling.directory.models import (
     ProviderLeave,
     ProviderSchedule,
     Service,
+    visits_to_come,
 )
 
 
@@ -159,9 +160,7 @@ def stranded_visits(location: Location, *, before: Spans, after: Spans) -> int:
     (weekday: [(opens, closes)], local time) but not within ``after``. A visit the old hours
     did not hold either (a deliberate booking out of hours) is not the new hours' doing."""
     zone = ZoneInfo(location.timezone)
-    visits = apps.get_model("scheduling", "Appointment").objects.filter(
-        location=location, starts_at__gt=timezone.now(), status__in=("requested", "booked")
-    )
+    visits = visits_to_come(location=location)
 
     def held(spans: Spans, starts: datetime, ends: datetime) -> bool:
         return starts.date() == ends.date() and any(
@@ -184,6 +183,16 @@ Hours = tuple[int, int, time, time, date, date | None]
 Leave = tuple[datetime, datetime]
 
 
+def hours_of(rows: Iterable[ProviderSchedule]) -> list[Hours]:
+    """Stored hours as ``provider_stranded_visits`` compares them."""
+    return [(s.location_id, s.weekday, s.starts, s.ends, s.valid_from, s.valid_until) for s in rows]
+
+
+def leave_of(rows: Iterable[ProviderLeave]) -> list[Leave]:
+    """Stored leave as ``provider_stranded_visits`` compares it."""
+    return [(away.starts_at, away.ends_at) for away in rows]
+
+
 def provider_stranded_visits(
     provider: Provider,
     *,
@@ -194,23 +203,13 @@ def provider_stranded_visits(
     would not after an edit: ``hours`` and ``leave`` give (before, after) when they change;
     what is not given stays as stored."""
     if hours is None:
-        stored_hours: list[Hours] = [
-            (s.location_id, s.weekday, s.starts, s.ends, s.valid_from, s.valid_until)
-            for s in ProviderSchedule.objects.filter(provider=provider)
-        ]
+        stored_hours = hours_of(ProviderSchedule.objects.filter(provider=provider))
         hours = (stored_hours, stored_hours)
     if leave is None:
-        stored_leave: list[Leave] = [
-            (away.starts_at, away.ends_at)
-            for away in ProviderLeave.objects.filter(provider=provider)
-        ]
+        stored_leave = leave_of(ProviderLeave.objects.filter(provider=provider))
         leave = (stored_leave, stored_leave)
-    visits = (
-        apps.get_model("scheduling", "Appointment")
-        .objects.filter(
-            provider=provider, starts_at__gt=timezone.now(), status__in=("requested", "booked")
-        )
-        .values_list("location_id", "location__timezone", "starts_at", "ends_at")
+    visits = visits_to_come(provider=provider).values_list(
+        "location_id", "location__timezone", "starts_at", "ends_at"
     )
 
     def held(spans: list[Hours], away: list[Leave], place: int, zone: str, at: Leave) -> bool:

@@ -115,6 +115,9 @@ class Appointment(models.Model):
     #: Statuses of a visit that did not take place: nothing to chart, score or report on.
     NOT_TREATED = (Status.CANCELLED, Status.NO_SHOW, Status.ENTERED_IN_ERROR)
 
+    #: Statuses of a visit still to be given, before anyone has arrived.
+    TO_COME = (Status.REQUESTED, Status.BOOKED)
+
     #: Statuses whose reservations still hold their resources.
     HOLDING = (
         Status.REQUESTED,

@@ -39,6 +39,7 @@ from microneedling.core.rehoming import (
     plan_violations,
     sites_without,
 )
+from microneedling.core.retention import add_years
 from microneedling.directory.models import Location, LocationClosure, Provider, ProviderSchedule
 from microneedling.directory.policy import booking_rules
 from microneedling.directory.selectors import place_from_zip
@@ -51,6 +52,7 @@ from microneedling.scheduling.calendars import (
     service_phases,
 )
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Reservation
+from microneedling.scheduling.services import location_open_check
 
 #: A visit that is not a course session may move this many days either way.
 SINGLE_VISIT_SLACK_DAYS = 7
@@ -681,10 +683,7 @@ def _write_move(
 def rehoming_dates_check(*, from_date: date, until: date | None, today: date) -> None:
     """Raise ``BookingRefused`` naming the field when ``from_date`` (or ``until``) is more
     than ``MAX_YEARS_AHEAD`` years after ``today``."""
-    try:
-        limit = today.replace(year=today.year + MAX_YEARS_AHEAD)
-    except ValueError:  # 29 February, in a year that has none
-        limit = today.replace(year=today.year + MAX_YEARS_AHEAD, day=28)
+    limit = add_years(today, MAX_YEARS_AHEAD)
     for name, day in (("from_date", from_date), ("until", until)):
         if day is not None and day > limit:
             raise BookingRefused(
@@ -761,18 +760,13 @@ def location_close(
 
 def move_destination_check(*, to_location: Location, from_date: date) -> None:
     """Raise ``BookingRefused`` (field ``to``) when ``to_location`` is closed, or closes on
-    or before ``from_date``: a provider cannot move where no one is seen any more."""
-    if to_location.status == Location.Status.CLOSED:
-        raise BookingRefused("that location is closed", code="closed", field="to")
-    closes_on = to_location.closes_on
-    if to_location.status == Location.Status.CLOSING and closes_on and closes_on <= from_date:
-        # The provider's hours and visits would land where nothing can be booked any more,
-        # and the closure that already ran would not re-home them.
-        raise BookingRefused(
-            f"that location closes on {closes_on.isoformat()}, by the move date",
-            code="closed",
-            field="to",
-        )
+    or before ``from_date``: a provider cannot move where no one is seen any more (their
+    hours and visits would land where nothing can be booked, and the closure that already
+    ran would not re-home them). The same test as a booking's, named for this form."""
+    try:
+        location_open_check(to_location, from_date)
+    except BookingRefused as refused:
+        raise BookingRefused(refused.message, code="closed", field="to") from None
 
 
 def provider_move(

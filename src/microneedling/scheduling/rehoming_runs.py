@@ -87,7 +87,8 @@ def rehoming_run_execute(run_id: int) -> str:
         # Anything else (bad data, a bug) must not leave the run "running" for ever: the
         # page would poll it, and no one could start it again. The operation's own
         # transaction has rolled back, so nothing of it was written.
-        logger.exception("re-homing run %s failed", run_id)
+        # The type only, as the outbox sweep logs: an error's text may name a patient.
+        logger.error("re-homing run %s failed (%s)", run_id, type(unexpected).__name__)
         error = f"unexpected error: {type(unexpected).__name__}: {unexpected}"
         run.status, run.error = RehomingRun.Status.FAILED, error[:300]
     else:
