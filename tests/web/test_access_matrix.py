@@ -386,7 +386,14 @@ def test_the_booking_api_asks_for_a_token_and_refuses_roles_without_the_record(
 
 
 #: Staff accounts, authenticators and lock-outs: the chain operator's, not a clinic admin's.
-PEOPLE_MODELS = {"staffmember", "totpdevice", "accessattempt", "accesslog", "accessfailurelog"}
+PEOPLE_MODELS = {
+    "staffmember",
+    "apitoken",
+    "totpdevice",
+    "accessattempt",
+    "accesslog",
+    "accessfailurelog",
+}
 
 
 def test_the_admin_site_opens_to_the_roles_that_run_the_clinic(world: World) -> None:

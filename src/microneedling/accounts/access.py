@@ -255,8 +255,9 @@ def require(condition: bool, what: str = "this") -> None:
 ADMIN_MODELS: dict[Can, frozenset[str]] = {
     # (Consent texts are one for the whole system: the superuser's, like clinical rows.)
     Can.ADMIN_SITE: frozenset({"directory"}),
-    # Staff, their authenticators (a lost phone is replaced here) and sign-in lock-outs.
-    Can.PEOPLE: frozenset({"accounts.staffmember", "otp_totp", "axes"}),
+    # Staff, their authenticators (a lost phone is replaced here), sign-in lock-outs and
+    # API tokens (listed and revoked; issued by the command line).
+    Can.PEOPLE: frozenset({"accounts.staffmember", "accounts.apitoken", "otp_totp", "axes"}),
 }
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from microneedling.accounts.access import Can, may
 from microneedling.accounts.admin_scope import OrganizationScoped
-from microneedling.accounts.models import StaffMember
+from microneedling.accounts.models import ApiToken, StaffMember
+from microneedling.accounts.services import api_token_revoke
+from microneedling.core.errors import InputError
 
 
 def _admin_allowed(request: HttpRequest) -> bool:
@@ -32,6 +36,60 @@ class StaffMemberAdmin(OrganizationScoped, admin.ModelAdmin[StaffMember]):
     filter_horizontal = ("locations",)
     raw_id_fields = ("user",)
     picks_unclaimed_accounts = True  # a new hire's account is made first, then attached
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(OrganizationScoped, admin.ModelAdmin[ApiToken]):
+    """The staff's API tokens: who holds one, since when, until when, and stopping them.
+
+    Tokens are issued by ``microneedling token`` (the secret is shown once, to whoever runs
+    it); here they are only listed and revoked. Rows are never deleted, so the list keeps
+    which token an old request in the audit trail came with. Only digests are stored, and
+    none is shown.
+    """
+
+    list_display = ("id", "user", "label", "created_at", "expires_at", "revoked_at", "state")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("user__username", "label")
+    fields = ("user", "label", "created_at", "expires_at", "revoked_at")
+    readonly_fields = fields
+    actions = ("revoke",)
+
+    @admin.display(description="state")
+    def state(self, token: ApiToken) -> str:
+        """Whether the token still works."""
+        if token.revoked_at is not None:
+            return "revoked"
+        if token.expires_at is not None and token.expires_at <= timezone.now():
+            return "expired"
+        return "working"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Issued from the command line only, where the secret can be shown once."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        """Nothing about a token is edited; it is revoked (the action below)."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        """Kept, revoked, so the audit trail's references to it stay readable."""
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        """Whoever may see the organisation's tokens may stop them."""
+        return self.has_view_permission(request)
+
+    @admin.action(description="Revoke the selected tokens", permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        """Stop each selected token at once, audited as the command line's revocation is."""
+        stopped = 0
+        for token in queryset.filter(revoked_at__isnull=True).select_related("user"):
+            try:
+                stopped += api_token_revoke(user=token.user, actor=request.user, token_id=token.pk)
+            except InputError:
+                continue  # stopped a moment ago by someone else: nothing left to do
+        self.message_user(request, f"{stopped} token(s) no longer work.", messages.SUCCESS)
 
 
 # The two apps register unscoped admins of their own (importing them above did): a chain
