@@ -16,6 +16,7 @@ from microneedling.accounts.access import (
     Can,
     may,
     may_see_patient,
+    may_use_location,
 )
 
 ViewFn = Callable[..., HttpResponseBase]
@@ -68,3 +69,12 @@ def check_patient(request: HttpRequest, patient_id: int, *, clinical: bool = Fal
     # (asking may_read_clinical would run the same scope query again).
     if clinical and not may(request.user, Can.CLINICAL_READ):
         raise AccessDenied("clinical notes")
+
+
+def check_location(request: HttpRequest, location_id: int) -> None:
+    """Refuse unless the caller works at (or runs) the location: seeing a patient, who may
+    have visits at several of the chain's locations, does not make each of their diaries
+    one's own to check in, mark or move (as ``scheduling.services.staff_location_check``
+    keeps staff to their own locations' bookings)."""
+    if not may_use_location(request.user, location_id):
+        raise AccessDenied("another location's visits")

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from microneedling.accounts.access import Can, may
+from microneedling.accounts.access import Can, may, may_use_location
 from microneedling.audit.services import audit_patient_view
 from microneedling.charting.models import SessionPhoto
 from microneedling.charting.selectors import (
@@ -29,7 +29,7 @@ from microneedling.charting.services import (
 )
 from microneedling.core.errors import BookingConflict, BookingRefused, InputError
 from microneedling.core.knowledge import load_pack
-from microneedling.desk.access import check_patient, requires
+from microneedling.desk.access import check_location, check_patient, requires
 from microneedling.desk.forms import ChartForm, PhotoForm, ScoreForm
 from microneedling.patients.photos import photo_served
 from microneedling.scheduling import services
@@ -64,6 +64,8 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _visit(appointment_id)
     check_patient(request, appointment.patient_id)
     clinical = may(request.user, Can.CLINICAL_READ)  # within scope: checked just above
+    # Another location's visit of one's patient may be read here, not checked in or moved.
+    schedules_here = may_use_location(request.user, appointment.location_id)
     pack = load_pack()
     chart = latest_chart(appointment) if clinical else None
     action = request.POST.get("action") if request.method == "POST" else None
@@ -145,7 +147,8 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
             appointment.patient,
             timezone.now().astimezone(ZoneInfo(appointment.location.timezone)).date(),
         ),
-        "actions": ACTIONS.get(appointment.status, []),
+        "actions": ACTIONS.get(appointment.status, []) if schedules_here else [],
+        "may_move": schedules_here,
         "editing": editing,
         "chart_version": chart_version(chart) if chart is not None else "",
     }
@@ -158,6 +161,7 @@ def visit_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
     """Check in, start, complete or mark a no-show; refusals come back as a message."""
     appointment = _visit(appointment_id)
     check_patient(request, appointment.patient_id)
+    check_location(request, appointment.location_id)
     status = request.POST.get("status", "")
     problem = ""
     try:
