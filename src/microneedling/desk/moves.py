@@ -28,7 +28,7 @@ def visit_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
     )
     check_patient(request, visit.patient_id)
     check_location(request, visit.location_id)
-    form, replan = move_step(request, visit)
+    form, replan = move_step(request, visit, zone=ZoneInfo(visit.location.timezone))
     if replan is not None and replan.applied:
         messages.success(request, "Moved; later sessions re-planned inside their windows.")
         return redirect("desk:visit", appointment_id=visit.pk)
