@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from microneedling.accounts.models import BreakGlassGrant
 from microneedling.audit.models import AuditEvent
+from microneedling.charting.models import ProcedureChart
 from microneedling.scheduling.models import Appointment
 from microneedling.scheduling.selectors import session_move_options
 from microneedling.scheduling.services import appointment_book
@@ -27,6 +28,7 @@ from tests.web.conftest import (
     make_patient,
     make_staff,
 )
+from tests.web.test_desk_pages import chart_data, lot
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
@@ -168,6 +170,38 @@ def test_the_desk_cannot_mark_or_move_another_locations_visit_of_a_patient_it_se
     east_desk.post(reverse("desk:visit_status", args=[single.pk]), {"status": "cancelled"})
     single.refresh_from_db()
     assert single.status == "cancelled"
+
+
+def test_a_provider_charts_only_visits_where_they_work_or_that_were_their_own(
+    clinic: Clinic,
+) -> None:
+    # Cleo is a Riverbend patient (a visit there) treated at Eastside by its own Ada.
+    east = build_clinic(name="Eastside")
+    cleo = make_patient(clinic)
+    book_visit(clinic, cleo, local(MONDAY + timedelta(days=2), 15))
+    there = appointment_book(
+        patient=cleo,
+        service=east.treatment,
+        location=east.location,
+        provider=east.ada,
+        starts_at=local(MONDAY + timedelta(days=3), 10),
+    )
+    cartridge = lot(east)
+    ada = client_of(make_staff("ada.quill", "provider", provider=clinic.ada, locations=[]))
+    url = reverse("desk:visit", args=[there.pk])
+    page = ada.get(url)
+    assert page.status_code == 200 and 'value="chart"' not in page.content.decode()
+    for data in (
+        chart_data(east, cartridge),
+        {"action": "score", "scale": "gais", "value": 2},
+    ):
+        assert ada.post(url, data).status_code == 403
+    assert not ProcedureChart.objects.filter(appointment=there).exists()
+    assert not there.scores.exists()
+    # Eastside's provider of the visit charts it.
+    own = client_of(make_staff("ada.east", "provider", provider=east.ada, locations=[]))
+    own.post(url, chart_data(east, cartridge))
+    assert ProcedureChart.objects.filter(appointment=there).exists()
 
 
 def test_break_glass_opens_one_record_for_an_hour_with_the_reason_audited(world: World) -> None:

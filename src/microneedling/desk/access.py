@@ -18,6 +18,7 @@ from microneedling.accounts.access import (
     may_see_patient,
     may_use_location,
 )
+from microneedling.accounts.models import StaffMember
 
 ViewFn = Callable[..., HttpResponseBase]
 
@@ -78,3 +79,18 @@ def check_location(request: HttpRequest, location_id: int) -> None:
     keeps staff to their own locations' bookings)."""
     if not may_use_location(request.user, location_id):
         raise AccessDenied("another location's visits")
+
+
+def charts_here(user: Any, *, location_id: int, provider_id: int, works_there: bool) -> bool:
+    """Whether ``user`` may record clinical notes (chart, photo, score) on a visit: if they
+    work at its location (``works_there``, asked of ``may_use_location`` already) or are the
+    visit's own provider, who may have moved on since. Reading a patient's record is
+    chain-wide within scope; recording another location's procedure is not."""
+    if works_there:
+        return True
+    member = StaffMember.objects.filter(user_id=user.pk).first()
+    return (
+        member is not None
+        and member.provider_id is not None
+        and (member.provider_id == provider_id)
+    )

@@ -29,7 +29,12 @@ from microneedling.charting.services import (
 )
 from microneedling.core.errors import BookingConflict, BookingRefused, InputError
 from microneedling.core.knowledge import load_pack
-from microneedling.desk.access import check_location, check_patient, requires
+from microneedling.desk.access import (
+    charts_here,
+    check_location,
+    check_patient,
+    requires,
+)
 from microneedling.desk.forms import ChartForm, PhotoForm, ScoreForm
 from microneedling.patients.photos import photo_served
 from microneedling.scheduling import services
@@ -69,7 +74,14 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
     pack = load_pack()
     chart = latest_chart(appointment) if clinical else None
     action = request.POST.get("action") if request.method == "POST" else None
-    if action is not None and not may(request.user, Can.CLINICAL_WRITE):
+    # Clinical roles write; at another location's visit only its own provider does.
+    writes_here = may(request.user, Can.CLINICAL_WRITE) and charts_here(
+        request.user,
+        location_id=appointment.location_id,
+        provider_id=appointment.provider_id,
+        works_there=schedules_here,
+    )
+    if action is not None and not writes_here:
         return render(request, "desk/forbidden.html", status=403)
     editing = action in ("chart", "amend") or request.GET.get("amend") == "1"
     chart_form = ChartForm(
@@ -136,7 +148,7 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
     context: dict[str, Any] = {
         "visit": appointment,
         "clinical": clinical,
-        "may_chart": clinical and may(request.user, Can.CLINICAL_WRITE),
+        "may_chart": clinical and writes_here,
         "chart": chart,
         "chart_form": chart_form,
         "score_form": score_form,
