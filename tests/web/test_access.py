@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 import requests
 from django.urls import reverse
+from django.utils import timezone
 
 from microneedling.accounts.models import BreakGlassGrant
 from microneedling.audit.models import AuditEvent
+from microneedling.charting.models import ProcedureChart
+from microneedling.scheduling.models import Appointment
+from microneedling.scheduling.selectors import session_move_options
+from microneedling.scheduling.services import appointment_book
 from tests.web.access_world import World, build_world
-from tests.web.conftest import Clinic
+from tests.web.conftest import (
+    MONDAY,
+    Clinic,
+    book_course,
+    book_visit,
+    build_clinic,
+    client_of,
+    local,
+    make_patient,
+    make_staff,
+)
+from tests.web.test_desk_pages import chart_data, lot
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
@@ -104,6 +121,87 @@ def test_a_provider_sees_the_chart_of_their_locations_patients_only(world: World
     assert elsewhere.status_code == 403
     assert "Eve Long" not in elsewhere.content.decode()  # (a CSRF token may hold "Eve")
     assert "break-glass" in elsewhere.content.decode()  # the form's action
+
+
+def test_the_desk_cannot_mark_or_move_another_locations_visit_of_a_patient_it_sees(
+    clinic: Clinic,
+) -> None:
+    # Cleo is one of Riverbend's patients (a visit there) and has a course at Eastside.
+    east = build_clinic(name="Eastside")
+    cleo = make_patient(clinic)
+    book_visit(clinic, cleo, local(MONDAY + timedelta(days=2), 15))
+    course = book_course(east, cleo)
+    there = Appointment.objects.get(course_session__course=course, course_session__number=2)
+    single = appointment_book(
+        patient=cleo,
+        service=east.treatment,
+        location=east.location,
+        provider=east.ben,
+        starts_at=local(MONDAY + timedelta(days=3), 10),
+    )
+    desk = client_of(make_staff("ida", "front_desk", locations=[clinic.location]))
+    # She may read the visit (her record is in scope), without Eastside's diary actions.
+    page = desk.get(reverse("desk:visit", args=[there.pk]))
+    assert page.status_code == 200
+    assert reverse("desk:visit_status", args=[there.pk]) not in page.content.decode()
+    assert reverse("desk:visit_move", args=[there.pk]) not in page.content.decode()
+    for status in ("cancelled", "entered_in_error"):
+        refused = desk.post(reverse("desk:visit_status", args=[single.pk]), {"status": status})
+        assert refused.status_code == 403
+    refused = desk.post(
+        reverse("desk:visit_status", args=[single.pk]),
+        {"status": "cancelled"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert refused.status_code == 403
+    before = there.starts_at
+    assert desk.get(reverse("desk:visit_move", args=[there.pk])).status_code == 403
+    target = session_move_options(there, now=timezone.now())[0].isoformat()
+    moved = desk.post(
+        reverse("desk:visit_move", args=[there.pk]), {"starts_at": target, "action": "apply"}
+    )
+    assert moved.status_code == 403
+    single.refresh_from_db()
+    there.refresh_from_db()
+    assert single.status == there.status == "booked" and there.starts_at == before
+    assert single.reservations.filter(active=True).exists()
+    # Eastside's own desk still does it.
+    east_desk = client_of(make_staff("erin", "front_desk", locations=[east.location]))
+    east_desk.post(reverse("desk:visit_status", args=[single.pk]), {"status": "cancelled"})
+    single.refresh_from_db()
+    assert single.status == "cancelled"
+
+
+def test_a_provider_charts_only_visits_where_they_work_or_that_were_their_own(
+    clinic: Clinic,
+) -> None:
+    # Cleo is a Riverbend patient (a visit there) treated at Eastside by its own Ada.
+    east = build_clinic(name="Eastside")
+    cleo = make_patient(clinic)
+    book_visit(clinic, cleo, local(MONDAY + timedelta(days=2), 15))
+    there = appointment_book(
+        patient=cleo,
+        service=east.treatment,
+        location=east.location,
+        provider=east.ada,
+        starts_at=local(MONDAY + timedelta(days=3), 10),
+    )
+    cartridge = lot(east)
+    ada = client_of(make_staff("ada.quill", "provider", provider=clinic.ada, locations=[]))
+    url = reverse("desk:visit", args=[there.pk])
+    page = ada.get(url)
+    assert page.status_code == 200 and 'value="chart"' not in page.content.decode()
+    for data in (
+        chart_data(east, cartridge),
+        {"action": "score", "scale": "gais", "value": 2},
+    ):
+        assert ada.post(url, data).status_code == 403
+    assert not ProcedureChart.objects.filter(appointment=there).exists()
+    assert not there.scores.exists()
+    # Eastside's provider of the visit charts it.
+    own = client_of(make_staff("ada.east", "provider", provider=east.ada, locations=[]))
+    own.post(url, chart_data(east, cartridge))
+    assert ProcedureChart.objects.filter(appointment=there).exists()
 
 
 def test_break_glass_opens_one_record_for_an_hour_with_the_reason_audited(world: World) -> None:

@@ -3,7 +3,8 @@ preview first (Django's test client, both engines)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -158,6 +159,28 @@ def test_moving_a_session_shows_the_changes_before_saving_them(clinic: Clinic) -
     assert second.starts_at.isoformat() == new_start
     window = second.course_session
     assert window.earliest <= second.starts_at.astimezone(TZ).date() <= window.latest
+
+
+def test_the_times_to_move_to_read_in_the_patients_zone_like_the_rest_of_their_pages(
+    clinic: Clinic,
+) -> None:
+    patient = make_patient(clinic)
+    patient.timezone = "America/New_York"  # an hour ahead of the clinic's Chicago
+    patient.save(update_fields=["timezone"])
+    client = signed_in(patient)
+    course = book(clinic, client)
+    second = Appointment.objects.get(course_session__course=course, course_session__number=2)
+    home = ZoneInfo("America/New_York")
+    shown = f"{second.starts_at.astimezone(home):%A %-d %B %Y, %H:%M}"
+    assert shown in client.get(reverse("portal:course", args=[course.pk])).content.decode()
+    url = reverse("portal:session_move", args=[second.pk])
+    options = client.get(url).context["form"].fields["starts_at"].choices
+    assert options
+    for value, label in options:
+        assert label == f"{datetime.fromisoformat(value).astimezone(home):%A %d %B, %H:%M}"
+    preview = client.post(url, {"starts_at": options[0][0], "action": "preview"})
+    new = f"{datetime.fromisoformat(options[0][0]).astimezone(home):%a %-d %b, %H:%M}"
+    assert new in preview.content.decode()
 
 
 def test_cancelling_a_session_previews_and_then_books_its_replacement(clinic: Clinic) -> None:

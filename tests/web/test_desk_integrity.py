@@ -22,7 +22,15 @@ from microneedling.core.errors import BookingRefused, InputError
 from microneedling.patients.services import screening_review
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Course
-from tests.web.conftest import TZ, Clinic, book_course, client_of, make_patient, make_staff
+from tests.web.conftest import (
+    TZ,
+    Clinic,
+    book_course,
+    client_of,
+    make_patient,
+    make_staff,
+    screen_again,
+)
 from tests.web.test_api import _booking_body
 from tests.web.test_course_pages import signed_in
 from tests.web.test_desk_pages import chart_data, chart_fields, lot, sign_as_shown, visit
@@ -247,6 +255,41 @@ def test_declining_a_screening_declines_the_request_that_waited(clinic: Clinic) 
     screening_review(screening=patient.screenings.get(), actor=ada, approve=False, reason="Flare")
     request.refresh_from_db()
     assert request.status == "declined"
+
+
+def test_only_the_newest_of_a_patients_waiting_screenings_is_listed_and_decided(
+    clinic: Clinic, provider: Client
+) -> None:
+    patient = make_patient(clinic, conditions=[{"code": "rosacea", "status": "active"}])
+    older = patient.screenings.get()
+    screen_again(patient, conditions=[{"code": "rosacea", "status": "active"}])
+    newest = patient.screenings.newest_first().first()
+    assert newest is not None and newest != older and newest.review == "pending"
+    waiting = services.appointment_request_create(
+        patient=patient,
+        location=clinic.location,
+        service=clinic.treatment,
+        reason="clinician_review",
+        payload={},
+    )
+    queue = provider.get(reverse("desk:screenings")).content.decode()
+    assert reverse("desk:screening", args=[newest.pk]) in queue
+    assert reverse("desk:screening", args=[older.pk]) not in queue
+    refused = provider.post(
+        reverse("desk:screening", args=[older.pk]),
+        {"decision": "approve", "reason": "Calm in the photo from last month"},
+    )
+    assert "answered the questions again since" in refused.content.decode()
+    older.refresh_from_db()
+    waiting.refresh_from_db()
+    # The request waits for the newest answers: the older ones' decision does not book it.
+    assert older.review == "pending" and waiting.status == "open"
+    provider.post(
+        reverse("desk:screening", args=[newest.pk]),
+        {"decision": "approve", "reason": "Calm today"},
+    )
+    waiting.refresh_from_db()
+    assert waiting.status == "approved"
 
 
 def test_a_course_of_consultations_is_refused_naming_the_service(

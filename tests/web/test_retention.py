@@ -125,6 +125,21 @@ def test_after_closing_nothing_new_is_booked_or_left_waiting_for_the_patient(
         )
 
 
+def test_closing_declines_a_request_a_provider_approved_and_the_desk_stops_listing_it(
+    world: World,
+) -> None:
+    cleo = world.cleo.patient
+    # A provider approved the screening it waited for: the request is ready to book.
+    AppointmentRequest.objects.filter(pk=world.request_id).update(status="approved")
+    desk = world.client("front_desk")
+    assert "Approved" in desk.get(reverse("desk:requests")).content.decode()
+    _close(world)
+    ready = AppointmentRequest.objects.get(pk=world.request_id)
+    assert (ready.status, ready.decision_reason) == ("declined", "account_closed")
+    listed = desk.get(reverse("desk:requests")).content.decode()
+    assert cleo.last_name not in listed and "No requests to act on" in listed
+
+
 def test_the_sweep_erases_records_only_after_their_retention_and_keeps_the_trail(
     world: World, settings
 ) -> None:  # type: ignore[no-untyped-def]

@@ -16,7 +16,9 @@ from microneedling.accounts.access import (
     Can,
     may,
     may_see_patient,
+    may_use_location,
 )
+from microneedling.accounts.models import StaffMember
 
 ViewFn = Callable[..., HttpResponseBase]
 
@@ -68,3 +70,27 @@ def check_patient(request: HttpRequest, patient_id: int, *, clinical: bool = Fal
     # (asking may_read_clinical would run the same scope query again).
     if clinical and not may(request.user, Can.CLINICAL_READ):
         raise AccessDenied("clinical notes")
+
+
+def check_location(request: HttpRequest, location_id: int) -> None:
+    """Refuse unless the caller works at (or runs) the location: seeing a patient, who may
+    have visits at several of the chain's locations, does not make each of their diaries
+    one's own to check in, mark or move (as ``scheduling.services.staff_location_check``
+    keeps staff to their own locations' bookings)."""
+    if not may_use_location(request.user, location_id):
+        raise AccessDenied("another location's visits")
+
+
+def charts_here(user: Any, *, location_id: int, provider_id: int, works_there: bool) -> bool:
+    """Whether ``user`` may record clinical notes (chart, photo, score) on a visit: if they
+    work at its location (``works_there``, asked of ``may_use_location`` already) or are the
+    visit's own provider, who may have moved on since. Reading a patient's record is
+    chain-wide within scope; recording another location's procedure is not."""
+    if works_there:
+        return True
+    member = StaffMember.objects.filter(user_id=user.pk).first()
+    return (
+        member is not None
+        and member.provider_id is not None
+        and (member.provider_id == provider_id)
+    )

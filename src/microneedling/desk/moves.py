@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods
 
 from microneedling.accounts.access import Can
 from microneedling.audit.services import audit_patient_view
-from microneedling.desk.access import check_patient, requires
+from microneedling.desk.access import check_location, check_patient, requires
 from microneedling.portal.moving import move_step, replan_changes
 from microneedling.scheduling.models import Appointment
 
@@ -27,7 +27,8 @@ def visit_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
         pk=appointment_id,
     )
     check_patient(request, visit.patient_id)
-    form, replan = move_step(request, visit)
+    check_location(request, visit.location_id)
+    form, replan = move_step(request, visit, zone=ZoneInfo(visit.location.timezone))
     if replan is not None and replan.applied:
         messages.success(request, "Moved; later sessions re-planned inside their windows.")
         return redirect("desk:visit", appointment_id=visit.pk)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
@@ -16,15 +19,24 @@ from microneedling.patients.services import screening_review
 from microneedling.scheduling.models import AppointmentRequest
 
 
+def screenings_waiting(user: Any) -> QuerySet[Screening]:
+    """Screenings of ``user``'s patients waiting for a provider: each patient's newest only
+    (answers given again since replace the older ones, which no longer decide anything)."""
+    newest = (
+        Screening.objects.filter(patient_id=OuterRef("patient_id")).newest_first().values("pk")[:1]
+    )
+    return Screening.objects.filter(
+        review=Screening.Review.PENDING,
+        patient__in=patients_visible(user),
+        pk=Subquery(newest),
+    )
+
+
 @requires(Can.CLINICAL_READ)
 def screenings(request: HttpRequest) -> HttpResponse:
     """Screenings of one's patients waiting for a provider, oldest first."""
     waiting = list(
-        Screening.objects.filter(
-            review=Screening.Review.PENDING, patient__in=patients_visible(request.user)
-        )
-        .select_related("patient")
-        .order_by("created_at")
+        screenings_waiting(request.user).select_related("patient").order_by("created_at")
     )
     audit_patients_listed(
         actor=request.user, action="screenings_view", rows=waiting, what="screenings"

@@ -26,9 +26,8 @@ from microneedling.audit.services import audit_patient_view, audit_patients_list
 from microneedling.desk.access import check_patient, requires, staff_required
 from microneedling.desk.forms import ReportHandledForm
 from microneedling.desk.messages import dead_messages_of
-from microneedling.desk.queues import WAITING
+from microneedling.desk.queues import WAITING, screenings_waiting
 from microneedling.directory.models import Location
-from microneedling.patients.models import Screening
 from microneedling.patients.photos import photo_served
 from microneedling.scheduling.models import AppointmentRequest
 from microneedling.scheduling.selectors import DaySheet, day_sheet
@@ -49,11 +48,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "clinical": clinical,
             "closures": may(user, Can.CLOSURES),
             "open_reports": skin_report_queue().filter(patient__in=mine).count() if clinical else 0,
-            "pending_reviews": Screening.objects.filter(
-                review=Screening.Review.PENDING, patient__in=mine
-            ).count()
-            if clinical
-            else 0,
+            "pending_reviews": screenings_waiting(user).count() if clinical else 0,
             "dead_messages": dead_messages_of(user).count(),
             "open_requests": AppointmentRequest.objects.filter(
                 status__in=WAITING, patient__in=mine

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from microneedling.accounts.access import Can, may
+from microneedling.accounts.access import Can, may, may_use_location
 from microneedling.audit.services import audit_patient_view
 from microneedling.charting.models import SessionPhoto
 from microneedling.charting.selectors import (
@@ -29,7 +29,12 @@ from microneedling.charting.services import (
 )
 from microneedling.core.errors import BookingConflict, BookingRefused, InputError
 from microneedling.core.knowledge import load_pack
-from microneedling.desk.access import check_patient, requires
+from microneedling.desk.access import (
+    charts_here,
+    check_location,
+    check_patient,
+    requires,
+)
 from microneedling.desk.forms import ChartForm, PhotoForm, ScoreForm
 from microneedling.patients.photos import photo_served
 from microneedling.scheduling import services
@@ -64,10 +69,19 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _visit(appointment_id)
     check_patient(request, appointment.patient_id)
     clinical = may(request.user, Can.CLINICAL_READ)  # within scope: checked just above
+    # Another location's visit of one's patient may be read here, not checked in or moved.
+    schedules_here = may_use_location(request.user, appointment.location_id)
     pack = load_pack()
     chart = latest_chart(appointment) if clinical else None
     action = request.POST.get("action") if request.method == "POST" else None
-    if action is not None and not may(request.user, Can.CLINICAL_WRITE):
+    # Clinical roles write; at another location's visit only its own provider does.
+    writes_here = may(request.user, Can.CLINICAL_WRITE) and charts_here(
+        request.user,
+        location_id=appointment.location_id,
+        provider_id=appointment.provider_id,
+        works_there=schedules_here,
+    )
+    if action is not None and not writes_here:
         return render(request, "desk/forbidden.html", status=403)
     editing = action in ("chart", "amend") or request.GET.get("amend") == "1"
     chart_form = ChartForm(
@@ -134,7 +148,7 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
     context: dict[str, Any] = {
         "visit": appointment,
         "clinical": clinical,
-        "may_chart": clinical and may(request.user, Can.CLINICAL_WRITE),
+        "may_chart": clinical and writes_here,
         "chart": chart,
         "chart_form": chart_form,
         "score_form": score_form,
@@ -145,7 +159,8 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
             appointment.patient,
             timezone.now().astimezone(ZoneInfo(appointment.location.timezone)).date(),
         ),
-        "actions": ACTIONS.get(appointment.status, []),
+        "actions": ACTIONS.get(appointment.status, []) if schedules_here else [],
+        "may_move": schedules_here,
         "editing": editing,
         "chart_version": chart_version(chart) if chart is not None else "",
     }
@@ -158,6 +173,7 @@ def visit_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
     """Check in, start, complete or mark a no-show; refusals come back as a message."""
     appointment = _visit(appointment_id)
     check_patient(request, appointment.patient_id)
+    check_location(request, appointment.location_id)
     status = request.POST.get("status", "")
     problem = ""
     try:

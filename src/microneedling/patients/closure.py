@@ -67,9 +67,11 @@ def patient_account_close(*, patient: Patient, actor: Actor, now: datetime) -> P
                 reason="account_closed",
                 now=now,
             )
-        # Requests waiting for the desk would otherwise still ask it to book them.
+        # Requests waiting for the desk would otherwise still ask it to book them: open ones,
+        # and those a provider's approval made ready to book (the desk lists both).
         AppointmentRequest.objects.filter(
-            patient=patient, status=AppointmentRequest.Status.OPEN
+            patient=patient,
+            status__in=(AppointmentRequest.Status.OPEN, AppointmentRequest.Status.APPROVED),
         ).update(
             status=AppointmentRequest.Status.DECLINED,
             decided_at=now,

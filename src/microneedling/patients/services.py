@@ -77,6 +77,13 @@ def screening_review(
     """A provider approves or declines a screening that needs review (audited)."""
     if screening.review != Screening.Review.PENDING:
         raise ValueError("this screening is not waiting for review")
+    newest = Screening.objects.filter(patient_id=screening.patient_id).newest_first().first()
+    if newest is not None and newest.pk != screening.pk:
+        # Booking follows the newest answers only: a decision on older ones would approve
+        # (or decline) the requests that wait for the newest, and tell the patient so.
+        raise ValueError(
+            "the patient has answered the questions again since; decide their newest answers"
+        )
     if not reason.strip():
         raise ValueError("a review needs a reason")
     with transaction.atomic():

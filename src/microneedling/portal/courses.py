@@ -207,7 +207,8 @@ def session_move(request: HttpRequest, patient: Patient, appointment_id: int) ->
     visit = _own_course_visit(patient, appointment_id)
     if visit is None:
         return render(request, "portal/not_found.html", status=404)
-    form, replan = move_step(request, visit)
+    # In the patient's own zone, as the course page and the preview below the list read.
+    form, replan = move_step(request, visit, zone=timezone.get_current_timezone())
     if replan is not None and replan.applied:
         messages.success(request, "Your session has moved; the rest of the course follows.")
         return redirect("portal:course", course_id=replan.course_id)

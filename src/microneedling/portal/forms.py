@@ -30,6 +30,8 @@ FITZPATRICK = (
     (6, "VI: deeply pigmented, never burns"),
 )
 MEDICINE_STATES = (("no", "Not taking"), ("now", "Taking now"), ("stopped", "Stopped"))
+#: How long a sign-in name (a patient's e-mail address) may be.
+USERNAME_MAX_LENGTH: int = get_user_model()._meta.get_field("username").max_length or 150
 
 
 class ClinicalDateField(forms.DateField):
@@ -62,7 +64,11 @@ class SignUpForm(forms.Form):
         max_length=120, widget=forms.TextInput(attrs={"autocomplete": "family-name"})
     )
     email = forms.EmailField(
-        label="E-mail address", widget=forms.EmailInput(attrs={"autocomplete": "email"})
+        label="E-mail address",
+        # The address becomes the sign-in name: no longer than that column holds, or the
+        # database would refuse the account (PostgreSQL) after the form said yes.
+        max_length=USERNAME_MAX_LENGTH,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     birth_date = ClinicalDateField(
         label="Date of birth", widget=DateInput(attrs={"autocomplete": "bday"})

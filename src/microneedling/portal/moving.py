@@ -3,7 +3,7 @@ session's window as choices, then a preview or the move itself."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,11 +17,17 @@ from microneedling.scheduling.replanning import Replan, course_session_move
 from microneedling.scheduling.selectors import session_move_options
 
 
-def move_step(request: HttpRequest, visit: Appointment) -> tuple[MoveForm, Replan | None]:
+def move_step(
+    request: HttpRequest, visit: Appointment, *, zone: tzinfo
+) -> tuple[MoveForm, Replan | None]:
     """The form of free starts and, on a valid POST, the re-plan: previewed, or saved when
-    the action is ``apply``. A refusal is put beside the field; nothing is saved then."""
+    the action is ``apply``. A refusal is put beside the field; nothing is saved then.
+
+    The starts read in ``zone``, the one the rest of the page reads in (the patient's own
+    on their pages, the location's at the desk): a list in another zone than the course
+    and preview beside it would have the patient choose an hour off from what they meant.
+    """
     now = timezone.now()
-    zone = ZoneInfo(visit.location.timezone)
     options = [
         (s.isoformat(), s.astimezone(zone).strftime("%A %d %B, %H:%M"))
         for s in session_move_options(visit, now=now)
