@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import requests
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from microneedling.accounts.models import BreakGlassGrant
+from microneedling.accounts.services import api_token_issue
 from microneedling.audit.models import AuditEvent
 from microneedling.charting.models import ProcedureChart
 from microneedling.scheduling.models import Appointment
@@ -313,3 +316,43 @@ def test_a_patient_downloads_their_whole_record_as_pdf_and_fhir(world: World) ->
     assert {"Patient", "Appointment", "Procedure"} <= types
     references = json.dumps(bundle)
     assert f'Patient/{world.dan.patient.pk}"' not in references
+
+
+def test_the_api_refuses_staff_changing_another_locations_visit_of_a_patient_they_see(
+    clinic: Clinic, client: Client
+) -> None:
+    # As on the desk's pages: Cleo is Riverbend's patient with a course at Eastside.
+    east = build_clinic(name="Eastside")
+    cleo = make_patient(clinic)
+    book_visit(clinic, cleo, local(MONDAY + timedelta(days=2), 15))
+    course = book_course(east, cleo)
+    there = Appointment.objects.get(course_session__course=course, course_session__number=2)
+    before = there.starts_at
+    target = session_move_options(there, now=timezone.now())[0].isoformat()
+    ours = api_token_issue(user=make_staff("ida", "front_desk", locations=[clinic.location]))
+    theirs = api_token_issue(user=make_staff("erin", "front_desk", locations=[east.location]))
+
+    def post(token: str, action: str, body: dict[str, object]) -> Any:
+        return client.post(
+            f"/api/v1/appointments/{there.pk}/{action}",
+            data=json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+
+    for action, body in (
+        ("status", {"status": "cancelled", "reason": "phoned"}),
+        ("status", {"status": "entered_in_error", "reason": "wrong patient"}),
+        ("move", {"starts_at": target, "apply": True}),
+        ("replace", {"status": "cancelled", "apply": True}),
+    ):
+        refused = post(ours, action, body)
+        assert refused.status_code == 403, action
+        assert "location" in refused.json()["detail"], action
+    there.refresh_from_db()
+    assert there.status == "booked" and there.starts_at == before
+    assert there.reservations.filter(active=True).exists()
+    # Eastside's own desk may.
+    assert post(theirs, "status", {"status": "cancelled", "reason": "phoned"}).status_code == 200
+    there.refresh_from_db()
+    assert there.status == "cancelled"

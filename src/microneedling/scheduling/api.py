@@ -16,7 +16,15 @@ from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
-from microneedling.accounts.access import Can, Role, can_act_for, may, patients_visible, role_of
+from microneedling.accounts.access import (
+    Can,
+    Role,
+    can_act_for,
+    may,
+    may_use_location,
+    patients_visible,
+    role_of,
+)
 from microneedling.api import BearerToken, problem
 from microneedling.api_types import ClinicDate, ClinicDateTime, RecordId
 from microneedling.audit.middleware import client_address
@@ -331,6 +339,21 @@ def book_appointment(request: HttpRequest, payload: AppointmentIn) -> HttpRespon
     return _respond(request, "appointments", payload.model_dump(mode="json"), work)
 
 
+def _visit_to_change(request: HttpRequest, appointment_id: int) -> Appointment:
+    """The visit a status change, move or replacement is asked for, if the caller may
+    change it: the patient their own; staff a visit in scope *at a location they work at*.
+    Seeing a patient, who may have visits at several of the chain's locations, does not make
+    every one of those diaries one's own (the desk's pages refuse the same)."""
+    appointment = get_object_or_404(Appointment, pk=appointment_id)
+    if not can_act_for(request.user, appointment.patient):
+        raise HttpError(404, "Not Found")
+    if role_of(request.user) != Role.PATIENT and not may_use_location(
+        request.user, appointment.location_id
+    ):
+        raise HttpError(403, "you do not work at this visit's location")
+    return appointment
+
+
 class StatusIn(Schema):
     status: str
     reason: str = ""
@@ -339,9 +362,7 @@ class StatusIn(Schema):
 @router.post("/appointments/{appointment_id}/status", auth=auth, response=AppointmentOut)
 def change_status(request: HttpRequest, appointment_id: int, payload: StatusIn) -> Appointment:
     """Check in, start, complete, cancel, mark a no-show or an error."""
-    appointment = get_object_or_404(Appointment, pk=appointment_id)
-    if not can_act_for(request.user, appointment.patient):
-        raise HttpError(404, "Not Found")
+    appointment = _visit_to_change(request, appointment_id)
     if payload.status != "cancelled" and not may(request.user, Can.SCHEDULE):
         raise HttpError(403, "only staff may change this status")
     return services.appointment_set_status(
@@ -357,9 +378,7 @@ class MoveIn(Schema):
 @router.post("/appointments/{appointment_id}/move", auth=auth, response=dict[str, Any])
 def move_appointment(request: HttpRequest, appointment_id: int, payload: MoveIn) -> dict[str, Any]:
     """Move a course session and re-plan the rest; ``apply=false`` only previews."""
-    appointment = get_object_or_404(Appointment, pk=appointment_id)
-    if not can_act_for(request.user, appointment.patient):
-        raise HttpError(404, "Not Found")
+    appointment = _visit_to_change(request, appointment_id)
     result = course_session_move(
         appointment=appointment,
         starts_at=payload.starts_at,
@@ -382,9 +401,7 @@ def replace_appointment(
 ) -> dict[str, Any]:
     """Cancel a course session (or, staff only, mark it a no-show), book its replacement and
     re-plan the later sessions if they no longer fit; ``apply=false`` only previews."""
-    appointment = get_object_or_404(Appointment, pk=appointment_id)
-    if not can_act_for(request.user, appointment.patient):
-        raise HttpError(404, "Not Found")
+    appointment = _visit_to_change(request, appointment_id)
     if payload.status != "cancelled" and not may(request.user, Can.SCHEDULE):
         raise HttpError(403, "only staff may mark a no-show")
     result = course_session_replace(
