@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 
 import pytest
+from django.test import Client
 
 from microneedling.audit.models import AuditEvent
 from microneedling.core.errors import BookingConflict, BookingRefused
@@ -22,6 +25,7 @@ from tests.web.conftest import (
     local,
     make_patient,
     propose_course,
+    screen_again,
 )
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
@@ -509,3 +513,72 @@ def test_a_move_preview_onto_the_patients_other_visit_is_refused_as_the_move_wou
         assert refused.value.resource == "patient"
     session.refresh_from_db()
     assert session.starts_at.astimezone(TZ).date() != day
+
+
+@pytest.mark.django_db
+def test_a_course_is_booked_only_for_areas_the_screening_asked_about(clinic: Clinic) -> None:
+    # Screened for the face: a rash on the neck was never asked about.
+    cleo = make_patient(clinic)
+    for areas in (["neck"], ["face", "chest"]):
+        with pytest.raises(BookingRefused) as refused:
+            services.course_book(
+                patient=cleo,
+                location=clinic.location,
+                service=clinic.treatment,
+                indications=["acne_scars"],
+                first_session=MONDAY,
+                areas=areas,
+            )
+        assert (refused.value.code, refused.value.field) == ("area_not_screened", "areas")
+    # The concern's own default area counts too: stretch marks default to the abdomen.
+    with pytest.raises(BookingRefused) as refused:
+        services.course_book(
+            patient=cleo,
+            location=clinic.location,
+            service=clinic.treatment,
+            indications=["stretch_marks"],
+            first_session=MONDAY,
+        )
+    assert "abdomen" in refused.value.message
+    assert not Appointment.objects.exists()
+    # A part of the face lies inside the screened face.
+    course = services.course_book(
+        patient=cleo,
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["acne_scars"],
+        first_session=MONDAY,
+        areas=["face.cheeks"],
+    )
+    assert course.areas == ["face.cheeks"]
+
+
+@pytest.mark.django_db
+def test_a_single_treatment_of_an_unscreened_area_is_refused_naming_the_service(
+    clinic: Clinic, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    cleo = make_patient(clinic, treatment_areas=["neck"])
+    # The clinic's treatment is of the face (build_clinic); Cleo was screened for her neck.
+    assert clinic.treatment.areas == ["face"]
+    body = {
+        "patient_id": cleo.pk,
+        "location_id": clinic.location.pk,
+        "service_id": clinic.treatment.pk,
+        "provider_id": clinic.ada.pk,
+        "starts_at": local(MONDAY, 10).isoformat(),
+    }
+    answer = Client().post(
+        "/api/v1/appointments", json.dumps(body), content_type="application/json", **auth_headers()
+    )
+    assert answer.status_code == 422, answer.content
+    assert answer["Content-Type"] == "application/problem+json"
+    assert answer.json()["errors"][0]["field"] == "service_id"
+    assert "neck" not in answer.json()["errors"][0]["message"]  # it names the face
+    assert "face" in answer.json()["errors"][0]["message"]
+    assert not Appointment.objects.exists()
+    # Screened for the face as well, the same request books.
+    screen_again(cleo, treatment_areas=["neck", "face"])
+    answer = Client().post(
+        "/api/v1/appointments", json.dumps(body), content_type="application/json", **auth_headers()
+    )
+    assert answer.status_code == 201, answer.content

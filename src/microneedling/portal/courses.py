@@ -95,7 +95,7 @@ def course_plan(request: HttpRequest, patient: Patient) -> HttpResponse:
                 ),
             }
             try:
-                services.booking_gate(patient, data["first_session"])
+                services.booking_gate(patient, data["first_session"], areas=data["areas"])
                 if request.POST.get("action") == "book":
                     return _book(request, args, key=data["submission"])
                 proposal = services.course_propose(**args)

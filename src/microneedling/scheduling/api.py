@@ -324,7 +324,7 @@ def book_appointment(request: HttpRequest, payload: AppointmentIn) -> HttpRespon
 
     def work() -> tuple[int, Any]:
         local_day = payload.starts_at.astimezone(ZoneInfo(location.timezone)).date()
-        services.booking_gate(patient, local_day)
+        services.booking_gate(patient, local_day, areas=service.areas, field="service_id")
         appointment = services.appointment_book(
             patient=patient,
             service=service,

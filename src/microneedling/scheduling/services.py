@@ -8,7 +8,7 @@ constraint then refuses the second insert and the caller gets a 409 naming the r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -173,8 +173,11 @@ def staff_location_check(*, actor: Actor, location: Location) -> None:
         )
 
 
-def booking_gate(patient: Patient, first_day: date) -> Screening:
-    """The patient's latest screening if it allows booking from ``first_day``; else refuse.
+def booking_gate(
+    patient: Patient, first_day: date, *, areas: Sequence[str] = (), field: str = "areas"
+) -> Screening:
+    """The patient's latest screening if it allows booking from ``first_day`` (and covers
+    ``areas``, see :func:`areas_screened_check`); else refuse.
 
     ``clinician_review`` that is still pending raises with code ``review_pending`` so the
     caller can create an appointment request instead.
@@ -203,7 +206,28 @@ def booking_gate(patient: Patient, first_day: date) -> Screening:
             raise BookingRefused(
                 "a provider must review the screening first", code="review_pending"
             )
+    areas_screened_check(latest, areas, field=field)
     return latest
+
+
+def areas_screened_check(screening: Screening, areas: Iterable[str], *, field: str) -> None:
+    """Refuse treating an area the screening did not ask about.
+
+    The intake names the areas to be treated, and the rules about skin (an infection, a
+    rash, a recent procedure there) look only at those: a course of the neck booked on a
+    screening of the face would never have been checked for a rash on the neck. An area
+    inside a screened one (``face.periorbital`` in ``face``) is covered; the reverse is not.
+    """
+    pack = load_pack()
+    screened = set(screening.intake.get("treatment_areas") or ())
+    for area in areas:
+        if area in pack.areas and not screened.intersection(pack.area_lineage(area)):
+            raise BookingRefused(
+                f"the screening did not cover the {pack.areas[area].name.lower()}: "
+                "answer the intake for that area first",
+                code="area_not_screened",
+                field=field,
+            )
 
 
 def booking_gate_on(patient: Patient, day: date, *, field: str) -> Screening:
@@ -541,6 +565,8 @@ def _course_book_once(
             series.reason or "no slots for the whole course", session=series.failed_session
         )
     plan = proposal.plan
+    # The areas really planned (the concern's default when none were asked for).
+    areas_screened_check(screening, list(plan.depth_mm), field="areas")
     course = Course.objects.create(
         patient=patient,
         location=location,

@@ -954,7 +954,7 @@ def _appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:
     try:
         # The day at the location, as every other booking path screens it (not the server's).
         local_day = start.astimezone(ZoneInfo(place.timezone)).date()
-        services.booking_gate(person, local_day)
+        services.booking_gate(person, local_day, areas=service.areas, field="Appointment.slot")
         visit = services.appointment_book(
             patient=person,
             service=service,
