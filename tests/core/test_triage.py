@@ -42,6 +42,18 @@ def test_redness_is_expected_early_and_escalates_when_it_lasts(
     assert triage(report("redness", day=day), pack).action == action
 
 
+@pytest.mark.parametrize(
+    ("day", "action"), [(0, "expected"), (4, "expected"), (7, "expected"), (8, "contact_clinic")]
+)
+def test_peeling_past_its_usual_week_is_a_call_to_the_clinic(
+    pack: Pack, day: int, action: str
+) -> None:
+    # Seed-004 says to call about peeling; the default position of dispute.bruising_peeling
+    # keeps it ordinary only while mild and inside its usual days (flaking ends by day 7).
+    assert triage(report("peeling", day=day), pack).action == action
+    assert triage(report("peeling", day=2, severity="severe"), pack).action == "contact_clinic"
+
+
 def test_lasting_redness_in_darker_skin_is_escalated_sooner(pack: Pack) -> None:
     assert triage(report("redness", day=6, skin=2), pack).action == "monitor"
     assert triage(report("redness", day=6, skin=5), pack).action == "contact_clinic"
