@@ -14,6 +14,7 @@ from microneedling.core.errors import PackError
 from microneedling.core.knowledge import Pack
 from microneedling.core.knowledge.docs import render_knowledge_doc
 from microneedling.core.knowledge.loader import _read_files, build_pack
+from microneedling.core.knowledge.models import Policy
 from microneedling.core.knowledge.seeds import seed_coverage_problems, seed_sentences
 
 DATA = Path(__file__).parents[2] / "src/microneedling/core/knowledge/data"
@@ -162,6 +163,40 @@ def test_dispute_default_must_be_one_of_its_positions() -> None:
     raw = raw_pack()
     raw["disputes"][0]["default"] = "nobody_said_this"
     with pytest.raises(PackError, match="nobody_said_this"):
+        build_pack(raw)
+
+
+@pytest.mark.parametrize(
+    ("position", "hours", "words"),
+    [
+        (None, 24, "first day"),
+        ("avoid_during_downtime", 48, "first two days"),
+        ("may_camouflage", 0, "hide redness"),
+    ],
+)
+def test_the_makeup_instruction_follows_the_position_the_clinic_chose(
+    pack: Pack, position: str | None, hours: int, words: str
+) -> None:
+    policy = Policy(positions={"dispute.makeup_after": position}) if position else None
+    makeup = next(c for c in pack.care_items(policy) if c.id == "care.after.makeup")
+    assert makeup.to_hours == hours
+    assert words in makeup.message
+    assert makeup.sources == next(c for c in pack.data.care if c.id == makeup.id).sources
+
+
+def test_a_care_position_without_hours_fails_validation() -> None:
+    raw = raw_pack()
+    dispute = next(d for d in raw["disputes"] if d["id"] == "dispute.makeup_after")
+    del dispute["positions"][0]["params"]["hours"]
+    with pytest.raises(PackError, match=r"care\.after\.makeup: position \w+ of .* needs hours"):
+        build_pack(raw)
+
+
+def test_a_care_item_that_contradicts_its_default_position_fails_validation() -> None:
+    raw = raw_pack()
+    makeup = next(c for c in raw["care"] if c["id"] == "care.after.makeup")
+    makeup["to_hours"] = 48
+    with pytest.raises(PackError, match=r"differ from dispute\.makeup_after's default"):
         build_pack(raw)
 
 

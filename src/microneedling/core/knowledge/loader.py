@@ -98,6 +98,22 @@ class Pack:
                 problems[f"protocols.{code}"] = f"{protocol_id!r} is not one of its protocols"
         return problems
 
+    def care_items(self, policy: Policy | None = None) -> tuple[CareItem, ...]:
+        """The pre-care and aftercare instructions as a clinic's policy has them.
+
+        An instruction tied to a dispute (when makeup may go back on) takes its end
+        (``hours``) and its wording (``message``) from the position the policy chose, or from
+        the default position."""
+        items = []
+        for item in self.data.care:
+            if item.dispute is None:
+                items.append(item)
+                continue
+            params = self.position(item.dispute, policy).params
+            update = {"to_hours": params["hours"], "message": params["message"]}
+            items.append(item.model_copy(update=update))
+        return tuple(items)
+
     def area_lineage(self, code: str) -> tuple[str, ...]:
         """The area and its ancestors (``face.periorbital`` → itself, ``face``)."""
         chain = [code]
@@ -228,6 +244,7 @@ def _cross_check(data: PackData) -> list[str]:
     for item in disputed:
         if item.dispute is not None and item.dispute not in disputes:
             problems.append(f"{item.id}: unknown dispute {item.dispute!r}")
+    problems += _disputed_care_problems(data)
     for indication in data.indications:
         problems += [
             f"{indication.id}: unknown area {a!r}" for a in indication.areas if a not in area_codes
@@ -246,6 +263,28 @@ def _cross_check(data: PackData) -> list[str]:
         if rule.grade == "disputed" and rule.dispute is None
     ]
     problems += _seed_statement_problems(data, known_ids)
+    return problems
+
+
+def _disputed_care_problems(data: PackData) -> list[str]:
+    """A care item tied to a dispute is timed and worded by the chosen position, so every
+    position must give both, and the item itself must say what the default says."""
+    problems: list[str] = []
+    disputes = {dispute.id: dispute for dispute in data.disputes}
+    for item in data.care:
+        dispute = disputes.get(item.dispute or "")
+        if dispute is None:
+            continue
+        for position in dispute.positions:
+            where = f"{item.id}: position {position.id} of {dispute.id}"
+            hours = position.params.get("hours")
+            if not isinstance(hours, int) or isinstance(hours, bool):
+                problems.append(f"{where} needs hours")
+            if not isinstance(position.params.get("message"), str):
+                problems.append(f"{where} needs a message")
+        default = dispute.position().params
+        if (item.to_hours, item.message) != (default.get("hours"), default.get("message")):
+            problems.append(f"{item.id}: its hours and message differ from {dispute.id}'s default")
     return problems
 
 
