@@ -136,6 +136,20 @@ def test_active_cold_sore_in_the_area_defers(pack: Pack) -> None:
     assert screen(intake, pack).verdict == "deferred"
 
 
+@pytest.mark.parametrize("code", ["herpes_simplex", "warts"])
+def test_an_active_viral_infection_outside_the_treated_area_still_defers(
+    pack: Pack, code: str
+) -> None:
+    # Seed-000: no treatment while any infection is active anywhere in the body.
+    intake = make_intake(
+        treatment_areas=["legs"], conditions=[{"code": code, "area": "face.perioral"}]
+    )
+    result = screen(intake, pack)
+    assert result.verdict == "deferred"
+    assert result.area_verdicts == {"legs": "deferred"}
+    assert "seed-000" in next(r for r in result.reasons if r.outcome == "deferred").sources
+
+
 @pytest.mark.parametrize("code", ["bleeding_disorder", "skin_cancer"])
 def test_absolute_contraindications_are_not_eligible(pack: Pack, code: str) -> None:
     assert screen(make_intake(conditions=[{"code": code}]), pack).verdict == "not_eligible"
