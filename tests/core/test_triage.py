@@ -54,6 +54,13 @@ def test_peeling_past_its_usual_week_is_a_call_to_the_clinic(
     assert triage(report("peeling", day=2, severity="severe"), pack).action == "contact_clinic"
 
 
+def test_a_side_effect_is_called_common_only_when_its_frequency_is(pack: Pack) -> None:
+    # Seed-000 says only some people get itching: its text must not call it common.
+    for symptom in pack.data.symptoms:
+        if symptom.frequency != "common":
+            assert " common" not in symptom.message.lower(), symptom.code
+
+
 def test_lasting_redness_in_darker_skin_is_escalated_sooner(pack: Pack) -> None:
     assert triage(report("redness", day=6, skin=2), pack).action == "monitor"
     assert triage(report("redness", day=6, skin=5), pack).action == "contact_clinic"
