@@ -120,6 +120,19 @@ def test_expected_redness_stays_out_of_the_queue(clinic: Clinic) -> None:
     )
 
 
+def test_a_clinic_that_hears_about_every_bruise_gets_it_in_the_queue(clinic: Clinic) -> None:
+    ClinicPolicy.objects.create(
+        organization=clinic.org, positions={"dispute.bruising_peeling": "call_the_doctor"}
+    )
+    client, visit = visit_for(clinic)
+    with time_machine.travel(local(MONDAY + timedelta(days=1), 9), tick=False):
+        client.force_login(visit.patient.user)  # days later: the old session has ended
+        client.post(reverse("portal:skin_report", args=[visit.pk]), {"symptom_bruising": "mild"})
+    report = SkinReport.objects.get()
+    assert report.action == "contact_clinic"  # the pack's default would call it expected
+    assert report.needs_staff
+
+
 @pytest.mark.parametrize(
     ("status", "reportable"),
     [("cancelled", False), ("no_show", False), ("booked", True), ("completed", True)],

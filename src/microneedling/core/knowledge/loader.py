@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from microneedling.core.errors import PackError
 from microneedling.core.knowledge.models import (
+    ACTION_ORDER,
     Area,
     CareItem,
     Code,
@@ -240,10 +241,21 @@ def _cross_check(data: PackData) -> list[str]:
             for c in hold.codes
             if c not in codes["medications"] | classes
         ]
-    disputed: list[Rule | CareItem | ResultMilestone] = [*data.rules, *data.care, *data.results]
+    disputed: list[Rule | CareItem | ResultMilestone | Symptom] = [
+        *data.rules,
+        *data.care,
+        *data.results,
+        *data.symptoms,
+    ]
     for item in disputed:
         if item.dispute is not None and item.dispute not in disputes:
             problems.append(f"{item.id}: unknown dispute {item.dispute!r}")
+    for dispute in data.disputes:
+        problems += [
+            f"{dispute.id}.{p.id}: floor {p.params['floor']!r} is not an action"
+            for p in dispute.positions
+            if "floor" in p.params and p.params["floor"] not in ACTION_ORDER
+        ]
     problems += _disputed_care_problems(data)
     for indication in data.indications:
         problems += [

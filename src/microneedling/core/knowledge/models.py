@@ -276,6 +276,8 @@ class Symptom(Cited):
     red_flag: bool = False
     message: str
     advice: str
+    #: A dispute whose chosen position may set a least action (``params.floor``) for it.
+    dispute: str | None = None
 
     @model_validator(mode="after")
     def _stages_start_at_zero(self) -> Symptom:
