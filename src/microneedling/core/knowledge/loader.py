@@ -250,7 +250,21 @@ def _cross_check(data: PackData) -> list[str]:
     for item in disputed:
         if item.dispute is not None and item.dispute not in disputes:
             problems.append(f"{item.id}: unknown dispute {item.dispute!r}")
+    protocol_owner = {p.id: i.code for i in data.indications for p in i.protocols}
     for dispute in data.disputes:
+        for position in dispute.positions:
+            named = position.params.get("protocols", ())
+            problems += [
+                f"{dispute.id}.{position.id}: unknown protocol {p!r}"
+                for p in named
+                if p not in protocol_owner
+            ]
+            owners = [protocol_owner[p] for p in named if p in protocol_owner]
+            problems += [
+                f"{dispute.id}.{position.id}: two protocols for {code}"
+                for code, n in Counter(owners).items()
+                if n > 1
+            ]
         problems += [
             f"{dispute.id}.{p.id}: floor {p.params['floor']!r} is not an action"
             for p in dispute.positions
