@@ -201,6 +201,14 @@ def test_clinic_policy_can_choose_the_strict_scar_position(pack: Pack) -> None:
     assert screen(intake, pack, strict).verdict == "not_eligible"
 
 
+def test_the_strict_scar_position_turns_away_any_scar_not_only_keloids(pack: Pack) -> None:
+    # Seed-004, read literally: anyone who has or had scars is not needled.
+    intake = make_intake(conditions=[{"code": "recent_scar", "area": "face"}])
+    strict = Policy(positions={"dispute.scars_indication_or_contraindication": "avoid_with_scars"})
+    assert screen(intake, pack).verdict == "eligible_with_precautions"
+    assert screen(intake, pack, strict).verdict == "not_eligible"
+
+
 # --- medications ---
 def test_isotretinoin_taken_now_defers_without_a_date(pack: Pack) -> None:
     result = screen(make_intake(medications=[{"code": "isotretinoin"}]), pack)

@@ -219,11 +219,18 @@ def _cross_check(data: PackData) -> list[str]:
         "procedure": "procedures",
         "allergy": "allergies",
     }
+    positions = {d.id: d.positions for d in data.disputes}
     for rule in data.rules:
         vocabulary = codes.get(kind_of.get(rule.when, ""), set())
         if rule.when == "medication":
             vocabulary = vocabulary | classes
         problems += [f"{rule.id}: unknown code {c!r}" for c in rule.codes if c not in vocabulary]
+        for position in positions.get(rule.dispute or "", ()):
+            problems += [
+                f"{rule.id}: position {position.id} names unknown code {c!r}"
+                for c in position.params.get("codes", ())
+                if c not in vocabulary
+            ]
         if rule.when in kind_of and not rule.codes:
             problems.append(f"{rule.id}: a {rule.when} rule needs codes")
         if (

@@ -87,8 +87,9 @@ def _fire(rule: Rule, intake: Intake, pack: Pack, policy: Policy | None) -> Iter
     if _simple_match(rule, intake):
         yield _reason(rule)
     elif rule.when == "condition":
+        codes = _codes(rule, pack, policy)
         for condition in intake.conditions:
-            if condition.code in rule.codes and rule.status in ("any", condition.status):
+            if condition.code in codes and rule.status in ("any", condition.status):
                 yield from _located(
                     rule, intake, pack, policy, condition.area, started=condition.date or planned
                 )
@@ -166,6 +167,16 @@ def _medication(
     until = wait.after(last_dose)
     if until > planned:
         yield _reason(rule, until=until, extra=f" Earliest date: {until.isoformat()}.")
+
+
+def _codes(rule: Rule, pack: Pack, policy: Policy | None) -> tuple[str, ...]:
+    """The codes that trigger the rule: the chosen position of its dispute may widen them
+    (seed-004 read literally: any scar, not only a keloid tendency)."""
+    if rule.dispute is not None:
+        chosen = pack.position(rule.dispute, policy).params.get("codes")
+        if chosen is not None:
+            return tuple(chosen)
+    return rule.codes
 
 
 def _outcome(rule: Rule, pack: Pack, policy: Policy | None) -> Outcome:
