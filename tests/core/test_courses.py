@@ -130,6 +130,31 @@ def test_a_position_naming_an_unknown_protocol_fails_validation() -> None:
         build_pack(raw)
 
 
+@pytest.mark.parametrize(
+    ("position", "days", "words"),
+    [
+        (None, (14, 42), "about two weeks"),
+        ("two_weeks", (0, 14), "within the first two weeks"),
+        ("weeks_to_six_months", (7, 42), "several weeks"),
+    ],
+)
+def test_the_timeline_says_when_results_show_as_the_clinic_chose(
+    pack: Pack, position: str | None, days: tuple[int, int], words: str
+) -> None:
+    policy = Policy(positions={"dispute.results_onset": position}) if position else None
+    plan = plan_course(
+        pack=pack, indications=["fine_lines"], first_session=date(2027, 1, 5), policy=policy
+    )
+    # results.visible: the one milestone after each session that seed-004 is cited for.
+    visible = next(
+        i
+        for i in plan.timeline
+        if i.kind == "result" and i.anchor == "each_session" and "seed-004" in i.sources
+    )
+    assert (visible.from_day, visible.to_day) == days
+    assert words in visible.message
+
+
 def test_prevention_is_one_session_then_yearly(pack: Pack) -> None:
     plan = plan_course(pack=pack, indications=["prevention"], first_session=date(2027, 1, 5))
     assert plan.sessions_total == 1

@@ -200,6 +200,14 @@ def test_a_care_item_that_contradicts_its_default_position_fails_validation() ->
         build_pack(raw)
 
 
+def test_a_results_position_without_its_days_fails_validation() -> None:
+    raw = raw_pack()
+    dispute = next(d for d in raw["disputes"] if d["id"] == "dispute.results_onset")
+    del dispute["positions"][0]["params"]["to_day"]
+    with pytest.raises(PackError, match=r"results\.visible: position two_weeks needs from_day"):
+        build_pack(raw)
+
+
 @pytest.mark.parametrize(("kind", "codes"), REQUIRED_CODES.items())
 def test_pack_accepts_every_code_the_intake_needs(pack: Pack, kind: str, codes: list) -> None:
     assert set(codes) <= set(pack.codes[kind])

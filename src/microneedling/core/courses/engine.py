@@ -84,7 +84,7 @@ def plan_course(
     last = sessions[-1].target if sessions else done_days[-1]
     every_min, every_max = combined.maintenance
     depth = _depths(pack, chosen, areas, fitzpatrick, reasons)
-    timeline = _timeline(pack, sessions[0].target if sessions else done_days[-1], last)
+    timeline = _timeline(pack, sessions[0].target if sessions else done_days[-1], last, policy)
     sources = _sources(pack, chosen, combined, depth, timeline)
     return CoursePlan(
         indications=tuple(i.code for i in chosen),
@@ -326,7 +326,9 @@ def _floor_step(value: float) -> float:
     return math.floor(round(value / _DEPTH_STEP, 6)) * _DEPTH_STEP
 
 
-def _timeline(pack: Pack, session_day: date, series_end: date) -> tuple[TimelineItem, ...]:
+def _timeline(
+    pack: Pack, session_day: date, series_end: date, policy: Policy | None
+) -> tuple[TimelineItem, ...]:
     items = [
         TimelineItem(
             kind="recovery",
@@ -340,7 +342,7 @@ def _timeline(pack: Pack, session_day: date, series_end: date) -> tuple[Timeline
         )
         for stage in pack.data.recovery
     ]
-    for milestone in pack.data.results:
+    for milestone in pack.result_items(policy):
         anchor_day = session_day if milestone.anchor == "each_session" else series_end
         items.append(
             TimelineItem(

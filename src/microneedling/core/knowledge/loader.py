@@ -115,6 +115,19 @@ class Pack:
             items.append(item.model_copy(update=update))
         return tuple(items)
 
+    def result_items(self, policy: Policy | None = None) -> tuple[ResultMilestone, ...]:
+        """When results show, as a clinic's policy has it: a milestone tied to a dispute
+        takes its days and wording from the chosen position, or from the default one."""
+        items = []
+        for item in self.data.results:
+            if item.dispute is None:
+                items.append(item)
+                continue
+            params = self.position(item.dispute, policy).params
+            update = {key: params[key] for key in ("from_day", "to_day", "message")}
+            items.append(item.model_copy(update=update))
+        return tuple(items)
+
     def area_lineage(self, code: str) -> tuple[str, ...]:
         """The area and its ancestors (``face.periorbital`` → itself, ``face``)."""
         chain = [code]
@@ -278,6 +291,7 @@ def _cross_check(data: PackData) -> list[str]:
             if "floor" in p.params and p.params["floor"] not in ACTION_ORDER
         ]
     problems += _disputed_care_problems(data)
+    problems += _disputed_result_problems(data)
     for indication in data.indications:
         problems += [
             f"{indication.id}: unknown area {a!r}" for a in indication.areas if a not in area_codes
@@ -318,6 +332,29 @@ def _disputed_care_problems(data: PackData) -> list[str]:
         default = dispute.position().params
         if (item.to_hours, item.message) != (default.get("hours"), default.get("message")):
             problems.append(f"{item.id}: its hours and message differ from {dispute.id}'s default")
+    return problems
+
+
+def _disputed_result_problems(data: PackData) -> list[str]:
+    """A result milestone tied to a dispute takes its days and wording from the chosen
+    position: every position gives them, and the milestone says what the default says."""
+    problems: list[str] = []
+    disputes = {dispute.id: dispute for dispute in data.disputes}
+    for item in data.results:
+        dispute = disputes.get(item.dispute or "")
+        if dispute is None:
+            continue
+        for position in dispute.positions:
+            params = position.params
+            first, last = params.get("from_day"), params.get("to_day")
+            if not (isinstance(first, int) and isinstance(last, int) and 0 <= first <= last):
+                problems.append(f"{item.id}: position {position.id} needs from_day <= to_day")
+            if not isinstance(params.get("message"), str):
+                problems.append(f"{item.id}: position {position.id} needs a message")
+        default = dispute.position().params
+        mine = (item.from_day, item.to_day, item.message)
+        if mine != (default.get("from_day"), default.get("to_day"), default.get("message")):
+            problems.append(f"{item.id}: its days and message differ from {dispute.id}'s default")
     return problems
 
 
