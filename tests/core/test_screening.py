@@ -96,6 +96,13 @@ def test_eczema_on_the_face_does_not_block_the_legs(pack: Pack) -> None:
     )
 
 
+def test_a_clinic_following_seed_004_on_eczema_turns_it_away_wherever_it_is(pack: Pack) -> None:
+    intake = make_intake(treatment_areas=["legs"], conditions=[{"code": "eczema", "area": "face"}])
+    strict = Policy(positions={"dispute.inflammatory_skin_disease": "avoid"})
+    assert screen(intake, pack).verdict == "eligible"
+    assert screen(intake, pack, strict).verdict == "not_eligible"
+
+
 def test_eczema_on_the_face_concerns_only_the_face_when_both_are_treated(pack: Pack) -> None:
     intake = make_intake(
         treatment_areas=["face", "legs"], conditions=[{"code": "eczema", "area": "face"}]

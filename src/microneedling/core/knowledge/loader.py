@@ -244,6 +244,8 @@ def _cross_check(data: PackData) -> list[str]:
                 for c in position.params.get("codes", ())
                 if c not in vocabulary
             ]
+            if position.params.get("scope", "area") not in ("area", "systemic"):
+                problems.append(f"{rule.id}: position {position.id} names an unknown scope")
         if rule.when in kind_of and not rule.codes:
             problems.append(f"{rule.id}: a {rule.when} rule needs codes")
         if (

@@ -116,7 +116,7 @@ def _located(
 ) -> Iterator[Reason]:
     """Fire a condition or procedure rule, limited to the treatment areas it touches."""
     areas: tuple[str, ...] | None = None
-    if rule.scope == "area" and area is not None:
+    if _scope(rule, pack, policy) == "area" and area is not None:
         areas = tuple(a for a in intake.treatment_areas if pack.areas_overlap(a, area))
         if not areas:
             # Say so explicitly: staff should see that the entry was considered.
@@ -177,6 +177,16 @@ def _codes(rule: Rule, pack: Pack, policy: Policy | None) -> tuple[str, ...]:
         if chosen is not None:
             return tuple(chosen)
     return rule.codes
+
+
+def _scope(rule: Rule, pack: Pack, policy: Policy | None) -> str:
+    """Whether the rule is confined to the treated areas: the chosen position of its dispute
+    may widen it to the whole body (seed-004 read literally on psoriasis and eczema)."""
+    if rule.dispute is not None:
+        chosen = pack.position(rule.dispute, policy).params.get("scope")
+        if chosen is not None:
+            return str(chosen)
+    return rule.scope
 
 
 def _outcome(rule: Rule, pack: Pack, policy: Policy | None) -> Outcome:
