@@ -311,6 +311,17 @@ def test_recent_procedure_in_the_area_defers_to_the_end_of_its_wait(
     assert result.deferred_until == until
 
 
+def test_seed_004_s_radiation_position_sends_any_radiation_therapy_to_a_provider(
+    pack: Pack,
+) -> None:
+    intake = make_intake(
+        procedures=[{"code": "radiation_therapy", "area": "chest", "date": "2025-01-10"}]
+    )
+    literal = Policy(positions={"dispute.radiation_wait": "recent"})
+    assert screen(intake, pack).verdict == "eligible"  # three months, same area only
+    assert screen(intake, pack, literal).verdict == "clinician_review"
+
+
 def test_injections_in_another_area_do_not_defer(pack: Pack) -> None:
     intake = make_intake(procedures=[{"code": "botox", "area": "legs", "date": "2026-12-08"}])
     assert screen(intake, pack).verdict == "eligible"
