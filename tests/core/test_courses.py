@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
 from microneedling.core.courses import plan_course
-from microneedling.core.errors import InputError
+from microneedling.core.errors import InputError, PackError
 from microneedling.core.knowledge import Pack
+from microneedling.core.knowledge.loader import _read_files, build_pack
 from microneedling.core.knowledge.models import Policy
+
+DATA = Path(__file__).parents[2] / "src/microneedling/core/knowledge/data"
 
 
 def targets(plan) -> list[date]:
@@ -83,6 +88,71 @@ def test_clinic_policy_can_choose_the_seed_protocol(pack: Pack) -> None:
     )
     assert plan.sessions_total == 6
     assert plan.gap_days == (35, 42, 49)
+
+
+def test_a_clinic_choosing_seed_000_s_longer_course_gets_it_for_those_concerns(
+    pack: Pack,
+) -> None:
+    policy = Policy(positions={"dispute.session_spacing": "seed000_demanding"})
+
+    def plan(code: str, chosen: Policy | None = policy):  # type: ignore[no-untyped-def]
+        return plan_course(
+            pack=pack, indications=[code], first_session=date(2027, 1, 5), policy=chosen
+        )
+
+    # Seed-000: six to eight sessions six weeks apart for acne scars, stretch marks...
+    for code in ("acne_scars", "stretch_marks", "wrinkles", "photo_ageing"):
+        assert (plan(code).sessions_total, plan(code).gap_days) == (6, (35, 42, 49)), code
+    # ... while a concern the position says nothing about keeps its default.
+    assert plan("melasma").protocols == plan("melasma", None).protocols
+    # A clinic's choice for one concern still comes first.
+    both = Policy(
+        positions=policy.positions,
+        protocols={"acne_scars": "protocol.acne_scars.harris2015"},
+    )
+    assert plan("acne_scars", both).sessions_total == 3
+
+
+def test_seed_002_s_series_is_used_where_a_concern_has_one(pack: Pack) -> None:
+    policy = Policy(positions={"dispute.session_spacing": "seed002_series"})
+    plan = plan_course(
+        pack=pack, indications=["other_scars"], first_session=date(2027, 1, 5), policy=policy
+    )
+    assert plan.protocols == ("protocol.other_scars.seed002",)
+    assert plan.gap_days == (28, 35, 42)
+
+
+def test_a_position_naming_an_unknown_protocol_fails_validation() -> None:
+    raw = copy.deepcopy(_read_files(DATA))
+    dispute = next(d for d in raw["disputes"] if d["id"] == "dispute.session_spacing")
+    dispute["positions"][0]["params"]["protocols"] = ["protocol.nowhere"]
+    with pytest.raises(PackError, match=r"unknown protocol 'protocol\.nowhere'"):
+        build_pack(raw)
+
+
+@pytest.mark.parametrize(
+    ("position", "days", "words"),
+    [
+        (None, (14, 42), "about two weeks"),
+        ("two_weeks", (0, 14), "within the first two weeks"),
+        ("weeks_to_six_months", (7, 42), "several weeks"),
+    ],
+)
+def test_the_timeline_says_when_results_show_as_the_clinic_chose(
+    pack: Pack, position: str | None, days: tuple[int, int], words: str
+) -> None:
+    policy = Policy(positions={"dispute.results_onset": position}) if position else None
+    plan = plan_course(
+        pack=pack, indications=["fine_lines"], first_session=date(2027, 1, 5), policy=policy
+    )
+    # results.visible: the one milestone after each session that seed-004 is cited for.
+    visible = next(
+        i
+        for i in plan.timeline
+        if i.kind == "result" and i.anchor == "each_session" and "seed-004" in i.sources
+    )
+    assert (visible.from_day, visible.to_day) == days
+    assert words in visible.message
 
 
 def test_prevention_is_one_session_then_yearly(pack: Pack) -> None:

@@ -14,6 +14,8 @@ from microneedling.core.errors import PackError
 from microneedling.core.knowledge import Pack
 from microneedling.core.knowledge.docs import render_knowledge_doc
 from microneedling.core.knowledge.loader import _read_files, build_pack
+from microneedling.core.knowledge.models import Policy
+from microneedling.core.knowledge.seeds import seed_coverage_problems, seed_sentences
 
 DATA = Path(__file__).parents[2] / "src/microneedling/core/knowledge/data"
 SEEDS = Path(__file__).parents[3] / "shared/seeds"
@@ -164,6 +166,48 @@ def test_dispute_default_must_be_one_of_its_positions() -> None:
         build_pack(raw)
 
 
+@pytest.mark.parametrize(
+    ("position", "hours", "words"),
+    [
+        (None, 24, "first day"),
+        ("avoid_during_downtime", 48, "first two days"),
+        ("may_camouflage", 0, "hide redness"),
+    ],
+)
+def test_the_makeup_instruction_follows_the_position_the_clinic_chose(
+    pack: Pack, position: str | None, hours: int, words: str
+) -> None:
+    policy = Policy(positions={"dispute.makeup_after": position}) if position else None
+    makeup = next(c for c in pack.care_items(policy) if c.id == "care.after.makeup")
+    assert makeup.to_hours == hours
+    assert words in makeup.message
+    assert makeup.sources == next(c for c in pack.data.care if c.id == makeup.id).sources
+
+
+def test_a_care_position_without_hours_fails_validation() -> None:
+    raw = raw_pack()
+    dispute = next(d for d in raw["disputes"] if d["id"] == "dispute.makeup_after")
+    del dispute["positions"][0]["params"]["hours"]
+    with pytest.raises(PackError, match=r"care\.after\.makeup: position \w+ of .* needs hours"):
+        build_pack(raw)
+
+
+def test_a_care_item_that_contradicts_its_default_position_fails_validation() -> None:
+    raw = raw_pack()
+    makeup = next(c for c in raw["care"] if c["id"] == "care.after.makeup")
+    makeup["to_hours"] = 48
+    with pytest.raises(PackError, match=r"differ from dispute\.makeup_after's default"):
+        build_pack(raw)
+
+
+def test_a_results_position_without_its_days_fails_validation() -> None:
+    raw = raw_pack()
+    dispute = next(d for d in raw["disputes"] if d["id"] == "dispute.results_onset")
+    del dispute["positions"][0]["params"]["to_day"]
+    with pytest.raises(PackError, match=r"results\.visible: position two_weeks needs from_day"):
+        build_pack(raw)
+
+
 @pytest.mark.parametrize(("kind", "codes"), REQUIRED_CODES.items())
 def test_pack_accepts_every_code_the_intake_needs(pack: Pack, kind: str, codes: list) -> None:
     assert set(codes) <= set(pack.codes[kind])
@@ -195,6 +239,58 @@ def test_every_seed_file_is_a_source_and_has_mapped_statements(pack: Pack) -> No
     assert seed_files == {p.name for p in seeds_folder().glob("*.txt")}
     mapped = {s.file for s in pack.data.seed_statements}
     assert mapped == seed_files
+
+
+def _seed_texts() -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in seeds_folder().glob("*.txt")}
+
+
+def test_every_seed_sentence_is_represented_or_marked_as_stating_nothing(pack: Pack) -> None:
+    assert seed_coverage_problems(pack.data, _seed_texts()) == []
+
+
+@pytest.mark.parametrize(
+    ("dropped", "sentence"),
+    [
+        ("004.36", "004_9b38e9b353877dd0.txt sentence 44"),  # avoid it during pregnancy
+        ("000.23", "000_80433835afedf8e8.txt sentence 24"),  # improves for up to six months
+        ("002.32", "002_273f39835b42aa2f.txt sentence 38"),  # three to six sessions
+    ],
+)
+def test_a_dropped_seed_statement_leaves_its_sentence_unrepresented(
+    dropped: str, sentence: str
+) -> None:
+    raw = raw_pack()
+    raw["seed_statements"] = [s for s in raw["seed_statements"] if s["id"] != dropped]
+    problems = seed_coverage_problems(build_pack(raw).data, _seed_texts())
+    assert problems == [f"{sentence}: no seed statement represents it"]
+
+
+def test_a_statement_pointing_past_the_end_of_its_seed_is_reported() -> None:
+    raw = raw_pack()
+    raw["seed_statements"][0]["sentences"] = [1, 999]
+    problems = seed_coverage_problems(build_pack(raw).data, _seed_texts())
+    assert any("sentence 999: out of range" in p for p in problems)
+
+
+def test_a_sentence_cannot_be_both_a_statement_and_stating_nothing() -> None:
+    raw = raw_pack()
+    seed = next(s for s in raw["sources"] if s.get("file", "").startswith("004"))
+    seed["not_statements"] = [*seed["not_statements"], 44]
+    problems = seed_coverage_problems(build_pack(raw).data, _seed_texts())
+    assert problems == [
+        "004_9b38e9b353877dd0.txt sentence 44: claimed by a statement and listed as stating nothing"
+    ]
+
+
+def test_seed_sentences_split_after_closing_punctuation_but_not_after_titles() -> None:
+    text = "Dr. Petr sees patients at U.S. Dermatology. It is quick!\n\n  • Acne scars\nWhy?"
+    assert seed_sentences(text) == [
+        "Dr. Petr sees patients at U.S. Dermatology.",
+        "It is quick!",
+        "• Acne scars",
+        "Why?",
+    ]
 
 
 def test_the_stated_visit_length_covers_every_phase_the_diary_books(pack: Pack) -> None:

@@ -96,6 +96,13 @@ def test_eczema_on_the_face_does_not_block_the_legs(pack: Pack) -> None:
     )
 
 
+def test_a_clinic_following_seed_004_on_eczema_turns_it_away_wherever_it_is(pack: Pack) -> None:
+    intake = make_intake(treatment_areas=["legs"], conditions=[{"code": "eczema", "area": "face"}])
+    strict = Policy(positions={"dispute.inflammatory_skin_disease": "avoid"})
+    assert screen(intake, pack).verdict == "eligible"
+    assert screen(intake, pack, strict).verdict == "not_eligible"
+
+
 def test_eczema_on_the_face_concerns_only_the_face_when_both_are_treated(pack: Pack) -> None:
     intake = make_intake(
         treatment_areas=["face", "legs"], conditions=[{"code": "eczema", "area": "face"}]
@@ -134,6 +141,20 @@ def test_cold_sore_history_asks_for_antiviral_prophylaxis(pack: Pack) -> None:
 def test_active_cold_sore_in_the_area_defers(pack: Pack) -> None:
     intake = make_intake(conditions=[{"code": "herpes_simplex", "area": "face"}])
     assert screen(intake, pack).verdict == "deferred"
+
+
+@pytest.mark.parametrize("code", ["herpes_simplex", "warts"])
+def test_an_active_viral_infection_outside_the_treated_area_still_defers(
+    pack: Pack, code: str
+) -> None:
+    # Seed-000: no treatment while any infection is active anywhere in the body.
+    intake = make_intake(
+        treatment_areas=["legs"], conditions=[{"code": code, "area": "face.perioral"}]
+    )
+    result = screen(intake, pack)
+    assert result.verdict == "deferred"
+    assert result.area_verdicts == {"legs": "deferred"}
+    assert "seed-000" in next(r for r in result.reasons if r.outcome == "deferred").sources
 
 
 @pytest.mark.parametrize("code", ["bleeding_disorder", "skin_cancer"])
@@ -184,6 +205,14 @@ def test_clinic_policy_can_choose_the_strict_scar_position(pack: Pack) -> None:
     intake = make_intake(conditions=[{"code": "keloid_scarring"}])
     strict = Policy(positions={"dispute.scars_indication_or_contraindication": "avoid_with_scars"})
     assert screen(intake, pack).verdict == "clinician_review"
+    assert screen(intake, pack, strict).verdict == "not_eligible"
+
+
+def test_the_strict_scar_position_turns_away_any_scar_not_only_keloids(pack: Pack) -> None:
+    # Seed-004, read literally: anyone who has or had scars is not needled.
+    intake = make_intake(conditions=[{"code": "recent_scar", "area": "face"}])
+    strict = Policy(positions={"dispute.scars_indication_or_contraindication": "avoid_with_scars"})
+    assert screen(intake, pack).verdict == "eligible_with_precautions"
     assert screen(intake, pack, strict).verdict == "not_eligible"
 
 
@@ -280,6 +309,17 @@ def test_recent_procedure_in_the_area_defers_to_the_end_of_its_wait(
     result = screen(intake, pack)
     assert result.verdict == "deferred"
     assert result.deferred_until == until
+
+
+def test_seed_004_s_radiation_position_sends_any_radiation_therapy_to_a_provider(
+    pack: Pack,
+) -> None:
+    intake = make_intake(
+        procedures=[{"code": "radiation_therapy", "area": "chest", "date": "2025-01-10"}]
+    )
+    literal = Policy(positions={"dispute.radiation_wait": "recent"})
+    assert screen(intake, pack).verdict == "eligible"  # three months, same area only
+    assert screen(intake, pack, literal).verdict == "clinician_review"
 
 
 def test_injections_in_another_area_do_not_defer(pack: Pack) -> None:

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import Pack
+from microneedling.core.knowledge.models import Policy
 from microneedling.core.triage import TriageReport, triage
 
 
@@ -40,6 +41,38 @@ def test_redness_is_expected_early_and_escalates_when_it_lasts(
     pack: Pack, day: int, action: str
 ) -> None:
     assert triage(report("redness", day=day), pack).action == action
+
+
+@pytest.mark.parametrize(
+    ("day", "action"), [(0, "expected"), (4, "expected"), (7, "expected"), (8, "contact_clinic")]
+)
+def test_peeling_past_its_usual_week_is_a_call_to_the_clinic(
+    pack: Pack, day: int, action: str
+) -> None:
+    # Seed-004 says to call about peeling; the default position of dispute.bruising_peeling
+    # keeps it ordinary only while mild and inside its usual days (flaking ends by day 7).
+    assert triage(report("peeling", day=day), pack).action == action
+    assert triage(report("peeling", day=2, severity="severe"), pack).action == "contact_clinic"
+
+
+@pytest.mark.parametrize("code", ["bruising", "peeling"])
+def test_a_clinic_following_seed_004_hears_about_every_bruise_and_peel(
+    pack: Pack, code: str
+) -> None:
+    strict = Policy(positions={"dispute.bruising_peeling": "call_the_doctor"})
+    assert triage(report(code, day=1), pack).action == "expected"
+    result = triage(report(code, day=1), pack, strict)
+    assert result.action == "contact_clinic"
+    assert result.reasons[0].message.startswith("Your clinic asks to hear about any")
+    # A position that only sets a floor never lowers what the stages already ask for.
+    assert triage(report(code, day=9, severity="severe"), pack, strict).action == "urgent"
+
+
+def test_a_side_effect_is_called_common_only_when_its_frequency_is(pack: Pack) -> None:
+    # Seed-000 says only some people get itching: its text must not call it common.
+    for symptom in pack.data.symptoms:
+        if symptom.frequency != "common":
+            assert " common" not in symptom.message.lower(), symptom.code
 
 
 def test_lasting_redness_in_darker_skin_is_escalated_sooner(pack: Pack) -> None:

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from microneedling.aftercare.models import SkinReport
 from microneedling.audit.models import AuditEvent
+from microneedling.directory.models import ClinicPolicy
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
 from tests.web.access_world import PNG
@@ -55,6 +56,22 @@ def test_the_care_page_dates_the_medicine_pause_from_the_visit(clinic: Clinic) -
     # Before the visit there is nothing to report yet.
     assert not page.context["can_report"]
     assert client.get(reverse("portal:skin_report", args=[visit.pk])).status_code == 404
+
+
+def test_the_care_page_times_makeup_by_the_clinic_s_chosen_position(clinic: Clinic) -> None:
+    client, visit = visit_for(clinic)
+
+    def makeup_line() -> tuple[str, date | None]:
+        plan = client.get(reverse("portal:visit_care", args=[visit.pk])).context["plan"]
+        return next((line.text, line.until) for line in plan.after if "akeup" in line.text)
+
+    assert makeup_line()[1] == MONDAY + timedelta(days=1)  # the pack's default: a day
+    ClinicPolicy.objects.create(
+        organization=clinic.org, positions={"dispute.makeup_after": "avoid_during_downtime"}
+    )
+    text, until = makeup_line()
+    assert until == MONDAY + timedelta(days=2)  # seed-001: the one-to-two-day downtime
+    assert "two days" in text
 
 
 def test_an_alarming_report_goes_to_the_queue_and_the_patient_is_told_to_call(
@@ -101,6 +118,19 @@ def test_expected_redness_stays_out_of_the_queue(clinic: Clinic) -> None:
         visit.patient.last_name
         not in staff_client().get(reverse("desk:skin_reports")).content.decode()
     )
+
+
+def test_a_clinic_that_hears_about_every_bruise_gets_it_in_the_queue(clinic: Clinic) -> None:
+    ClinicPolicy.objects.create(
+        organization=clinic.org, positions={"dispute.bruising_peeling": "call_the_doctor"}
+    )
+    client, visit = visit_for(clinic)
+    with time_machine.travel(local(MONDAY + timedelta(days=1), 9), tick=False):
+        client.force_login(visit.patient.user)  # days later: the old session has ended
+        client.post(reverse("portal:skin_report", args=[visit.pk]), {"symptom_bruising": "mild"})
+    report = SkinReport.objects.get()
+    assert report.action == "contact_clinic"  # the pack's default would call it expected
+    assert report.needs_staff
 
 
 @pytest.mark.parametrize(

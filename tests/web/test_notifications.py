@@ -39,6 +39,8 @@ from tests.web.sinks import MailSink, SmsSink, mail_sink, sms_sink
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
 LATER = NOW + timedelta(days=400)  # every message of a course is due by then
+#: The key part of the reminder sent when a visit's earliest pre-care starts.
+GETTING_READY = ":reminder:getting_ready:"
 
 
 @pytest.fixture
@@ -104,7 +106,13 @@ def test_booking_a_course_queues_one_confirmation_and_each_visits_timed_messages
     assert visits == 3
     counted = kinds()
     assert counted["course_booked"] == 1
-    assert counted["reminder"] == 2 * visits  # 48 h and 24 h before each
+    # 48 h and 24 h before each, and on the morning its earliest pre-care starts (two weeks
+    # ahead) for each visit that is still that far off.
+    far_off = Appointment.objects.filter(
+        course_session__course=course, starts_at__gt=NOW + timedelta(days=15)
+    ).count()
+    assert far_off == 2
+    assert counted["reminder"] == 2 * visits + far_off
     assert counted["pre_care"] == visits
     assert counted["aftercare_check"] == 2 * visits  # day 1 and day 3
     assert counted["maintenance_due"] == 1  # after the last session
@@ -167,9 +175,10 @@ def test_moving_a_visit_withdraws_its_old_reminders_and_queues_new_ones(clinic: 
     }
     fresh = Message.objects.filter(appointment=second, status="pending")
     assert kinds(appointment=second, status="pending")["visit_moved"] == 1
-    assert fresh.filter(kind="reminder").count() == 2
+    reminders = fresh.filter(kind="reminder").exclude(key__contains=GETTING_READY)
+    assert reminders.count() == 2
     second.refresh_from_db()
-    for reminder in fresh.filter(kind="reminder"):
+    for reminder in reminders:
         assert reminder.due_at in {
             second.starts_at - timedelta(hours=48),
             second.starts_at - timedelta(hours=24),
@@ -356,6 +365,28 @@ def test_a_medicine_pause_is_announced_on_the_morning_it_must_start(
     assert hold.context["resume_on"] in body
 
 
+def test_pre_care_that_starts_weeks_ahead_is_sent_when_it_starts(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    # The pack asks for no sunburn in the two weeks before a session (care.before.sun): a
+    # reminder two days out would come too late, so one goes out two weeks before.
+    visit = services.appointment_book(
+        patient=make_patient(clinic),
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY + timedelta(days=14), 10),
+    )
+    early = Message.objects.get(appointment=visit, key__contains=GETTING_READY)
+    assert early.due_at == local(MONDAY, 10)
+    assert message_deliver_now(early.pk, now=early.due_at) == "sent"
+    body = smtp.received[0].get_payload(decode=True).decode()
+    assert "two weeks" in body and "Getting ready" in body
+    # A visit a week away is past that point: no late copy of it is queued.
+    near = book_monday(clinic, make_patient(clinic, name="Dora Finch"), hour=14)
+    assert not Message.objects.filter(appointment=near, key__contains=GETTING_READY).exists()
+
+
 def test_a_cancelled_course_session_says_when_its_window_opens(clinic: Clinic) -> None:
     course = book_course(clinic, make_patient(clinic))
     session = course.sessions.get(number=2)
@@ -375,7 +406,8 @@ def test_a_session_rebooked_at_once_gets_no_window_opens_message(clinic: Clinic)
     assert kinds(appointment=second)["visit_cancelled"] == 1
     assert not Message.objects.filter(kind="window_opens", status="pending").exists()
     replacement = course.sessions.get(number=2).appointments.get(status="booked")
-    assert kinds(appointment=replacement, status="pending")["reminder"] == 2
+    reminders = Message.objects.filter(appointment=replacement, status="pending", kind="reminder")
+    assert reminders.exclude(key__contains=GETTING_READY).count() == 2
 
 
 def test_a_relocated_visit_names_its_new_place_and_reschedules_its_reminders(
@@ -586,7 +618,9 @@ def test_a_visit_moved_and_moved_back_gets_its_reminders_again_and_each_move_is_
 
     for to in (elsewhere, original, elsewhere, original):
         move(to)
-        reminders = Message.objects.filter(appointment=second, kind="reminder", status="pending")
+        reminders = Message.objects.filter(
+            appointment=second, kind="reminder", status="pending"
+        ).exclude(key__contains=GETTING_READY)
         assert {m.due_at for m in reminders} == {
             to - timedelta(hours=48),
             to - timedelta(hours=24),

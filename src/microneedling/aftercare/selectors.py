@@ -12,6 +12,7 @@ from django.db.models import Case, IntegerField, QuerySet, Value, When
 from microneedling.aftercare.models import SkinReport
 from microneedling.core.knowledge import load_pack
 from microneedling.core.screening import Intake, medicine_holds
+from microneedling.directory.policy import booking_rules
 from microneedling.patients.models import Patient
 from microneedling.scheduling.models import Appointment
 
@@ -69,7 +70,8 @@ def care_plan(appointment: Appointment) -> CarePlan:
     zone = ZoneInfo(appointment.location.timezone)
     day = appointment.starts_at.astimezone(zone).date()
     holds = visit_holds(appointment, latest_intake(appointment.patient))
-    care = pack.data.care
+    # Where the sources differ (when makeup may go back on), the clinic's chosen position.
+    care = pack.care_items(booking_rules(appointment.location.organization_id).pack_policy)
     names = {v.code: v.name for v in pack.data.visit}
     phases = list(appointment.service.phases.all())
     return CarePlan(

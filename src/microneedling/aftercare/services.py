@@ -13,6 +13,7 @@ from microneedling.aftercare.models import SkinReport
 from microneedling.audit.services import audit_record
 from microneedling.core.knowledge import load_pack
 from microneedling.core.triage import SymptomReport, TriageReport, triage
+from microneedling.directory.policy import booking_rules
 from microneedling.notifications import events
 from microneedling.scheduling.models import Appointment
 
@@ -35,7 +36,9 @@ def skin_report_file(
         reported_on=today,
         fitzpatrick_type=appointment.patient.fitzpatrick_type,
     )
-    result = triage(report, load_pack())
+    # Where the sources differ (must every bruise be reported?), the clinic's chosen position.
+    policy = booking_rules(appointment.location.organization_id).pack_policy
+    result = triage(report, load_pack(), policy)
     with transaction.atomic():
         filed = SkinReport.objects.create(
             patient=appointment.patient,

@@ -94,6 +94,8 @@ def policy_form(pack: Pack) -> type[ClinicPolicyFormBase]:
             required=False,
             choices=[("", f"The pack's default: {indication.default_protocol.summary}")]
             + [(p.id, p.summary) for p in indication.protocols],
+            help_text="Left at the default, the protocol the session-spacing choice names "
+            "for this concern applies, if it names one.",
         )
         choice_fields[name] = ("protocols", indication.code)
     attrs["choice_fields"] = choice_fields

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from math import ceil
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from microneedling.core.knowledge import load_pack
 from microneedling.core.messaging import local_moment
 from microneedling.core.screening import Intake
 from microneedling.notifications.models import Message
@@ -33,6 +35,13 @@ from microneedling.scheduling.models import Appointment, Course, CourseSession
 MORNING = time(10)
 HOLD_MORNING = time(8)
 AFTERCARE_CHECK_DAYS = (1, 3)
+
+
+def getting_ready_days() -> int:
+    """How many days before a visit its earliest pre-care instruction starts (the pack's
+    hours, rounded up to whole days as the care page dates them)."""
+    starts = [-c.from_hours for c in load_pack().data.care if c.phase == "before"]
+    return max((ceil(hours / 24) for hours in starts), default=0)
 
 
 def _version(appointment: Appointment) -> str:
@@ -83,6 +92,16 @@ def visit_schedule(
 
     for hours in audience.rules.reminder_hours:
         queue("reminder", f"reminder:{hours}", appointment.starts_at - timedelta(hours=hours))
+    # Pre-care that starts well ahead (no sunburn for two weeks, no scrubs for a week, an
+    # antiviral started days before) is too late in a reminder two days out: one more
+    # reminder goes out on the morning the earliest instruction starts (the care page's date).
+    lead = getting_ready_days()
+    if lead * 24 > max(audience.rules.reminder_hours, default=0):
+        queue(
+            "reminder",
+            "reminder:getting_ready",
+            local_moment(day - timedelta(days=lead), MORNING, zone),
+        )
     queue("pre_care", "pre_care", local_moment(day - timedelta(days=1), MORNING, zone))
     intake = known.intake if known is not None else latest_intake(patient)
     for name, stop_on, resume_on, advice in visit_holds(appointment, intake):

@@ -84,7 +84,7 @@ def plan_course(
     last = sessions[-1].target if sessions else done_days[-1]
     every_min, every_max = combined.maintenance
     depth = _depths(pack, chosen, areas, fitzpatrick, reasons)
-    timeline = _timeline(pack, sessions[0].target if sessions else done_days[-1], last)
+    timeline = _timeline(pack, sessions[0].target if sessions else done_days[-1], last, policy)
     sources = _sources(pack, chosen, combined, depth, timeline)
     return CoursePlan(
         indications=tuple(i.code for i in chosen),
@@ -209,8 +209,19 @@ def _indications(pack: Pack, codes: Sequence[str]) -> list[Indication]:
     return chosen
 
 
-def _protocol(indication: Indication, policy: Policy | None) -> Protocol:
+def _protocol(pack: Pack, indication: Indication, policy: Policy | None) -> Protocol:
+    """The clinic's protocol for the concern, else the one its chosen position on a dispute
+    names for it (seed-000's longer course for acne scars...), else the default."""
     wanted = policy.protocols.get(indication.code) if policy else None
+    if wanted is None and policy is not None:
+        own = {p.id for p in indication.protocols}
+        for dispute_id in policy.positions:
+            if dispute_id not in pack.disputes:
+                continue
+            named = pack.position(dispute_id, policy).params.get("protocols", ())
+            wanted = next((p for p in named if p in own), None)
+            if wanted is not None:
+                break
     if wanted is None:
         return indication.default_protocol
     for protocol in indication.protocols:
@@ -230,7 +241,7 @@ def _combine(
     pack: Pack, chosen: list[Indication], fitzpatrick: int | None, policy: Policy | None
 ) -> _Combined:
     """Merge the indications' protocols: the most demanding one leads, reasons are kept."""
-    protocols = [_protocol(indication, policy) for indication in chosen]
+    protocols = [_protocol(pack, indication, policy) for indication in chosen]
     counts = [_sessions_for(p, fitzpatrick) for p in protocols]
     reasons = [
         f"{ind.name}: {count} sessions {p.gap.min}–{p.gap.max} days apart ({p.id})."
@@ -315,7 +326,9 @@ def _floor_step(value: float) -> float:
     return math.floor(round(value / _DEPTH_STEP, 6)) * _DEPTH_STEP
 
 
-def _timeline(pack: Pack, session_day: date, series_end: date) -> tuple[TimelineItem, ...]:
+def _timeline(
+    pack: Pack, session_day: date, series_end: date, policy: Policy | None
+) -> tuple[TimelineItem, ...]:
     items = [
         TimelineItem(
             kind="recovery",
@@ -329,7 +342,7 @@ def _timeline(pack: Pack, session_day: date, series_end: date) -> tuple[Timeline
         )
         for stage in pack.data.recovery
     ]
-    for milestone in pack.data.results:
+    for milestone in pack.result_items(policy):
         anchor_day = session_day if milestone.anchor == "each_session" else series_end
         items.append(
             TimelineItem(

@@ -29,13 +29,16 @@ def render_knowledge_doc(pack: Pack) -> str:
         "## Seed statements and the entries that carry them",
         "",
     ]
+    skipped = {s.file: s.not_statements for s in data.sources if s.kind == "seed"}
     files = sorted({s.file for s in data.seed_statements})
     for file in files:
+        lines += [f"### {file}", ""]
+        if skipped.get(file):
+            numbers = ", ".join(str(n) for n in skipped[file])
+            lines += [f"Sentences that state nothing (headings, captions): {numbers}.", ""]
         lines += [
-            f"### {file}",
-            "",
-            "| # | what it says (paraphrased) | pack entries |",
-            "| --- | --- | --- |",
+            "| # | sentences | what it says (paraphrased) | pack entries |",
+            "| --- | --- | --- | --- |",
         ]
         for statement in (s for s in data.seed_statements if s.file == file):
             target = ", ".join(f"`{e}`" for e in statement.entries)
@@ -43,7 +46,10 @@ def render_knowledge_doc(pack: Pack) -> str:
                 target = "; ".join(
                     part for part in (target, f"non-clinical: {statement.feature}") if part
                 )
-            lines.append(f"| {statement.id} | {_cell(statement.says)} | {_cell(target)} |")
+            numbers = ", ".join(str(n) for n in statement.sentences)
+            lines.append(
+                f"| {statement.id} | {numbers} | {_cell(statement.says)} | {_cell(target)} |"
+            )
         lines.append("")
     lines += [
         "## Disputes and their defaults",

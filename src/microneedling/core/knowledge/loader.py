@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from microneedling.core.errors import PackError
 from microneedling.core.knowledge.models import (
+    ACTION_ORDER,
     Area,
     CareItem,
     Code,
@@ -97,6 +98,35 @@ class Pack:
             elif protocol_id not in {p.id for p in indication.protocols}:
                 problems[f"protocols.{code}"] = f"{protocol_id!r} is not one of its protocols"
         return problems
+
+    def care_items(self, policy: Policy | None = None) -> tuple[CareItem, ...]:
+        """The pre-care and aftercare instructions as a clinic's policy has them.
+
+        An instruction tied to a dispute (when makeup may go back on) takes its end
+        (``hours``) and its wording (``message``) from the position the policy chose, or from
+        the default position."""
+        items = []
+        for item in self.data.care:
+            if item.dispute is None:
+                items.append(item)
+                continue
+            params = self.position(item.dispute, policy).params
+            update = {"to_hours": params["hours"], "message": params["message"]}
+            items.append(item.model_copy(update=update))
+        return tuple(items)
+
+    def result_items(self, policy: Policy | None = None) -> tuple[ResultMilestone, ...]:
+        """When results show, as a clinic's policy has it: a milestone tied to a dispute
+        takes its days and wording from the chosen position, or from the default one."""
+        items = []
+        for item in self.data.results:
+            if item.dispute is None:
+                items.append(item)
+                continue
+            params = self.position(item.dispute, policy).params
+            update = {key: params[key] for key in ("from_day", "to_day", "message")}
+            items.append(item.model_copy(update=update))
+        return tuple(items)
 
     def area_lineage(self, code: str) -> tuple[str, ...]:
         """The area and its ancestors (``face.periorbital`` → itself, ``face``)."""
@@ -202,11 +232,20 @@ def _cross_check(data: PackData) -> list[str]:
         "procedure": "procedures",
         "allergy": "allergies",
     }
+    positions = {d.id: d.positions for d in data.disputes}
     for rule in data.rules:
         vocabulary = codes.get(kind_of.get(rule.when, ""), set())
         if rule.when == "medication":
             vocabulary = vocabulary | classes
         problems += [f"{rule.id}: unknown code {c!r}" for c in rule.codes if c not in vocabulary]
+        for position in positions.get(rule.dispute or "", ()):
+            problems += [
+                f"{rule.id}: position {position.id} names unknown code {c!r}"
+                for c in position.params.get("codes", ())
+                if c not in vocabulary
+            ]
+            if position.params.get("scope", "area") not in ("area", "systemic"):
+                problems.append(f"{rule.id}: position {position.id} names an unknown scope")
         if rule.when in kind_of and not rule.codes:
             problems.append(f"{rule.id}: a {rule.when} rule needs codes")
         if (
@@ -224,10 +263,37 @@ def _cross_check(data: PackData) -> list[str]:
             for c in hold.codes
             if c not in codes["medications"] | classes
         ]
-    disputed: list[Rule | CareItem | ResultMilestone] = [*data.rules, *data.care, *data.results]
+    disputed: list[Rule | CareItem | ResultMilestone | Symptom] = [
+        *data.rules,
+        *data.care,
+        *data.results,
+        *data.symptoms,
+    ]
     for item in disputed:
         if item.dispute is not None and item.dispute not in disputes:
             problems.append(f"{item.id}: unknown dispute {item.dispute!r}")
+    protocol_owner = {p.id: i.code for i in data.indications for p in i.protocols}
+    for dispute in data.disputes:
+        for position in dispute.positions:
+            named = position.params.get("protocols", ())
+            problems += [
+                f"{dispute.id}.{position.id}: unknown protocol {p!r}"
+                for p in named
+                if p not in protocol_owner
+            ]
+            owners = [protocol_owner[p] for p in named if p in protocol_owner]
+            problems += [
+                f"{dispute.id}.{position.id}: two protocols for {code}"
+                for code, n in Counter(owners).items()
+                if n > 1
+            ]
+        problems += [
+            f"{dispute.id}.{p.id}: floor {p.params['floor']!r} is not an action"
+            for p in dispute.positions
+            if "floor" in p.params and p.params["floor"] not in ACTION_ORDER
+        ]
+    problems += _disputed_care_problems(data)
+    problems += _disputed_result_problems(data)
     for indication in data.indications:
         problems += [
             f"{indication.id}: unknown area {a!r}" for a in indication.areas if a not in area_codes
@@ -246,6 +312,51 @@ def _cross_check(data: PackData) -> list[str]:
         if rule.grade == "disputed" and rule.dispute is None
     ]
     problems += _seed_statement_problems(data, known_ids)
+    return problems
+
+
+def _disputed_care_problems(data: PackData) -> list[str]:
+    """A care item tied to a dispute is timed and worded by the chosen position, so every
+    position must give both, and the item itself must say what the default says."""
+    problems: list[str] = []
+    disputes = {dispute.id: dispute for dispute in data.disputes}
+    for item in data.care:
+        dispute = disputes.get(item.dispute or "")
+        if dispute is None:
+            continue
+        for position in dispute.positions:
+            where = f"{item.id}: position {position.id} of {dispute.id}"
+            hours = position.params.get("hours")
+            if not isinstance(hours, int) or isinstance(hours, bool):
+                problems.append(f"{where} needs hours")
+            if not isinstance(position.params.get("message"), str):
+                problems.append(f"{where} needs a message")
+        default = dispute.position().params
+        if (item.to_hours, item.message) != (default.get("hours"), default.get("message")):
+            problems.append(f"{item.id}: its hours and message differ from {dispute.id}'s default")
+    return problems
+
+
+def _disputed_result_problems(data: PackData) -> list[str]:
+    """A result milestone tied to a dispute takes its days and wording from the chosen
+    position: every position gives them, and the milestone says what the default says."""
+    problems: list[str] = []
+    disputes = {dispute.id: dispute for dispute in data.disputes}
+    for item in data.results:
+        dispute = disputes.get(item.dispute or "")
+        if dispute is None:
+            continue
+        for position in dispute.positions:
+            params = position.params
+            first, last = params.get("from_day"), params.get("to_day")
+            if not (isinstance(first, int) and isinstance(last, int) and 0 <= first <= last):
+                problems.append(f"{item.id}: position {position.id} needs from_day <= to_day")
+            if not isinstance(params.get("message"), str):
+                problems.append(f"{item.id}: position {position.id} needs a message")
+        default = dispute.position().params
+        mine = (item.from_day, item.to_day, item.message)
+        if mine != (default.get("from_day"), default.get("to_day"), default.get("message")):
+            problems.append(f"{item.id}: its days and message differ from {dispute.id}'s default")
     return problems
 
 

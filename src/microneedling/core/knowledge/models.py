@@ -7,7 +7,7 @@ chosen position through a :class:`Policy`, so a clinic can choose another one on
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -65,11 +65,16 @@ class Source(_Model):
     file: str | None = None
     doi: str | None = None
     note: str | None = None
+    #: A seed's sentences (numbered as :func:`~microneedling.core.knowledge.seeds.seed_sentences`
+    #: splits it) that state nothing: headings, image captions, credits.
+    not_statements: tuple[Annotated[int, Field(ge=1)], ...] = ()
 
     @model_validator(mode="after")
     def _seed_has_file(self) -> Source:
         if self.kind == "seed" and not self.file:
             raise ValueError(f"seed source {self.id} must name its file")
+        if self.kind != "seed" and self.not_statements:
+            raise ValueError(f"source {self.id} is not a seed: it has no sentences to skip")
         return self
 
 
@@ -271,6 +276,8 @@ class Symptom(Cited):
     red_flag: bool = False
     message: str
     advice: str
+    #: A dispute whose chosen position may set a least action (``params.floor``) for it.
+    dispute: str | None = None
 
     @model_validator(mode="after")
     def _stages_start_at_zero(self) -> Symptom:
@@ -376,6 +383,11 @@ class SeedStatement(_Model):
 
     id: str
     file: str
+    #: The seed's sentences this statement rests on, numbered as
+    #: :func:`~microneedling.core.knowledge.seeds.seed_sentences` splits the file. Every
+    #: sentence must be claimed by a statement or listed as one of the seed's
+    #: ``not_statements``, so a statement dropped from the pack leaves its sentence unclaimed.
+    sentences: tuple[Annotated[int, Field(ge=1)], ...] = Field(min_length=1)
     says: str
     clinical: bool = True
     entries: tuple[str, ...] = ()

@@ -87,8 +87,9 @@ def _fire(rule: Rule, intake: Intake, pack: Pack, policy: Policy | None) -> Iter
     if _simple_match(rule, intake):
         yield _reason(rule)
     elif rule.when == "condition":
+        codes = _codes(rule, pack, policy)
         for condition in intake.conditions:
-            if condition.code in rule.codes and rule.status in ("any", condition.status):
+            if condition.code in codes and rule.status in ("any", condition.status):
                 yield from _located(
                     rule, intake, pack, policy, condition.area, started=condition.date or planned
                 )
@@ -115,7 +116,7 @@ def _located(
 ) -> Iterator[Reason]:
     """Fire a condition or procedure rule, limited to the treatment areas it touches."""
     areas: tuple[str, ...] | None = None
-    if rule.scope == "area" and area is not None:
+    if _scope(rule, pack, policy) == "area" and area is not None:
         areas = tuple(a for a in intake.treatment_areas if pack.areas_overlap(a, area))
         if not areas:
             # Say so explicitly: staff should see that the entry was considered.
@@ -166,6 +167,26 @@ def _medication(
     until = wait.after(last_dose)
     if until > planned:
         yield _reason(rule, until=until, extra=f" Earliest date: {until.isoformat()}.")
+
+
+def _codes(rule: Rule, pack: Pack, policy: Policy | None) -> tuple[str, ...]:
+    """The codes that trigger the rule: the chosen position of its dispute may widen them
+    (seed-004 read literally: any scar, not only a keloid tendency)."""
+    if rule.dispute is not None:
+        chosen = pack.position(rule.dispute, policy).params.get("codes")
+        if chosen is not None:
+            return tuple(chosen)
+    return rule.codes
+
+
+def _scope(rule: Rule, pack: Pack, policy: Policy | None) -> str:
+    """Whether the rule is confined to the treated areas: the chosen position of its dispute
+    may widen it to the whole body (seed-004 read literally on psoriasis and eczema)."""
+    if rule.dispute is not None:
+        chosen = pack.position(rule.dispute, policy).params.get("scope")
+        if chosen is not None:
+            return str(chosen)
+    return rule.scope
 
 
 def _outcome(rule: Rule, pack: Pack, policy: Policy | None) -> Outcome:

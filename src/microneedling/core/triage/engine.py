@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import Pack
-from microneedling.core.knowledge.models import ACTION_ORDER, Action, Symptom
+from microneedling.core.knowledge.models import ACTION_ORDER, Action, Policy, Symptom
 
 Severity = Literal["mild", "moderate", "severe"]
 #: The latest day after a session that a report may concern (ten years: beyond any course).
@@ -160,8 +160,17 @@ def _expected_until(symptom: Symptom) -> int | None:
     return None
 
 
-def triage(report: TriageReport, pack: Pack) -> TriageResult:
-    """Decide what the patient should do about what they report."""
+def _floor(symptom: Symptom, pack: Pack, policy: Policy | None) -> Action | None:
+    """The least action the clinic's position on the symptom's dispute asks for, if any."""
+    if symptom.dispute is None:
+        return None
+    floor = pack.position(symptom.dispute, policy).params.get("floor")
+    return floor if floor in ACTION_ORDER else None
+
+
+def triage(report: TriageReport, pack: Pack, policy: Policy | None = None) -> TriageResult:
+    """Decide what the patient should do about what they report, following the clinic's
+    chosen positions where the sources differ (``policy``; the pack's defaults without one)."""
     day = report.day
     reasons = []
     for index, reported in enumerate(report.symptoms):
@@ -171,12 +180,17 @@ def triage(report: TriageReport, pack: Pack) -> TriageResult:
         action = assess(
             symptom, day=day, severity=reported.severity, fitzpatrick=report.fitzpatrick_type
         )
+        message = _explain(symptom, day, action, reported.severity)
+        floor = _floor(symptom, pack, policy)
+        if floor is not None and ACTION_ORDER.index(floor) > ACTION_ORDER.index(action):
+            action = floor
+            message = f"Your clinic asks to hear about any {symptom.name.lower()}. {message}"
         reasons.append(
             TriageReason(
                 symptom=symptom.code,
                 action=action,
                 red_flag=symptom.red_flag,
-                message=_explain(symptom, day, action, reported.severity),
+                message=message,
                 advice=symptom.advice,
                 sources=symptom.sources,
             )
