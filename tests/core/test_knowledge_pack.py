@@ -159,6 +159,34 @@ def test_rule_graded_disputed_without_a_dispute_fails_validation() -> None:
         build_pack(raw)
 
 
+def test_an_entry_graded_consensus_on_a_seed_and_one_paper_fails_validation() -> None:
+    # The pack's definition: consensus means two or more published sources agree.
+    raw = raw_pack()
+    symptom = next(s for s in raw["symptoms"] if s["id"] == "symptom.swelling")
+    symptom.update(sources=["seed-002", "chu2021"], grade="consensus")
+    with pytest.raises(
+        PackError, match=re.escape("symptom.swelling: graded consensus but cites 1")
+    ):
+        build_pack(raw)
+
+
+def test_a_dispute_position_graded_consensus_needs_two_published_sources() -> None:
+    raw = raw_pack()
+    dispute = next(d for d in raw["disputes"] if d["id"] == "dispute.downtime")
+    dispute["positions"][0].update(sources=["seed-001", "chu2021"], grade="consensus")
+    with pytest.raises(
+        PackError, match=re.escape("dispute.downtime.one_to_two_days: graded consensus")
+    ):
+        build_pack(raw)
+
+
+def test_an_entry_graded_seed_must_cite_a_seed_document() -> None:
+    raw = raw_pack()
+    raw["facts"][0].update(sources=["chu2021"], grade="seed")
+    with pytest.raises(PackError, match="graded seed but cites no seed"):
+        build_pack(raw)
+
+
 def test_dispute_default_must_be_one_of_its_positions() -> None:
     raw = raw_pack()
     raw["disputes"][0]["default"] = "nobody_said_this"

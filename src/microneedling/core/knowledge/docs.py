@@ -24,7 +24,8 @@ def render_knowledge_doc(pack: Pack) -> str:
         "Evidence grades: `seed` (a clinic document in `shared/seeds/`), `consensus` (two or "
         "more independent published sources agree), `single` (one published source), "
         "`clinic-pages` (only clinic or vendor pages), `disputed` (sources disagree: every "
-        "position is recorded and one is the default).",
+        "position is recorded and one is the default). Labelling counts as a published source; "
+        "the pack refuses to load when an entry's grade is more than its citations support.",
         "",
         "## Seed statements and the entries that carry them",
         "",

@@ -199,6 +199,59 @@ def _cited_entries(data: PackData) -> Iterable[tuple[str, tuple[str, ...]]]:
             yield f"{dispute.id}.{position.id}", position.sources
 
 
+def _graded_entries(data: PackData) -> Iterable[tuple[str, tuple[str, ...], str]]:
+    groups: tuple[tuple[Any, ...], ...] = (
+        data.areas,
+        data.indications,
+        data.precautions,
+        data.rules,
+        data.holds,
+        data.care,
+        data.recovery,
+        data.results,
+        data.symptoms,
+        data.scales,
+        data.visit,
+        data.facts,
+        tuple(p for indication in data.indications for p in indication.protocols),
+    )
+    for group in groups:
+        for entry in group:
+            yield entry.id, entry.sources, entry.grade
+    for dispute in data.disputes:
+        for position in dispute.positions:
+            yield f"{dispute.id}.{position.id}", position.sources, position.grade
+
+
+#: Source kinds that count as published evidence for the ``consensus`` and ``single``
+#: grades: papers, and drug or device labelling (the pack grades a label alone ``single``).
+PUBLISHED_KINDS = frozenset({"published", "labelling"})
+
+
+def _grade_problems(data: PackData) -> list[str]:
+    """Each grade must be what the entry's own citations can support, as the pack defines
+    the grades (docs/knowledge.md, shared/CLINICAL-NOTES.md): ``consensus`` needs two or more
+    published sources, ``single`` at least one, ``seed`` a seed document and
+    ``clinic-pages`` a clinic or vendor page. Otherwise a grade drifts from its citations."""
+    kind = {source.id: source.kind for source in data.sources}
+    problems: list[str] = []
+    for entry_id, cited, grade in _graded_entries(data):
+        kinds = [kind.get(source) for source in cited]
+        published = sum(k in PUBLISHED_KINDS for k in kinds)
+        if grade == "consensus" and published < 2:
+            problems.append(
+                f"{entry_id}: graded consensus but cites {published} published source(s); "
+                "consensus needs two or more"
+            )
+        elif grade == "single" and published < 1:
+            problems.append(f"{entry_id}: graded single but cites no published source")
+        elif grade == "seed" and "seed" not in kinds:
+            problems.append(f"{entry_id}: graded seed but cites no seed document")
+        elif grade == "clinic-pages" and "clinic-pages" not in kinds:
+            problems.append(f"{entry_id}: graded clinic-pages but cites no clinic pages")
+    return problems
+
+
 def _all_entry_ids(data: PackData) -> list[str]:
     ids = [entry_id for entry_id, _ in _cited_entries(data) if " " not in entry_id]
     ids += [dispute.id for dispute in data.disputes]
@@ -312,6 +365,7 @@ def _cross_check(data: PackData) -> list[str]:
         if rule.grade == "disputed" and rule.dispute is None
     ]
     problems += _seed_statement_problems(data, known_ids)
+    problems += _grade_problems(data)
     return problems
 
 
