@@ -212,6 +212,24 @@ def test_the_makeup_instruction_follows_the_position_the_clinic_chose(
     assert makeup.sources == next(c for c in pack.data.care if c.id == makeup.id).sources
 
 
+@pytest.mark.parametrize(
+    ("position", "hours", "words"),
+    [
+        (None, 168, "up to a week"),
+        ("one_to_two_days", 48, "a day or two"),
+        ("two_to_four_days", 96, "two to four days"),
+        ("a_few_days", 72, "a few days"),
+    ],
+)
+def test_the_downtime_patients_are_told_follows_the_position_the_clinic_chose(
+    pack: Pack, position: str | None, hours: int, words: str
+) -> None:
+    policy = Policy(positions={"dispute.downtime": position}) if position else None
+    downtime = next(c for c in pack.care_items(policy) if c.id == "care.after.downtime")
+    assert downtime.to_hours == hours
+    assert words in downtime.message
+
+
 def test_a_care_position_without_hours_fails_validation() -> None:
     raw = raw_pack()
     dispute = next(d for d in raw["disputes"] if d["id"] == "dispute.makeup_after")

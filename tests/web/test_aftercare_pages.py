@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from microneedling.aftercare.models import SkinReport
 from microneedling.audit.models import AuditEvent
+from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import ClinicPolicy
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
@@ -72,6 +73,27 @@ def test_the_care_page_times_makeup_by_the_clinic_s_chosen_position(clinic: Clin
     text, until = makeup_line()
     assert until == MONDAY + timedelta(days=2)  # seed-001: the one-to-two-day downtime
     assert "two days" in text
+
+
+def test_the_care_page_tells_the_downtime_of_the_clinic_s_chosen_position(clinic: Clinic) -> None:
+    client, visit = visit_for(clinic)
+
+    positions = load_pack().disputes["dispute.downtime"].positions
+    downtime_texts = {position.params["message"] for position in positions}
+
+    def downtime_line() -> tuple[str, date | None]:
+        plan = client.get(reverse("portal:visit_care", args=[visit.pk])).context["plan"]
+        return next((line.text, line.until) for line in plan.after if line.text in downtime_texts)
+
+    text, until = downtime_line()
+    assert until == MONDAY + timedelta(days=7)  # the pack's default: settled within a week
+    assert "up to a week" in text
+    ClinicPolicy.objects.create(
+        organization=clinic.org, positions={"dispute.downtime": "two_to_four_days"}
+    )
+    text, until = downtime_line()
+    assert until == MONDAY + timedelta(days=4)  # seed-000: two to four days
+    assert "two to four days on average" in text
 
 
 def test_an_alarming_report_goes_to_the_queue_and_the_patient_is_told_to_call(

@@ -62,6 +62,17 @@ def test_the_treatment_page_is_written_from_the_pack_without_disputed_claims(cli
     assert "0479T" not in text  # billing codes are not patient information
 
 
+def test_the_chain_wide_treatment_page_says_it_gives_the_default_positions(client) -> None:
+    text = client.get(reverse("web:treatment")).content.decode()
+    pack = load_pack()
+    assert "gives our default answer" in text
+    assert "the care page for your own visit always shows what your clinic chose" in text
+    for dispute in pack.disputes.values():
+        assert dispute.question.replace("'", "&#x27;") in text
+    downtime = next(c for c in pack.care_items() if c.id == "care.after.downtime")
+    assert downtime.message in text  # the default downtime answer, in the questions
+
+
 def test_locations_near_a_zip_code_come_nearest_first(client) -> None:
     build_clinic(name="Riverbend")
     far = build_clinic(name="Lakeside")

@@ -3,6 +3,10 @@
 Every sentence a patient reads about the treatment comes from a pack entry, so it carries the
 entry's sources and changes when the pack does. Claims the pack marks as disputed (the
 seed's collagen percentage) are left out.
+
+The page is the chain's, not one clinic's: where the sources differ it gives the pack's
+default positions and says so, naming the questions a clinic may answer differently (each
+patient's own care page follows their clinic's choices).
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ class TreatmentPage:
     before: tuple[Line, ...]
     after: tuple[Line, ...]
     faq: tuple[Question, ...]
+    #: The questions the sources answer differently; the page gives each one's default.
+    defaults_for: tuple[str, ...] = ()
 
 
 def _line(entry_id: str, text: str, sources: tuple[str, ...]) -> Line:
@@ -150,6 +156,7 @@ def treatment_page() -> TreatmentPage:
         before=tuple(_line(c.id, c.message, c.sources) for c in care["before"]),
         after=tuple(_line(c.id, c.message, c.sources) for c in care["after"]),
         faq=_faq(pack),
+        defaults_for=tuple(dispute.question for dispute in data.disputes),
     )
     return page
 
@@ -169,7 +176,10 @@ def _faq(pack: Pack) -> tuple[Question, ...]:
     asked = (
         ("Does it hurt?", ("fact.comfort", "care.day_of.sensation")),
         ("How long does a visit take?", ("fact.duration", "care.before.time")),
-        ("How much downtime is there?", ("recovery.day1", "recovery.days2_4")),
+        (
+            "How much downtime is there?",
+            ("care.after.downtime", "recovery.day1", "recovery.days2_4"),
+        ),
         ("When will I see results?", ("results.visible", "results.collagen_building")),
         ("Can I wear makeup afterwards?", ("care.after.makeup",)),
         ("Is it safe for darker skin?", ("fact.candidates_all_skin_types", "fact.skin_of_colour")),
