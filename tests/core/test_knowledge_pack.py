@@ -230,6 +230,21 @@ def test_the_downtime_patients_are_told_follows_the_position_the_clinic_chose(
     assert words in downtime.message
 
 
+def test_only_the_strict_scar_position_rules_out_the_scar_concerns(pack: Pack) -> None:
+    asked = ["acne_scars", "other_scars", "stretch_marks", "fine_lines"]
+    assert pack.refused_concerns(asked) == {}
+    strict = Policy(positions={"dispute.scars_indication_or_contraindication": "avoid_with_scars"})
+    assert set(pack.refused_concerns(asked, strict)) == {"acne_scars", "other_scars"}
+
+
+def test_a_position_ruling_out_an_unknown_concern_fails_validation() -> None:
+    raw = raw_pack()
+    dispute = next(d for d in raw["disputes"] if d["id"] == "dispute.downtime")
+    dispute["positions"][0].setdefault("params", {})["indications"] = ["freckles"]
+    with pytest.raises(PackError, match="unknown indication 'freckles'"):
+        build_pack(raw)
+
+
 def test_a_care_position_without_hours_fails_validation() -> None:
     raw = raw_pack()
     dispute = next(d for d in raw["disputes"] if d["id"] == "dispute.makeup_after")

@@ -12,7 +12,7 @@ from django.test import Client
 
 from microneedling.audit.models import AuditEvent
 from microneedling.core.errors import BookingConflict, BookingRefused
-from microneedling.directory.models import LocationClosure
+from microneedling.directory.models import ClinicPolicy, LocationClosure
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, CourseSession, Reservation
 from tests.web.conftest import (
@@ -551,6 +551,41 @@ def test_a_course_is_booked_only_for_areas_the_screening_asked_about(clinic: Cli
         areas=["face.cheeks"],
     )
     assert course.areas == ["face.cheeks"]
+
+
+def test_the_strict_scar_position_refuses_a_course_for_scars_the_intake_did_not_name(
+    clinic: Clinic,
+) -> None:
+    # Seed-004 read literally: anyone who has scars is not needled. The intake names no scar
+    # condition, but a course for acne scars says the patient has them.
+    ClinicPolicy.objects.create(
+        organization=clinic.org,
+        positions={"dispute.scars_indication_or_contraindication": "avoid_with_scars"},
+    )
+    cleo = make_patient(clinic)
+    for concern in ("acne_scars", "other_scars"):
+        with pytest.raises(BookingRefused) as refused:
+            services.course_book(
+                patient=cleo,
+                location=clinic.location,
+                service=clinic.treatment,
+                indications=["fine_lines", concern],
+                first_session=MONDAY,
+                areas=["face"],
+            )
+        assert (refused.value.code, refused.value.field) == ("not_eligible", "indications")
+        assert "scars" in refused.value.message
+    assert not Appointment.objects.exists()
+    # Concerns that are not scars are still booked under that position.
+    course = services.course_book(
+        patient=cleo,
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["fine_lines"],
+        first_session=MONDAY,
+        areas=["face"],
+    )
+    assert course.sessions.count() >= 1
 
 
 @pytest.mark.django_db

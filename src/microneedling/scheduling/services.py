@@ -230,6 +230,25 @@ def areas_screened_check(screening: Screening, areas: Iterable[str], *, field: s
             )
 
 
+def concerns_allowed_check(indications: Sequence[str], policy: Policy | None) -> None:
+    """Refuse a course for a concern the clinic's chosen positions rule out.
+
+    Screening sees only the conditions an intake names, not the concern a course is booked
+    for; under seed-004's literal scar position a course for acne scars is itself proof of
+    scars, so the screening's verdict alone would let it through.
+    """
+    pack = load_pack()
+    refused = pack.refused_concerns(indications, policy)
+    if refused:
+        code, reason = next(iter(refused.items()))
+        name = pack.indications[code].name.lower()
+        raise BookingRefused(
+            f"this clinic does not treat {name}: {reason}",
+            code="not_eligible",
+            field="indications",
+        )
+
+
 def booking_gate_on(patient: Patient, day: date, *, field: str) -> Screening:
     """:func:`booking_gate` for a visit moved or booked again on ``day``: the same verdicts,
     with any refusal naming ``field`` (the request's own field, not a course's first day)."""
@@ -418,6 +437,7 @@ def course_propose(
     same_organization(patient, location, preferred, provider_field="preferences.provider_id")
     staff_location_check(actor=actor, location=location)
     rules = booking_rules(location.organization_id)
+    concerns_allowed_check(indications, policy or rules.pack_policy)
     plan = plan_course(
         pack=load_pack(),
         indications=indications,

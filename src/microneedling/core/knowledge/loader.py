@@ -99,6 +99,24 @@ class Pack:
                 problems[f"protocols.{code}"] = f"{protocol_id!r} is not one of its protocols"
         return problems
 
+    def refused_concerns(
+        self, indications: Iterable[str], policy: Policy | None = None
+    ) -> dict[str, str]:
+        """The concerns among ``indications`` that the chosen positions rule out, each with
+        the position's summary as the reason.
+
+        A position may name concerns (``params.indications``) that it forbids treating: under
+        seed-004's literal reading of scars, a course for acne scars means the patient has
+        scars, whatever the intake's conditions say."""
+        wanted = set(indications)
+        refused: dict[str, str] = {}
+        for dispute in self.disputes.values():
+            position = self.position(dispute.id, policy)
+            for code in position.params.get("indications", ()):
+                if code in wanted:
+                    refused.setdefault(code, position.summary)
+        return refused
+
     def care_items(self, policy: Policy | None = None) -> tuple[CareItem, ...]:
         """The pre-care and aftercare instructions as a clinic's policy has them.
 
@@ -345,6 +363,14 @@ def _cross_check(data: PackData) -> list[str]:
             for p in dispute.positions
             if "floor" in p.params and p.params["floor"] not in ACTION_ORDER
         ]
+    indication_codes = {indication.code for indication in data.indications}
+    for dispute in data.disputes:
+        for position in dispute.positions:
+            problems += [
+                f"{dispute.id}.{position.id}: unknown indication {code!r}"
+                for code in position.params.get("indications", ())
+                if code not in indication_codes
+            ]
     problems += _disputed_care_problems(data)
     problems += _disputed_result_problems(data)
     for indication in data.indications:
