@@ -365,6 +365,39 @@ def test_the_stated_visit_length_covers_every_phase_the_diary_books(pack: Pack) 
     assert "at least two hours" in duration.message
 
 
+def test_visit_minutes_no_source_gives_are_marked_as_the_clinic_s_own_practice(
+    pack: Pack,
+) -> None:
+    phases = {phase.code: phase for phase in pack.data.visit}
+    # Seed-003 leaves the cream "a few minutes"; no source gives 20–45 minutes of numbing.
+    assert phases["numbing"].minutes == (20, 45)
+    assert phases["numbing"].minutes_sources == ("clinic-practice",)
+    # The needling's 15–30 minutes is the seeds' own figure (000, 001, 004).
+    assert set(phases["procedure"].minutes_sources) == {"seed-000", "seed-001", "seed-004"}
+    kinds = {source.id: source.kind for source in pack.data.sources}
+    assert kinds["clinic-practice"] == "clinic-practice"
+    doc = render_knowledge_doc(pack)
+    assert "| `numbing` | 20–45 | clinic-practice |" in doc
+
+
+def test_seed_003_s_few_minutes_of_numbing_reaches_patients_beside_the_clinic_s_practice(
+    pack: Pack,
+) -> None:
+    wait = next(f for f in pack.data.facts if f.id == "fact.numbing_wait")
+    assert {"seed-003", "clinic-practice"} <= set(wait.sources)
+    assert "a few minutes" in wait.message
+    assert "20 to 45 minutes" in wait.message
+    statement = next(s for s in pack.data.seed_statements if s.id == "003.03")
+    assert "fact.numbing_wait" in statement.entries
+
+
+def test_visit_minutes_resting_on_an_unknown_source_fail_validation() -> None:
+    raw = raw_pack()
+    raw["visit"][1]["minutes_sources"] = ["nurses-say-so"]
+    with pytest.raises(PackError, match="nurses-say-so"):
+        build_pack(raw)
+
+
 def test_seed_001_body_areas_are_treatable_for_stretch_marks_and_acne_scars(pack: Pack) -> None:
     # Seed 001: stretch marks and acne scars on the chest, back, neck and legs.
     for indication in ("stretch_marks", "acne_scars"):

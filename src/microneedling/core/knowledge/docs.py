@@ -68,6 +68,23 @@ def render_knowledge_doc(pack: Pack) -> str:
         )
     lines += [
         "",
+        "## Visit phases",
+        "",
+        "What patients are told each phase takes, and what that figure rests on "
+        "(`clinic-practice`: no source gives it; it is the product's own practice). The "
+        "diary books each clinic's own service phase minutes, a clinic setting, not these.",
+        "",
+        "| phase | minutes | minutes rest on | phase cited to |",
+        "| --- | --- | --- | --- |",
+    ]
+    for phase in data.visit:
+        low, high = phase.minutes
+        lines.append(
+            f"| `{phase.code}` | {low}–{high} | {', '.join(phase.minutes_sources)} | "
+            f"{', '.join(phase.sources)} |"
+        )
+    lines += [
+        "",
         "## Sources",
         "",
         "| id | kind | title | DOI or file |",

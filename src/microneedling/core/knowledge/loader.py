@@ -212,6 +212,8 @@ def _cited_entries(data: PackData) -> Iterable[tuple[str, tuple[str, ...]]]:
             yield protocol.id, protocol.sources
             for adjustment in protocol.skin_type:
                 yield f"{protocol.id} (skin type)", adjustment.sources
+    for phase in data.visit:
+        yield f"{phase.id} (minutes)", phase.minutes_sources
     for dispute in data.disputes:
         for position in dispute.positions:
             yield f"{dispute.id}.{position.id}", position.sources

@@ -60,7 +60,9 @@ class Source(_Model):
     """A document the pack cites: a seed file, a paper, a device label or clinic pages."""
 
     id: str
-    kind: Literal["seed", "published", "labelling", "clinic-pages"]
+    #: ``clinic-practice`` is the product's own practice: a figure no source gives, named so
+    #: that it is never mistaken for one a source states.
+    kind: Literal["seed", "published", "labelling", "clinic-pages", "clinic-practice"]
     title: str
     file: str | None = None
     doi: str | None = None
@@ -349,11 +351,17 @@ class Dispute(_Model):
 
 
 class VisitPhase(Cited):
-    """A phase of a visit and the resources it holds (used by scheduling)."""
+    """A phase of a visit and the resources it holds (used by scheduling).
+
+    ``minutes`` is the typical span patients are told; the diary books each clinic's own
+    service phase minutes (a clinic setting), so these figures never change a booking."""
 
     code: str
     name: str
     minutes: tuple[int, int]
+    #: What the ``minutes`` figure rests on: a source that gives it, or ``clinic-practice``
+    #: where no source gives a figure (the phase's ``sources`` back only what it is).
+    minutes_sources: tuple[str, ...] = Field(min_length=1)
     resources: tuple[Literal["provider", "room", "device"], ...]
     message: str
 
