@@ -245,6 +245,20 @@ def test_a_position_ruling_out_an_unknown_concern_fails_validation() -> None:
         build_pack(raw)
 
 
+def test_who_performs_is_a_dispute_defaulting_to_the_product_s_trained_provider(
+    pack: Pack,
+) -> None:
+    dispute = pack.disputes["dispute.who_performs"]
+    assert dispute.default == "trained_provider"
+    assert dispute.position("doctor_or_np").sources == ("seed-004",)
+    assert pack.treating_roles() is None  # by default any provider may treat
+    strict = Policy(positions={"dispute.who_performs": "doctor_or_np"})
+    assert pack.treating_roles(strict) == ("physician", "nurse_practitioner")
+    doc = render_knowledge_doc(pack)
+    assert "`dispute.who_performs`" in doc
+    assert "**doctor_or_np** (seed-004)" in doc
+
+
 def test_a_care_position_without_hours_fails_validation() -> None:
     raw = raw_pack()
     dispute = next(d for d in raw["disputes"] if d["id"] == "dispute.makeup_after")

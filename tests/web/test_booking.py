@@ -170,6 +170,31 @@ def test_course_prefers_one_provider_throughout(clinic: Clinic) -> None:
     assert providers == {clinic.ben.pk}
 
 
+def test_a_clinic_following_seed_004_treats_with_doctors_and_nurse_practitioners_only(
+    clinic: Clinic,
+) -> None:
+    ClinicPolicy.objects.create(
+        organization=clinic.org, positions={"dispute.who_performs": "doctor_or_np"}
+    )
+    # Ben is an aesthetician: the course asked of him goes to Dr. Quill instead.
+    course = book_course(
+        clinic, make_patient(clinic), preferences=services.Preferences(provider_id=clinic.ben.pk)
+    )
+    providers = {s.appointments.get().provider_id for s in course.sessions.all()}
+    assert providers == {clinic.ada.pk}
+    with pytest.raises((BookingConflict, BookingRefused)):
+        book(clinic, make_patient(clinic, name="Dev Patel"), 15, provider=clinic.ben)
+    # Visits that are not treatments may still be with him.
+    consultation = services.appointment_book(
+        patient=make_patient(clinic, name="Eve Moss"),
+        service=clinic.consultation,
+        location=clinic.location,
+        provider=clinic.ben,
+        starts_at=local(MONDAY, 15),
+    )
+    assert consultation.provider_id == clinic.ben.pk
+
+
 def test_course_across_daylight_saving_keeps_the_local_time(clinic: Clinic) -> None:
     course = book_course(
         clinic, make_patient(clinic), preferences=services.Preferences(times=(("10:00", "10:15"),))

@@ -30,7 +30,9 @@ from microneedling.core.availability import (
 )
 from microneedling.core.availability.clock import instant, seconds_ceil, seconds_floor
 from microneedling.core.availability.intervals import Pair
+from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import Location, Service
+from microneedling.directory.policy import booking_rules
 from microneedling.scheduling.layout import ShiftRow, layout_read
 from microneedling.scheduling.models import Reservation
 
@@ -154,6 +156,13 @@ def location_calendar(
     """
     zone = location.timezone
     start, end = day_bounds(first_day, last_day, zone)
+    # A clinic following seed-004 (a doctor or nurse practitioner does the needling) offers
+    # treatments with those providers only; other visits may be with anyone.
+    roles = (
+        load_pack().treating_roles(booking_rules(location.organization_id).pack_policy)
+        if service.kind == Service.Kind.TREATMENT
+        else None
+    )
     layout = layout_read(
         location=location,
         first_day=first_day,
@@ -161,6 +170,7 @@ def location_calendar(
         start=start,
         end=end,
         provider_ids=provider_ids,
+        provider_roles=roles,
     )
     closed = layout.closed
     stretches = list(only_days) if only_days else [(first_day, last_day)]

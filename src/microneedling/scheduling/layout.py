@@ -57,10 +57,11 @@ def layout_read(
     start: datetime,
     end: datetime,
     provider_ids: Sequence[int] | None = None,
+    provider_roles: Sequence[str] | None = None,
 ) -> Layout:
     """The location's hours, closed days, active rooms and devices, the schedules of its
-    active providers (only ``provider_ids`` if given) valid in the span, and their leave
-    overlapping ``[start, end)``: one query."""
+    active providers (only ``provider_ids`` if given, only of ``provider_roles`` if given)
+    valid in the span, and their leave overlapping ``[start, end)``: one query."""
     params: dict[str, Any] = {
         "location": location.pk,
         "first": connection.ops.adapt_datefield_value(first_day),
@@ -74,6 +75,11 @@ def layout_read(
         params.update(zip(names, provider_ids, strict=True))
         marks = ", ".join(f"%({name})s" for name in names) or "NULL"
         provider_filter = f" AND s.provider_id IN ({marks})"
+    if provider_roles is not None:
+        names = [f"role{index}" for index in range(len(provider_roles))]
+        params.update(zip(names, provider_roles, strict=True))
+        marks = ", ".join(f"%({name})s" for name in names) or "NULL"
+        provider_filter += f" AND p.role IN ({marks})"
     with connection.cursor() as cursor:
         cursor.execute(_sql(provider_filter), params)
         rows = cursor.fetchall()

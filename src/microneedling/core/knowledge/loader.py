@@ -117,6 +117,15 @@ class Pack:
                     refused.setdefault(code, position.summary)
         return refused
 
+    def treating_roles(self, policy: Policy | None = None) -> tuple[str, ...] | None:
+        """The provider roles that may do the needling under the chosen position on who
+        performs it (``dispute.who_performs``), or None when any provider may."""
+        dispute = self.disputes.get("dispute.who_performs")
+        if dispute is None:
+            return None
+        roles = self.position(dispute.id, policy).params.get("roles")
+        return None if roles is None else tuple(roles)
+
     def care_items(self, policy: Policy | None = None) -> tuple[CareItem, ...]:
         """The pre-care and aftercare instructions as a clinic's policy has them.
 
