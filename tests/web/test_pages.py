@@ -73,6 +73,11 @@ def test_the_chain_wide_treatment_page_says_it_gives_the_default_positions(clien
     assert downtime.message in text  # the default downtime answer, in the questions
 
 
+def test_the_chain_wide_home_page_says_its_courses_are_the_defaults(client) -> None:
+    text = client.get(reverse("web:home")).content.decode()
+    assert "These are our default courses for every clinic of the network" in text
+
+
 def test_locations_near_a_zip_code_come_nearest_first(client) -> None:
     build_clinic(name="Riverbend")
     far = build_clinic(name="Lakeside")
