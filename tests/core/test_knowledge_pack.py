@@ -259,6 +259,14 @@ def test_who_performs_is_a_dispute_defaulting_to_the_product_s_trained_provider(
     assert "**doctor_or_np** (seed-004)" in doc
 
 
+def test_a_dispute_whose_choice_would_change_nothing_fails_validation() -> None:
+    raw = raw_pack()
+    downtime = next(c for c in raw["care"] if c["id"] == "care.after.downtime")
+    del downtime["dispute"]  # as before: a downtime position nobody reads
+    with pytest.raises(PackError, match=re.escape("dispute.downtime: no entry names it")):
+        build_pack(raw)
+
+
 def test_a_care_position_without_hours_fails_validation() -> None:
     raw = raw_pack()
     dispute = next(d for d in raw["disputes"] if d["id"] == "dispute.makeup_after")

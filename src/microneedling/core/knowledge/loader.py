@@ -403,7 +403,33 @@ def _cross_check(data: PackData) -> list[str]:
     ]
     problems += _seed_statement_problems(data, known_ids)
     problems += _grade_problems(data)
+    problems += _inert_dispute_problems(data)
     return problems
+
+
+#: Position params that code reads without an entry naming the dispute: the course planner
+#: (``protocols``) and the diary (``roles``).
+_ENGINE_PARAMS = frozenset({"protocols", "roles"})
+
+
+def _inert_dispute_problems(data: PackData) -> list[str]:
+    """A clinic's choice of position must change something: each dispute is named by a
+    rule, care item, result or symptom, or its positions give what an engine reads directly.
+    Otherwise the policy form offers a choice that changes nothing (as downtime once did)."""
+    items: list[Rule | CareItem | ResultMilestone | Symptom] = [
+        *data.rules,
+        *data.care,
+        *data.results,
+        *data.symptoms,
+    ]
+    named = {item.dispute for item in items if item.dispute is not None}
+    return [
+        f"{dispute.id}: no entry names it and no position gives what an engine reads, "
+        "so choosing a position would change nothing"
+        for dispute in data.disputes
+        if dispute.id not in named
+        and not any(_ENGINE_PARAMS.intersection(p.params) for p in dispute.positions)
+    ]
 
 
 def _disputed_care_problems(data: PackData) -> list[str]:
