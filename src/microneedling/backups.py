@@ -134,6 +134,17 @@ def _pg_tool(name: str) -> str:
     return found
 
 
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty, readable and writable by this account only, before anything
+    is written to it: a backup holds every patient's health record, and a file created with
+    the usual umask (022) would be readable by every account on the machine. SQLite and
+    pg_dump both write into the file as it is, so it keeps this mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as error:
+        raise InputError("file", f"cannot write the backup there ({error.strerror})") from None
+
+
 def database_backup(*, target: Path) -> BackupReport:
     """Write a consistent copy of the live database to ``target`` (not overwriting)."""
     if target.exists():
@@ -149,6 +160,7 @@ def database_backup(*, target: Path) -> BackupReport:
         if partial.is_dir():
             raise InputError("file", f"{partial} is a folder: remove it or choose a new name")
         partial.unlink(missing_ok=True)  # what a backup cut short left
+        _private_file(partial)
         try:
             with sqlite3.connect(live) as source, sqlite3.connect(partial) as copy:
                 source.backup(copy, pages=1024)  # steps, so writers are never held for long
@@ -165,6 +177,10 @@ def database_backup(*, target: Path) -> BackupReport:
         partial.rename(target)  # the name appears only once the copy is whole
         return BackupReport("sqlite", str(target), target.stat().st_size, tables, integrity)
     partial = target.with_name(target.name + ".partial")
+    if partial.is_dir():
+        raise InputError("file", f"{partial} is a folder: remove it or choose a new name")
+    partial.unlink(missing_ok=True)  # what a dump cut short left
+    _private_file(partial)
     try:
         _pg_run([_pg_tool("pg_dump"), "--format=custom", f"--file={partial}", _pg_url(db)], db)
         listing = _pg_run([_pg_tool("pg_restore"), "--list", str(partial)], db)

@@ -4,7 +4,9 @@ restored database holds exactly what the backup saw, and bad input changes nothi
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +191,18 @@ def test_a_restore_gives_up_on_a_database_in_use_and_changes_nothing(
         assert _cli("restore", str(backup), "--yes").returncode == 0
         connection.close()
         assert _snapshot() == backed_up != before
+
+
+def test_a_backup_is_readable_by_its_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    clinic = build_clinic()
+    make_patient(clinic)
+    target = tmp_path / "clinic.backup"
+    # The usual umask, which would leave a new file readable by every account.
+    previous = os.umask(0o022)
+    try:
+        made = _cli("backup", str(target))
+    finally:
+        os.umask(previous)
+    assert made.returncode == 0, made.stderr
+    # Every patient's health record is in it: no group or other bits at all.
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
