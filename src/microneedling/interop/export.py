@@ -10,6 +10,7 @@ requester is the system's own export of everything, started from code, never ove
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,19 @@ def _resources(type_name: str, requester: Any) -> Iterator[tuple[dict[str, Any],
         yield kind.render(row), (patient if path else None)
 
 
+def _private_folder(folder: Path) -> None:
+    """``folder`` and the exports folder above it, open to this account only: their files
+    hold patients' records, and the usual umask (022) would let every account read them."""
+    for each in (folder.parent, folder):
+        each.mkdir(mode=0o700, parents=True, exist_ok=True)
+        each.chmod(0o700)  # also one made before, and whatever the umask took off
+
+
+def _private_file(path: str, flags: int) -> int:
+    """An ``open`` opener: a new file is readable and writable by this account only."""
+    return os.open(path, flags, 0o600)
+
+
 def patients_in_file(job: ExportJob, type_name: str) -> list[int]:
     """The patients whose records one file of the export holds (written beside the file,
     so that each download can be audited per patient)."""
@@ -124,7 +138,7 @@ def export_run(job_id: int) -> str:
     # only superusers may open, see fhir.bulk, so its files reach no one new.)
     requester = job.created_by
     folder = export_folder(job)
-    folder.mkdir(parents=True, exist_ok=True)
+    _private_folder(folder)
     output = []
     try:
         # Scoped by who the requester is now, not when they asked: a role taken away
@@ -134,16 +148,17 @@ def export_run(job_id: int) -> str:
         for done, type_name in enumerate(job.types, start=1):
             count = 0
             patients: set[int] = set()
-            with (folder / f"{type_name}.ndjson").open("w", encoding="utf-8") as out:
+            ndjson = folder / f"{type_name}.ndjson"
+            with open(ndjson, "w", encoding="utf-8", opener=_private_file) as out:
                 for resource, patient in _resources(type_name, requester):
                     out.write(json.dumps(resource, separators=(",", ":")) + "\n")
                     count += 1
                     if patient is not None:
                         patients.add(patient)
             if patients:
-                (folder / f"{type_name}.patients.json").write_text(
-                    json.dumps(sorted(patients)), encoding="utf-8"
-                )
+                listing = folder / f"{type_name}.patients.json"
+                with open(listing, "w", encoding="utf-8", opener=_private_file) as out:
+                    out.write(json.dumps(sorted(patients)))
             output.append({"type": type_name, "count": count})
             ExportJob.objects.filter(pk=job_id).update(done_types=done, output=output)
     except Exception as error:
