@@ -61,9 +61,10 @@ def _sqlite_check(path: Path) -> tuple[int, str]:
 BUSY_SECONDS = 10
 
 
-def _restorable(path: Path) -> None:
-    """Refuse a backup this code cannot run on: not one of ours (our apps' first migrations
-    missing), or made by a newer version (migrations this code does not know)."""
+def _restorable(applied: set[tuple[str, str]]) -> None:
+    """Refuse a backup this code cannot run on, from the migrations it records as applied
+    (``applied``): not one of ours (our apps' first migrations missing), or made by a newer
+    version (migrations this code does not know)."""
     from django.apps import apps  # noqa: PLC0415
     from django.db.migrations.loader import MigrationLoader  # noqa: PLC0415
 
@@ -73,11 +74,6 @@ def _restorable(path: Path) -> None:
         for config in apps.get_app_configs()
         if config.name.startswith("microneedling.")
     } & known
-    with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
-        try:
-            applied = set(db.execute("SELECT app, name FROM django_migrations").fetchall())
-        except sqlite3.DatabaseError as error:
-            raise InputError("file", f"is not a Microneedling Clinic database ({error})") from None
     if not ours <= applied:
         raise InputError("file", "is not a Microneedling Clinic database (its tables are missing)")
     newer = sorted(f"{app}.{name}" for app, name in applied - known)
@@ -86,6 +82,38 @@ def _restorable(path: Path) -> None:
             "file",
             f"was made by a newer version (migrations {', '.join(newer[:3])}); upgrade first",
         )
+
+
+def _sqlite_applied(path: Path) -> set[tuple[str, str]]:
+    """The migrations a SQLite backup records as applied."""
+    with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
+        try:
+            return set(db.execute("SELECT app, name FROM django_migrations").fetchall())
+        except sqlite3.DatabaseError as error:
+            raise InputError("file", f"is not a Microneedling Clinic database ({error})") from None
+
+
+def _pg_applied(path: Path, db: dict[str, Any]) -> set[tuple[str, str]]:
+    """The migrations a pg_dump archive records as applied, read from the archive itself
+    (its ``django_migrations`` rows as pg_restore prints them, without touching a database):
+    checked before ``--clean`` drops anything."""
+    script = _pg_run(
+        [_pg_tool("pg_restore"), "--data-only", "--table=django_migrations", "--file=-", str(path)],
+        db,
+    )
+    applied: set[tuple[str, str]] = set()
+    columns: list[str] | None = None
+    for line in script.splitlines():
+        if columns is None:
+            # COPY public.django_migrations (id, app, name, applied) FROM stdin;
+            if line.startswith("COPY ") and ".django_migrations (" in line:
+                columns = [c.strip() for c in line.partition("(")[2].partition(")")[0].split(",")]
+            continue
+        if line == "\\.":  # the end of the rows
+            break
+        row = dict(zip(columns, line.split("\t"), strict=False))
+        applied.add((row.get("app", ""), row.get("name", "")))
+    return applied
 
 
 def _pg_url(db: dict[str, Any]) -> str:
@@ -201,7 +229,7 @@ def database_restore(*, source: Path) -> BackupReport:
         tables, integrity = _sqlite_check(source)
         if integrity != "ok":
             raise InputError("file", f"the backup is damaged: {integrity}")
-        _restorable(source)
+        _restorable(_sqlite_applied(source))
         live_path = Path(db["NAME"])
         if live_path.exists() and live_path.resolve() == source.resolve():
             raise InputError("file", "is the live database itself, not a backup of it")
@@ -220,6 +248,7 @@ def database_restore(*, source: Path) -> BackupReport:
             ) from None
         tables, integrity = _sqlite_check(live_path)
         return BackupReport("sqlite", str(db["NAME"]), source.stat().st_size, tables, integrity)
+    _restorable(_pg_applied(source, db))
     _pg_run(
         [
             _pg_tool("pg_restore"),

@@ -206,3 +206,32 @@ def test_a_backup_is_readable_by_its_owner_only_whatever_the_umask(tmp_path: Pat
     assert made.returncode == 0, made.stderr
     # Every patient's health record is in it: no group or other bits at all.
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_a_backup_a_newer_version_made_is_refused_on_either_engine_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    clinic = build_clinic()
+    make_patient(clinic)
+    # A later version's migration, as its database records it (a rollback of an upgrade).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_migrations (app, name, applied) "
+            "VALUES ('scheduling', '9999_from_the_future', '2030-01-01')"
+        )
+    newer = tmp_path / "newer.backup"
+    made = _cli("backup", str(newer))
+    assert made.returncode == 0, made.stderr
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM django_migrations WHERE name = '9999_from_the_future'")
+    make_patient(clinic, name="Dan Reyes")
+    before = _snapshot()
+    refused = _cli("restore", str(newer), "--yes")
+    assert refused.returncode == 2, refused.stdout
+    assert "newer version" in refused.stderr and "9999_from_the_future" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    connection.close()
+    assert _snapshot() == before
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM django_migrations WHERE name = '9999_from_the_future'")
+        assert cursor.fetchone()[0] == 0
