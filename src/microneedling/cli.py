@@ -515,7 +515,7 @@ def _rehoming_output(args: argparse.Namespace, report: Any) -> int:
             details={"via": "command line", "os_user": _os_user(), "operation": report.operation},
         )
     if args.csv:
-        args.csv.write_text(report_csv(report.as_dict()), encoding="utf-8")
+        _write_private(args.csv, report_csv(report.as_dict()))
     if args.json:
         _print(report.as_dict())
         return 0
@@ -535,6 +535,15 @@ def _rehoming_output(args: argparse.Namespace, report: Any) -> int:
         )
         return 1
     return 0
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable and writable by this account only: the file names
+    patients and their visits, and the usual umask (022) would let every account read it."""
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(handle, 0o600)  # a file that was there already keeps its mode otherwise
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 def _os_user() -> str:
