@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,9 @@ def export_run(job_id: int) -> str:
             output.append({"type": type_name, "count": count})
             ExportJob.objects.filter(pk=job_id).update(done_types=done, output=output)
     except Exception as error:
+        # A failed job's files are never handed out, so what it wrote before failing is
+        # patients' records kept for no one: removed, not left on the disk.
+        shutil.rmtree(folder, ignore_errors=True)
         ExportJob.objects.filter(pk=job_id).update(
             status=ExportJob.Status.FAILED,
             error=type(error).__name__,
