@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,29 @@ def patients_in_file(job: ExportJob, type_name: str) -> list[int]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
 
 
+def exports_forget_patients(*, patient_ids: Collection[int]) -> int:
+    """Withdraw every export whose files hold a record of one of ``patient_ids`` (erased at
+    the end of their retention): its files are removed and the job answers as failed, so an
+    erased record does not live on in an export downloadable at any later time. The number
+    of exports withdrawn."""
+    wanted = set(patient_ids)
+    withdrawn = 0
+    for job in ExportJob.objects.exclude(status=ExportJob.Status.FAILED).order_by("pk"):
+        folder = export_folder(job)
+        held: set[int] = set()
+        for listing in folder.glob("*.patients.json"):
+            held.update(json.loads(listing.read_text(encoding="utf-8")))
+        if not held & wanted:
+            continue
+        # Files first: a job still running then fails on its next file, and cleans up.
+        shutil.rmtree(folder, ignore_errors=True)
+        ExportJob.objects.filter(pk=job.pk).update(
+            status=ExportJob.Status.FAILED, error="RecordErased", finished_at=timezone.now()
+        )
+        withdrawn += 1
+    return withdrawn
+
+
 def export_run(job_id: int) -> str:
     """Write the job's NDJSON files, counting progress type by type: what its requester may
     read, or everything for a job without one (started by the system, not over HTTP)."""
@@ -172,7 +195,8 @@ def export_run(job_id: int) -> str:
             finished_at=timezone.now(),
         )
         return "failed"
-    ExportJob.objects.filter(pk=job_id).update(
+    # Still running: an export withdrawn meanwhile (exports_forget_patients) stays failed.
+    ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.RUNNING).update(
         status=ExportJob.Status.DONE, finished_at=timezone.now()
     )
     return "done"
