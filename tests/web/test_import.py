@@ -395,3 +395,25 @@ def test_a_visit_at_a_location_closing_by_then_is_refused_under_the_location_col
     [problem] = report.problems
     assert (problem.file, problem.column) == ("appointments", "location")
     assert "closes on" in problem.problem
+
+
+def test_a_problem_names_the_line_of_the_file_after_blank_lines_and_multi_line_cells(
+    mesquite: Organization,
+) -> None:
+    # Spreadsheets leave blank lines, and quoted cells may run over several lines: the line
+    # a problem names is still the one a person finds the row on in an editor.
+    text = (
+        "external_id,first_name,last_name,email,birth_date\n"  # line 1
+        "P-1,Rosa,Delgado,rosa@example.org,1986-04-12\n"  # line 2
+        "\n"  # line 3, blank
+        'P-2,"Ana\nMaria",Lopez,ana@example.org,1990-01-01\n'  # lines 4 and 5
+        "P-3,Marcus,Lee,not-an-email,1991-11-03\n"  # line 6
+    )
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=text,
+        providers_csv=None,
+        appointments_csv=None,
+        apply=False,
+    )
+    assert [(p.line, p.column) for p in report.problems] == [(6, "email")]

@@ -99,6 +99,15 @@ class _Rollback(Exception):
     pass
 
 
+def _first_line(last: int, row: dict[str | None, Any]) -> int:
+    """The line of the file a row starts on, as an editor numbers it: the reader's count is
+    of the row's last line, after any blank lines it skipped, and a quoted cell may hold
+    line breaks of its own."""
+    cells = [v for k, v in row.items() if k is not None and isinstance(v, str)]
+    cells += row.get(None) or []  # cells beyond the header's columns
+    return last - sum(cell.count("\n") for cell in cells)
+
+
 def _rows(name: str, text: str | None, report: ImportReport) -> list[tuple[int, dict[str, str]]]:
     if not text:
         return []
@@ -116,7 +125,8 @@ def _rows(name: str, text: str | None, report: ImportReport) -> list[tuple[int, 
             )
         if missing:
             return []
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = _first_line(reader.line_num, row)
             cells = {k.strip(): (v or "").strip() for k, v in row.items() if k}
             # Python's csv reader takes a NUL byte that no database text field can hold
             # (PostgreSQL refuses it outright): refuse it here, by line and column.
