@@ -702,3 +702,25 @@ def test_a_patient_name_that_looks_like_a_formula_stays_text_in_the_report_csv(
             assert not value.startswith(("=", "+", "-", "@")), (column, value)
     # Still the name, for the person who calls the patient, only marked as text.
     assert {r["patient"].split(" ")[0] for r in rows} == {"'" + n.split(" ")[0] for n in names}
+
+
+def test_the_report_csv_download_is_marked_utf8_for_spreadsheets_and_keeps_accents(
+    chain: dict[str, Clinic], desk: Client
+) -> None:
+    riverbend = chain["riverbend"]
+    book_visit(riverbend, make_patient(riverbend, name="José Núñez"), local(MONDAY, 10))
+    desk.post(
+        reverse("desk:rehoming"),
+        {
+            "operation": "location_close",
+            "location": riverbend.location.pk,
+            "from_date": CLOSING_FROM.isoformat(),
+        },
+    )
+    _run_queued_task()
+    run = RehomingRun.objects.get()
+    body = desk.get(reverse("desk:rehoming_csv", args=[run.pk])).content
+    # The UTF-8 byte-order mark is how a spreadsheet knows the file is not in its code page.
+    assert body.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    assert [r["patient"] for r in rows] == ["José Núñez"]

@@ -902,8 +902,11 @@ def _cell(value: Any) -> Any:
 
 def report_csv(report: dict[str, Any]) -> str:
     """Every move and every stuck visit of a report (:meth:`RehomingReport.as_dict`) as CSV,
-    for the people who will call the patients."""
+    for the people who will call the patients. It starts with a byte-order mark: without one a
+    spreadsheet opens the file in the computer's legacy code page, and "José Núñez" comes out
+    as "JosÃ© NÃºÃ±ez" on the list of people to call."""
     out = io.StringIO()
+    out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     moved = ("appointment", "patient", "from", "to", "from_start", "to_start")
