@@ -155,6 +155,33 @@ def _give_up_when_busy(deadline: float) -> Any:
     return progress
 
 
+def _pg_wait_until_unused(deadline: float) -> None:
+    """Wait until no other session holds a table of the live database, or refuse once
+    ``deadline`` has passed: pg_restore's ``--clean`` waits for such locks for ever (its
+    script turns ``lock_timeout`` off), so a worker stuck in a transaction would hang the
+    restore and the person running it."""
+    from django.db import connection  # noqa: PLC0415
+
+    held = """
+        SELECT count(*) FROM pg_locks
+        WHERE locktype = 'relation' AND pid <> pg_backend_pid()
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    """
+    try:
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(held)
+                if not cursor.fetchone()[0]:
+                    return
+            if time.monotonic() > deadline:
+                raise InputError(
+                    "database", "is in use: stop the app servers and workers, then restore"
+                )
+            time.sleep(0.25)
+    finally:
+        connection.close()  # holding nothing itself while pg_restore runs
+
+
 def _pg_tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
@@ -249,6 +276,7 @@ def database_restore(*, source: Path) -> BackupReport:
         tables, integrity = _sqlite_check(live_path)
         return BackupReport("sqlite", str(db["NAME"]), source.stat().st_size, tables, integrity)
     _restorable(_pg_applied(source, db))
+    _pg_wait_until_unused(time.monotonic() + BUSY_SECONDS)
     _pg_run(
         [
             _pg_tool("pg_restore"),

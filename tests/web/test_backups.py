@@ -235,3 +235,49 @@ def test_a_backup_a_newer_version_made_is_refused_on_either_engine_and_changes_n
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM django_migrations WHERE name = '9999_from_the_future'")
         assert cursor.fetchone()[0] == 0
+
+
+def test_a_postgresql_restore_gives_up_on_a_table_in_use_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    clinic = build_clinic()
+    make_patient(clinic)
+    backup = tmp_path / "clinic.backup"
+    assert _cli("backup", str(backup)).returncode == 0
+    make_patient(clinic, name="Dan Reyes")
+    before = _snapshot()
+    if connection.vendor == "sqlite":
+        # SQLite's counterpart: test_a_restore_gives_up_on_a_database_in_use_and_changes_nothing.
+        holder = sqlite3.connect(Path(connection.settings_dict["NAME"]), isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        release = holder.close
+    else:
+        import psycopg  # noqa: PLC0415
+
+        db = connection.settings_dict
+        holder = psycopg.connect(
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
+        )
+        # A worker left in the middle of a transaction holds the table the restore drops.
+        holder.execute("SELECT count(*) FROM patients_patient")
+        release = holder.close
+    try:
+        refused = _cli_within("restore", str(backup), "--yes", seconds=120)
+    finally:
+        release()
+    assert refused.returncode == 2, refused.stdout
+    assert "in use" in refused.stderr and "Traceback" not in refused.stderr
+    connection.close()
+    assert _snapshot() == before
+
+
+def _cli_within(*args: str, seconds: float) -> subprocess.CompletedProcess[str]:
+    """The command, which must finish within ``seconds`` (not wait for ever)."""
+    return subprocess.run(
+        [sys.executable, "-m", "microneedling.cli", *args],
+        env=database_env(),
+        capture_output=True,
+        text=True,
+        timeout=seconds,
+        check=False,
+    )
