@@ -644,6 +644,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
         appointments_csv=texts["appointments"],
         service_map=service_map,
         apply=not args.dry_run,
+        # A shell has no account behind it: the event says who brought the records in as
+        # the machine knows them, as the re-homing commands' events do.
+        audit_details={"via": "command line", "os_user": _os_user()},
     )
     if args.json:
         _print(report.as_dict())

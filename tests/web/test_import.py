@@ -40,6 +40,9 @@ def _example(name: str) -> str:
     return (EXAMPLES / f"{name}.csv").read_text(encoding="utf-8")
 
 
+MAPPING = "MN FACE=microneedling-face"
+
+
 def _counts() -> tuple[int, int, int]:
     return Patient.objects.count(), Provider.objects.count(), Appointment.objects.count()
 
@@ -417,3 +420,23 @@ def test_a_problem_names_the_line_of_the_file_after_blank_lines_and_multi_line_c
         apply=False,
     )
     assert [(p.line, p.column) for p in report.problems] == [(6, "email")]
+
+
+def test_an_import_from_the_command_line_is_audited_with_who_ran_it(
+    mesquite: Organization, tmp_path: Path
+) -> None:
+    import getpass  # noqa: PLC0415
+
+    from microneedling.audit.models import AuditEvent  # noqa: PLC0415
+
+    files = []
+    for name in ("patients", "providers", "appointments"):
+        (tmp_path / f"{name}.csv").write_text(_example(name), encoding="utf-8")
+        files += [f"--{name}", str(tmp_path / f"{name}.csv")]
+    code = main(["import", "--organization", "mesquite", *files, "--map-service", MAPPING])
+    assert code == 0
+    event = AuditEvent.objects.get(action="clinic_import")
+    assert event.actor is None and event.object_id == str(mesquite.pk)
+    assert event.details["patients"] == 2
+    assert event.details["via"] == "command line"
+    assert event.details["os_user"] == getpass.getuser()

@@ -496,8 +496,10 @@ def clinic_import(
     service_map: dict[str, str] | None = None,
     actor: Actor = None,
     apply: bool,
+    audit_details: dict[str, str] | None = None,
 ) -> ImportReport:
-    """Check (and with ``apply``, write) the files: all or nothing."""
+    """Check (and with ``apply``, write) the files: all or nothing. ``audit_details`` go into
+    the import's audit event (who ran it, when no account stands behind the ``actor``)."""
     report = ImportReport(applied=False)
     locations = {loc.slug: loc for loc in Location.objects.filter(organization=organization)}
     try:
@@ -526,7 +528,8 @@ def clinic_import(
                 action="clinic_import",
                 object_type="organization",
                 object_id=organization.pk,
-                details={k: v for k, v in report.as_dict().items() if k != "problems"},
+                details={k: v for k, v in report.as_dict().items() if k != "problems"}
+                | (audit_details or {}),
             )
             report.applied = True
     except _Rollback:
