@@ -30,6 +30,9 @@ class BackupReport:
     size_bytes: int
     tables: int
     integrity: str
+    #: Migrations of this version the restored database has not had (an older backup): the
+    #: app must not start on it before ``microneedling migrate``.
+    migrations_to_apply: int = 0
 
 
 def _settings() -> dict[str, Any]:
@@ -61,10 +64,11 @@ def _sqlite_check(path: Path) -> tuple[int, str]:
 BUSY_SECONDS = 10
 
 
-def _restorable(applied: set[tuple[str, str]]) -> None:
+def _restorable(applied: set[tuple[str, str]]) -> int:
     """Refuse a backup this code cannot run on, from the migrations it records as applied
     (``applied``): not one of ours (our apps' first migrations missing), or made by a newer
-    version (migrations this code does not know)."""
+    version (migrations this code does not know). The number of this version's migrations
+    the backup has not had."""
     from django.apps import apps  # noqa: PLC0415
     from django.db.migrations.loader import MigrationLoader  # noqa: PLC0415
 
@@ -82,6 +86,7 @@ def _restorable(applied: set[tuple[str, str]]) -> None:
             "file",
             f"was made by a newer version (migrations {', '.join(newer[:3])}); upgrade first",
         )
+    return len(known - applied)
 
 
 def _sqlite_applied(path: Path) -> set[tuple[str, str]]:
@@ -256,7 +261,7 @@ def database_restore(*, source: Path) -> BackupReport:
         tables, integrity = _sqlite_check(source)
         if integrity != "ok":
             raise InputError("file", f"the backup is damaged: {integrity}")
-        _restorable(_sqlite_applied(source))
+        behind = _restorable(_sqlite_applied(source))
         live_path = Path(db["NAME"])
         if live_path.exists() and live_path.resolve() == source.resolve():
             raise InputError("file", "is the live database itself, not a backup of it")
@@ -274,8 +279,10 @@ def database_restore(*, source: Path) -> BackupReport:
                 "database", f"the restore was refused, nothing changed ({error})"
             ) from None
         tables, integrity = _sqlite_check(live_path)
-        return BackupReport("sqlite", str(db["NAME"]), source.stat().st_size, tables, integrity)
-    _restorable(_pg_applied(source, db))
+        return BackupReport(
+            "sqlite", str(db["NAME"]), source.stat().st_size, tables, integrity, behind
+        )
+    behind = _restorable(_pg_applied(source, db))
     _pg_wait_until_unused(time.monotonic() + BUSY_SECONDS)
     _pg_run(
         [
@@ -289,4 +296,4 @@ def database_restore(*, source: Path) -> BackupReport:
         ],
         db,
     )
-    return BackupReport("postgresql", str(db["NAME"]), source.stat().st_size, 0, "ok")
+    return BackupReport("postgresql", str(db["NAME"]), source.stat().st_size, 0, "ok", behind)

@@ -311,7 +311,14 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     _django()
     from microneedling.backups import database_restore  # noqa: PLC0415
 
-    _print(asdict(database_restore(source=Path(args.file))))
+    report = database_restore(source=Path(args.file))
+    _print(asdict(report))
+    if report.migrations_to_apply:
+        # An older backup: the code would fail on tables and columns it does not have yet.
+        sys.stderr.write(
+            f"microneedling: the backup predates {report.migrations_to_apply} migration(s) of "
+            "this version: run `microneedling migrate` before starting the app\n"
+        )
     return 0
 
 

@@ -281,3 +281,36 @@ def _cli_within(*args: str, seconds: float) -> subprocess.CompletedProcess[str]:
         timeout=seconds,
         check=False,
     )
+
+
+def test_restoring_an_older_backup_says_to_migrate_before_starting_the_app(
+    tmp_path: Path,
+) -> None:
+    clinic = build_clinic()
+    make_patient(clinic)
+    # The backup of last night, taken before this version's newest migration was applied.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(name) FROM django_migrations WHERE app = 'scheduling'")
+        newest = cursor.fetchone()[0]
+    forget = "DELETE FROM django_migrations WHERE app = 'scheduling' AND name = %s"
+    remember = (
+        "INSERT INTO django_migrations (app, name, applied) "
+        "SELECT 'scheduling', %s, '2026-12-01' WHERE NOT EXISTS "
+        "(SELECT 1 FROM django_migrations WHERE app = 'scheduling' AND name = %s)"
+    )
+    older = tmp_path / "older.backup"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(forget, [newest])
+        assert _cli("backup", str(older)).returncode == 0
+        with connection.cursor() as cursor:
+            cursor.execute(remember, [newest, newest])
+        restored = _cli("restore", str(older), "--yes")
+    finally:
+        connection.close()
+        # The test database stays migrated for the tests after this one.
+        with connection.cursor() as cursor:
+            cursor.execute(remember, [newest, newest])
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["migrations_to_apply"] == 1
+    assert "run `microneedling migrate` before starting the app" in restored.stderr
