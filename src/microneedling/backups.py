@@ -30,6 +30,9 @@ class BackupReport:
     size_bytes: int
     tables: int
     integrity: str
+    #: Migrations of this version the restored database has not had (an older backup): the
+    #: app must not start on it before ``microneedling migrate``.
+    migrations_to_apply: int = 0
 
 
 def _settings() -> dict[str, Any]:
@@ -61,9 +64,11 @@ def _sqlite_check(path: Path) -> tuple[int, str]:
 BUSY_SECONDS = 10
 
 
-def _restorable(path: Path) -> None:
-    """Refuse a backup this code cannot run on: not one of ours (our apps' first migrations
-    missing), or made by a newer version (migrations this code does not know)."""
+def _restorable(applied: set[tuple[str, str]]) -> int:
+    """Refuse a backup this code cannot run on, from the migrations it records as applied
+    (``applied``): not one of ours (our apps' first migrations missing), or made by a newer
+    version (migrations this code does not know). The number of this version's migrations
+    the backup has not had."""
     from django.apps import apps  # noqa: PLC0415
     from django.db.migrations.loader import MigrationLoader  # noqa: PLC0415
 
@@ -73,11 +78,6 @@ def _restorable(path: Path) -> None:
         for config in apps.get_app_configs()
         if config.name.startswith("microneedling.")
     } & known
-    with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
-        try:
-            applied = set(db.execute("SELECT app, name FROM django_migrations").fetchall())
-        except sqlite3.DatabaseError as error:
-            raise InputError("file", f"is not a Microneedling Clinic database ({error})") from None
     if not ours <= applied:
         raise InputError("file", "is not a Microneedling Clinic database (its tables are missing)")
     newer = sorted(f"{app}.{name}" for app, name in applied - known)
@@ -86,6 +86,39 @@ def _restorable(path: Path) -> None:
             "file",
             f"was made by a newer version (migrations {', '.join(newer[:3])}); upgrade first",
         )
+    return len(known - applied)
+
+
+def _sqlite_applied(path: Path) -> set[tuple[str, str]]:
+    """The migrations a SQLite backup records as applied."""
+    with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
+        try:
+            return set(db.execute("SELECT app, name FROM django_migrations").fetchall())
+        except sqlite3.DatabaseError as error:
+            raise InputError("file", f"is not a Microneedling Clinic database ({error})") from None
+
+
+def _pg_applied(path: Path, db: dict[str, Any]) -> set[tuple[str, str]]:
+    """The migrations a pg_dump archive records as applied, read from the archive itself
+    (its ``django_migrations`` rows as pg_restore prints them, without touching a database):
+    checked before ``--clean`` drops anything."""
+    script = _pg_run(
+        [_pg_tool("pg_restore"), "--data-only", "--table=django_migrations", "--file=-", str(path)],
+        db,
+    )
+    applied: set[tuple[str, str]] = set()
+    columns: list[str] | None = None
+    for line in script.splitlines():
+        if columns is None:
+            # COPY public.django_migrations (id, app, name, applied) FROM stdin;
+            if line.startswith("COPY ") and ".django_migrations (" in line:
+                columns = [c.strip() for c in line.partition("(")[2].partition(")")[0].split(",")]
+            continue
+        if line == "\\.":  # the end of the rows
+            break
+        row = dict(zip(columns, line.split("\t"), strict=False))
+        applied.add((row.get("app", ""), row.get("name", "")))
+    return applied
 
 
 def _pg_url(db: dict[str, Any]) -> str:
@@ -127,11 +160,49 @@ def _give_up_when_busy(deadline: float) -> Any:
     return progress
 
 
+def _pg_wait_until_unused(deadline: float) -> None:
+    """Wait until no other session holds a table of the live database, or refuse once
+    ``deadline`` has passed: pg_restore's ``--clean`` waits for such locks for ever (its
+    script turns ``lock_timeout`` off), so a worker stuck in a transaction would hang the
+    restore and the person running it."""
+    from django.db import connection  # noqa: PLC0415
+
+    held = """
+        SELECT count(*) FROM pg_locks
+        WHERE locktype = 'relation' AND pid <> pg_backend_pid()
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    """
+    try:
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(held)
+                if not cursor.fetchone()[0]:
+                    return
+            if time.monotonic() > deadline:
+                raise InputError(
+                    "database", "is in use: stop the app servers and workers, then restore"
+                )
+            time.sleep(0.25)
+    finally:
+        connection.close()  # holding nothing itself while pg_restore runs
+
+
 def _pg_tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
         raise InputError("engine", f"{name} is not installed (Debian: postgresql-client)")
     return found
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty, readable and writable by this account only, before anything
+    is written to it: a backup holds every patient's health record, and a file created with
+    the usual umask (022) would be readable by every account on the machine. SQLite and
+    pg_dump both write into the file as it is, so it keeps this mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as error:
+        raise InputError("file", f"cannot write the backup there ({error.strerror})") from None
 
 
 def database_backup(*, target: Path) -> BackupReport:
@@ -149,6 +220,7 @@ def database_backup(*, target: Path) -> BackupReport:
         if partial.is_dir():
             raise InputError("file", f"{partial} is a folder: remove it or choose a new name")
         partial.unlink(missing_ok=True)  # what a backup cut short left
+        _private_file(partial)
         try:
             with sqlite3.connect(live) as source, sqlite3.connect(partial) as copy:
                 source.backup(copy, pages=1024)  # steps, so writers are never held for long
@@ -165,6 +237,10 @@ def database_backup(*, target: Path) -> BackupReport:
         partial.rename(target)  # the name appears only once the copy is whole
         return BackupReport("sqlite", str(target), target.stat().st_size, tables, integrity)
     partial = target.with_name(target.name + ".partial")
+    if partial.is_dir():
+        raise InputError("file", f"{partial} is a folder: remove it or choose a new name")
+    partial.unlink(missing_ok=True)  # what a dump cut short left
+    _private_file(partial)
     try:
         _pg_run([_pg_tool("pg_dump"), "--format=custom", f"--file={partial}", _pg_url(db)], db)
         listing = _pg_run([_pg_tool("pg_restore"), "--list", str(partial)], db)
@@ -185,7 +261,7 @@ def database_restore(*, source: Path) -> BackupReport:
         tables, integrity = _sqlite_check(source)
         if integrity != "ok":
             raise InputError("file", f"the backup is damaged: {integrity}")
-        _restorable(source)
+        behind = _restorable(_sqlite_applied(source))
         live_path = Path(db["NAME"])
         if live_path.exists() and live_path.resolve() == source.resolve():
             raise InputError("file", "is the live database itself, not a backup of it")
@@ -203,7 +279,11 @@ def database_restore(*, source: Path) -> BackupReport:
                 "database", f"the restore was refused, nothing changed ({error})"
             ) from None
         tables, integrity = _sqlite_check(live_path)
-        return BackupReport("sqlite", str(db["NAME"]), source.stat().st_size, tables, integrity)
+        return BackupReport(
+            "sqlite", str(db["NAME"]), source.stat().st_size, tables, integrity, behind
+        )
+    behind = _restorable(_pg_applied(source, db))
+    _pg_wait_until_unused(time.monotonic() + BUSY_SECONDS)
     _pg_run(
         [
             _pg_tool("pg_restore"),
@@ -216,4 +296,4 @@ def database_restore(*, source: Path) -> BackupReport:
         ],
         db,
     )
-    return BackupReport("postgresql", str(db["NAME"]), source.stat().st_size, 0, "ok")
+    return BackupReport("postgresql", str(db["NAME"]), source.stat().st_size, 0, "ok", behind)

@@ -311,7 +311,14 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     _django()
     from microneedling.backups import database_restore  # noqa: PLC0415
 
-    _print(asdict(database_restore(source=Path(args.file))))
+    report = database_restore(source=Path(args.file))
+    _print(asdict(report))
+    if report.migrations_to_apply:
+        # An older backup: the code would fail on tables and columns it does not have yet.
+        sys.stderr.write(
+            f"microneedling: the backup predates {report.migrations_to_apply} migration(s) of "
+            "this version: run `microneedling migrate` before starting the app\n"
+        )
     return 0
 
 
@@ -515,7 +522,7 @@ def _rehoming_output(args: argparse.Namespace, report: Any) -> int:
             details={"via": "command line", "os_user": _os_user(), "operation": report.operation},
         )
     if args.csv:
-        args.csv.write_text(report_csv(report.as_dict()), encoding="utf-8")
+        _write_private(args.csv, report_csv(report.as_dict()))
     if args.json:
         _print(report.as_dict())
         return 0
@@ -535,6 +542,15 @@ def _rehoming_output(args: argparse.Namespace, report: Any) -> int:
         )
         return 1
     return 0
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable and writable by this account only: the file names
+    patients and their visits, and the usual umask (022) would let every account read it."""
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(handle, 0o600)  # a file that was there already keeps its mode otherwise
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 def _os_user() -> str:
@@ -635,6 +651,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
         appointments_csv=texts["appointments"],
         service_map=service_map,
         apply=not args.dry_run,
+        # A shell has no account behind it: the event says who brought the records in as
+        # the machine knows them, as the re-homing commands' events do.
+        audit_details={"via": "command line", "os_user": _os_user()},
     )
     if args.json:
         _print(report.as_dict())

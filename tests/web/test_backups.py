@@ -4,7 +4,9 @@ restored database holds exactly what the backup saw, and bad input changes nothi
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +191,126 @@ def test_a_restore_gives_up_on_a_database_in_use_and_changes_nothing(
         assert _cli("restore", str(backup), "--yes").returncode == 0
         connection.close()
         assert _snapshot() == backed_up != before
+
+
+def test_a_backup_is_readable_by_its_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    clinic = build_clinic()
+    make_patient(clinic)
+    target = tmp_path / "clinic.backup"
+    # The usual umask, which would leave a new file readable by every account.
+    previous = os.umask(0o022)
+    try:
+        made = _cli("backup", str(target))
+    finally:
+        os.umask(previous)
+    assert made.returncode == 0, made.stderr
+    # Every patient's health record is in it: no group or other bits at all.
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_a_backup_a_newer_version_made_is_refused_on_either_engine_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    clinic = build_clinic()
+    make_patient(clinic)
+    # A later version's migration, as its database records it (a rollback of an upgrade).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_migrations (app, name, applied) "
+            "VALUES ('scheduling', '9999_from_the_future', '2030-01-01')"
+        )
+    newer = tmp_path / "newer.backup"
+    made = _cli("backup", str(newer))
+    assert made.returncode == 0, made.stderr
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM django_migrations WHERE name = '9999_from_the_future'")
+    make_patient(clinic, name="Dan Reyes")
+    before = _snapshot()
+    refused = _cli("restore", str(newer), "--yes")
+    assert refused.returncode == 2, refused.stdout
+    assert "newer version" in refused.stderr and "9999_from_the_future" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    connection.close()
+    assert _snapshot() == before
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM django_migrations WHERE name = '9999_from_the_future'")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_a_postgresql_restore_gives_up_on_a_table_in_use_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    clinic = build_clinic()
+    make_patient(clinic)
+    backup = tmp_path / "clinic.backup"
+    assert _cli("backup", str(backup)).returncode == 0
+    make_patient(clinic, name="Dan Reyes")
+    before = _snapshot()
+    if connection.vendor == "sqlite":
+        # SQLite's counterpart: test_a_restore_gives_up_on_a_database_in_use_and_changes_nothing.
+        holder = sqlite3.connect(Path(connection.settings_dict["NAME"]), isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        release = holder.close
+    else:
+        import psycopg  # noqa: PLC0415
+
+        db = connection.settings_dict
+        holder = psycopg.connect(
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
+        )
+        # A worker left in the middle of a transaction holds the table the restore drops.
+        holder.execute("SELECT count(*) FROM patients_patient")
+        release = holder.close
+    try:
+        refused = _cli_within("restore", str(backup), "--yes", seconds=120)
+    finally:
+        release()
+    assert refused.returncode == 2, refused.stdout
+    assert "in use" in refused.stderr and "Traceback" not in refused.stderr
+    connection.close()
+    assert _snapshot() == before
+
+
+def _cli_within(*args: str, seconds: float) -> subprocess.CompletedProcess[str]:
+    """The command, which must finish within ``seconds`` (not wait for ever)."""
+    return subprocess.run(
+        [sys.executable, "-m", "microneedling.cli", *args],
+        env=database_env(),
+        capture_output=True,
+        text=True,
+        timeout=seconds,
+        check=False,
+    )
+
+
+def test_restoring_an_older_backup_says_to_migrate_before_starting_the_app(
+    tmp_path: Path,
+) -> None:
+    clinic = build_clinic()
+    make_patient(clinic)
+    # The backup of last night, taken before this version's newest migration was applied.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(name) FROM django_migrations WHERE app = 'scheduling'")
+        newest = cursor.fetchone()[0]
+    forget = "DELETE FROM django_migrations WHERE app = 'scheduling' AND name = %s"
+    remember = (
+        "INSERT INTO django_migrations (app, name, applied) "
+        "SELECT 'scheduling', %s, '2026-12-01' WHERE NOT EXISTS "
+        "(SELECT 1 FROM django_migrations WHERE app = 'scheduling' AND name = %s)"
+    )
+    older = tmp_path / "older.backup"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(forget, [newest])
+        assert _cli("backup", str(older)).returncode == 0
+        with connection.cursor() as cursor:
+            cursor.execute(remember, [newest, newest])
+        restored = _cli("restore", str(older), "--yes")
+    finally:
+        connection.close()
+        # The test database stays migrated for the tests after this one.
+        with connection.cursor() as cursor:
+            cursor.execute(remember, [newest, newest])
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["migrations_to_apply"] == 1
+    assert "run `microneedling migrate` before starting the app" in restored.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -367,3 +368,26 @@ def test_a_token_given_days_stops_working_after_them_and_a_bad_count_exits_2(
     assert "expires" in capsys.readouterr().out
     with time_machine.travel(timezone.now() + timedelta(days=30, minutes=1)):
         assert api_token_user(secret) is None
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_now")
+def test_a_closures_csv_of_patients_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    from tests.web.conftest import MONDAY, book_visit, local, make_patient  # noqa: PLC0415
+
+    clinic = build_clinic()
+    book_visit(clinic, make_patient(clinic), local(MONDAY, 10))
+    fresh, there = tmp_path / "moves.csv", tmp_path / "old.csv"
+    closing = ["close-location", clinic.location.slug, "--from", MONDAY.isoformat(), "--dry-run"]
+    there.write_text("an older report")
+    there.chmod(0o644)
+    # The usual umask, which would leave a new file readable by every account.
+    previous = os.umask(0o022)
+    try:
+        for target in (fresh, there):
+            assert main([*closing, "--csv", str(target)]) == 0
+    finally:
+        os.umask(previous)
+    for target in (fresh, there):
+        assert "Marsh" in target.read_text(encoding="utf-8")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600, target.name

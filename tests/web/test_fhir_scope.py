@@ -10,6 +10,8 @@ it asks for is past the last one.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -279,3 +281,40 @@ def test_a_search_that_matches_nobody_audits_nobody(two_orgs: TwoOrgs) -> None:
     )
     assert answer.json()["total"] == 0
     assert not AuditEvent.objects.filter(actor=ida, object_type="patient").exists()
+
+
+def test_an_exports_files_are_readable_by_the_server_account_only(
+    two_orgs: TwoOrgs, settings: Any
+) -> None:
+    headers = _bearer(make_staff("otto", "chain_operator"))
+    # The usual umask, which would leave new files readable by every account.
+    previous = os.umask(0o022)
+    try:
+        job_id = _export(headers, "?_type=Patient,Appointment")
+    finally:
+        os.umask(previous)
+    exports = Path(settings.MEDIA_ROOT) / "exports"
+    folder = exports / str(job_id)
+    assert stat.S_IMODE(exports.stat().st_mode) == 0o700
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    written = sorted(folder.iterdir())
+    assert {p.name for p in written} >= {"Patient.ndjson", "Patient.patients.json"}
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def test_an_export_that_fails_part_way_leaves_no_patient_file_behind(
+    two_orgs: TwoOrgs, settings: Any
+) -> None:
+    # Patients are written first; the next type is one this version does not export (a
+    # job queued before an upgrade), so the job fails after a file of patients exists.
+    job = ExportJob.objects.create(
+        types=["Patient", "NoLongerExported"],
+        created_by=make_superuser("root"),
+        request_url="http://testserver/fhir/R4/$export",
+    )
+    assert export_run(job.pk) == "failed"
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.FAILED and job.output[0]["count"] >= 2
+    folder = Path(settings.MEDIA_ROOT) / "exports" / str(job.pk)
+    assert not folder.exists() or list(folder.iterdir()) == []

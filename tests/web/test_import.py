@@ -40,6 +40,9 @@ def _example(name: str) -> str:
     return (EXAMPLES / f"{name}.csv").read_text(encoding="utf-8")
 
 
+MAPPING = "MN FACE=microneedling-face"
+
+
 def _counts() -> tuple[int, int, int]:
     return Patient.objects.count(), Provider.objects.count(), Appointment.objects.count()
 
@@ -395,3 +398,45 @@ def test_a_visit_at_a_location_closing_by_then_is_refused_under_the_location_col
     [problem] = report.problems
     assert (problem.file, problem.column) == ("appointments", "location")
     assert "closes on" in problem.problem
+
+
+def test_a_problem_names_the_line_of_the_file_after_blank_lines_and_multi_line_cells(
+    mesquite: Organization,
+) -> None:
+    # Spreadsheets leave blank lines, and quoted cells may run over several lines: the line
+    # a problem names is still the one a person finds the row on in an editor.
+    text = (
+        "external_id,first_name,last_name,email,birth_date\n"  # line 1
+        "P-1,Rosa,Delgado,rosa@example.org,1986-04-12\n"  # line 2
+        "\n"  # line 3, blank
+        'P-2,"Ana\nMaria",Lopez,ana@example.org,1990-01-01\n'  # lines 4 and 5
+        "P-3,Marcus,Lee,not-an-email,1991-11-03\n"  # line 6
+    )
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=text,
+        providers_csv=None,
+        appointments_csv=None,
+        apply=False,
+    )
+    assert [(p.line, p.column) for p in report.problems] == [(6, "email")]
+
+
+def test_an_import_from_the_command_line_is_audited_with_who_ran_it(
+    mesquite: Organization, tmp_path: Path
+) -> None:
+    import getpass  # noqa: PLC0415
+
+    from microneedling.audit.models import AuditEvent  # noqa: PLC0415
+
+    files = []
+    for name in ("patients", "providers", "appointments"):
+        (tmp_path / f"{name}.csv").write_text(_example(name), encoding="utf-8")
+        files += [f"--{name}", str(tmp_path / f"{name}.csv")]
+    code = main(["import", "--organization", "mesquite", *files, "--map-service", MAPPING])
+    assert code == 0
+    event = AuditEvent.objects.get(action="clinic_import")
+    assert event.actor is None and event.object_id == str(mesquite.pk)
+    assert event.details["patients"] == 2
+    assert event.details["via"] == "command line"
+    assert event.details["os_user"] == getpass.getuser()

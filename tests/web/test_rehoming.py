@@ -681,3 +681,46 @@ def test_the_desk_form_refuses_a_move_to_a_location_that_closes_by_the_move_date
     assert page.status_code == 200
     assert "closes on" in " ".join(page.context["form"].errors["location"])
     assert not RehomingRun.objects.exists()
+
+
+def test_a_patient_name_that_looks_like_a_formula_stays_text_in_the_report_csv(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    # Patients type their own names at sign-up; a spreadsheet would run these.
+    names = ['=HYPERLINK("http://evil.test","Call") Marsh', "+1-2 Reyes", "@SUM(1) Vance"]
+    for name in names:
+        patient = make_patient(riverbend, name=name)
+        book_visit(riverbend, patient, local(MONDAY, 10 + names.index(name)))
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=False
+    )
+    rows = list(csv.DictReader(io.StringIO(rehoming.report_csv(report.as_dict()))))
+    assert len(rows) == len(names)
+    for row in rows:
+        for column, value in row.items():
+            assert not value.startswith(("=", "+", "-", "@")), (column, value)
+    # Still the name, for the person who calls the patient, only marked as text.
+    assert {r["patient"].split(" ")[0] for r in rows} == {"'" + n.split(" ")[0] for n in names}
+
+
+def test_the_report_csv_download_is_marked_utf8_for_spreadsheets_and_keeps_accents(
+    chain: dict[str, Clinic], desk: Client
+) -> None:
+    riverbend = chain["riverbend"]
+    book_visit(riverbend, make_patient(riverbend, name="José Núñez"), local(MONDAY, 10))
+    desk.post(
+        reverse("desk:rehoming"),
+        {
+            "operation": "location_close",
+            "location": riverbend.location.pk,
+            "from_date": CLOSING_FROM.isoformat(),
+        },
+    )
+    _run_queued_task()
+    run = RehomingRun.objects.get()
+    body = desk.get(reverse("desk:rehoming_csv", args=[run.pk])).content
+    # The UTF-8 byte-order mark is how a spreadsheet knows the file is not in its code page.
+    assert body.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    assert [r["patient"] for r in rows] == ["José Núñez"]

@@ -193,3 +193,41 @@ def test_a_visit_marked_treated_after_closing_keeps_the_record_for_its_retention
     # The stored date now counts the treatment, so later sweeps wait for it too.
     assert kept.retain_until > closed.retain_until
     assert kept.retain_until >= add_years((NOW - timedelta(days=2)).date(), 7)
+
+
+def test_erasing_a_record_withdraws_the_exports_that_hold_it_and_keeps_the_others(
+    world: World, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path  # noqa: PLC0415
+
+    from microneedling.accounts.services import api_token_issue  # noqa: PLC0415
+    from microneedling.interop.export import export_folder, export_run  # noqa: PLC0415
+    from microneedling.interop.models import ExportJob  # noqa: PLC0415
+    from tests.web.conftest import make_superuser  # noqa: PLC0415
+
+    root = make_superuser("export.root")
+    holding, directory = (
+        ExportJob.objects.create(types=types, created_by=root, request_url="http://testserver/")
+        for types in (["Patient", "Appointment"], ["Location"])
+    )
+    assert export_run(holding.pk) == export_run(directory.pk) == "done"
+    cleo_id = world.cleo.patient.pk
+    assert f'"id":"{cleo_id}"' in (export_folder(holding) / "Patient.ndjson").read_text()
+    _close(world)
+    cleo = Patient.objects.get(pk=cleo_id)
+    assert records_erase_due(today=cleo.retain_until, apply=True).patients == 1
+
+    # The export made while Cleo's record existed is gone with it, files and all...
+    holding.refresh_from_db()
+    assert holding.status == ExportJob.Status.FAILED
+    assert not Path(export_folder(holding)).exists()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {api_token_issue(user=root)}"}
+    download = Client().get(
+        f"/fhir/R4/$export-file/{holding.pk}/Patient.ndjson",
+        **headers,  # type: ignore[arg-type]
+    )
+    assert download.status_code == 404
+    # ...and one that holds no patient's record stays.
+    directory.refresh_from_db()
+    assert directory.status == ExportJob.Status.DONE
+    assert (export_folder(directory) / "Location.ndjson").exists()

@@ -10,7 +10,9 @@ requester is the system's own export of everything, started from code, never ove
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import shutil
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +106,47 @@ def _resources(type_name: str, requester: Any) -> Iterator[tuple[dict[str, Any],
         yield kind.render(row), (patient if path else None)
 
 
+def _private_folder(folder: Path) -> None:
+    """``folder`` and the exports folder above it, open to this account only: their files
+    hold patients' records, and the usual umask (022) would let every account read them."""
+    for each in (folder.parent, folder):
+        each.mkdir(mode=0o700, parents=True, exist_ok=True)
+        each.chmod(0o700)  # also one made before, and whatever the umask took off
+
+
+def _private_file(path: str, flags: int) -> int:
+    """An ``open`` opener: a new file is readable and writable by this account only."""
+    return os.open(path, flags, 0o600)
+
+
 def patients_in_file(job: ExportJob, type_name: str) -> list[int]:
     """The patients whose records one file of the export holds (written beside the file,
     so that each download can be audited per patient)."""
     path = export_folder(job) / f"{type_name}.patients.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+
+
+def exports_forget_patients(*, patient_ids: Collection[int]) -> int:
+    """Withdraw every export whose files hold a record of one of ``patient_ids`` (erased at
+    the end of their retention): its files are removed and the job answers as failed, so an
+    erased record does not live on in an export downloadable at any later time. The number
+    of exports withdrawn."""
+    wanted = set(patient_ids)
+    withdrawn = 0
+    for job in ExportJob.objects.exclude(status=ExportJob.Status.FAILED).order_by("pk"):
+        folder = export_folder(job)
+        held: set[int] = set()
+        for listing in folder.glob("*.patients.json"):
+            held.update(json.loads(listing.read_text(encoding="utf-8")))
+        if not held & wanted:
+            continue
+        # Files first: a job still running then fails on its next file, and cleans up.
+        shutil.rmtree(folder, ignore_errors=True)
+        ExportJob.objects.filter(pk=job.pk).update(
+            status=ExportJob.Status.FAILED, error="RecordErased", finished_at=timezone.now()
+        )
+        withdrawn += 1
+    return withdrawn
 
 
 def export_run(job_id: int) -> str:
@@ -124,7 +162,7 @@ def export_run(job_id: int) -> str:
     # only superusers may open, see fhir.bulk, so its files reach no one new.)
     requester = job.created_by
     folder = export_folder(job)
-    folder.mkdir(parents=True, exist_ok=True)
+    _private_folder(folder)
     output = []
     try:
         # Scoped by who the requester is now, not when they asked: a role taken away
@@ -134,26 +172,31 @@ def export_run(job_id: int) -> str:
         for done, type_name in enumerate(job.types, start=1):
             count = 0
             patients: set[int] = set()
-            with (folder / f"{type_name}.ndjson").open("w", encoding="utf-8") as out:
+            ndjson = folder / f"{type_name}.ndjson"
+            with open(ndjson, "w", encoding="utf-8", opener=_private_file) as out:
                 for resource, patient in _resources(type_name, requester):
                     out.write(json.dumps(resource, separators=(",", ":")) + "\n")
                     count += 1
                     if patient is not None:
                         patients.add(patient)
             if patients:
-                (folder / f"{type_name}.patients.json").write_text(
-                    json.dumps(sorted(patients)), encoding="utf-8"
-                )
+                listing = folder / f"{type_name}.patients.json"
+                with open(listing, "w", encoding="utf-8", opener=_private_file) as out:
+                    out.write(json.dumps(sorted(patients)))
             output.append({"type": type_name, "count": count})
             ExportJob.objects.filter(pk=job_id).update(done_types=done, output=output)
     except Exception as error:
+        # A failed job's files are never handed out, so what it wrote before failing is
+        # patients' records kept for no one: removed, not left on the disk.
+        shutil.rmtree(folder, ignore_errors=True)
         ExportJob.objects.filter(pk=job_id).update(
             status=ExportJob.Status.FAILED,
             error=type(error).__name__,
             finished_at=timezone.now(),
         )
         return "failed"
-    ExportJob.objects.filter(pk=job_id).update(
+    # Still running: an export withdrawn meanwhile (exports_forget_patients) stays failed.
+    ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.RUNNING).update(
         status=ExportJob.Status.DONE, finished_at=timezone.now()
     )
     return "done"

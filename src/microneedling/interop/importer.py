@@ -99,6 +99,15 @@ class _Rollback(Exception):
     pass
 
 
+def _first_line(last: int, row: dict[str | None, Any]) -> int:
+    """The line of the file a row starts on, as an editor numbers it: the reader's count is
+    of the row's last line, after any blank lines it skipped, and a quoted cell may hold
+    line breaks of its own."""
+    cells = [v for k, v in row.items() if k is not None and isinstance(v, str)]
+    cells += row.get(None) or []  # cells beyond the header's columns
+    return last - sum(cell.count("\n") for cell in cells)
+
+
 def _rows(name: str, text: str | None, report: ImportReport) -> list[tuple[int, dict[str, str]]]:
     if not text:
         return []
@@ -116,7 +125,8 @@ def _rows(name: str, text: str | None, report: ImportReport) -> list[tuple[int, 
             )
         if missing:
             return []
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = _first_line(reader.line_num, row)
             cells = {k.strip(): (v or "").strip() for k, v in row.items() if k}
             # Python's csv reader takes a NUL byte that no database text field can hold
             # (PostgreSQL refuses it outright): refuse it here, by line and column.
@@ -486,8 +496,10 @@ def clinic_import(
     service_map: dict[str, str] | None = None,
     actor: Actor = None,
     apply: bool,
+    audit_details: dict[str, str] | None = None,
 ) -> ImportReport:
-    """Check (and with ``apply``, write) the files: all or nothing."""
+    """Check (and with ``apply``, write) the files: all or nothing. ``audit_details`` go into
+    the import's audit event (who ran it, when no account stands behind the ``actor``)."""
     report = ImportReport(applied=False)
     locations = {loc.slug: loc for loc in Location.objects.filter(organization=organization)}
     try:
@@ -516,7 +528,8 @@ def clinic_import(
                 action="clinic_import",
                 object_type="organization",
                 object_id=organization.pk,
-                details={k: v for k, v in report.as_dict().items() if k != "problems"},
+                details={k: v for k, v in report.as_dict().items() if k != "problems"}
+                | (audit_details or {}),
             )
             report.applied = True
     except _Rollback:

@@ -171,6 +171,10 @@ def records_erase_due(*, today: date, apply: bool = False) -> ErasureReport:
         storage = SessionPhoto._meta.get_field("file").storage
         for name in files:
             storage.delete(name)
+        # Bulk exports are copies too: one holding this record must not outlive it.
+        from microneedling.interop.export import exports_forget_patients  # noqa: PLC0415
+
+        exports_forget_patients(patient_ids=[patient_id])
         if user_id is not None:
             get_user_model().objects.filter(pk=user_id, is_active=False).update(
                 username=f"erased-{user_id}"

@@ -886,28 +886,45 @@ CSV_COLUMNS = (
 )
 
 
+#: How a spreadsheet recognises a formula (and "\t", "\r" hide one after them).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, quoted to stay text: patients
+    name themselves when they sign up, and ``=HYPERLINK(...)`` as a first name would
+    otherwise become a live link (or worse) in the desk's copy of the report. Numbers are
+    left as they are (a negative shift is a number, not a formula)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def report_csv(report: dict[str, Any]) -> str:
     """Every move and every stuck visit of a report (:meth:`RehomingReport.as_dict`) as CSV,
-    for the people who will call the patients."""
+    for the people who will call the patients. It starts with a byte-order mark: without one a
+    spreadsheet opens the file in the computer's legacy code page, and "José Núñez" comes out
+    as "JosÃ© NÃºÃ±ez" on the list of people to call."""
     out = io.StringIO()
+    out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     moved = ("appointment", "patient", "from", "to", "from_start", "to_start")
     people = ("from_provider", "to_provider", "distance_km", "shift_days")
     for m in report.get("moves", []):
-        first = [m[k] for k in moved]
-        writer.writerow([first[0], "moved", *first[1:], *(m[k] for k in people), ""])
+        first = [_cell(m[k]) for k in moved]
+        writer.writerow([first[0], "moved", *first[1:], *(_cell(m[k]) for k in people), ""])
     for s in report.get("stuck_visits", []):
         writer.writerow(
             [
                 s["appointment"],
                 "stuck",
-                s["patient"],
+                _cell(s["patient"]),
                 "",
                 "",
-                s["starts_at"],
+                _cell(s["starts_at"]),
                 *[""] * 5,
-                s["reason"],
+                _cell(s["reason"]),
             ]
         )
     return out.getvalue()
