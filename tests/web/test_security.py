@@ -229,3 +229,38 @@ def test_log_lines_never_carry_an_email_address_or_a_query(caplog) -> None:  # t
     text = record.getMessage()
     assert "cleo" not in text and "555" not in text and "?q=" not in text
     assert "/desk/visits/3/" in text
+
+
+def test_the_data_folder_is_made_private_to_the_server_account(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A folder another account could read (the usual 0755 of a fresh mkdir), and none yet.
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    for folder in (shared, tmp_path / "fresh" / "data"):
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env.update(
+            MICRONEEDLING_DATA_DIR=str(folder),
+            DJANGO_SETTINGS_MODULE="microneedling.config.settings",
+        )
+        subprocess.run(
+            [sys.executable, "-c", "import django; django.setup()"],
+            env=env,
+            check=True,
+            timeout=120,
+        )
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+
+def test_stored_photos_are_readable_by_the_server_account_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from django.core.files.base import ContentFile  # noqa: PLC0415
+    from django.core.files.storage import FileSystemStorage  # noqa: PLC0415
+
+    old = os.umask(0o022)  # the usual umask, which alone would give 0644 files
+    try:
+        storage = FileSystemStorage(location=tmp_path / "private")
+        name = storage.save("photos/2027/03/a.png", ContentFile(b"\x89PNG"))
+    finally:
+        os.umask(old)
+    stored = tmp_path / "private" / name
+    assert stored.stat().st_mode & 0o777 == 0o600
+    assert stored.parent.stat().st_mode & 0o777 == 0o700

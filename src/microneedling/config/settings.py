@@ -21,6 +21,20 @@ django_stubs_ext.monkeypatch()
 BASE_DIR = Path(__file__).resolve().parents[3]
 DATA_DIR = Path(os.environ.get("MICRONEEDLING_DATA_DIR", BASE_DIR / "data"))
 
+
+def _private_folder(path: Path) -> None:
+    """Create ``path`` if need be, open to the server's own account only.
+
+    The data folder holds the SQLite database, skin photos and the mail written to disk:
+    health data, which other accounts on the machine must not read whatever their umask
+    made of each file. A folder the server does not own is left as it is (a mount the
+    administrator manages).
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_uid == os.getuid():
+        path.chmod(0o700)
+
+
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or ("development-only-not-secret" if DEBUG else "")
 if not SECRET_KEY:
@@ -109,7 +123,7 @@ def _databases() -> dict[str, Any]:
             "MICRONEEDLING_TEST_DB", f"test_{config['NAME']}"
         )
         return {"default": config}
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    _private_folder(DATA_DIR)
     return {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -186,6 +200,9 @@ if os.environ.get("MICRONEEDLING_BEHIND_TLS_PROXY") == "1":
 # Uploads: photos are a few megabytes at most; larger bodies are refused before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Stored photos and their folders: the server's account only (see _private_folder).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
