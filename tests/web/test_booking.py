@@ -568,5 +568,5 @@ def test_booking_a_course_through_the_api_answers_what_was_stored_in_few_queries
     }
     # Authentication, the checks, the search, every write and the answer: no read per
     # session or per message, and nothing read back after the commit.
-    pinned = 26 if connection.vendor == "postgresql" else 25
+    pinned = 23 if connection.vendor == "postgresql" else 22
     assert len(queries) <= pinned, [q["sql"][:120] for q in queries]

@@ -166,7 +166,7 @@ def staff_location_check(*, actor: Actor, location: Location) -> None:
     user = acting_user(actor)
     if user is None or role_of(user) == Role.PATIENT:
         return
-    if not may_use_location(user, location.pk):
+    if not may_use_location(user, location):
         raise BookingRefused(
             "you do not work at this location, so you cannot book there",
             code="not_your_location",
