@@ -356,3 +356,28 @@ def test_the_api_refuses_staff_changing_another_locations_visit_of_a_patient_the
     assert post(theirs, "status", {"status": "cancelled", "reason": "phoned"}).status_code == 200
     there.refresh_from_db()
     assert there.status == "cancelled"
+
+
+def test_a_tokens_user_comes_with_their_role_and_a_patients_token_is_still_a_patients(
+    clinic: Clinic, django_assert_num_queries
+) -> None:
+    # The membership is read with the token (one query), and a patient's token, which has
+    # none, still finds the patient.
+    from django.contrib.auth import get_user_model  # noqa: PLC0415
+
+    from microneedling.accounts.access import Role, organization_id, role_of  # noqa: PLC0415
+    from microneedling.accounts.services import api_token_issue, api_token_user  # noqa: PLC0415
+    from tests.web.conftest import make_patient, make_staff  # noqa: PLC0415
+
+    operator = make_staff("op", "chain_operator")
+    secret = api_token_issue(user=operator)
+    with django_assert_num_queries(1):
+        user = api_token_user(secret)
+        assert user is not None
+        assert role_of(user) == Role.CHAIN_OPERATOR
+        assert organization_id(user) == clinic.location.organization_id
+    patient = make_patient(clinic)
+    patient.user = get_user_model().objects.create_user("cleo.marsh")
+    patient.save(update_fields=["user"])
+    user = api_token_user(api_token_issue(user=patient.user))
+    assert user is not None and role_of(user) == Role.PATIENT

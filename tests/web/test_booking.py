@@ -642,3 +642,63 @@ def test_a_single_treatment_of_an_unscreened_area_is_refused_naming_the_service(
         "/api/v1/appointments", json.dumps(body), content_type="application/json", **auth_headers()
     )
     assert answer.status_code == 201, answer.content
+
+
+def test_booking_a_course_through_the_api_answers_what_was_stored_in_few_queries(
+    clinic: Clinic, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    import json  # noqa: PLC0415
+
+    from django.db import connection  # noqa: PLC0415
+    from django.test import Client  # noqa: PLC0415
+    from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
+
+    from microneedling.scheduling.models import Course  # noqa: PLC0415
+
+    patient = make_patient(clinic)
+    body = {
+        "patient_id": patient.pk,
+        "location_id": clinic.location.pk,
+        "service_id": clinic.treatment.pk,
+        "indications": ["acne_scars"],
+        "first_session": "2027-03-08",
+        "areas": ["face"],
+    }
+    api = Client()
+    with CaptureQueriesContext(connection) as queries:
+        answer = api.post(
+            "/api/v1/courses", json.dumps(body), content_type="application/json", **auth_headers()
+        )
+    assert answer.status_code == 201, answer.content
+    # The answer is built from the rows the booking wrote: it must say what a read gives.
+    course = Course.objects.get(pk=answer.json()["id"])
+    stored = []
+    for session in course.sessions.order_by("number"):
+        visit = session.appointments.get()
+        stored.append(
+            {
+                "number": session.number,
+                "earliest": session.earliest.isoformat(),
+                "target": session.target.isoformat(),
+                "latest": session.latest.isoformat(),
+                "status": session.status,
+                "appointment": {
+                    "id": visit.pk,
+                    "starts_at": visit.starts_at.isoformat(),
+                    "ends_at": visit.ends_at.isoformat(),
+                    "provider_id": visit.provider_id,
+                    "status": visit.status,
+                },
+            }
+        )
+    assert answer.json() == {
+        "id": course.pk,
+        "status": course.status,
+        "indications": course.indications,
+        "protocols": course.protocols,
+        "sessions": stored,
+    }
+    # Authentication, the checks, the search, every write and the answer: no read per
+    # session or per message, and nothing read back after the commit.
+    pinned = 23 if connection.vendor == "postgresql" else 22
+    assert len(queries) <= pinned, "\n".join(q["sql"][:150] for q in queries)

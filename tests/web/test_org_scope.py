@@ -85,6 +85,27 @@ def test_a_chain_operator_uses_every_location_of_their_organisation_and_no_other
     assert set(providers_usable(operator)) == {clinic.ada, clinic.ben}
 
 
+def test_a_chain_operator_is_answered_alike_from_a_row_in_hand_and_from_an_id(
+    clinic: Clinic,
+) -> None:
+    # With the row in hand, a chain operator's scope is read from it (no query): the answers
+    # must be those of the query on the id, for their organisation and another's.
+    from microneedling.accounts.access import may_see_patient  # noqa: PLC0415
+
+    far, foreign_visit = _other_organisation(clinic)
+    ours = make_patient(clinic, name="Nell Local")
+    operator = make_staff("op", "chain_operator")
+    desk = make_staff("front", "front_desk", locations=[clinic.location])
+    for user in (operator, desk):
+        for patient in (ours, foreign_visit.patient):
+            assert may_see_patient(user, patient) == may_see_patient(user, patient.pk)
+        for location in (clinic.location, far.location):
+            assert may_use_location(user, location) == may_use_location(user, location.pk)
+    assert may_see_patient(operator, ours) and not may_see_patient(operator, foreign_visit.patient)
+    assert may_use_location(operator, clinic.location)
+    assert not may_use_location(operator, far.location)
+
+
 def test_a_chain_operator_cannot_open_another_organisations_day_sheet(clinic: Clinic) -> None:
     far, _ = _other_organisation(clinic)
     client = client_of(make_staff("op", "chain_operator"))

@@ -92,6 +92,21 @@ class AccessDenied(Exception):
     """The caller may not do this (views answer 403, or 404 where existence would leak)."""
 
 
+#: A user's staff membership as ``_member`` reads it, named from a row that has the user
+#: (``select_related`` on an API token, say), so that it comes in the same query.
+MEMBER_RELATED = ("staff_member__organization", "staff_member__provider")
+
+
+def member_read_with(user: User) -> None:
+    """Keep the membership that was read along with ``user`` (see ``MEMBER_RELATED``) for
+    the rest of the request, as ``_member`` would have read it."""
+    try:
+        member: StaffMember | None = user.staff_member
+    except StaffMember.DoesNotExist:
+        member = None
+    user._staff_member_cache = member
+
+
 def _member(user: User) -> StaffMember | None:
     if not getattr(user, "is_authenticated", False):
         return None
@@ -185,8 +200,21 @@ def patients_visible(user: User) -> QuerySet[Patient]:
     return rows.filter(scoped)
 
 
+def _whole_organization(user: User) -> int | None:
+    """The organisation of a chain operator, whose scope is all of it (every patient and
+    location of theirs, see ``location_ids``); ``None`` for any other user."""
+    if role_of(user) != Role.CHAIN_OPERATOR or not may(user, Can.DESK):
+        return None
+    return organization_id(user)
+
+
 def may_see_patient(user: User, patient: Patient | int) -> bool:
     """Whether ``patient`` is within ``user``'s scope (see ``patients_visible``)."""
+    if isinstance(patient, Patient):
+        org = _whole_organization(user)
+        if org is not None:
+            # patients_visible is the organisation's patients: the record read says whose.
+            return bool(patient.organization_id == org)
     patient_id = patient if isinstance(patient, int) else patient.pk
     return patients_visible(user).filter(pk=patient_id).exists()
 
@@ -238,8 +266,14 @@ def providers_usable(user: User) -> QuerySet[Provider]:
     return mine.filter(Exists(hours))
 
 
-def may_use_location(user: User, location_id: int) -> bool:
-    """Whether ``user`` works at (or runs) ``location_id`` (see ``locations_usable``)."""
+def may_use_location(user: User, location: Location | int) -> bool:
+    """Whether ``user`` works at (or runs) ``location`` (see ``locations_usable``)."""
+    if isinstance(location, Location):
+        org = _whole_organization(user)
+        if org is not None:
+            # locations_usable is the organisation's locations: the row read says whose.
+            return bool(location.organization_id == org)
+    location_id = location if isinstance(location, int) else location.pk
     return locations_usable(user).filter(pk=location_id).exists()
 
 

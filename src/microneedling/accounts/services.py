@@ -11,7 +11,14 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from microneedling.accounts.access import AccessDenied, Can, may, organization_id
+from microneedling.accounts.access import (
+    MEMBER_RELATED,
+    AccessDenied,
+    Can,
+    may,
+    member_read_with,
+    organization_id,
+)
 from microneedling.accounts.actors import Actor
 from microneedling.accounts.models import ApiToken, BreakGlassGrant
 from microneedling.core.errors import InputError
@@ -65,13 +72,15 @@ def api_token_revoke(*, user: User, actor: Actor, token_id: int | None = None) -
 def api_token_user(secret: str) -> User | None:
     """The active user a token belongs to, or ``None``."""
     token = (
-        ApiToken.objects.select_related("user")
+        # The user's staff membership in the same query: every request asks for the role.
+        ApiToken.objects.select_related("user", *(f"user__{name}" for name in MEMBER_RELATED))
         .filter(digest=_digest(secret), revoked_at__isnull=True)
         .exclude(expires_at__lte=timezone.now())
         .first()
     )
     if token is None or not token.user.is_active:
         return None
+    member_read_with(token.user)
     return token.user
 
 

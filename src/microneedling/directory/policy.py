@@ -4,13 +4,14 @@ read once per operation."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from microneedling.core.knowledge.models import Policy
 from microneedling.directory.models import (
     ClinicPolicy,
     default_booking_horizon_days,
     default_min_notice_hours,
+    default_reminder_hours,
     default_slot_grid_minutes,
 )
 
@@ -24,6 +25,10 @@ class BookingRules:
     notice_hours: int
     horizon_days: int
     pack_policy: Policy = field(default_factory=Policy)
+    # The message rules of the same row, for a booking's messages (no second read).
+    reminder_hours: tuple[int, ...] = field(default_factory=lambda: tuple(default_reminder_hours()))
+    quiet_from: time = time(21)
+    quiet_until: time = time(8)
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """The earliest and latest moments a visit may start, seen from ``now``."""
@@ -44,4 +49,7 @@ def booking_rules(organization_id: int) -> BookingRules:
         notice_hours=row.min_notice_hours,
         horizon_days=row.booking_horizon_days,
         pack_policy=row.pack_policy(),
+        reminder_hours=tuple(row.reminder_hours),
+        quiet_from=row.quiet_from,
+        quiet_until=row.quiet_until,
     )

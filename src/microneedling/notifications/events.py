@@ -21,6 +21,7 @@ from microneedling.core.screening import Intake
 from microneedling.notifications.models import Message
 from microneedling.notifications.outbox import (
     Audience,
+    MessageRules,
     audience_of,
     message_queue,
     outbox_flush,
@@ -200,12 +201,14 @@ def course_booked(
     visits: Sequence[Appointment],
     now: datetime | None = None,
     staff_caused: bool = False,
+    rules: MessageRules | None = None,
 ) -> None:
     """A whole course was booked: one confirmation listing every session, then each visit's
     own schedule.
 
     ``visits`` are the course's appointments as the booking just wrote them, with their
-    patient, location and session loaded, so nothing here reads them again."""
+    patient, location and session loaded, so nothing here reads them again; ``rules`` the
+    clinic's message rules if the booking read them in its transaction."""
     from microneedling.aftercare.selectors import latest_intake  # noqa: PLC0415 (app cycle)
 
     visits = sorted(visits, key=lambda v: v.starts_at)
@@ -220,7 +223,7 @@ def course_booked(
         else latest_intake(course.patient)
     )
     known = Known(intake=intake, sessions=sessions)
-    audience = audience_of(course.patient).batched()
+    audience = audience_of(course.patient, rules=rules).batched()
     message_queue(
         patient=course.patient,
         kind="course_booked",

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from microneedling.core.messaging import outside_quiet_hours
 from microneedling.directory.models import ClinicPolicy, default_reminder_hours
+from microneedling.directory.policy import BookingRules
 from microneedling.notifications.kinds import KINDS, TIMED_KINDS
 from microneedling.notifications.models import ContactPreference, Message
 from microneedling.patients.models import Patient
@@ -25,6 +26,11 @@ class MessageRules:
     reminder_hours: tuple[int, ...]
     quiet_from: time
     quiet_until: time
+
+
+def message_rules_of(rules: BookingRules) -> MessageRules:
+    """The message rules of a clinic policy already read for a booking."""
+    return MessageRules(rules.reminder_hours, rules.quiet_from, rules.quiet_until)
 
 
 def message_rules(organization_id: int) -> MessageRules:
@@ -80,14 +86,15 @@ def patient_routes(patient: Patient) -> tuple[Routes, Routes]:
     return tuple(essential), tuple(chosen) if preference.reminders else ()
 
 
-def audience_of(patient: Patient) -> Audience:
-    """The patient's channels and the clinic's message rules (two queries)."""
+def audience_of(patient: Patient, *, rules: MessageRules | None = None) -> Audience:
+    """The patient's channels and the clinic's message rules (two queries; one if the
+    caller read the ``rules`` in the same transaction)."""
     essential, optional = patient_routes(patient)
     return Audience(
         patient=patient,
         essential=essential,
         optional=optional,
-        rules=message_rules(patient.organization_id),
+        rules=rules or message_rules(patient.organization_id),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -37,7 +37,7 @@ from microneedling.patients.models import Patient
 from microneedling.patients.services import screening_record
 from microneedling.scheduling import services
 from microneedling.scheduling.idempotency import KeyReused, run_once
-from microneedling.scheduling.models import Appointment, AppointmentRequest, Course
+from microneedling.scheduling.models import Appointment, AppointmentRequest
 from microneedling.scheduling.rebooking import course_session_replace
 from microneedling.scheduling.replanning import Replan, course_session_move
 from microneedling.scheduling.selectors import free_starts
@@ -207,14 +207,11 @@ def search_course(request: HttpRequest, payload: CourseIn) -> dict[str, Any]:
     return _plan_out(proposal)
 
 
-def _course_out(course: Course) -> dict[str, Any]:
-    # Each session's newest visit, from one read of all the course's visits.
-    newest: dict[int, Appointment] = {}
-    for visit in Appointment.objects.filter(course_session__course=course).order_by("id"):
-        newest[visit.course_session_id] = visit  # type: ignore[index]
+def _course_out(booked: services.BookedCourse) -> dict[str, Any]:
+    # The sessions and visits as the booking just wrote them (one visit each, in the same
+    # order): the answer needs no read back. Times in UTC, as the database gives them.
     sessions = []
-    for session in course.sessions.order_by("number"):
-        appointment = newest.get(session.pk)
+    for session, visit in zip(booked.sessions, booked.visits, strict=True):
         sessions.append(
             {
                 "number": session.number,
@@ -222,17 +219,16 @@ def _course_out(course: Course) -> dict[str, Any]:
                 "target": session.target.isoformat(),
                 "latest": session.latest.isoformat(),
                 "status": session.status,
-                "appointment": None
-                if appointment is None
-                else {
-                    "id": appointment.pk,
-                    "starts_at": appointment.starts_at.isoformat(),
-                    "ends_at": appointment.ends_at.isoformat(),
-                    "provider_id": appointment.provider_id,
-                    "status": appointment.status,
+                "appointment": {
+                    "id": visit.pk,
+                    "starts_at": visit.starts_at.astimezone(UTC).isoformat(),
+                    "ends_at": visit.ends_at.astimezone(UTC).isoformat(),
+                    "provider_id": visit.provider_id,
+                    "status": visit.status,
                 },
             }
         )
+    course = booked.course
     return {
         "id": course.pk,
         "status": course.status,
@@ -254,7 +250,7 @@ def book_course(request: HttpRequest, payload: CourseIn) -> HttpResponse:
     def work() -> tuple[int, Any]:
         try:
             with _course_body_fields():
-                course = services.course_book(actor=request.user, **args)
+                booked = services.course_booking(actor=request.user, **args)
         except BookingRefused as refused:
             if refused.code != "review_pending":
                 raise
@@ -270,7 +266,7 @@ def book_course(request: HttpRequest, payload: CourseIn) -> HttpResponse:
                 "status": pending.status,
                 "detail": "a provider must review the screening before booking",
             }
-        return 201, _course_out(course)
+        return 201, _course_out(booked)
 
     return _respond(request, "courses", payload.model_dump(mode="json"), work)
 

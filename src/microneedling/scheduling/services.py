@@ -28,8 +28,9 @@ from microneedling.core.knowledge import load_pack
 from microneedling.core.knowledge.models import Gap, Policy
 from microneedling.core.series import SeriesResult, search_days, search_series
 from microneedling.directory.models import Location, Provider, Service
-from microneedling.directory.policy import booking_rules
+from microneedling.directory.policy import BookingRules, booking_rules
 from microneedling.notifications import events
+from microneedling.notifications.outbox import message_rules_of
 from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.booking import (
     TakenByOverride,
@@ -165,7 +166,7 @@ def staff_location_check(*, actor: Actor, location: Location) -> None:
     user = acting_user(actor)
     if user is None or role_of(user) == Role.PATIENT:
         return
-    if not may_use_location(user, location.pk):
+    if not may_use_location(user, location):
         raise BookingRefused(
             "you do not work at this location, so you cannot book there",
             code="not_your_location",
@@ -391,6 +392,7 @@ class CourseProposal:
     plan: CoursePlan
     series: SeriesResult
     calendar: LocationCalendar
+    rules: BookingRules
 
 
 def course_propose(
@@ -498,7 +500,17 @@ def course_propose(
         series.ok and score and score.provider_changes == 0 and not score.off_preferred_provider
     ):
         calendar, series = search(follow_plan_windows=False)
-    return CourseProposal(plan=plan, series=series, calendar=calendar)
+    return CourseProposal(plan=plan, series=series, calendar=calendar, rules=rules)
+
+
+@dataclass(frozen=True)
+class BookedCourse:
+    """A course just booked, with the sessions and visits the booking wrote (in session
+    order), so that the caller can answer without reading them back."""
+
+    course: Course
+    sessions: tuple[CourseSession, ...]
+    visits: tuple[Appointment, ...]
 
 
 def course_book(
@@ -514,7 +526,36 @@ def course_book(
     now: datetime | None = None,
     policy: Policy | None = None,
 ) -> Course:
-    """Book every session of a course or none (BookingConflict names the failing session).
+    """Book every session of a course or none (see :func:`course_booking`)."""
+    return course_booking(
+        patient=patient,
+        location=location,
+        service=service,
+        indications=indications,
+        first_session=first_session,
+        areas=areas,
+        preferences=preferences,
+        actor=actor,
+        now=now,
+        policy=policy,
+    ).course
+
+
+def course_booking(
+    *,
+    patient: Patient,
+    location: Location,
+    service: Service,
+    indications: Sequence[str],
+    first_session: date,
+    areas: Sequence[str] | None = None,
+    preferences: Preferences | None = None,
+    actor: Actor = None,
+    now: datetime | None = None,
+    policy: Policy | None = None,
+) -> BookedCourse:
+    """Book every session of a course or none (BookingConflict names the failing session);
+    the course with the sessions and visits written.
 
     A transaction that loses a race to a concurrent booking (the exclusion constraint, a
     deadlock between two courses inserting overlapping sessions in opposite order, or a
@@ -565,7 +606,7 @@ def _course_book_once(
     now: datetime | None,
     screening: Screening,
     policy: Policy | None,
-) -> Course:
+) -> BookedCourse:
     """One attempt at booking a course, inside the caller's transaction."""
     proposal = course_propose(
         patient=patient,
@@ -659,8 +700,15 @@ def _course_book_once(
         decided_at=now or timezone.now(),
         decision_reason=f"course {course.pk} booked",
     )
-    events.course_booked(course, now=now, visits=visits, staff_caused=not is_patient(actor))
-    return course
+    events.course_booked(
+        course,
+        now=now,
+        visits=visits,
+        staff_caused=not is_patient(actor),
+        # Read with the booking rules, in this transaction: the clinic's policy once.
+        rules=message_rules_of(proposal.rules),
+    )
+    return BookedCourse(course=course, sessions=tuple(sessions), visits=tuple(visits))
 
 
 def _windows_from_choices(proposal: CourseProposal) -> list[PlannedSession]:
