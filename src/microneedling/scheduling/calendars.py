@@ -32,7 +32,7 @@ from microneedling.core.availability.clock import instant, seconds_ceil, seconds
 from microneedling.core.availability.intervals import Pair
 from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import Location, Service
-from microneedling.directory.policy import booking_rules
+from microneedling.directory.policy import BookingRules, booking_rules
 from microneedling.scheduling.layout import ShiftRow, layout_read
 from microneedling.scheduling.models import Reservation
 
@@ -142,6 +142,7 @@ def location_calendar(
     only_days: Sequence[tuple[date, date]] | None = None,
     patient_id: int | None = None,
     excluding_appointment: int | None = None,
+    rules: BookingRules | None = None,
 ) -> LocationCalendar:
     """Free time of the location's providers, rooms and devices from ``first_day`` to
     ``last_day`` (inclusive), net of hours, closures, leave and existing reservations.
@@ -152,14 +153,15 @@ def location_calendar(
     reservations: only for a deliberate staff override. With ``patient_id`` the calendar
     also carries that patient's visits in the range (at any location of the chain), for a
     search to plan around. ``excluding_appointment`` reads the calendar as if that visit
-    were not booked: where it may move to.
+    were not booked: where it may move to. ``rules`` are the clinic's booking rules when the
+    caller has read them already (else they are read here, for treatments only).
     """
     zone = location.timezone
     start, end = day_bounds(first_day, last_day, zone)
     # A clinic following seed-004 (a doctor or nurse practitioner does the needling) offers
     # treatments with those providers only; other visits may be with anyone.
     roles = (
-        load_pack().treating_roles(booking_rules(location.organization_id).pack_policy)
+        load_pack().treating_roles((rules or booking_rules(location.organization_id)).pack_policy)
         if service.kind == Service.Kind.TREATMENT
         else None
     )

@@ -145,14 +145,15 @@ def _move(
             start_number=session.number + 1, count=len(later), anchor=new_day, gap=gap, as_of=None
         )
         last_day = windows[-1].latest if windows else new_day
+        rules = booking_rules(appointment.location.organization_id)
         calendar = location_calendar(
             location=appointment.location,
             service=appointment.service,
             first_day=new_day,
             last_day=last_day,
             patient_id=course.patient_id,
+            rules=rules,
         )
-        rules = booking_rules(appointment.location.organization_id)
         moved = booking.slot_at(calendar, starts_at, appointment.provider, rules=rules, now=now)
         if moved is None:
             raise booking.unavailable_conflict(

@@ -54,6 +54,7 @@ def session_move_options(appointment: Appointment, *, now: datetime) -> list[dat
     first_day = max(session.earliest, (now + timedelta(days=1)).astimezone(zone).date())
     if first_day > session.latest:
         return []
+    rules = booking_rules(location.organization_id)
     calendar = location_calendar(
         location=location,
         service=appointment.service,
@@ -64,9 +65,9 @@ def session_move_options(appointment: Appointment, *, now: datetime) -> list[dat
         # A move frees the visit's own time first, so that time is open to it: its patient
         # hold (the whole visit) would otherwise hide every start that overlaps it.
         excluding_appointment=appointment.pk,
+        rules=rules,
     )
     start, end = day_bounds(first_day, session.latest, location.timezone)
-    rules = booking_rules(location.organization_id)
     not_before, not_after = rules.window(now)
     slots = find_starts(
         phases=calendar.phases,
@@ -210,14 +211,15 @@ def free_starts(
     """Start times from ``first_day`` to ``last_day`` at which every phase of ``service``
     finds its resources (one provider's, with ``provider_id``), within the clinic's notice
     and horizon: what the availability API and the FHIR Slots offer."""
+    rules = booking_rules(location.organization_id)
     calendar = location_calendar(
         location=location,
         service=service,
         first_day=first_day,
         last_day=last_day,
         provider_ids=None if provider_id is None else [provider_id],
+        rules=rules,
     )
-    rules = booking_rules(location.organization_id)
     not_before, not_after = rules.window(now)
     start, end = day_bounds(first_day, last_day, calendar.zone)
     return find_starts(

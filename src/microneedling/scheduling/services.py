@@ -318,14 +318,15 @@ def appointment_book(
     attempted: Slot | None = None
     try:
         with transaction.atomic():
+            rules = booking_rules(location.organization_id)
             calendar = location_calendar(
                 location=location,
                 service=service,
                 first_day=local_day,
                 last_day=local_day,
                 provider_ids=[provider.pk],
+                rules=rules,
             )
-            rules = booking_rules(location.organization_id)
             slot = slot_at(calendar, starts_at, provider, rules=rules, now=now)
             if slot is None and override:
                 calendar = location_calendar(
@@ -335,6 +336,7 @@ def appointment_book(
                     last_day=local_day,
                     provider_ids=[provider.pk],
                     include_bookings=False,
+                    rules=rules,
                 )
                 slot = slot_at(
                     calendar, starts_at, provider, rules=rules, now=now, ignore_notice=True
@@ -468,6 +470,7 @@ def course_propose(
             last_day=days[-1][1],
             only_days=days,
             patient_id=patient.pk,
+            rules=rules,
         )
         series = search_series(
             sessions=sessions,
