@@ -182,8 +182,19 @@ def test_a_clinic_following_seed_004_treats_with_doctors_and_nurse_practitioners
     )
     providers = {s.appointments.get().provider_id for s in course.sessions.all()}
     assert providers == {clinic.ada.pk}
-    with pytest.raises((BookingConflict, BookingRefused)):
-        book(clinic, make_patient(clinic, name="Dev Patel"), 15, provider=clinic.ben)
+    # Asked for by name, he is refused for what he is, not for a full diary, override or not.
+    for override in ("", "squeezed in"):
+        with pytest.raises(BookingRefused) as refused:
+            book(
+                clinic,
+                make_patient(clinic, name=f"Dev Patel{override[:1]}"),
+                15,
+                provider=clinic.ben,
+                override_reason=override,
+            )
+        assert (refused.value.code, refused.value.field) == ("provider_not_treating", "provider")
+        assert "physician or nurse practitioner" in refused.value.message
+    assert not Appointment.objects.filter(provider=clinic.ben).exists()
     # Visits that are not treatments may still be with him.
     consultation = services.appointment_book(
         patient=make_patient(clinic, name="Eve Moss"),

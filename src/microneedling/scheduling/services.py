@@ -132,6 +132,26 @@ def same_organization(
         )
 
 
+def provider_treats_check(
+    provider: Provider, service: Service, rules: BookingRules, *, field: str = "provider"
+) -> None:
+    """Refuse a treatment with a provider whom the clinic's position on who does the
+    needling leaves out (``dispute.who_performs``: doctors and nurse practitioners only).
+    Said outright, instead of the "no free time" the diary, which lists no such provider for
+    treatments, would otherwise give; other visits (a consultation) may be with anyone."""
+    if service.kind != Service.Kind.TREATMENT:
+        return
+    roles = load_pack().treating_roles(rules.pack_policy)
+    if roles is not None and provider.role not in roles:
+        allowed = " or ".join(str(Provider.Role(role).label).lower() for role in roles)
+        raise BookingRefused(
+            f"this clinic has the needling done by a {allowed} only, and "
+            f"{provider.display_name} is not one",
+            code="provider_not_treating",
+            field=field,
+        )
+
+
 def location_open_check(location: Location, day: date) -> None:
     """Refuse a booking on ``day`` at a location that has closed, or will have by then.
 
@@ -319,6 +339,7 @@ def appointment_book(
     try:
         with transaction.atomic():
             rules = booking_rules(location.organization_id)
+            provider_treats_check(provider, service, rules)
             calendar = location_calendar(
                 location=location,
                 service=service,
