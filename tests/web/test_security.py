@@ -153,6 +153,9 @@ def test_the_deploy_checks_pass_on_production_settings_and_fail_in_debug() -> No
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
         "DJANGO_ALLOWED_HOSTS": "clinic.example.org",
         "MICRONEEDLING_PUBLIC_URL": "https://clinic.example.org",
+        "EMAIL_HOST": "smtp.example.org",
+        "MICRONEEDLING_SMS_BACKEND": "webhook",
+        "MICRONEEDLING_SMS_WEBHOOK_URL": "https://sms.example.org/send",
     }
     passed = _check(production)
     assert passed.returncode == 0, passed.stderr
@@ -264,3 +267,16 @@ def test_stored_photos_are_readable_by_the_server_account_only(tmp_path) -> None
     stored = tmp_path / "private" / name
     assert stored.stat().st_mode & 0o777 == 0o600
     assert stored.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_deploy_checks_warn_while_messages_are_written_out_instead_of_sent(settings) -> None:  # type: ignore[no-untyped-def]
+    from microneedling.config.checks import health_data_deploy_checks  # noqa: PLC0415
+
+    settings.MICRONEEDLING = {**settings.MICRONEEDLING, "SMS_BACKEND": "console"}
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    warned = {problem.id for problem in health_data_deploy_checks()}
+    assert {"mn.W002", "mn.W003"} <= warned
+    settings.MICRONEEDLING = {**settings.MICRONEEDLING, "SMS_BACKEND": "webhook"}
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    warned = {problem.id for problem in health_data_deploy_checks()}
+    assert not {"mn.W002", "mn.W003"} & warned

@@ -33,4 +33,21 @@ def health_data_deploy_checks(app_configs: Any = None, **kwargs: Any) -> list[An
                 id="mn.W001",
             )
         )
+    if settings.MICRONEEDLING["SMS_BACKEND"] == "console":
+        problems.append(
+            Warning(
+                "text messages are written to the server's output, not sent (the console SMS "
+                "backend): patients who chose texts get nothing, and what the texts say (visit "
+                "times and places) lands in the logs. Set MICRONEEDLING_SMS_BACKEND=webhook",
+                id="mn.W002",
+            )
+        )
+    if not settings.EMAIL_BACKEND.endswith("smtp.EmailBackend"):
+        problems.append(
+            Warning(
+                "e-mail is written to files under the data folder, not sent: set "
+                "EMAIL_HOST (and EMAIL_PORT, EMAIL_USE_TLS, …) to a mail server",
+                id="mn.W003",
+            )
+        )
     return problems
