@@ -440,3 +440,25 @@ def test_an_import_from_the_command_line_is_audited_with_who_ran_it(
     assert event.details["patients"] == 2
     assert event.details["via"] == "command line"
     assert event.details["os_user"] == getpass.getuser()
+
+
+def test_imported_hours_start_on_the_locations_own_day_not_the_servers(
+    mesquite: Organization,
+) -> None:
+    import time_machine  # noqa: PLC0415
+
+    # 21:00 on Sunday 7 March in San Antonio is already Monday 8 March in UTC.
+    evening = datetime(2027, 3, 7, 21, tzinfo=ZoneInfo("America/Chicago"))
+    assert evening.astimezone(ZoneInfo("UTC")).date() == date(2027, 3, 8)
+    with time_machine.travel(evening, tick=False):
+        done = clinic_import(
+            organization=mesquite,
+            patients_csv=None,
+            providers_csv=_example("providers"),
+            appointments_csv=None,
+            apply=True,
+        )
+    assert done.applied, done.problems
+    ito = Provider.objects.get(display_name="Dr. Hana Ito")
+    starts = set(ProviderSchedule.objects.filter(provider=ito).values_list("valid_from", flat=True))
+    assert starts == {date(2027, 3, 7)}

@@ -277,7 +277,6 @@ def _providers(
     named: dict[str, tuple[str, str]] = {}  # external_id: the first row's name and role
     created = 0
     roles = {r.value for r in Provider.Role}
-    today = timezone.localdate()
     for line, row in rows:
         if not _required("providers", line, row, report):
             continue
@@ -351,7 +350,9 @@ def _providers(
                     weekday=d,
                     starts=hours[0],
                     ends=hours[1],
-                    valid_from=today,
+                    # The location's own day: in the evening in the Americas the
+                    # server's (UTC) date is already tomorrow, and today's hours would go.
+                    valid_from=timezone.localdate(timezone=ZoneInfo(place.timezone)),
                 )
                 for d in days
                 if (d, hours[0], hours[1]) not in has
