@@ -198,8 +198,9 @@ def _read_files(folder: Path) -> dict[str, Any]:
     return merged
 
 
-def _cited_entries(data: PackData) -> Iterable[tuple[str, tuple[str, ...]]]:
-    groups: tuple[tuple[Any, ...], ...] = (
+def _entry_groups(data: PackData) -> tuple[tuple[Any, ...], ...]:
+    """The pack's kinds of cited, graded entries (disputes and protocols aside)."""
+    return (
         data.areas,
         data.indications,
         data.precautions,
@@ -213,7 +214,10 @@ def _cited_entries(data: PackData) -> Iterable[tuple[str, tuple[str, ...]]]:
         data.visit,
         data.facts,
     )
-    for group in groups:
+
+
+def _cited_entries(data: PackData) -> Iterable[tuple[str, tuple[str, ...]]]:
+    for group in _entry_groups(data):
         for entry in group:
             yield entry.id, entry.sources
     for indication in data.indications:
@@ -229,22 +233,8 @@ def _cited_entries(data: PackData) -> Iterable[tuple[str, tuple[str, ...]]]:
 
 
 def _graded_entries(data: PackData) -> Iterable[tuple[str, tuple[str, ...], str]]:
-    groups: tuple[tuple[Any, ...], ...] = (
-        data.areas,
-        data.indications,
-        data.precautions,
-        data.rules,
-        data.holds,
-        data.care,
-        data.recovery,
-        data.results,
-        data.symptoms,
-        data.scales,
-        data.visit,
-        data.facts,
-        tuple(p for indication in data.indications for p in indication.protocols),
-    )
-    for group in groups:
+    protocols = tuple(p for indication in data.indications for p in indication.protocols)
+    for group in (*_entry_groups(data), protocols):
         for entry in group:
             yield entry.id, entry.sources, entry.grade
     for dispute in data.disputes:
