@@ -30,7 +30,7 @@ from typing import Any
 import requests
 
 from microneedling.bench.cpu import CpuMeter
-from microneedling.bench.timing import machine_reference
+from microneedling.bench.timing import machine_reference, nearest_rank
 
 CLIENTS = 8
 PHASE_SECONDS = 15.0
@@ -57,11 +57,6 @@ class Tally:
             self.statuses[status] += 1
 
 
-def _percentile(ordered: list[float], share: float) -> float:
-    rank = max(0, min(len(ordered) - 1, round(share * len(ordered) + 0.5) - 1))
-    return ordered[rank]
-
-
 def _summary(tally: Tally, seconds: float) -> dict[str, Any]:
     ordered = sorted(tally.latencies)
     if not ordered:
@@ -70,9 +65,9 @@ def _summary(tally: Tally, seconds: float) -> dict[str, Any]:
     return {
         "requests": len(ordered),
         "requests_per_second": len(ordered) / seconds,
-        "p50_ms": _percentile(ordered, 0.50) * 1e3,
-        "p95_ms": _percentile(ordered, 0.95) * 1e3,
-        "p99_ms": _percentile(ordered, 0.99) * 1e3,
+        "p50_ms": nearest_rank(ordered, 0.50) * 1e3,
+        "p95_ms": nearest_rank(ordered, 0.95) * 1e3,
+        "p99_ms": nearest_rank(ordered, 0.99) * 1e3,
         "statuses": dict(tally.statuses),
         "server_errors": sum(n for s, n in tally.statuses.items() if s.startswith("5")),
         "connection_errors": tally.statuses.get("error", 0),
