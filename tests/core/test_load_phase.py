@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from microneedling.bench.load import Tally, World, _book, _browse, _mixed, _phase
+import pytest
+
+from microneedling.bench.cpu import CpuMeter
+from microneedling.bench.load import (
+    Measurement,
+    Tally,
+    World,
+    _book,
+    _browse,
+    _health,
+    _mixed,
+    _phase,
+)
 
 
 def _world() -> World:
@@ -48,3 +63,55 @@ def test_a_failed_browse_is_not_filed_under_another_name() -> None:
     tallies: dict[str, Tally] = defaultdict(Tally)
     _phase(_browse, [_closed_base()], _world(), 0.3, tallies)
     assert set(tallies) == {"availability_week"}
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """Answers the trivial endpoint, refuses every booking (as a full diary would)."""
+
+    def do_GET(self) -> None:
+        self._send(200, b'{"status": "ok"}')
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._send(409, b'{"error": "conflict"}')
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_refused_bookings_are_not_throughput(refusing_server: str) -> None:
+    measured = Measurement(
+        bases=[refusing_server],
+        world=_world(),
+        meter=CpuMeter(server_groups=[], database_is_local=False),
+        phases={
+            "trivial_only": (_health, 0.3, "health"),
+            "booking_only": (_book, 0.3, "book_course"),
+        },
+    )
+    assert measured.phase("trivial_only") > 0
+    # Every booking was answered, quickly, and none was made.
+    assert measured.phase("booking_only") == 0
+    summary = measured.summaries("booking_only")["book_course"]
+    assert summary["requests"] > 0
+    assert summary["statuses"] == {"409": summary["requests"]}
+    assert summary["successes_per_second"] == 0

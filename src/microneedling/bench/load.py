@@ -4,7 +4,8 @@ while the front desk works the day sheet, all over loopback HTTP.
 Run by ``microneedling bench --only load`` in a child process on PostgreSQL (see runner.py).
 Three timed phases, each bounded in seconds: the trivial endpoint alone (``/api/v1/health``)
 at full concurrency, booking courses alone at the same concurrency, then the mixed hour. The
-booking ratio is booking requests answered per second over trivial ones on the same servers.
+booking ratio is bookings made (2xx answers) per second over trivial 2xx answers per second on
+the same servers.
 After each run the database is checked (no two active reservations of a resource overlap)
 and the run's bookings are removed, so that every run books into the same diary. The three
 phases run as many times as asked, at most MAX_RUNS; the ratio reported is the runs' median.
@@ -57,6 +58,12 @@ class Tally:
             self.statuses[status] += 1
 
 
+def _successes(tally: Tally) -> int:
+    """The answers that were a success (2xx)."""
+    with tally.lock:
+        return sum(n for status, n in tally.statuses.items() if status.startswith("2"))
+
+
 def _summary(tally: Tally, seconds: float) -> dict[str, Any]:
     ordered = sorted(tally.latencies)
     if not ordered:
@@ -65,6 +72,7 @@ def _summary(tally: Tally, seconds: float) -> dict[str, Any]:
     return {
         "requests": len(ordered),
         "requests_per_second": len(ordered) / seconds,
+        "successes_per_second": _successes(tally) / seconds,
         "p50_ms": nearest_rank(ordered, 0.50) * 1e3,
         "p95_ms": nearest_rank(ordered, 0.95) * 1e3,
         "p99_ms": nearest_rank(ordered, 0.99) * 1e3,
@@ -391,7 +399,7 @@ class Measurement:
         """Run one phase; the requests per second its own endpoint was answered in this run."""
         action, seconds, endpoint = self.phases[name]
         tallies = self.tallies.setdefault(name, defaultdict(Tally))
-        before = len(tallies[endpoint].latencies)
+        before = _successes(tallies[endpoint])
         reading = self.meter.start()
         took = _phase(action, self.bases, self.world, seconds, tallies)
         used = self.meter.used_since(reading)
@@ -402,7 +410,9 @@ class Measurement:
             for part, value in used.items()
         }
         self.elapsed[name] += took
-        return (len(tallies[endpoint].latencies) - before) / took
+        # Bookings made, not answers: a refusal (409, 429, 5xx) or a failed request is quick
+        # and would make the endpoint look faster than it books.
+        return (_successes(tallies[endpoint]) - before) / took
 
     def run_once(self) -> None:
         """The three phases, then the double-booking check, then the run's bookings undone."""

@@ -119,9 +119,12 @@ def _figures(name: str, r: dict[str, Any]) -> Iterator[tuple[str, str]]:
             for endpoint, s in r[phase].items():
                 if not s.get("requests"):
                     continue
+                ok = s.get("successes_per_second")
                 yield (
                     f"{phase.replace('_', ' ')}: {endpoint}",
-                    f"{s['requests_per_second']:.0f} req/s; p50 {s['p50_ms']:.1f} / p95 "
+                    f"{s['requests_per_second']:.0f} req/s"
+                    + (f" ({ok:.0f} 2xx/s)" if ok is not None else "")
+                    + f"; p50 {s['p50_ms']:.1f} / p95 "
                     f"{s['p95_ms']:.1f} / p99 {s['p99_ms']:.1f} ms; statuses {s['statuses']}",
                 )
 
