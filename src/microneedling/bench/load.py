@@ -463,6 +463,7 @@ def run(runs: int) -> dict[str, Any]:
             server_groups=[process.pid for process, _ in servers],
             database_is_local=connection.settings_dict.get("HOST")
             in ("", "127.0.0.1", "localhost"),
+            database_name=connection.settings_dict["NAME"],
         ),
         phases={
             "trivial_only": (_health, seconds, "health"),

@@ -219,8 +219,10 @@ def write_report(results: dict[str, Any], docs: Path, command: str) -> Path:
     if "load" in results["suites"]:
         lines += [
             "The load test's CPU rows say where the machine's time went in each lone phase: the",
-            "app servers, the local PostgreSQL server (its backends and the ones that ended) and",
-            "the load generator itself, read from `/proc` before and after the phase. With every",
+            "app servers, the backends serving the bench's database on the local PostgreSQL",
+            "server (ones that ended mid-phase included; not the server's shared background",
+            "processes, nor other databases' backends on that shared server) and the load",
+            "generator itself, read from `/proc` during and after the phase. With every",
             "core busy, requests per second is the CPU on hand divided by the CPU a request",
             "costs, so the booking ÷ trivial throughput ratio cannot exceed the ratio of their",
             "costs.",
