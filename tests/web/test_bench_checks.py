@@ -1,0 +1,37 @@
+"""The re-homing benchmark's check after the apply counts every overlapping pair."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from microneedling.bench.rehoming import _checks
+from microneedling.scheduling.models import Appointment, Reservation
+from tests.web.conftest import Clinic, book_course, local, make_patient
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
+MONDAY = date(2027, 3, 8)
+
+
+def _hold(visit: Appointment, starts_at: datetime, minutes: int) -> None:
+    Reservation.objects.create(
+        appointment=visit,
+        resource="room:bench-check",
+        phase="procedure",
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(minutes=minutes),
+    )
+
+
+def test_a_long_hold_overlapping_two_later_ones_is_two_overlaps(clinic: Clinic) -> None:
+    course = book_course(clinic, make_patient(clinic, name="Check Patient"), first=MONDAY)
+    visit = Appointment.objects.filter(course_session__course=course).first()
+    assert visit is not None
+    assert _checks()["overlapping_reservations"] == 0
+    nine = local(MONDAY + timedelta(days=200), 9)
+    _hold(visit, nine, 120)  # 9:00-11:00 overlaps both below
+    _hold(visit, nine + timedelta(minutes=10), 10)  # 9:10-9:20
+    _hold(visit, nine + timedelta(minutes=30), 10)  # 9:30-9:40, not next to the long one
+    _hold(visit, nine + timedelta(minutes=120), 10)  # 11:00-11:10 touches, does not overlap
+    assert _checks()["overlapping_reservations"] == 2
