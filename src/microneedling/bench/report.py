@@ -21,16 +21,26 @@ def _ms(seconds: float) -> str:
 
 def _engine_rows(suite: dict[str, Any]) -> Iterator[Row]:
     command = "microneedling bench --only engines"
-    base = suite["baseline_parse_intakes"]["median_s"]
-    yield ("engines", "none", f"parse {suite['size']} intakes (baseline)", _ms(base), command)
+    for key, what in (
+        ("baseline_parse_intakes", "intakes"),
+        ("baseline_parse_triage_reports", "side-effect reports"),
+    ):
+        if key in suite:
+            figure = f"parse {suite['size']} {what} (baseline)"
+            yield ("engines", "none", figure, _ms(suite[key]["median_s"]), command)
     for name in ("screen", "plan", "triage"):
         part = suite[name]
+        ratio = part.get("ratio_to_baseline_median")
         yield (
             "engines",
             "none",
             f"{name} {suite['size']} items: median / p95",
             f"{_ms(part['median_s'])} / {_ms(part['p95_s'])} "
-            f"({part['ratio_to_baseline_median']:.2f}× the baseline)",
+            + (
+                f"({ratio:.2f}× parsing its input)"
+                if ratio is not None
+                else "(no baseline: its input is not parsed)"
+            ),
             command,
         )
 
