@@ -21,3 +21,10 @@ def test_each_engine_is_compared_with_parsing_its_own_input() -> None:
     table = {r[2]: r[3] for r in rows({"suites": {"engines": suite}})}
     assert table["plan 5 items: median / p95"].endswith("(no baseline: its input is not parsed)")
     assert "parsing its input" in table["triage 5 items: median / p95"]
+
+
+def test_the_engines_suite_notes_how_noisy_the_machine_was() -> None:
+    # The page says every suite carries machine_reference in the JSON.
+    reference = _engines(runs=1, size=2)["machine_reference"]
+    assert reference["before"]["spread_max_over_min"] >= 1
+    assert reference["after"]["runs"] == 9

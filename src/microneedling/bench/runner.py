@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from microneedling.bench import generate
-from microneedling.bench.timing import measure
+from microneedling.bench.timing import machine_reference, measure
 from microneedling.core.courses import plan_course
 from microneedling.core.knowledge import load_pack
 from microneedling.core.screening import Intake, screen
@@ -55,6 +55,7 @@ def _engines(runs: int, size: int) -> dict[str, Any]:
         for report in reports:
             triage(report, pack)
 
+    reference_before = machine_reference()
     results: dict[str, Any] = {
         "baseline_parse_intakes": measure(parse, runs=runs),
         "baseline_parse_triage_reports": measure(parse_reports, runs=runs),
@@ -73,7 +74,9 @@ def _engines(runs: int, size: int) -> dict[str, Any]:
         )
         summary["under_one_second"] = summary["p95_s"] < 1.0
         results[name] = summary
-    return {"size": size, **results}
+    # As every suite: how noisy the machine was, timed before and after (see the page).
+    reference = {"before": reference_before, "after": machine_reference()}
+    return {"size": size, "machine_reference": reference, **results}
 
 
 def _per_engine(suite: str, runs: int) -> dict[str, Any]:
