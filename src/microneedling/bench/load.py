@@ -13,6 +13,7 @@ phases run as many times as asked, at most MAX_RUNS; the ratio reported is the r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -171,35 +172,69 @@ def _build(today: date) -> World:
     )
 
 
-def _servers(env: dict[str, str]) -> list[tuple[subprocess.Popen[bytes], str]]:
-    started = []
-    for _ in range(SERVERS):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        command = [
-            *(sys.executable, "-m", "microneedling.cli", "serve", "--port", str(port)),
-            *("--workers", "1", "--task-workers", "0"),
-        ]
-        process = subprocess.Popen(  # noqa: S603 (our own command)
-            command,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        started.append((process, f"http://127.0.0.1:{port}"))
-    for _, base in started:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                requests.get(f"{base}/api/v1/health", timeout=2)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("a load server did not start") from None
-                time.sleep(0.2)
+def _serve_command(port: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "microneedling.cli", "serve", "--port", str(port)),
+        *("--workers", "1", "--task-workers", "0"),
+    ]
+
+
+def _servers(
+    env: dict[str, str],
+    *,
+    command: Callable[[int], list[str]] = _serve_command,
+    ready_seconds: float = 90,
+    grace_seconds: float = 30,
+) -> list[tuple[subprocess.Popen[bytes], str]]:
+    """Start the app servers, each in its own process group, and wait until they answer;
+    if one does not, stop every one started before raising (none is left running)."""
+    started: list[tuple[subprocess.Popen[bytes], str]] = []
+    try:
+        for _ in range(SERVERS):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            process = subprocess.Popen(  # noqa: S603 (our own command)
+                command(port),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            started.append((process, f"http://127.0.0.1:{port}"))
+        for _, base in started:
+            deadline = time.monotonic() + ready_seconds
+            while True:
+                try:
+                    requests.get(f"{base}/api/v1/health", timeout=2)
+                    break
+                except requests.RequestException:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("a load server did not start") from None
+                    time.sleep(0.2)
+    except BaseException:
+        _stop_servers(started, grace_seconds=grace_seconds)
+        raise
     return started
+
+
+def _stop_servers(
+    servers: list[tuple[subprocess.Popen[bytes], str]], *, grace_seconds: float = 30
+) -> None:
+    """SIGTERM every server's process group, then SIGKILL the ones still there after
+    ``grace_seconds``: every server is waited for, whatever one of them does."""
+    for process, _ in servers:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    for process, _ in servers:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            # Still there: the master and whatever of its group is left.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 Action = Callable[[requests.Session, str, World], tuple[str, str]]
@@ -478,10 +513,7 @@ def run(runs: int) -> dict[str, Any]:
             measured.run_once()
         reference_after = machine_reference()
     finally:
-        for process, _ in servers:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process, _ in servers:
-            process.wait(timeout=60)
+        _stop_servers(servers)
     trivial, booking, mixed = (measured.summaries(name) for name in measured.phases)
     errors = sum(
         endpoint.get("server_errors", 0) + endpoint.get("connection_errors", 0)
