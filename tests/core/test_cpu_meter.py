@@ -120,7 +120,9 @@ def test_only_the_bench_databases_backends_are_charged(two_databases: tuple[str,
 
 def test_a_backend_that_ends_mid_phase_still_counts(two_databases: tuple[str, str]) -> None:
     ours, _ = two_databases
-    meter = CpuMeter(server_groups=[], database_is_local=True, database_name=ours)
+    meter = CpuMeter(
+        server_groups=[], database_is_local=True, database_name=ours, sample_seconds=0.1
+    )
     before = meter.start()
     with _postgres(ours) as short_lived:  # a connection closed at its maximum age
         _burn_in(short_lived, 8_000_000)
