@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
+
+from microneedling.bench.runner import _per_engine
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -48,3 +52,19 @@ def test_a_failed_suite_drops_its_scratch_database() -> None:
         )
         with admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_per_engine_suites_leave_no_scratch_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    tempfile.tempdir = None  # read TMPDIR again
+    name = f"mn_h_bench_child_{os.getpid()}"
+    monkeypatch.setenv("BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{name}")
+    try:
+        results = _per_engine("no-such-suite", 1)
+    finally:
+        tempfile.tempdir = None
+    assert set(results) == {"sqlite", "postgresql"}
+    assert all("error" in r for r in results.values())
+    assert list(tmp_path.iterdir()) == []

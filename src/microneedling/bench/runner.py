@@ -82,29 +82,41 @@ def _engines(runs: int, size: int) -> dict[str, Any]:
 def _per_engine(suite: str, runs: int) -> dict[str, Any]:
     """One child process per database engine, each on a fresh database."""
     results = {}
-    for engine, env in _engine_environments().items():
-        command = [sys.executable, "-m", "microneedling.bench.child", suite, str(runs)]
-        # Our own interpreter and module with fixed arguments: nothing untrusted runs.
-        done = subprocess.run(  # noqa: S603
-            command, env=env, capture_output=True, text=True, check=False, timeout=3600
-        )
-        if done.returncode != 0:
-            results[engine] = {"error": done.stderr.strip().splitlines()[-1:]}
-            continue
-        results[engine] = json.loads(done.stdout)
+    with tempfile.TemporaryDirectory(prefix="microneedling-bench-") as scratch:
+        for engine, env in _engine_environments(scratch).items():
+            results[engine] = _child(suite, runs, env)
     return results
 
 
-def _engine_environments() -> dict[str, dict[str, str]]:
-    """SQLite in a temporary folder; PostgreSQL on BENCH_DATABASE_URL (or the local server)."""
+def _child(suite: str, runs: int, env: dict[str, str]) -> dict[str, Any]:
+    """One suite in a child process on the database ``env`` names: its JSON or its error."""
+    command = [sys.executable, "-m", "microneedling.bench.child", suite, str(runs)]
+    # Our own interpreter and module with fixed arguments: nothing untrusted runs.
+    done = subprocess.run(  # noqa: S603
+        command, env=env, capture_output=True, text=True, check=False, timeout=3600
+    )
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1:]}
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def _postgres_environment() -> dict[str, str]:
+    """PostgreSQL on BENCH_DATABASE_URL (or the local server), made afresh by the child."""
     base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    scratch = tempfile.mkdtemp(prefix="microneedling-bench-")
-    environments = {"sqlite": {**base, "MICRONEEDLING_DATA_DIR": scratch}}
     url = os.environ.get(
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/microneedling_bench"
     )
-    environments["postgresql"] = {**base, "DATABASE_URL": url, "BENCH_RESET_DATABASE": "1"}
-    return environments
+    return {**base, "DATABASE_URL": url, "BENCH_RESET_DATABASE": "1"}
+
+
+def _engine_environments(scratch: str) -> dict[str, dict[str, str]]:
+    """SQLite in the folder ``scratch`` (removed after the suite); PostgreSQL as above."""
+    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    return {
+        "sqlite": {**base, "MICRONEEDLING_DATA_DIR": scratch},
+        "postgresql": _postgres_environment(),
+    }
 
 
 def _scheduling(runs: int, size: int) -> dict[str, Any]:
@@ -122,7 +134,7 @@ def _rehoming(runs: int, size: int) -> dict[str, Any]:
 
 def _load(runs: int, size: int) -> dict[str, Any]:
     # Two app servers on PostgreSQL, as the scale-out setup runs (SQLite is one machine's).
-    env = _engine_environments()["postgresql"]
+    env = _postgres_environment()
     command = [sys.executable, "-m", "microneedling.bench.child", "load", str(runs)]
     done = subprocess.run(  # noqa: S603
         command, env=env, capture_output=True, text=True, check=False, timeout=1800
