@@ -1,4 +1,5 @@
-"""The re-homing benchmark's check after the apply counts every overlapping pair."""
+"""The benchmarks' checks of the diary: the re-homing check counts every overlapping pair,
+the load test's finds a double booking the database constraint lets through."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from microneedling.bench.load import _double_bookings
 from microneedling.bench.rehoming import _checks
 from microneedling.scheduling.models import Appointment, Reservation
 from tests.web.conftest import Clinic, book_course, local, make_patient
@@ -35,3 +37,31 @@ def test_a_long_hold_overlapping_two_later_ones_is_two_overlaps(clinic: Clinic) 
     _hold(visit, nine + timedelta(minutes=30), 10)  # 9:30-9:40, not next to the long one
     _hold(visit, nine + timedelta(minutes=120), 10)  # 11:00-11:10 touches, does not overlap
     assert _checks()["overlapping_reservations"] == 2
+
+
+def _row(visit: Appointment, starts_at: datetime, minutes: int, *, override: bool) -> None:
+    Reservation.objects.create(
+        appointment=visit,
+        resource="provider:bench-check",
+        phase="procedure",
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(minutes=minutes),
+        overlap_allowed=override,
+    )
+
+
+def test_an_ordinary_booking_over_an_earlier_override_is_a_double_booking(
+    clinic: Clinic,
+) -> None:
+    course = book_course(clinic, make_patient(clinic, name="Load Patient"), first=MONDAY)
+    visit = Appointment.objects.filter(course_session__course=course).first()
+    assert visit is not None
+    assert _double_bookings() == 0
+    ten = local(MONDAY + timedelta(days=200), 10)
+    _row(visit, ten, 30, override=False)  # 10:00-10:30
+    _row(visit, ten + timedelta(minutes=15), 60, override=True)  # 10:15-11:15, allowed
+    assert _double_bookings() == 0
+    # The overlap the PostgreSQL constraint lets through: an ordinary row written later
+    # over the override only (10:45-11:15).
+    _row(visit, ten + timedelta(minutes=45), 30, override=False)
+    assert _double_bookings() == 1
