@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from microneedling.bench.load import _double_bookings
-from microneedling.bench.rehoming import _checks
+from microneedling.bench.rehoming import _checks, _ratio
 from microneedling.scheduling.models import Appointment, Reservation
 from tests.web.conftest import Clinic, book_course, local, make_patient
 
@@ -65,3 +65,10 @@ def test_an_ordinary_booking_over_an_earlier_override_is_a_double_booking(
     # over the override only (10:45-11:15).
     _row(visit, ten + timedelta(minutes=45), 30, override=False)
     assert _double_bookings() == 1
+
+
+def test_no_cp_sat_plan_is_no_ratio() -> None:
+    # CP-SAT out of time with no plan reports the empty plan's objective, 0: not parity.
+    assert _ratio(4545.8, 0.0, "UNKNOWN") is None
+    assert _ratio(4545.8, 4545.8, "OPTIMAL") == 1.0
+    assert _ratio(10.0, 8.0, "FEASIBLE") == 1.25

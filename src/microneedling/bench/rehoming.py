@@ -83,6 +83,17 @@ def _instance(closing_id: int, size: int, now: datetime) -> tuple[list[Any], lis
     return visits, sites, 15
 
 
+def _ratio(fast: float, exact: float, status: str) -> float | None:
+    """The fast plan's objective over CP-SAT's, or None when CP-SAT found no plan (its
+    objective is then the empty plan's 0, not a plan to compare with) or a free one that the
+    fast plan did not match."""
+    if status not in ("OPTIMAL", "FEASIBLE"):
+        return None
+    if exact == 0:
+        return 1.0 if fast == 0 else None
+    return fast / exact
+
+
 class _Rollback(Exception):
     pass
 
@@ -122,7 +133,7 @@ def _compare(closing_id: int, size: int, now: datetime) -> dict[str, Any]:
             "cp_sat_seconds": exact.seconds,
             "cp_sat_candidates": exact.candidates,
             "cp_sat_violations": len(plan_violations(exact.plan, visits, sites)),
-            "ratio_fast_to_cp_sat": fast.objective / exact.objective if exact.objective else 1.0,
+            "ratio_fast_to_cp_sat": _ratio(fast.objective, exact.objective, exact.status),
             "ratio_fast_to_bound": fast.objective / exact.bound if exact.bound else None,
         }
     )
