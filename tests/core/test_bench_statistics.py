@@ -30,3 +30,12 @@ def test_p50_of_ten_load_samples_is_the_fifth() -> None:
     for n in range(1, 11):
         tally.add(n / 1e3, "200")
     assert _summary(tally, 1.0)["p50_ms"] == pytest.approx(5.0)
+
+
+def test_answers_that_did_not_do_the_work_are_counted() -> None:
+    tally = Tally()
+    for status in ("201", "201", "202", "409", "302", "500", "error"):
+        tally.add(0.01, status)
+    summary = _summary(tally, 1.0, "book_course")
+    assert summary["unsuccessful"] == 5
+    assert summary["successes_per_second"] == 2

@@ -83,6 +83,8 @@ def _summary(tally: Tally, seconds: float, endpoint: str = "") -> dict[str, Any]
         "requests": len(ordered),
         "requests_per_second": len(ordered) / seconds,
         "successes_per_second": _successes(tally, endpoint) / seconds,
+        # Answered but not done: refusals (409, 429), redirects to sign-in, 202s, 5xx, errors.
+        "unsuccessful": len(ordered) - _successes(tally, endpoint),
         "p50_ms": nearest_rank(ordered, 0.50) * 1e3,
         "p95_ms": nearest_rank(ordered, 0.95) * 1e3,
         "p99_ms": nearest_rank(ordered, 0.99) * 1e3,
@@ -536,6 +538,11 @@ def run(runs: int) -> dict[str, Any]:
         for phase in (trivial, booking, mixed)
         for endpoint in phase.values()
     )
+    unsuccessful = sum(
+        endpoint.get("unsuccessful", 0)
+        for phase in (trivial, booking, mixed)
+        for endpoint in phase.values()
+    )
     cpu = measured.cpu
     health_cost = _cpu_per_request(cpu["trivial_only"], trivial["health"]["requests"])
     booking_cost = _cpu_per_request(cpu["booking_only"], booking["book_course"]["requests"])
@@ -570,6 +577,7 @@ def run(runs: int) -> dict[str, Any]:
         "meets_target": ratio >= 0.5,
         "double_bookings": measured.double_bookings,
         "server_and_connection_errors": errors,
+        "unsuccessful_answers": unsuccessful,
         "runs_note": (
             f"{repeats} runs of {seconds:.0f} s phases; the ratio is the median of the runs', "
             "latencies are pooled over the runs, and each run's bookings are removed after it"

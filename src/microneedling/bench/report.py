@@ -134,6 +134,11 @@ def _figures(name: str, r: dict[str, Any]) -> Iterator[tuple[str, str]]:
             )
         yield ("double bookings", str(r["double_bookings"]))
         yield ("server and connection errors", str(r["server_and_connection_errors"]))
+        if "unsuccessful_answers" in r:
+            yield (
+                "answers that did not do the work (any non-2xx, a 202 booking)",
+                str(r["unsuccessful_answers"]),
+            )
         for phase in ("trivial_only", "booking_only", "busiest_hour_mixed"):
             for endpoint, s in r[phase].items():
                 if not s.get("requests"):
