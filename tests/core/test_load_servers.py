@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from microneedling.bench.load import _servers
+from microneedling.bench.load import _serve_command, _servers
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="/proc is Linux's")
 
@@ -47,3 +47,9 @@ def test_servers_that_never_answer_are_all_stopped() -> None:
     finally:
         for pid in _running(marker):  # what a failing run left behind
             os.kill(pid, 9)
+
+
+def test_the_load_servers_listen_on_loopback_only() -> None:
+    command = _serve_command(8123)
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    assert command[command.index("--port") + 1] == "8123"

@@ -184,8 +184,10 @@ def _build(today: date) -> World:
 
 
 def _serve_command(port: int) -> list[str]:
+    # Loopback only, said here rather than left to the command's default.
     return [
-        *(sys.executable, "-m", "microneedling.cli", "serve", "--port", str(port)),
+        *(sys.executable, "-m", "microneedling.cli", "serve"),
+        *("--host", "127.0.0.1", "--port", str(port)),
         *("--workers", "1", "--task-workers", "0"),
     ]
 
