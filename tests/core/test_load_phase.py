@@ -21,6 +21,7 @@ from microneedling.bench.load import (
     _health,
     _mixed,
     _phase,
+    _runs_note,
 )
 
 
@@ -123,3 +124,13 @@ def test_refused_bookings_are_not_throughput(refusing_server: str) -> None:
     assert summary["requests"] > 0
     assert list(summary["statuses"]) in (["409"], ["202"])
     assert summary["successes_per_second"] == 0
+
+
+def test_the_runs_note_gives_each_phase_its_own_length() -> None:
+    phases = {
+        "trivial_only": (_health, 15.0, "health"),
+        "booking_only": (_book, 15.0, "book_course"),
+        "busiest_hour_mixed": (_mixed, 30.0, "book_course"),
+    }
+    note = _runs_note(3, phases)
+    assert "busiest hour mixed 30 s" in note and "trivial only 15 s" in note

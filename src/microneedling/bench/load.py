@@ -485,6 +485,17 @@ class Measurement:
         return _summaries(self.tallies[name], self.elapsed[name])
 
 
+def _runs_note(repeats: int, phases: dict[str, tuple[Action, float, str]]) -> str:
+    """What was run, each phase with its own length (the mixed hour is longer)."""
+    lengths = ", ".join(
+        f"{name.replace('_', ' ')} {seconds:.0f} s" for name, (_, seconds, _) in phases.items()
+    )
+    return (
+        f"{repeats} runs of the phases ({lengths}); the ratio is the median of the runs', "
+        "latencies are pooled over the runs, and each run's bookings are removed after it"
+    )
+
+
 def run(runs: int) -> dict[str, Any]:
     """Build the chain, start the servers, run the three phases ``runs`` times (at most
     MAX_RUNS), undoing each run's bookings after it (after django.setup())."""
@@ -554,7 +565,7 @@ def run(runs: int) -> dict[str, Any]:
         "machine_reference": {"before": reference_before, "after": reference_after},
         "servers": SERVERS,
         "clients": CLIENTS,
-        "phase_seconds": seconds,
+        "phase_seconds": {name: length for name, (_, length, _) in measured.phases.items()},
         "runs": repeats,
         # Each phase's answers over every run: requests per second over the phase's total time.
         "trivial_only": trivial,
@@ -580,8 +591,5 @@ def run(runs: int) -> dict[str, Any]:
         "double_bookings": measured.double_bookings,
         "server_and_connection_errors": errors,
         "unsuccessful_answers": unsuccessful,
-        "runs_note": (
-            f"{repeats} runs of {seconds:.0f} s phases; the ratio is the median of the runs', "
-            "latencies are pooled over the runs, and each run's bookings are removed after it"
-        ),
+        "runs_note": _runs_note(repeats, measured.phases),
     }
