@@ -3,6 +3,7 @@ that gives it, the machine, and the plots."""
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
 
 from microneedling.bench.report import rows, write_report
@@ -136,4 +137,13 @@ def test_a_p95_of_few_runs_says_it_is_the_slowest() -> None:
                 }
             }
         )[0][3]
+    )
+
+
+def test_the_page_names_every_option_that_shaped_it() -> None:
+    from microneedling.cli import _bench_command  # noqa: PLC0415
+
+    args = Namespace(only="load", runs=1, size=50, write_docs="docs")
+    assert _bench_command(args) == (
+        "microneedling bench --only load --runs 1 --size 50 --write-docs docs"
     )
