@@ -39,3 +39,13 @@ def test_answers_that_did_not_do_the_work_are_counted() -> None:
     summary = _summary(tally, 1.0, "book_course")
     assert summary["unsuccessful"] == 5
     assert summary["successes_per_second"] == 2
+
+
+def test_the_thinned_latencies_keep_the_slowest() -> None:
+    tally = Tally()
+    for n in range(1, 10_001):  # 10,000 samples: thinned every 2nd, the last one odd
+        tally.add(n / 1e6, "200")
+    samples = _summary(tally, 1.0, "health")["samples_ms"]
+    assert samples[0] == 0.001
+    assert samples[-1] == 10.0
+    assert len(samples) <= 5_002
