@@ -130,3 +130,12 @@ def test_a_backend_that_ends_mid_phase_still_counts(two_databases: tuple[str, st
     time.sleep(0.3)  # and gone
     used = meter.used_since(before)["database"]
     assert used is not None and used >= 0.3
+
+
+def test_a_database_with_no_backend_seen_is_unknown_not_free() -> None:
+    meter = CpuMeter(
+        server_groups=[], database_is_local=True, database_name=f"mn_h_bench_none_{os.getpid()}"
+    )
+    before = meter.start()
+    _burn(0.05)
+    assert meter.used_since(before)["database"] is None

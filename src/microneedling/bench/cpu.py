@@ -163,6 +163,10 @@ class CpuMeter:
             used[part] = max(0.0, sum(now.values()) - sum(before[part].values()))
         if not self.database_is_local or self.database_name is None:
             used["database"] = None
+        elif not (before["database"] or after["database"]):
+            # No backend of the database seen at all (titles off, or none connected):
+            # unknown, not zero.
+            used["database"] = None
         return used
 
 
