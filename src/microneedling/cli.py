@@ -262,6 +262,16 @@ def _cmd_triage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_command(args: argparse.Namespace) -> str:
+    """The command line that gives the page: every option that shaped its figures."""
+    parts = ["microneedling bench"]
+    if args.only:
+        parts.append(f"--only {args.only}")
+    parts.append(f"--runs {args.runs} --size {args.size}")
+    parts.append(f"--write-docs {args.write_docs}")
+    return " ".join(parts)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from microneedling.bench import run_benchmarks  # noqa: PLC0415 - heavy, only when asked
 
@@ -269,8 +279,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.write_docs:
         from microneedling.bench.report import write_report  # noqa: PLC0415
 
-        command = f"microneedling bench --runs {args.runs} --write-docs {args.write_docs}"
-        page = write_report(results, Path(args.write_docs), command)
+        page = write_report(results, Path(args.write_docs), _bench_command(args))
         sys.stdout.write(f"wrote {page}\n")
         return 0
     _print(results)

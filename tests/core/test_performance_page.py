@@ -3,6 +3,7 @@ that gives it, the machine, and the plots."""
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
 
 from microneedling.bench.report import rows, write_report
@@ -112,3 +113,37 @@ def test_cpu_costs_per_request_become_rows_naming_each_part() -> None:
     assert table[bound] == "0.06"
     assert table["share of the cores busy, trivial only"] == "88%"
     assert "share of the cores busy, booking only" not in table
+
+
+def test_a_p95_of_few_runs_says_it_is_the_slowest() -> None:
+    table = {r[2]: r[3] for r in rows(_results())}
+    # Four runs: the nearest-rank p95 is the slowest of them, and the row says so.
+    assert table["screen 10 items: median / p95"].startswith(
+        "11.5 ms / 20.0 ms (4 runs; p95 = the slowest)"
+    )
+    assert table["a month of slots: median / p95"].endswith("(4 runs; p95 = the slowest)")
+    many = summarise([0.001 * n for n in range(1, 41)])
+    assert (
+        "slowest"
+        not in rows(
+            {
+                "suites": {
+                    "scheduling": {
+                        "sqlite": {
+                            **_results()["suites"]["scheduling"]["sqlite"],
+                            "month_availability": many,
+                        }
+                    }
+                }
+            }
+        )[0][3]
+    )
+
+
+def test_the_page_names_every_option_that_shaped_it() -> None:
+    from microneedling.cli import _bench_command  # noqa: PLC0415
+
+    args = Namespace(only="load", runs=1, size=50, write_docs="docs")
+    assert _bench_command(args) == (
+        "microneedling bench --only load --runs 1 --size 50 --write-docs docs"
+    )

@@ -3,17 +3,20 @@
 ``python -m microneedling.bench.child SUITE RUNS`` prints the JSON of the suite (scheduling,
 notifications or rehoming) on stdout.
 With BENCH_RESET_DATABASE=1 on PostgreSQL the bench database is dropped and created first, so
-every run starts from the same generated chain.
+every run starts from the same generated chain, and dropped again after the run (also when it
+fails).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 
 
-def _reset_postgres() -> None:
+def _reset_postgres(*, create: bool = True) -> None:
+    """Drop the bench database, and create it afresh unless ``create`` is false."""
     import psycopg  # noqa: PLC0415
     from dj_database_url import parse  # noqa: PLC0415
 
@@ -29,14 +32,29 @@ def _reset_postgres() -> None:
     )
     with admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
+        if create:
+            admin.execute(f'CREATE DATABASE "{name}"')
 
 
 def main() -> int:
     """Run the named suite and print its JSON."""
     suite, runs = sys.argv[1], int(sys.argv[2])
-    if os.environ.get("BENCH_RESET_DATABASE") and os.environ.get("DATABASE_URL"):
+    scratch = bool(os.environ.get("BENCH_RESET_DATABASE") and os.environ.get("DATABASE_URL"))
+    if scratch:
         _reset_postgres()
+    try:
+        return _run(suite, runs)
+    finally:
+        if scratch:
+            # The database was made for this run: dropped after it, failed or not.
+            from django.db import connections  # noqa: PLC0415
+
+            with contextlib.suppress(Exception):  # the drop ends them anyway
+                connections.close_all()
+            _reset_postgres(create=False)
+
+
+def _run(suite: str, runs: int) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "microneedling.config.settings")
     import django  # noqa: PLC0415
 

@@ -9,8 +9,9 @@ On a system without ``/proc`` every figure is ``None`` rather than a guess.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -59,14 +60,59 @@ def named(command: str) -> list[int]:
     return [pid for pid, name, _ in _processes() if name == command]
 
 
+def _title(pid: int) -> list[str]:
+    """The words of a process's title (a PostgreSQL backend writes its own there)."""
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode().split()
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def database_backends(database: str) -> list[int]:
+    """PostgreSQL backends connected to ``database``, by their title: ``postgres: [cluster:]
+    user database client activity``. The server is shared: the other databases' backends,
+    and the server's own processes that work for all of them, are not this database's."""
+    found = []
+    for pid in named("postgres"):
+        words = _title(pid)
+        if not words or words[0] != "postgres:":
+            continue
+        rest = words[1:]
+        if rest and rest[0].endswith(":"):  # the cluster's name
+            rest = rest[1:]
+        if len(rest) >= 3 and rest[1] == database:  # user, database, client, ...
+            found.append(pid)
+    return found
+
+
 @dataclass
 class CpuMeter:
-    """Reads the CPU of the app servers (by process group), the local database server's
-    processes and this process (the load generator), and gives what each used since the
-    last reading."""
+    """Reads the CPU of the app servers (by process group), the backends of the local
+    database server that serve ``database_name`` and this process (the load generator), and
+    gives what each used since the last reading.
+
+    A backend that ends between two readings (a connection closed at its maximum age) is
+    no longer in ``/proc`` at the second, and the postmaster that reaped it also reaped every
+    other database's backends: so between ``start`` and ``used_since`` a thread reads the
+    backends every ``sample_seconds``, and one that ended counts with its last reading."""
 
     server_groups: list[int]
     database_is_local: bool
+    database_name: str | None = None
+    sample_seconds: float = 0.5  # a reading costs ~2 ms of the load generator's CPU
+    _last_seen: dict[int, float] = field(default_factory=dict, init=False, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _sampler: threading.Thread | None = field(default=None, init=False, repr=False)
+
+    def _database(self) -> dict[int, float]:
+        if not self.database_is_local or self.database_name is None:
+            return {}
+        read = _each(database_backends(self.database_name), reaped_children=False)
+        return {pid: seconds for pid, seconds in read.items() if seconds}  # 0: it just ended
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.sample_seconds):
+            self._last_seen.update(self._database())
 
     def available(self) -> bool:
         """Whether this system has the counters."""
@@ -74,31 +120,52 @@ class CpuMeter:
 
     def _read(self) -> dict[str, dict[int, float]]:
         servers = [pid for group in self.server_groups for pid in group_members(group)]
-        database = named("postgres") if self.database_is_local else []
         return {
-            # A server's master and the database's postmaster wait for their children.
+            # A server's master waits for its workers.
             "app_servers": _each(servers, reaped_children=True),
-            "database": _each(database, reaped_children=True),
+            "database": self._database(),
             # Not this process's children: the app servers are, and count above.
             "load_generator": {os.getpid(): cpu_seconds(os.getpid())},
         }
 
     def start(self) -> dict[str, dict[int, float]]:
-        """A reading to compare a later one with."""
-        return self._read() if self.available() else {}
+        """A reading to compare a later one with (and the database's backends watched)."""
+        if not self.available():
+            return {}
+        self._halt()
+        reading = self._read()
+        self._last_seen = dict(reading["database"])
+        if self.database_is_local and self.database_name is not None:
+            self._stop = threading.Event()
+            self._sampler = threading.Thread(target=self._sample, daemon=True)
+            self._sampler.start()
+        return reading
+
+    def _halt(self) -> None:
+        if self._sampler is not None:
+            self._stop.set()
+            self._sampler.join()
+            self._sampler = None
 
     def used_since(self, before: dict[str, dict[int, float]]) -> dict[str, float | None]:
         """CPU seconds each part used since ``before`` (a process new since then counts from
         zero; one that ended since counts in its parent's reaped children)."""
         if not before:
             return {"app_servers": None, "database": None, "load_generator": None}
+        self._halt()
         after = self._read()
+        # A backend that ended since counts with what it had used when last seen.
+        after["database"] = {**self._last_seen, **after["database"]}
         used: dict[str, float | None] = {}
         for part, now in after.items():
             # The totals, not each process's change: a child that ended moved its time
             # from its own line to its parent's.
             used[part] = max(0.0, sum(now.values()) - sum(before[part].values()))
-        if not self.database_is_local:
+        if not self.database_is_local or self.database_name is None:
+            used["database"] = None
+        elif not (before["database"] or after["database"]):
+            # No backend of the database seen at all (titles off, or none connected):
+            # unknown, not zero.
             used["database"] = None
         return used
 

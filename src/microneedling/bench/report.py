@@ -19,18 +19,37 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f} ms"
 
 
+def _runs(summary: dict[str, Any]) -> str:
+    """How many runs a median and p95 are of: below 20, the nearest-rank p95 is the slowest
+    run, and the page says so rather than let it pass for a tail."""
+    runs = summary.get("runs")
+    if not isinstance(runs, int):
+        return ""
+    return f" ({runs} runs{'; p95 = the slowest' if runs < 20 else ''})"
+
+
 def _engine_rows(suite: dict[str, Any]) -> Iterator[Row]:
     command = "microneedling bench --only engines"
-    base = suite["baseline_parse_intakes"]["median_s"]
-    yield ("engines", "none", f"parse {suite['size']} intakes (baseline)", _ms(base), command)
+    for key, what in (
+        ("baseline_parse_intakes", "intakes"),
+        ("baseline_parse_triage_reports", "side-effect reports"),
+    ):
+        if key in suite:
+            figure = f"parse {suite['size']} {what} (baseline)"
+            yield ("engines", "none", figure, _ms(suite[key]["median_s"]), command)
     for name in ("screen", "plan", "triage"):
         part = suite[name]
+        ratio = part.get("ratio_to_baseline_median")
         yield (
             "engines",
             "none",
             f"{name} {suite['size']} items: median / p95",
-            f"{_ms(part['median_s'])} / {_ms(part['p95_s'])} "
-            f"({part['ratio_to_baseline_median']:.2f}× the baseline)",
+            f"{_ms(part['median_s'])} / {_ms(part['p95_s'])}{_runs(part)} "
+            + (
+                f"({ratio:.2f}× parsing its input)"
+                if ratio is not None
+                else "(no baseline: its input is not parsed)"
+            ),
             command,
         )
 
@@ -53,13 +72,13 @@ def _figures(name: str, r: dict[str, Any]) -> Iterator[tuple[str, str]]:
         )
         yield (
             "a month of slots: median / p95",
-            f"{_ms(month['median_s'])} / {_ms(month['p95_s'])}",
+            f"{_ms(month['median_s'])} / {_ms(month['p95_s'])}{_runs(month)}",
         )
         yield ("naive per-day loop ÷ engine (median)", f"{r['ratio_naive_to_engine_median']:.1f}×")
         if course:
             yield (
                 "course search: median / p95",
-                f"{_ms(course['median_s'])} / {_ms(course['p95_s'])}",
+                f"{_ms(course['median_s'])} / {_ms(course['p95_s'])}{_runs(course)}",
             )
     elif name == "notifications":
         yield (
@@ -76,7 +95,7 @@ def _figures(name: str, r: dict[str, Any]) -> Iterator[tuple[str, str]]:
             if isinstance(value, dict) and "median_s" in value:
                 yield (
                     f"{key.replace('_', ' ')}: median / p95",
-                    f"{value['median_s']:.1f} s / {value['p95_s']:.1f} s",
+                    f"{value['median_s']:.1f} s / {value['p95_s']:.1f} s{_runs(value)}",
                 )
             elif isinstance(value, int | float) and not isinstance(value, bool):
                 yield (key.replace("_", " "), f"{value:g}")
@@ -115,13 +134,21 @@ def _figures(name: str, r: dict[str, Any]) -> Iterator[tuple[str, str]]:
             )
         yield ("double bookings", str(r["double_bookings"]))
         yield ("server and connection errors", str(r["server_and_connection_errors"]))
+        if "unsuccessful_answers" in r:
+            yield (
+                "answers that did not do the work (any non-2xx, a 202 booking)",
+                str(r["unsuccessful_answers"]),
+            )
         for phase in ("trivial_only", "booking_only", "busiest_hour_mixed"):
             for endpoint, s in r[phase].items():
                 if not s.get("requests"):
                     continue
+                ok = s.get("successes_per_second")
                 yield (
                     f"{phase.replace('_', ' ')}: {endpoint}",
-                    f"{s['requests_per_second']:.0f} req/s; p50 {s['p50_ms']:.1f} / p95 "
+                    f"{s['requests_per_second']:.0f} req/s"
+                    + (f" ({ok:.0f} 2xx/s)" if ok is not None else "")
+                    + f"; p50 {s['p50_ms']:.1f} / p95 "
                     f"{s['p95_ms']:.1f} / p99 {s['p99_ms']:.1f} ms; statuses {s['statuses']}",
                 )
 
@@ -216,8 +243,10 @@ def write_report(results: dict[str, Any], docs: Path, command: str) -> Path:
     if "load" in results["suites"]:
         lines += [
             "The load test's CPU rows say where the machine's time went in each lone phase: the",
-            "app servers, the local PostgreSQL server (its backends and the ones that ended) and",
-            "the load generator itself, read from `/proc` before and after the phase. With every",
+            "app servers, the backends serving the bench's database on the local PostgreSQL",
+            "server (ones that ended mid-phase included; not the server's shared background",
+            "processes, nor other databases' backends on that shared server) and the load",
+            "generator itself, read from `/proc` during and after the phase. With every",
             "core busy, requests per second is the CPU on hand divided by the CPU a request",
             "costs, so the booking ÷ trivial throughput ratio cannot exceed the ratio of their",
             "costs.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -23,16 +24,23 @@ def measure(work: Callable[[], object], *, runs: int, warmup: int = 1) -> dict[s
 def summarise(samples: list[float]) -> dict[str, Any]:
     """Median, p95, min and max of some samples in seconds (p95 by nearest rank)."""
     ordered = sorted(samples)
-    rank = max(0, min(len(ordered) - 1, round(0.95 * len(ordered) + 0.5) - 1))
     return {
         "runs": len(ordered),
         "median_s": statistics.median(ordered),
-        "p95_s": ordered[rank],
+        "p95_s": nearest_rank(ordered, 0.95),
         "min_s": ordered[0],
         "max_s": ordered[-1],
         # Every sample, for the latency plots of docs/performance.md.
         "samples_s": ordered,
     }
+
+
+def nearest_rank(ordered: list[float], share: float) -> float:
+    """The ``share`` percentile of sorted samples by nearest rank: the smallest sample with at
+    least ``share`` of them at or below it (the ceil(share * n)-th, counted from 1)."""
+    # Rounded first so that 0.95 * 100 (94.99999... or 95.00000...1 in binary) is 95.
+    rank = math.ceil(round(share * len(ordered), 9))
+    return ordered[max(0, min(len(ordered) - 1, rank - 1))]
 
 
 def reference_workload() -> int:
