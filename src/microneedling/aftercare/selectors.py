@@ -78,7 +78,7 @@ def care_plan(appointment: Appointment) -> CarePlan:
         session_day=day,
         holds=holds,
         before=tuple(
-            (day - timedelta(days=ceil(-c.from_hours / 24)), c.message)
+            (day - timedelta(days=c.days_ahead), c.message)
             for c in sorted(care, key=lambda c: c.from_hours)
             if c.phase == "before"
         ),

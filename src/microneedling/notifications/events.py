@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from math import ceil
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
@@ -41,8 +40,7 @@ AFTERCARE_CHECK_DAYS = (1, 3)
 def getting_ready_days() -> int:
     """How many days before a visit its earliest pre-care instruction starts (the pack's
     hours, rounded up to whole days as the care page dates them)."""
-    starts = [-c.from_hours for c in load_pack().data.care if c.phase == "before"]
-    return max((ceil(hours / 24) for hours in starts), default=0)
+    return max((c.days_ahead for c in load_pack().data.care if c.phase == "before"), default=0)
 
 
 def _version(appointment: Appointment) -> str:

@@ -7,6 +7,7 @@ chosen position through a :class:`Policy`, so a clinic can choose another one on
 
 from __future__ import annotations
 
+from math import ceil
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -237,6 +238,12 @@ class CareItem(Cited):
     to_hours: int | None = None
     message: str
     dispute: str | None = None
+
+    @property
+    def days_ahead(self) -> int:
+        """Whole days before the session day it starts (a pre-care instruction's date on the
+        care page, and the day its reminder goes out)."""
+        return ceil(-self.from_hours / 24)
 
 
 class RecoveryStage(Cited):
