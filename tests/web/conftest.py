@@ -207,10 +207,12 @@ def book_visit(
     provider: Provider | None = None,
     *,
     over_by: AbstractBaseUser | None = None,
+    service: Service | None = None,
 ) -> Appointment:
-    """One treatment visit at ``clinic`` (with Ada unless ``provider`` says otherwise);
-    with ``over_by``, that member of staff books it on purpose over the patient's other
-    visit at that time (an audited override)."""
+    """One treatment visit at ``clinic`` (with Ada unless ``provider`` says otherwise), or
+    a visit of ``service`` (a consultation, say: a visit that is not a treatment of the
+    skin); with ``over_by``, that member of staff books it on purpose over the patient's
+    other visit at that time (an audited override)."""
     override = (
         {"actor": over_by, "override_reason": "the patient asked for both visits at once"}
         if over_by is not None
@@ -218,7 +220,7 @@ def book_visit(
     )
     return appointment_book(
         patient=patient,
-        service=clinic.treatment,
+        service=service or clinic.treatment,
         location=clinic.location,
         provider=provider or clinic.ada,
         starts_at=starts_at,

@@ -132,12 +132,12 @@ def test_the_desk_cannot_mark_or_move_another_locations_visit_of_a_patient_it_se
     # Cleo is one of Riverbend's patients (a visit there) and has a course at Eastside.
     east = build_clinic(name="Eastside")
     cleo = make_patient(clinic)
-    book_visit(clinic, cleo, local(MONDAY + timedelta(days=2), 15))
+    book_visit(clinic, cleo, local(MONDAY + timedelta(days=2), 15), service=clinic.consultation)
     course = book_course(east, cleo)
     there = Appointment.objects.get(course_session__course=course, course_session__number=2)
     single = appointment_book(
         patient=cleo,
-        service=east.treatment,
+        service=east.consultation,
         location=east.location,
         provider=east.ben,
         starts_at=local(MONDAY + timedelta(days=3), 10),
@@ -181,7 +181,7 @@ def test_a_provider_charts_only_visits_where_they_work_or_that_were_their_own(
     # Cleo is a Riverbend patient (a visit there) treated at Eastside by its own Ada.
     east = build_clinic(name="Eastside")
     cleo = make_patient(clinic)
-    book_visit(clinic, cleo, local(MONDAY + timedelta(days=2), 15))
+    book_visit(clinic, cleo, local(MONDAY + timedelta(days=2), 15), service=clinic.consultation)
     there = appointment_book(
         patient=cleo,
         service=east.treatment,
@@ -324,7 +324,7 @@ def test_the_api_refuses_staff_changing_another_locations_visit_of_a_patient_the
     # As on the desk's pages: Cleo is Riverbend's patient with a course at Eastside.
     east = build_clinic(name="Eastside")
     cleo = make_patient(clinic)
-    book_visit(clinic, cleo, local(MONDAY + timedelta(days=2), 15))
+    book_visit(clinic, cleo, local(MONDAY + timedelta(days=2), 15), service=clinic.consultation)
     course = book_course(east, cleo)
     there = Appointment.objects.get(course_session__course=course, course_session__number=2)
     before = there.starts_at

@@ -31,10 +31,10 @@ from tests.web.conftest import (
 pytestmark = pytest.mark.usefixtures("frozen_now")
 
 
-def book(clinic: Clinic, patient, hour: int, minute: int = 0, provider=None, **kw):
+def book(clinic: Clinic, patient, hour: int, minute: int = 0, provider=None, *, service=None, **kw):
     return services.appointment_book(
         patient=patient,
-        service=clinic.treatment,
+        service=service or clinic.treatment,
         location=clinic.location,
         provider=provider or clinic.ada,
         starts_at=local(MONDAY, hour, minute),
@@ -420,13 +420,13 @@ def test_a_plan_window_shut_by_a_closure_falls_back_to_the_full_search(clinic: C
 def test_one_patient_cannot_be_booked_into_two_visits_at_once(clinic: Clinic, staff_user) -> None:
     patient = make_patient(clinic)
     book(clinic, patient, 10)
-    # Another provider, room and pen are free at 10:30, but the patient is not.
+    # Ben is free for a consultation at 10:30, but the patient is not.
     with pytest.raises(BookingConflict) as refused:
-        book(clinic, patient, 10, 30, provider=clinic.ben)
+        book(clinic, patient, 10, 30, provider=clinic.ben, service=clinic.consultation)
     assert refused.value.resource == "patient"
     assert Appointment.objects.filter(patient=patient).count() == 1
     # Back to back is fine, and a member of staff may override on purpose.
-    book(clinic, patient, 11, 30, provider=clinic.ben)
+    book(clinic, patient, 11, 30, provider=clinic.ben, service=clinic.consultation)
     overlapping = book_visit(clinic, patient, local(MONDAY, 10, 30), clinic.ben, over_by=staff_user)
     assert overlapping.reservations.get(resource__startswith="patient:").overlap_allowed
 
@@ -441,7 +441,7 @@ def test_an_override_visit_still_refuses_a_later_ordinary_booking_on_top_of_it(
     first = Appointment.objects.get(patient=patient, provider=clinic.ada)
     services.appointment_cancel(appointment=first, actor=None, reason="patient asked")
     with pytest.raises(BookingConflict) as refused:
-        book(clinic, patient, 11)
+        book(clinic, patient, 11, service=clinic.consultation)
     assert refused.value.resource == "patient"
     assert Appointment.objects.filter(patient=patient, status="booked").count() == 1
 
@@ -454,8 +454,11 @@ def test_a_course_refuses_a_session_on_top_of_the_patients_own_visit(clinic: Cli
         book_visit(
             clinic,
             patient,
-            first.starts_at,
+            # Half an hour in (while the patient numbs): a consultation needs its provider
+            # from the start, and a session may begin before the providers' hours.
+            first.starts_at + timedelta(minutes=30),
             clinic.ben if first.provider == clinic.ada else clinic.ada,
+            service=clinic.consultation,
         )
     assert refused.value.resource == "patient"
 
@@ -473,7 +476,9 @@ def test_a_course_is_planned_around_the_patients_own_visit_instead_of_refused(
     first = dict(propose_course(clinic, patient).series.choices)[1]
     # ...the patient already has a visit with the other provider (room and pen left free).
     other = clinic.ben if first.provider_id == f"provider:{clinic.ada.pk}" else clinic.ada
-    visit = book_visit(clinic, patient, first.start, other)
+    visit = book_visit(
+        clinic, patient, first.start + timedelta(minutes=30), other, service=clinic.consultation
+    )
     course = book_course(clinic, patient)
     sessions = Appointment.objects.filter(course_session__course=course)
     assert sessions.count() == 3
@@ -483,10 +488,20 @@ def test_a_course_is_planned_around_the_patients_own_visit_instead_of_refused(
 
 def test_a_second_course_for_the_same_patient_never_lands_on_the_first(clinic: Clinic) -> None:
     patient = make_patient(clinic)
+    screen_again(patient, treatment_areas=["face", "neck"])
     book_course(clinic, patient)
-    # The other provider, room and pen are free at the first course's times: only the
-    # patient is not, and the second course is planned around them rather than refused.
-    book_course(clinic, patient, preferences=services.Preferences(provider_id=clinic.ben.pk))
+    # A course of other skin (the neck): the other provider, room and pen are free at the
+    # first course's times, only the patient is not, and the second course is planned
+    # around them rather than refused.
+    services.course_book(
+        patient=patient,
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["acne_scars"],
+        first_session=MONDAY,
+        areas=["neck"],
+        preferences=services.Preferences(provider_id=clinic.ben.pk),
+    )
     visits = list(Appointment.objects.filter(patient=patient))
     assert len(visits) == 6
     assert _overlapping(visits) == []
@@ -500,7 +515,7 @@ def test_a_session_cannot_be_offered_a_move_onto_the_patients_other_visit(clinic
     session = course.sessions.get(number=2).appointments.get()
     day = session.starts_at.astimezone(TZ).date() + timedelta(days=1)
     other = clinic.ben if session.provider == clinic.ada else clinic.ada
-    visit = book_visit(clinic, patient, local(day, 11), other)
+    visit = book_visit(clinic, patient, local(day, 11), other, service=clinic.consultation)
     length = session.ends_at - session.starts_at
 
     def clashing() -> list[datetime]:
@@ -540,7 +555,7 @@ def test_a_move_preview_onto_the_patients_other_visit_is_refused_as_the_move_wou
     session = course.sessions.get(number=2).appointments.get()
     day = session.starts_at.astimezone(TZ).date() + timedelta(days=1)
     other = clinic.ben if session.provider == clinic.ada else clinic.ada
-    book_visit(clinic, patient, local(day, 11), other)
+    book_visit(clinic, patient, local(day, 11), other, service=clinic.consultation)
     for apply in (False, True):
         with pytest.raises(BookingConflict) as refused:
             course_session_move(
@@ -709,7 +724,8 @@ def test_booking_a_course_through_the_api_answers_what_was_stored_in_few_queries
         "protocols": course.protocols,
         "sessions": stored,
     }
-    # Authentication, the checks, the search, every write and the answer: no read per
-    # session or per message, and nothing read back after the commit.
-    pinned = 23 if connection.vendor == "postgresql" else 22
+    # Authentication, the checks, the search (with the patient's other treatments, for
+    # spacing), every write and the answer: no read per session or per message, and nothing
+    # read back after the commit.
+    pinned = 24 if connection.vendor == "postgresql" else 23
     assert len(queries) <= pinned, "\n".join(q["sql"][:150] for q in queries)

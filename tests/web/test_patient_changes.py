@@ -85,7 +85,8 @@ def test_a_patient_may_cancel_a_visit_still_to_come_but_set_no_other_status(
 ) -> None:
     patient = make_patient(clinic)
     signed_in(patient)
-    first, second = (_session(book_course(clinic, patient), n) for n in (1, 2))
+    course = book_course(clinic, patient)
+    first, second = (_session(course, n) for n in (1, 2))
     with pytest.raises(BookingRefused) as refused:
         appointment_set_status(appointment=first, status="checked_in", actor=patient.user)
     assert refused.value.code == "staff_only" and refused.value.field == "status"

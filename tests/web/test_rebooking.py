@@ -187,11 +187,18 @@ def test_a_replacement_is_booked_around_the_patients_other_visit(
 ) -> None:
     course = book_course(clinic)
     second = visit(course, 2)
-    # The desk booked the patient another visit at the session's time on purpose (another
-    # provider, room and pen), and now the session itself is cancelled. Its own time is the
+    # The desk booked the patient a consultation at the session's time on purpose (another
+    # provider and room), and now the session itself is cancelled. Its own time is the
     # best for a replacement, but the patient is taken then.
     other = clinic.ben if second.provider == clinic.ada else clinic.ada
-    elsewhere = book_visit(clinic, course.patient, second.starts_at, other, over_by=staff_user)
+    elsewhere = book_visit(
+        clinic,
+        course.patient,
+        second.starts_at + timedelta(minutes=30),
+        other,
+        over_by=staff_user,
+        service=clinic.consultation,
+    )
     applied = course_session_replace(
         appointment=second, status="cancelled", actor=None, apply=True, reason="Away"
     )

@@ -13,12 +13,14 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from microneedling.core.availability import Phase, Slot, find_starts
-from microneedling.core.errors import BookingConflict
+from microneedling.core.errors import BookingConflict, BookingRefused
+from microneedling.core.knowledge import load_pack
 from microneedling.directory.models import Provider
 from microneedling.directory.policy import BookingRules
 from microneedling.patients.models import Patient
 from microneedling.scheduling.calendars import LocationCalendar, patient_resource
 from microneedling.scheduling.models import Appointment, Reservation
+from microneedling.scheduling.spacing import TOO_SOON
 
 
 def slot_at(
@@ -44,7 +46,7 @@ def slot_at(
         not_before=now if ignore_notice else not_before,
         not_after=not_after,
         provider_ids=[f"provider:{provider.pk}"],
-        patient_busy=calendar.patient_busy,
+        patient_busy=calendar.patient_blocked,
     )
     return slots[0] if slots else None
 
@@ -260,13 +262,23 @@ def reservation_rows(
 
 def unavailable_conflict(
     calendar: LocationCalendar, starts_at: datetime, provider: Provider, session: int | None = None
-) -> BookingConflict:
+) -> BookingConflict | BookingRefused:
     """Say which resource kind has no free time at ``starts_at``: the patient first, when
-    the calendar holds their other visits and one overlaps."""
+    the calendar holds their other visits and one overlaps; then a treatment too soon after
+    another of the same skin (a refusal naming ``starts_at``, not a conflict: no other
+    booking holds that time)."""
     ends_at = starts_at + timedelta(minutes=sum(p.minutes for p in calendar.phases))
     if any(a < ends_at and starts_at < b for a, b in calendar.patient_busy):
         return BookingConflict(
             PATIENT_BUSY, resource="patient", session=session, starts_at=starts_at.isoformat()
+        )
+    if any(a < ends_at and starts_at < b for a, b in calendar.spacing):
+        return BookingRefused(
+            "the patient has another treatment of the same skin too close to that day; "
+            f"treatments of one area need at least {load_pack().treatment_gap_days} days "
+            "between them",
+            code=TOO_SOON,
+            field="starts_at",
         )
     at = starts_at
     for phase in calendar.phases:

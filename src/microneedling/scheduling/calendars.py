@@ -35,6 +35,7 @@ from microneedling.directory.models import Location, Service
 from microneedling.directory.policy import BookingRules, booking_rules
 from microneedling.scheduling.layout import ShiftRow, layout_read
 from microneedling.scheduling.models import Reservation
+from microneedling.scheduling.spacing import spacing_busy, treatments_near
 
 Weekly = dict[int, list[tuple[time, time]]]
 Seconds = Pair[int]
@@ -57,6 +58,15 @@ class LocationCalendar:
     #: The patient's own visits in the range, when the calendar was read for one patient:
     #: a search must not place a new visit on top of them.
     patient_busy: tuple[tuple[datetime, datetime], ...] = ()
+    #: Whole days on which a treatment would come too soon before or after another of the
+    #: patient's treatments of the same skin (read with the patient, for treatments only).
+    spacing: tuple[tuple[datetime, datetime], ...] = ()
+
+    @property
+    def patient_blocked(self) -> tuple[tuple[datetime, datetime], ...]:
+        """Where a search may not place the patient's new visit: their other visits, and
+        the days their skin is still healing from a treatment of the same area."""
+        return self.patient_busy + self.spacing
 
     def resource_ids(self, kind: str) -> list[str]:
         """Ids of the resources of one kind."""
@@ -143,6 +153,8 @@ def location_calendar(
     patient_id: int | None = None,
     excluding_appointment: int | None = None,
     rules: BookingRules | None = None,
+    areas: Sequence[str] | None = None,
+    course_id: int | None = None,
 ) -> LocationCalendar:
     """Free time of the location's providers, rooms and devices from ``first_day`` to
     ``last_day`` (inclusive), net of hours, closures, leave and existing reservations.
@@ -154,7 +166,10 @@ def location_calendar(
     also carries that patient's visits in the range (at any location of the chain), for a
     search to plan around. ``excluding_appointment`` reads the calendar as if that visit
     were not booked: where it may move to. ``rules`` are the clinic's booking rules when the
-    caller has read them already (else they are read here, for treatments only).
+    caller has read them already (else they are read here, for treatments only). For a
+    treatment read for a patient, ``spacing`` holds the days too close to the patient's
+    other treatments of ``areas`` (the service's areas unless given: a course's planned
+    areas), other than the visits of ``course_id`` (the course whose sessions are placed).
     """
     zone = location.timezone
     start, end = day_bounds(first_day, last_day, zone)
@@ -197,6 +212,22 @@ def location_calendar(
     patient_busy = tuple(
         (instant(a), instant(b)) for key in patient_keys for a, b in busy.pop(key, ())
     )
+    spacing = (
+        spacing_busy(
+            treatments_near(
+                patient_id=patient_id,
+                first_day=first_day,
+                last_day=last_day,
+                zone=zone,
+                excluding_appointment=excluding_appointment,
+                course_id=course_id,
+            ),
+            service.areas if areas is None else areas,
+            zone=zone,
+        )
+        if patient_id is not None and include_bookings and service.kind == Service.Kind.TREATMENT
+        else ()
+    )
     for provider_id, spans in layout.leave.items():
         # Leave is a block like a booking.
         busy[f"provider:{provider_id}"].extend(spans)
@@ -230,6 +261,7 @@ def location_calendar(
         phases=phases,
         resources=tuple(resources),
         patient_busy=patient_busy,
+        spacing=spacing,
     )
 
 

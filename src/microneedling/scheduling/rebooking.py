@@ -131,6 +131,8 @@ def _replace(
             first_day=window.earliest,
             last_day=last_day,
             patient_id=course.patient_id,
+            areas=course.areas,
+            course_id=course.pk,
         )
         search = _Search(calendar=calendar, gap=gap, now=now, provider_id=released.provider_id)
         slot = _keeping_later(search, window, kept, zone)
@@ -249,7 +251,7 @@ class _Search:
             not_before=self.not_before,
             not_after=self.not_after,
             preferred_provider=f"provider:{self.provider_id}",
-            patient_busy=self.calendar.patient_busy,
+            patient_busy=self.calendar.patient_blocked,
         )
         if not result.ok:
             raise BookingConflict(

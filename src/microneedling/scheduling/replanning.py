@@ -153,6 +153,8 @@ def _move(
             last_day=last_day,
             patient_id=course.patient_id,
             rules=rules,
+            areas=course.areas,
+            course_id=course.pk,
         )
         moved = booking.slot_at(calendar, starts_at, appointment.provider, rules=rules, now=now)
         if moved is None:
@@ -252,7 +254,7 @@ def _keep_or_search(
         not_before=not_before,
         not_after=not_after,
         preferred_provider=f"provider:{appointment.provider_id}",
-        patient_busy=calendar.patient_busy,
+        patient_busy=calendar.patient_blocked,
     )
     if not result.ok:
         raise BookingConflict(

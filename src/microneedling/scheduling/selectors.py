@@ -66,6 +66,8 @@ def session_move_options(appointment: Appointment, *, now: datetime) -> list[dat
         # hold (the whole visit) would otherwise hide every start that overlaps it.
         excluding_appointment=appointment.pk,
         rules=rules,
+        areas=session.course.areas,
+        course_id=session.course_id,
     )
     start, end = day_bounds(first_day, session.latest, location.timezone)
     not_before, not_after = rules.window(now)
@@ -79,7 +81,7 @@ def session_move_options(appointment: Appointment, *, now: datetime) -> list[dat
         not_before=not_before,
         not_after=not_after,
         provider_ids=[f"provider:{appointment.provider_id}"],
-        patient_busy=calendar.patient_busy,
+        patient_busy=calendar.patient_blocked,
     )
     return [slot.start for slot in slots if slot.start != appointment.starts_at]
 

@@ -27,6 +27,7 @@ from microneedling.core.errors import BookingConflict, BookingRefused
 from microneedling.core.knowledge import load_pack
 from microneedling.core.knowledge.models import Gap, Policy
 from microneedling.core.series import SeriesResult, search_days, search_series
+from microneedling.core.series.spacing import day_blocked, first_unblocked
 from microneedling.directory.models import Location, Provider, Service
 from microneedling.directory.policy import BookingRules, booking_rules
 from microneedling.notifications import events
@@ -53,6 +54,7 @@ from microneedling.scheduling.models import (
     CourseSession,
     Reservation,
 )
+from microneedling.scheduling.spacing import TOO_SOON, treatment_spacing_check
 
 #: PostgreSQL's codes for a transaction that lost a race: deadlock, serialisation failure.
 _RACE_STATES = frozenset({"40P01", "40001"})
@@ -270,6 +272,25 @@ def concerns_allowed_check(indications: Sequence[str], policy: Policy | None) ->
         )
 
 
+def spaced_start_check(calendar: LocationCalendar, first: date, last: date) -> None:
+    """Refuse a course whose first session has no day from ``first`` to ``last`` far enough
+    from the patient's other treatments of the same skin, naming the first day it could
+    start: a clear answer where the search would only find no slot."""
+    if not calendar.spacing or not all(
+        day_blocked(calendar.spacing, first + timedelta(days=n), calendar.zone)
+        for n in range((last - first).days + 1)
+    ):
+        return
+    start = first_unblocked(calendar.spacing, first, calendar.zone)
+    raise BookingRefused(
+        "the patient has another treatment of the same skin too close to those days; "
+        f"treatments of one area need at least {load_pack().treatment_gap_days} days between "
+        f"them, so the course can start on {start.isoformat()} at the earliest",
+        code=TOO_SOON,
+        field="first_session",
+    )
+
+
 def booking_gate_on(patient: Patient, day: date, *, field: str) -> Screening:
     """:func:`booking_gate` for a visit moved or booked again on ``day``: the same verdicts,
     with any refusal naming ``field`` (the request's own field, not a course's first day)."""
@@ -376,6 +397,17 @@ def appointment_book(
                 override_reason=override_reason if override else "",
             )
             reservations_write(appointment, slot, calendar.phases, overlap_allowed=override)
+            if service.kind == Service.Kind.TREATMENT and not override:
+                # After the write, so that a time already taken (by this patient too) is
+                # answered as taken; a refusal here rolls the visit back. A staff override
+                # may also treat sooner, on purpose and audited.
+                treatment_spacing_check(
+                    patient_id=patient.pk,
+                    areas=service.areas,
+                    starts_at=slot.start,
+                    zone=location.timezone,
+                    excluding_appointment=appointment.pk,
+                )
             audit_record(
                 actor=actor,
                 action="appointment_book",
@@ -492,6 +524,7 @@ def course_propose(
             only_days=days,
             patient_id=patient.pk,
             rules=rules,
+            areas=list(plan.depth_mm),
         )
         series = search_series(
             sessions=sessions,
@@ -508,7 +541,7 @@ def course_propose(
             ),
             preferred_weekdays=preferences.weekdays,
             preferred_times=preferences.times,
-            patient_busy=calendar.patient_busy,
+            patient_busy=calendar.patient_blocked,
         )
         return calendar, series
 
@@ -519,6 +552,9 @@ def course_propose(
     # twice unless the diary is full. Otherwise the full search, each session counted from
     # the day the one before it falls on.
     calendar, series = search(follow_plan_windows=True)
+    spaced_start_check(
+        calendar, opening.earliest, opening.earliest + timedelta(days=FIRST_SESSION_FLEX_DAYS)
+    )
     score = series.score
     if not (
         series.ok and score and score.provider_changes == 0 and not score.off_preferred_provider

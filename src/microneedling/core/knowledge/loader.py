@@ -166,6 +166,19 @@ class Pack:
         """Whether two areas share skin: equal, or one lies inside the other."""
         return first in self.area_lineage(second) or second in self.area_lineage(first)
 
+    def skin_shared(self, first: str, second: str) -> bool:
+        """:meth:`areas_overlap` for codes read from stored rows, which may name an area the
+        pack no longer has: such a code shares skin only with itself."""
+        if first not in self.areas or second not in self.areas:
+            return first == second
+        return self.areas_overlap(first, second)
+
+    @property
+    def treatment_gap_days(self) -> int:
+        """The fewest days any protocol allows between two treatments of the same skin:
+        the least a patient's treatments from different courses or visits must be apart."""
+        return min(p.gap.min for i in self.indications.values() for p in i.protocols)
+
     def medication_matches(self, code: str, wanted: Iterable[str]) -> bool:
         """Whether a medication code is one of ``wanted`` directly or through its classes."""
         wanted = set(wanted)

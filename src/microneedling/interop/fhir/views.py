@@ -966,7 +966,11 @@ def _appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:
     except BookingConflict as conflict:
         raise FhirError(409, "conflict", f"the slot is no longer free: {conflict}") from None
     except BookingRefused as refused:
-        raise FhirError(422, "business-rule", str(refused), "Appointment") from None
+        # The request's only time and service are its slot's.
+        where = refused.field if (refused.field or "").startswith("Appointment.") else None
+        slot_fields = ("starts_at", "service", "service_id")
+        where = where or ("Appointment.slot" if refused.field in slot_fields else "Appointment")
+        raise FhirError(422, "business-rule", str(refused), where) from None
     visit = KINDS["Appointment"].rows().get(pk=visit.pk)
     location_header = f"{base_url(request)}/Appointment/{visit.pk}"
     return respond(build.appointment(visit), 201, Location=location_header)
