@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import random
 import socket
 import threading
 import time
@@ -22,10 +23,13 @@ from microneedling.bench.load import (
     World,
     _book,
     _browse,
+    _connection,
     _health,
     _mixed,
+    _override,
     _phase,
     _runs_note,
+    _summaries,
 )
 
 
@@ -38,6 +42,7 @@ def _world(patients: int = 8) -> World:
         token="t",  # noqa: S106 (no server checks it)
         desk_cookie="sessionid=x",
         first_day=date(2027, 3, 8),
+        occupied=[{"location_id": 1, "provider_id": 1, "starts_at": "2027-03-08T10:00:00+00:00"}],
     )
 
 
@@ -60,7 +65,7 @@ def test_a_failed_booking_counts_against_the_booking_endpoint() -> None:
 def test_failures_of_the_mixed_hour_count_against_their_endpoints() -> None:
     tallies: dict[str, Tally] = defaultdict(Tally)
     _phase(_mixed, [_closed_base()], _world(), 0.5, tallies)
-    assert set(tallies) <= {"availability_week", "book_course", "day_sheet", "health"}
+    assert set(tallies) <= {"availability_week", "book_course", "day_sheet", "health", "override"}
     assert "mixed" not in tallies
 
 
@@ -97,6 +102,50 @@ class _Deferring(_Refusing):
     """Leaves every booking for a clinician's review (202): nothing is booked."""
 
     booking_status = 202
+
+
+class _Booking(_Refusing):
+    """Books whatever is asked (201), an override as a course."""
+
+    booking_status = 201
+
+
+@pytest.fixture
+def booking_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Booking)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_overrides_are_their_own_endpoint_and_their_201_is_done(booking_server: str) -> None:
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    _phase(_override, [booking_server], _world(), 0.3, tallies, processes=2, threads=1)
+    summary = _summaries(tallies, 0.3)
+    assert set(summary) == {"override"}
+    assert list(summary["override"]["statuses"]) == ["201"]
+    assert summary["override"]["unsuccessful"] == 0
+    assert summary["override"]["successes_per_second"] > 0
+
+
+def test_the_mixed_hour_files_its_overrides_apart_from_its_bookings(booking_server: str) -> None:
+    random.seed(7)  # the mix is drawn from the module's generator: the same draws each time
+    http, world = _connection(booking_server), _world(patients=400)
+    endpoints: dict[str, int] = defaultdict(int)
+    try:
+        for _ in range(400):
+            name, status = _mixed(http, world)
+            endpoints[name] += 1
+            assert status != "error"
+    finally:
+        http.close()
+    assert set(endpoints) == {"availability_week", "book_course", "day_sheet", "health", "override"}
+    # A small share: most of what the desk books over is the odd one out, not the hour's work.
+    assert endpoints["override"] < endpoints["book_course"] / 5
 
 
 @pytest.fixture(params=[_Refusing, _Deferring], ids=["409", "202"])

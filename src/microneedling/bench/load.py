@@ -6,9 +6,12 @@ Three timed phases, each bounded in seconds: the trivial endpoint alone (``/api/
 at full concurrency, booking courses alone at the same concurrency, then the mixed hour. The
 booking ratio is bookings made (201 answers; a 202 is a request left for review) per second
 over trivial 2xx answers per second on the same servers.
-After each run the database is checked (no two active reservations of a resource overlap)
-and the run's bookings are removed, so that every run books into the same diary. The three
-phases run as many times as asked, at most MAX_RUNS; the ratio reported is the runs' median.
+In the mixed hour the desk also books over a taken visit on purpose now and then (a staff
+override, its own endpoint ``override`` in the summaries: neither an error nor a double
+booking). After each run the database is checked (no two active reservations of a resource
+overlap, unless the later is an override) and the run's bookings are removed, so that every
+run books into the same diary. The three phases run as many times as asked, at most
+MAX_RUNS; the ratio reported is the runs' median.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import traceback
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
 from http.client import HTTPConnection, HTTPException
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -81,7 +85,7 @@ class Tally:
 
 #: The one answer that means the work was done, where a 2xx may mean something else: a
 #: course booking answered 202 is a request left for a clinician to review, not a booking.
-DONE = {"book_course": "201"}
+DONE = {"book_course": "201", "override": "201"}
 
 
 def _successes(tally: Tally, endpoint: str) -> int:
@@ -132,6 +136,8 @@ class World:
     token: str
     desk_cookie: str
     first_day: date
+    #: Visits already in the diary that staff book over on purpose (see occupied_visits).
+    occupied: list[dict[str, Any]] = field(default_factory=list)
     next_patient: int = 0
     #: Where each client process's share of the patients stands, by (share, shares): the
     #: next phase of the run goes on from there, so no patient books twice in a run.
@@ -231,7 +237,32 @@ def _build(today: date) -> World:
         token=api_token_issue(user=operator),
         desk_cookie=f"sessionid={session.session_key}",
         first_day=first_day,
+        occupied=occupied_visits(
+            organization_id=org, first_day=first_day, days=60, count=200, seed=11
+        ),
     )
+
+
+def occupied_visits(
+    *, organization_id: int, first_day: date, days: int, count: int, seed: int
+) -> list[dict[str, Any]]:
+    """Up to ``count`` visits booked at the organisation's locations in the ``days`` from
+    ``first_day``, each as an override names it (location, provider, start); the same ones
+    for the same ``seed``."""
+    from microneedling.scheduling.models import Appointment  # noqa: PLC0415
+
+    start = datetime.combine(first_day, time_of_day.min, tzinfo=UTC)
+    visits = list(
+        Appointment.objects.filter(
+            location__organization_id=organization_id,
+            starts_at__gte=start,
+            starts_at__lt=start + timedelta(days=days),
+        )
+        .order_by("pk")
+        .values("location_id", "provider_id", "starts_at")
+    )
+    chosen = random.Random(seed).sample(visits, min(count, len(visits)))
+    return [{**visit, "starts_at": visit["starts_at"].isoformat()} for visit in chosen]
 
 
 def _serve_command(port: int) -> list[str]:
@@ -397,11 +428,40 @@ def _day_sheet(http: HTTPConnection, world: World) -> tuple[str, str]:
     )
 
 
+def override_request(world: World, rng: random.Random) -> dict[str, Any]:
+    """The body of a staff override: a visit booked on purpose, with a reason, at the time
+    and with the provider of a visit already in the diary, for a patient of its own."""
+    visit = rng.choice(world.occupied)
+    return {
+        **visit,
+        "patient_id": world.patient(),
+        "service_id": world.service_id,
+        "override_reason": "load test: the provider agreed to see both patients",
+    }
+
+
+def _override(http: HTTPConnection, world: World) -> tuple[str, str]:
+    return _send(
+        http,
+        "override",
+        "POST",
+        "/api/v1/appointments",
+        body=override_request(world, random.Random()),
+        headers={"Authorization": f"Bearer {world.token}"},
+    )
+
+
 def _mixed(http: HTTPConnection, world: World) -> tuple[str, str]:
-    # The busiest hour: mostly looking, some booking, the desk on its sheets.
+    # The busiest hour: mostly looking, some booking, the desk on its sheets; now and then
+    # the desk books over a taken time on purpose, so that the override path (and the
+    # bookings that must then avoid it) is under load too.
     roll = random.random()
     if roll < 0.55:
         return _browse(http, world)
+    if roll < 0.78:
+        return _book(http, world)
+    if roll < 0.80 and world.occupied:
+        return _override(http, world)
     if roll < 0.80:
         return _book(http, world)
     if roll < 0.95:
