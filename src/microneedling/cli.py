@@ -273,7 +273,7 @@ def _bench_command(args: argparse.Namespace) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from microneedling.bench import run_benchmarks  # noqa: PLC0415 - heavy, only when asked
+    from microneedling.bench.runner import run_benchmarks  # noqa: PLC0415 - heavy, only when asked
 
     results = run_benchmarks(only=args.only, runs=args.runs, size=args.size)
     if args.write_docs:

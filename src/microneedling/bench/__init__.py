@@ -1,5 +1,5 @@
-"""Benchmarks behind ``microneedling bench``: medians and p95 over several runs."""
+"""Benchmarks behind ``microneedling bench``: medians and p95 over several runs.
 
-from microneedling.bench.runner import run_benchmarks
-
-__all__ = ["run_benchmarks"]
+``run_benchmarks`` is in ``runner``, not re-exported here: the load generator's client
+processes import this package, and should not pay for the engines' imports at each start.
+"""

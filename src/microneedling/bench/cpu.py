@@ -88,8 +88,10 @@ def database_backends(database: str) -> list[int]:
 @dataclass
 class CpuMeter:
     """Reads the CPU of the app servers (by process group), the backends of the local
-    database server that serve ``database_name`` and this process (the load generator), and
-    gives what each used since the last reading.
+    database server that serve ``database_name`` and the load generator (this process and
+    the client processes in ``generator_pids``), and gives what each used since the last
+    reading. The client processes are set before ``start`` and must live until
+    ``used_since``: the load phase keeps them waiting until it has read them.
 
     A backend that ends between two readings (a connection closed at its maximum age) is
     no longer in ``/proc`` at the second, and the postmaster that reaped it also reaped every
@@ -100,6 +102,7 @@ class CpuMeter:
     database_is_local: bool
     database_name: str | None = None
     sample_seconds: float = 0.5  # a reading costs ~2 ms of the load generator's CPU
+    generator_pids: list[int] = field(default_factory=list)
     _last_seen: dict[int, float] = field(default_factory=dict, init=False, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _sampler: threading.Thread | None = field(default=None, init=False, repr=False)
@@ -124,8 +127,9 @@ class CpuMeter:
             # A server's master waits for its workers.
             "app_servers": _each(servers, reaped_children=True),
             "database": self._database(),
-            # Not this process's children: the app servers are, and count above.
-            "load_generator": {os.getpid(): cpu_seconds(os.getpid())},
+            # Not this process's reaped children: the app servers are, and count above; the
+            # client processes are read while they live, their start-up left out.
+            "load_generator": _each([os.getpid(), *self.generator_pids], reaped_children=False),
         }
 
     def start(self) -> dict[str, dict[int, float]]:

@@ -6,15 +6,21 @@ Three timed phases, each bounded in seconds: the trivial endpoint alone (``/api/
 at full concurrency, booking courses alone at the same concurrency, then the mixed hour. The
 booking ratio is bookings made (201 answers; a 202 is a request left for review) per second
 over trivial 2xx answers per second on the same servers.
-After each run the database is checked (no two active reservations of a resource overlap)
-and the run's bookings are removed, so that every run books into the same diary. The three
-phases run as many times as asked, at most MAX_RUNS; the ratio reported is the runs' median.
+In the mixed hour the desk also books over a taken visit on purpose now and then (a staff
+override, its own endpoint ``override`` in the summaries: neither an error nor a double
+booking). After each run the database is checked (no two active reservations of a resource
+overlap, unless the later is an override) and the run's bookings are removed, so that every
+run books into the same diary. The three phases run as many times as asked, at most
+MAX_RUNS; the ratio reported is the runs' median.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import multiprocessing
 import os
+import queue
 import random
 import signal
 import socket
@@ -23,18 +29,29 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
+from http.client import HTTPConnection, HTTPException
 from typing import Any
-
-import requests
+from urllib.parse import urlencode, urlsplit
 
 from microneedling.bench.cpu import CpuMeter
 from microneedling.bench.timing import machine_reference, nearest_rank
 
-CLIENTS = 8
+#: The load generator's processes and the client threads of each. In one process the GIL
+#: bounds all the clients together by one core, and the trivial phase measured the generator
+#: rather than the servers; several processes can use every core the servers leave idle.
+PROCESSES = 4
+THREADS = 2
+CLIENTS = PROCESSES * THREADS
+#: Seconds a client process may take to start, and to hand its answers back after its phase
+#: (a request is given up after REQUEST_TIMEOUT): past them the phase fails, never hangs.
+START_SECONDS = 60.0
+REQUEST_TIMEOUT = 60.0
 PHASE_SECONDS = 15.0
 PATIENTS = 3000
 SERVERS = 2
@@ -58,10 +75,17 @@ class Tally:
             self.latencies.append(seconds)
             self.statuses[status] += 1
 
+    def merge(self, latencies: list[float], statuses: dict[str, int]) -> None:
+        """The answers another process tallied for the same endpoint."""
+        with self.lock:
+            self.latencies.extend(latencies)
+            for status, count in statuses.items():
+                self.statuses[status] += count
+
 
 #: The one answer that means the work was done, where a 2xx may mean something else: a
 #: course booking answered 202 is a request left for a clinician to review, not a booking.
-DONE = {"book_course": "201"}
+DONE = {"book_course": "201", "override": "201"}
 
 
 def _successes(tally: Tally, endpoint: str) -> int:
@@ -112,7 +136,12 @@ class World:
     token: str
     desk_cookie: str
     first_day: date
+    #: Visits already in the diary that staff book over on purpose (see occupied_visits).
+    occupied: list[dict[str, Any]] = field(default_factory=list)
     next_patient: int = 0
+    #: Where each client process's share of the patients stands, by (share, shares): the
+    #: next phase of the run goes on from there, so no patient books twice in a run.
+    shares_taken: dict[tuple[int, int], int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def patient(self) -> int:
@@ -120,6 +149,28 @@ class World:
         with self.lock:
             self.next_patient += 1
             return self.patient_ids[self.next_patient % len(self.patient_ids)]
+
+    def share(self, index: int, shares: int) -> World:
+        """The world one of ``shares`` client processes acts on: every ``shares``-th patient
+        from the ``index``-th (no two processes hold the same patient, as a lock cannot span
+        them), from where this share stopped in the run's earlier phases."""
+        if len(self.patient_ids) < shares:
+            raise ValueError(f"{len(self.patient_ids)} patients cannot be shared {shares} ways")
+        return replace(
+            self,
+            patient_ids=self.patient_ids[index::shares],
+            next_patient=self.shares_taken.get((index, shares), 0),
+            shares_taken={},
+            lock=threading.Lock(),
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the lock, which cannot go to another process (it gets its own)."""
+        return {name: value for name, value in self.__dict__.items() if name != "lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """As pickled, with a lock of its own."""
+        self.__dict__.update(state, lock=threading.Lock())
 
 
 def _build(today: date) -> World:
@@ -186,7 +237,32 @@ def _build(today: date) -> World:
         token=api_token_issue(user=operator),
         desk_cookie=f"sessionid={session.session_key}",
         first_day=first_day,
+        occupied=occupied_visits(
+            organization_id=org, first_day=first_day, days=60, count=200, seed=11
+        ),
     )
+
+
+def occupied_visits(
+    *, organization_id: int, first_day: date, days: int, count: int, seed: int
+) -> list[dict[str, Any]]:
+    """Up to ``count`` visits booked at the organisation's locations in the ``days`` from
+    ``first_day``, each as an override names it (location, provider, start); the same ones
+    for the same ``seed``."""
+    from microneedling.scheduling.models import Appointment  # noqa: PLC0415
+
+    start = datetime.combine(first_day, time_of_day.min, tzinfo=UTC)
+    visits = list(
+        Appointment.objects.filter(
+            location__organization_id=organization_id,
+            starts_at__gte=start,
+            starts_at__lt=start + timedelta(days=days),
+        )
+        .order_by("pk")
+        .values("location_id", "provider_id", "starts_at")
+    )
+    chosen = random.Random(seed).sample(visits, min(count, len(visits)))
+    return [{**visit, "starts_at": visit["starts_at"].isoformat()} for visit in chosen]
 
 
 def _serve_command(port: int) -> list[str]:
@@ -223,18 +299,23 @@ def _servers(
             started.append((process, f"http://127.0.0.1:{port}"))
         for _, base in started:
             deadline = time.monotonic() + ready_seconds
-            while True:
-                try:
-                    requests.get(f"{base}/api/v1/health", timeout=2)
-                    break
-                except requests.RequestException:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("a load server did not start") from None
-                    time.sleep(0.2)
+            while not _answers(base):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("a load server did not start")
+                time.sleep(0.2)
     except BaseException:
         _stop_servers(started, grace_seconds=grace_seconds)
         raise
     return started
+
+
+def _answers(base: str) -> bool:
+    """Whether the server at ``base`` answers its trivial endpoint."""
+    probe = _connection(base, timeout=2)
+    try:
+        return _health(probe, None)[1] != "error"
+    finally:
+        probe.close()
 
 
 def _stop_servers(
@@ -256,24 +337,51 @@ def _stop_servers(
             process.wait()
 
 
-Action = Callable[[requests.Session, str, World], tuple[str, str]]
+Action = Callable[[HTTPConnection, World], tuple[str, str]]
 
 
-def _answer(endpoint: str, send: Callable[[], requests.Response]) -> tuple[str, str]:
+def _connection(base: str, *, timeout: float = REQUEST_TIMEOUT) -> HTTPConnection:
+    """A keep-alive connection to one server, for one client: ``http.client`` costs the
+    generator far less CPU a request than a ``requests`` session (no adapters, hooks or
+    cookie jar), and it opens the connection again by itself when the server closed it."""
+    address = urlsplit(base)
+    host = address.hostname or "127.0.0.1"
+    return HTTPConnection(host, address.port, timeout=timeout)
+
+
+def _send(
+    http: HTTPConnection,
+    endpoint: str,
+    method: str,
+    path: str,
+    *,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[str, str]:
     """The endpoint and its answer's status, or ``"error"`` when no answer came (refused,
     reset, timed out): a failed request still counts against its own endpoint, with the
-    time it took, so that a timeout is not dropped from that endpoint's latencies."""
+    time it took, so that a timeout is not dropped from that endpoint's latencies. Redirects
+    are answers, not followed (a day sheet's redirect to sign-in is not the sheet)."""
+    sent = dict(headers or {})
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        sent["Content-Type"] = "application/json"
     try:
-        return endpoint, str(send().status_code)
-    except requests.RequestException:
+        http.request(method, path, body=data, headers=sent)
+        answer = http.getresponse()
+        answer.read()  # the whole answer, so that the connection can carry the next request
+    except (OSError, HTTPException):
+        http.close()  # half a request may be left on it: the next one opens a fresh one
         return endpoint, "error"
+    return endpoint, str(answer.status)
 
 
-def _health(http: requests.Session, base: str, world: World) -> tuple[str, str]:
-    return _answer("health", lambda: http.get(f"{base}/api/v1/health", timeout=60))
+def _health(http: HTTPConnection, world: World | None) -> tuple[str, str]:
+    return _send(http, "health", "GET", "/api/v1/health")
 
 
-def _book(http: requests.Session, base: str, world: World) -> tuple[str, str]:
+def _book(http: HTTPConnection, world: World) -> tuple[str, str]:
     rng = random.Random()
     body: dict[str, Any] = {
         "patient_id": world.patient(),
@@ -283,62 +391,179 @@ def _book(http: requests.Session, base: str, world: World) -> tuple[str, str]:
         "first_session": (world.first_day + timedelta(days=rng.randrange(60))).isoformat(),
         "areas": ["face"],
     }
-    return _answer(
+    return _send(
+        http,
         "book_course",
-        lambda: http.post(
-            f"{base}/api/v1/courses",
-            json=body,
-            headers={"Authorization": f"Bearer {world.token}"},
-            timeout=60,
-        ),
+        "POST",
+        "/api/v1/courses",
+        body=body,
+        headers={"Authorization": f"Bearer {world.token}"},
     )
 
 
-def _browse(http: requests.Session, base: str, world: World) -> tuple[str, str]:
+def _browse(http: HTTPConnection, world: World) -> tuple[str, str]:
     rng = random.Random()
     start = world.first_day + timedelta(days=rng.randrange(60))
-    params = {
-        "location_id": rng.choice(world.location_ids),
-        "service_id": world.service_id,
-        "start": start.isoformat(),
-        "end": (start + timedelta(days=6)).isoformat(),
-    }
-    return _answer(
-        "availability_week",
-        lambda: http.get(
-            f"{base}/api/v1/availability",
-            params=params,  # type: ignore[arg-type]
-            timeout=60,
-        ),
+    query = urlencode(
+        {
+            "location_id": rng.choice(world.location_ids),
+            "service_id": world.service_id,
+            "start": start.isoformat(),
+            "end": (start + timedelta(days=6)).isoformat(),
+        }
     )
+    return _send(http, "availability_week", "GET", f"/api/v1/availability?{query}")
 
 
-def _day_sheet(http: requests.Session, base: str, world: World) -> tuple[str, str]:
+def _day_sheet(http: HTTPConnection, world: World) -> tuple[str, str]:
     rng = random.Random()
     day = world.first_day + timedelta(days=rng.randrange(30))
     slug = rng.choice(world.location_slugs)
-    return _answer(
+    return _send(
+        http,
         "day_sheet",
-        lambda: http.get(
-            f"{base}/desk/locations/{slug}/day/",
-            params={"day": day.isoformat()},
-            headers={"Cookie": world.desk_cookie},
-            timeout=60,
-            allow_redirects=False,
-        ),
+        "GET",
+        f"/desk/locations/{slug}/day/?{urlencode({'day': day.isoformat()})}",
+        headers={"Cookie": world.desk_cookie},
     )
 
 
-def _mixed(http: requests.Session, base: str, world: World) -> tuple[str, str]:
-    # The busiest hour: mostly looking, some booking, the desk on its sheets.
+def override_request(world: World, rng: random.Random) -> dict[str, Any]:
+    """The body of a staff override: a visit booked on purpose, with a reason, at the time
+    and with the provider of a visit already in the diary, for a patient of its own."""
+    visit = rng.choice(world.occupied)
+    return {
+        **visit,
+        "patient_id": world.patient(),
+        "service_id": world.service_id,
+        "override_reason": "load test: the provider agreed to see both patients",
+    }
+
+
+def _override(http: HTTPConnection, world: World) -> tuple[str, str]:
+    return _send(
+        http,
+        "override",
+        "POST",
+        "/api/v1/appointments",
+        body=override_request(world, random.Random()),
+        headers={"Authorization": f"Bearer {world.token}"},
+    )
+
+
+def _mixed(http: HTTPConnection, world: World) -> tuple[str, str]:
+    # The busiest hour: mostly looking, some booking, the desk on its sheets; now and then
+    # the desk books over a taken time on purpose, so that the override path (and the
+    # bookings that must then avoid it) is under load too.
     roll = random.random()
     if roll < 0.55:
-        return _browse(http, base, world)
+        return _browse(http, world)
+    if roll < 0.78:
+        return _book(http, world)
+    if roll < 0.80 and world.occupied:
+        return _override(http, world)
     if roll < 0.80:
-        return _book(http, base, world)
+        return _book(http, world)
     if roll < 0.95:
-        return _day_sheet(http, base, world)
-    return _health(http, base, world)
+        return _day_sheet(http, world)
+    return _health(http, world)
+
+
+def _client_process(
+    action: Action,
+    bases: list[str],
+    world: World,
+    *,
+    share: int,
+    threads: int,
+    channel: Any,
+    go: Any,
+    stop_at: Any,
+    release: Any,
+) -> None:
+    """One process of the load generator: ``threads`` clients, each on its own connection
+    to one server, run ``action`` from ``go`` until ``stop_at`` (a monotonic time, the same
+    clock in every process); then the tallies go back on ``channel`` and the process waits
+    for ``release``, so that its CPU can still be read while it is alive."""
+    # The phase's process stops the clients (and is the one interrupted): a ^C here would
+    # only print a traceback per process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tallies: dict[str, Tally] = {}
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def tally(name: str) -> Tally:
+        # Under a lock: two threads meeting a new endpoint at once must not make two.
+        with lock:
+            return tallies.setdefault(name, Tally())
+
+    def client(number: int) -> None:
+        # Round-robin over the servers by the client's number among all, as a load balancer.
+        http = _connection(bases[number % len(bases)])
+        try:
+            while time.monotonic() < stop_at.value:
+                started = time.perf_counter()
+                name, status = action(http, world)
+                tally(name).add(time.perf_counter() - started, status)
+        except BaseException:  # handed to the phase, which raises it
+            failures.append(traceback.format_exc())
+        finally:
+            http.close()
+
+    workers = [threading.Thread(target=client, args=(share * threads + n,)) for n in range(threads)]
+    channel.put(("ready", share, None))
+    if not go.wait(START_SECONDS):
+        return
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if failures:
+        channel.put(("failed", share, failures[0]))
+    else:
+        answers = {name: (tally.latencies, dict(tally.statuses)) for name, tally in tallies.items()}
+        channel.put(("done", share, (answers, world.next_patient)))
+    release.wait(START_SECONDS)
+
+
+def _messages(channel: Any, processes: list[Any], kind: str, *, seconds: float) -> dict[int, Any]:
+    """One ``kind`` message from every client process within ``seconds``; a client that
+    failed, or ended or stayed silent without one, fails the phase."""
+    deadline = time.monotonic() + seconds
+    got: dict[int, Any] = {}
+    while len(got) < len(processes):
+        try:
+            said, share, payload = channel.get(timeout=0.2)
+        except queue.Empty:
+            gone = [n for n, p in enumerate(processes) if n not in got and not p.is_alive()]
+            if gone:
+                raise RuntimeError(
+                    f"load client process {gone[0]} ended without answering"
+                ) from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"load client processes did not answer {kind!r}") from None
+            continue
+        if said == "failed":
+            raise RuntimeError(f"load client process {share} failed:\n{payload}")
+        got[share] = payload
+    return got
+
+
+def _reap(processes: list[Any], *, grace_seconds: float = 5) -> None:
+    """Wait for every client process; terminate, then kill, those still there."""
+    processes = [
+        p for p in processes if p.pid is not None
+    ]  # one never started: nothing to wait for
+    deadline = time.monotonic() + grace_seconds
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+            process.join(grace_seconds)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def _phase(
@@ -347,26 +572,63 @@ def _phase(
     world: World,
     seconds: float,
     tallies: dict[str, Tally],
-) -> float:
-    """Run ``action`` from every client for ``seconds``, adding the answers to ``tallies`` (so
-    that runs add up); the seconds it took."""
-    stop = time.monotonic() + seconds
-
-    def client(number: int) -> None:
-        http = requests.Session()
-        base = bases[number % len(bases)]  # round-robin, as a load balancer would
-        while time.monotonic() < stop:
-            started = time.perf_counter()
-            name, status = action(http, base, world)
-            tallies[name].add(time.perf_counter() - started, status)
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
-    began = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.monotonic() - began
+    *,
+    meter: CpuMeter | None = None,
+    processes: int = PROCESSES,
+    threads: int = THREADS,
+) -> tuple[float, dict[str, float | None] | None]:
+    """Run ``action`` from ``processes`` × ``threads`` clients for ``seconds``, adding the
+    answers of every process to ``tallies`` (so that runs add up); the seconds it took and,
+    with a ``meter``, the CPU each part of the machine used meanwhile (the generator's
+    processes included). Every client process is reaped before this returns or raises."""
+    # Spawned, not forked: the phase's process may hold threads (the meter's) and database
+    # connections, which a fork would copy half-way.
+    context = multiprocessing.get_context("spawn")
+    channel = context.Queue()
+    go, release = context.Event(), context.Event()
+    stop_at = context.Value("d", 0.0)
+    started = [
+        context.Process(
+            target=_client_process,
+            args=(action, bases, world.share(n, processes)),
+            kwargs={
+                "share": n,
+                "threads": threads,
+                "channel": channel,
+                "go": go,
+                "stop_at": stop_at,
+                "release": release,
+            },
+            daemon=True,
+        )
+        for n in range(processes)
+    ]
+    try:
+        for process in started:
+            process.start()
+        # Every process started before the clock runs: the phase times requests, not imports.
+        _messages(channel, started, "ready", seconds=START_SECONDS)
+        if meter is not None:
+            meter.generator_pids = [p.pid for p in started if p.pid is not None]
+        reading = meter.start() if meter is not None else None
+        began = time.monotonic()
+        stop_at.value = began + seconds
+        go.set()
+        done = _messages(channel, started, "done", seconds=seconds + REQUEST_TIMEOUT + 30)
+        took = time.monotonic() - began
+        used = meter.used_since(reading) if meter is not None and reading is not None else None
+    finally:
+        stop_at.value = 0.0  # clients not yet started, or still running, stop at once
+        go.set()
+        release.set()
+        _reap(started)
+        if meter is not None:
+            meter.generator_pids = []
+    for share, (answers, next_patient) in done.items():
+        world.shares_taken[(share, processes)] = next_patient
+        for name, (latencies, statuses) in answers.items():
+            tallies[name].merge(latencies, statuses)
+    return took, used
 
 
 def _summaries(tallies: dict[str, Tally], seconds: float) -> dict[str, dict[str, Any]]:
@@ -461,9 +723,8 @@ class Measurement:
         action, seconds, endpoint = self.phases[name]
         tallies = self.tallies.setdefault(name, defaultdict(Tally))
         before = _successes(tallies[endpoint], endpoint)
-        reading = self.meter.start()
-        took = _phase(action, self.bases, self.world, seconds, tallies)
-        used = self.meter.used_since(reading)
+        took, used = _phase(action, self.bases, self.world, seconds, tallies, meter=self.meter)
+        assert used is not None  # noqa: S101 (a meter was given)
         # Summed part by part; a part unread in any run stays unknown.
         total = self.cpu.get(name, dict.fromkeys(used, 0.0))
         self.cpu[name] = {
@@ -478,7 +739,7 @@ class Measurement:
     def run_once(self) -> None:
         """The three phases, then the double-booking check, then the run's bookings undone."""
         marks = table_marks()
-        self.world.next_patient = 0  # the same patients book in every run
+        self.world.shares_taken.clear()  # the same patients book in every run
         trivial = self.phase("trivial_only")
         booking = self.phase("booking_only")
         self.phase("busiest_hour_mixed")
@@ -571,6 +832,7 @@ def run(runs: int) -> dict[str, Any]:
         "machine_reference": {"before": reference_before, "after": reference_after},
         "servers": SERVERS,
         "clients": CLIENTS,
+        "client_processes": PROCESSES,
         "phase_seconds": {name: length for name, (_, length, _) in measured.phases.items()},
         "runs": repeats,
         # Each phase's answers over every run: requests per second over the phase's total time.

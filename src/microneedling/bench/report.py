@@ -246,10 +246,10 @@ def write_report(results: dict[str, Any], docs: Path, command: str) -> Path:
             "app servers, the backends serving the bench's database on the local PostgreSQL",
             "server (ones that ended mid-phase included; not the server's shared background",
             "processes, nor other databases' backends on that shared server) and the load",
-            "generator itself, read from `/proc` during and after the phase. With every",
-            "core busy, requests per second is the CPU on hand divided by the CPU a request",
-            "costs, so the booking ÷ trivial throughput ratio cannot exceed the ratio of their",
-            "costs.",
+            "generator itself (every one of its client processes), read from `/proc` during",
+            "and after the phase. With every core busy, requests per second is the CPU on hand",
+            "divided by the CPU a request costs, so the booking ÷ trivial throughput ratio",
+            "cannot exceed the ratio of their costs.",
             "",
         ]
     for plot in plots:
