@@ -243,3 +243,73 @@ def test_a_clinic_policy_cannot_be_deleted_in_the_admin(
     )
     assert bulk.status_code in (200, 302)
     assert ClinicPolicy.objects.filter(pk=policy.pk).exists()
+
+
+def test_choosing_doctors_only_flags_treatments_already_booked_with_an_aesthetician(
+    admin_client: Client, clinic: Clinic
+) -> None:
+    """Visits booked before the change stay booked (the patient was told their time); the
+    operator is told how many, and the day sheet flags each for the desk to move."""
+    from microneedling.scheduling.selectors import day_sheet  # noqa: PLC0415
+
+    with_ben = services.appointment_book(
+        patient=make_patient(clinic),
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ben,
+        starts_at=local(MONDAY, 10),
+    )
+    with_ada = services.appointment_book(
+        patient=make_patient(clinic, name="Dev Patel"),
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, 10),
+    )
+
+    def flagged() -> set[int]:
+        sheet = day_sheet(clinic.location, MONDAY)
+        return {
+            v.appointment.pk
+            for _, visits in sheet.providers
+            for v in visits
+            if v.provider_may_not_treat
+        }
+
+    assert flagged() == set()
+    response = admin_client.post(
+        reverse("admin:directory_clinicpolicy_add"),
+        _form(clinic, **{"positions__dispute__who_performs": "doctor_or_np"}),
+        follow=True,
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "1 treatment visit still to come is booked with a provider who may not" in page
+    assert f"Riverbend on {MONDAY.isoformat()}" in page
+    assert flagged() == {with_ben.pk}
+    assert with_ada.pk not in flagged()
+    # Once the visit is cancelled there is nothing to move.
+    services.appointment_cancel(appointment=with_ben, actor=None, reason="moved to Dr. Quill")
+    assert flagged() == set()
+
+
+def test_the_desk_sees_the_flag_on_its_day_sheet(clinic: Clinic) -> None:
+    from microneedling.scheduling.selectors import sheet_visit  # noqa: PLC0415
+    from tests.web.conftest import client_of, make_staff  # noqa: PLC0415
+
+    visit = services.appointment_book(
+        patient=make_patient(clinic),
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ben,
+        starts_at=local(MONDAY, 10),
+    )
+    ClinicPolicy.objects.create(
+        organization=clinic.org, positions={"dispute.who_performs": "doctor_or_np"}
+    )
+    assert sheet_visit(visit.pk).provider_may_not_treat
+    desk = client_of(make_staff("ida", "front_desk", locations=[clinic.location]))
+    page = desk.get(
+        reverse("desk:day_sheet", args=[clinic.location.slug]) + f"?day={MONDAY}"
+    ).content.decode()
+    assert "Ben Ortiz may not do the needling" in page

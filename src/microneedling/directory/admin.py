@@ -328,3 +328,36 @@ class ClinicPolicyAdmin(OrganizationScoped, admin.ModelAdmin[ClinicPolicy]):
                 reason=form.cleaned_data["reason"],
                 details={"changed": form.choices_changed()},
             )
+        self._warn_of_visits_to_move(request, obj.organization_id)
+
+    def _warn_of_visits_to_move(self, request: HttpRequest, organization_id: int) -> None:
+        """Visits booked before a change of who may do the needling stay booked: say how
+        many are now with a provider who may not, and where the desk sees them."""
+        from django.contrib import messages  # noqa: PLC0415
+        from django.utils import timezone  # noqa: PLC0415
+
+        from microneedling.scheduling.selectors import (  # noqa: PLC0415 (an app above this one)
+            visits_with_non_treating_providers,
+        )
+
+        visits = visits_with_non_treating_providers(organization_id, now=timezone.now())
+        count = visits.count()
+        if not count:
+            return
+        first = visits.first()
+        assert first is not None  # noqa: S101 (counted)
+        messages.warning(
+            request,
+            f"{count} treatment visit{'s' if count != 1 else ''} still to come "
+            f"{'are' if count != 1 else 'is'} booked with a provider who may not do the "
+            "needling under this position (the first at "
+            f"{first.location.name} on {_local_day(first).isoformat()}); the day sheets "
+            "flag them for the desk to move.",
+        )
+
+
+def _local_day(visit: Any) -> Any:
+    """The day a visit falls on at its location."""
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    return visit.starts_at.astimezone(ZoneInfo(visit.location.timezone)).date()

@@ -12,7 +12,7 @@ from django.db.models import Prefetch, QuerySet
 
 from microneedling.core.availability import find_starts
 from microneedling.core.knowledge import load_pack
-from microneedling.directory.models import Location, Provider, Room
+from microneedling.directory.models import Location, Provider, Room, Service
 from microneedling.directory.policy import booking_rules
 from microneedling.directory.selectors import providers_at
 from microneedling.patients.models import Patient
@@ -96,6 +96,47 @@ class SheetVisit:
     #: ``(phase name, local start, local end, needs the provider)``
     phases: tuple[tuple[str, datetime, datetime, bool], ...]
     room_id: int | None
+    #: A treatment still to come, booked with a provider whose role may not do the needling
+    #: under the position the clinic has chosen since (seed-004: doctors and nurse
+    #: practitioners only): the desk moves it to one who may.
+    provider_may_not_treat: bool = False
+
+
+def treating_roles_of(organization_id: int) -> tuple[str, ...] | None:
+    """The provider roles that may do the needling at the organisation under its chosen
+    position, or None when any provider may (one query)."""
+    return load_pack().treating_roles(booking_rules(organization_id).pack_policy)
+
+
+def provider_may_not_treat(visit: Appointment, roles: tuple[str, ...] | None) -> bool:
+    """Whether ``visit`` is a treatment still to come with a provider outside ``roles``."""
+    return (
+        roles is not None
+        and visit.service.kind == Service.Kind.TREATMENT
+        and visit.status in Appointment.TO_COME
+        and visit.provider.role not in roles
+    )
+
+
+def visits_with_non_treating_providers(
+    organization_id: int, *, now: datetime
+) -> QuerySet[Appointment]:
+    """Treatments still to come at the organisation's locations booked with a provider who
+    may not do the needling under its chosen position (none when any provider may)."""
+    roles = treating_roles_of(organization_id)
+    if roles is None:
+        return Appointment.objects.none()
+    return (
+        Appointment.objects.filter(
+            location__organization_id=organization_id,
+            service__kind=Service.Kind.TREATMENT,
+            status__in=Appointment.TO_COME,
+            starts_at__gte=now,
+        )
+        .exclude(provider__role__in=roles)
+        .select_related("location", "provider")
+        .order_by("starts_at")
+    )
 
 
 @dataclass(frozen=True)
@@ -113,9 +154,9 @@ _OFF_SHEET = (Appointment.Status.CANCELLED, Appointment.Status.ENTERED_IN_ERROR)
 
 
 def day_sheet(location: Location, day: date) -> DaySheet:
-    """The day sheet in five queries whatever the number of visits: the visits (with patient,
-    provider and service), their phases, their room reservations, and the location's rooms
-    and providers."""
+    """The day sheet in six queries whatever the number of visits: the visits (with patient,
+    provider and service), their phases, their room reservations, the location's rooms and
+    providers, and the clinic's policy (who may do the needling)."""
     start, end = day_bounds(day, day, location.timezone)
     zone = ZoneInfo(location.timezone)
     visits = list(
@@ -134,7 +175,8 @@ def day_sheet(location: Location, day: date) -> DaySheet:
     )
     rooms = list(Room.objects.filter(location=location, active=True).order_by("name"))
     names = _phase_names()
-    sheet_visits = [_sheet_visit(visit, zone, names) for visit in visits]
+    roles = treating_roles_of(location.organization_id)
+    sheet_visits = [_sheet_visit(visit, zone, names, roles) for visit in visits]
     providers = {v.appointment.provider_id: v.appointment.provider for v in sheet_visits}
     for provider in providers_at(location, on=day):
         providers.setdefault(provider.pk, provider)
@@ -150,7 +192,7 @@ def day_sheet(location: Location, day: date) -> DaySheet:
 
 
 def sheet_visit(appointment_id: int) -> SheetVisit:
-    """One visit as the day sheet shows it (after an action changed it), in four queries."""
+    """One visit as the day sheet shows it (after an action changed it), in five queries."""
     visit = (
         Appointment.objects.select_related("patient", "provider", "service", "course_session")
         .prefetch_related(
@@ -164,14 +206,21 @@ def sheet_visit(appointment_id: int) -> SheetVisit:
         .select_related("location")
         .get(pk=appointment_id)
     )
-    return _sheet_visit(visit, ZoneInfo(visit.location.timezone), _phase_names())
+    return _sheet_visit(
+        visit,
+        ZoneInfo(visit.location.timezone),
+        _phase_names(),
+        treating_roles_of(visit.location.organization_id),
+    )
 
 
 def _phase_names() -> dict[str, str]:
     return {phase.code: phase.name for phase in load_pack().data.visit}
 
 
-def _sheet_visit(visit: Appointment, zone: ZoneInfo, names: dict[str, str]) -> SheetVisit:
+def _sheet_visit(
+    visit: Appointment, zone: ZoneInfo, names: dict[str, str], roles: tuple[str, ...] | None
+) -> SheetVisit:
     """The visit with its phases in local time and its room (from prefetched holds)."""
     at = visit.starts_at.astimezone(zone)
     phases = []
@@ -186,6 +235,7 @@ def _sheet_visit(visit: Appointment, zone: ZoneInfo, names: dict[str, str]) -> S
         ends=visit.ends_at.astimezone(zone),
         phases=tuple(phases),
         room_id=int(holds[0].resource.split(":", 1)[1]) if holds else None,
+        provider_may_not_treat=provider_may_not_treat(visit, roles),
     )
 
 
