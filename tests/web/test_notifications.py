@@ -38,7 +38,6 @@ from tests.web.conftest import (
 from tests.web.sinks import MailSink, SmsSink, mail_sink, sms_sink
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
-LATER = NOW + timedelta(days=400)  # every message of a course is due by then
 #: The key part of the reminder sent when a visit's earliest pre-care starts.
 GETTING_READY = ":reminder:getting_ready:"
 
@@ -87,12 +86,13 @@ def kinds(**filters: object) -> Counter[str]:
     return Counter(Message.objects.filter(**filters).values_list("kind", flat=True))
 
 
-def deliver_all(now: datetime = LATER) -> Counter[str]:
-    outcomes = Counter(
-        message_deliver_now(pk, now=now)
-        for pk in Message.objects.order_by("due_at").values_list("pk", flat=True)
+def deliver_all() -> Counter[str]:
+    """Deliver every message when its turn comes (one leading up to a visit, sent after the
+    visit began, would be withdrawn)."""
+    return Counter(
+        message_deliver_now(pk, now=when)
+        for pk, when in Message.objects.order_by("due_at").values_list("pk", "available_at")
     )
-    return outcomes
 
 
 # --- What a change queues ------------------------------------------------------------------
@@ -517,6 +517,29 @@ def test_a_reminder_for_a_visit_moved_since_is_withdrawn_when_its_turn_comes(
     )
     assert message_deliver_now(reminder.pk, now=reminder.due_at) == "withdrawn"
     assert not smtp.received
+
+
+def test_a_message_leading_up_to_a_visit_is_withdrawn_when_its_turn_comes_after_it_began(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    visit = book_monday(clinic, make_patient(clinic))
+    leading_up = Message.objects.filter(
+        appointment=visit, kind__in=("visit_booked", "reminder", "pre_care")
+    )
+    assert leading_up.count() >= 4
+    # The workers were down (or the mail server refused every try) from before these fell
+    # due until the visit had begun: a reminder of it now would only confuse the patient.
+    begun = local(MONDAY, 10, 30)
+    for message in leading_up:
+        assert message_deliver_now(message.pk, now=begun) == "withdrawn", message.kind
+    assert not smtp.received
+    assert set(leading_up.values_list("status", "last_error")) == {
+        ("cancelled", "the visit has begun")
+    }
+    # What follows the visit still goes out when its turn comes.
+    check = Message.objects.filter(appointment=visit, kind="aftercare_check").earliest("due_at")
+    assert message_deliver_now(check.pk, now=check.due_at) == "sent"
+    assert len(smtp.received) == 1
 
 
 def test_a_text_is_withdrawn_when_the_patient_stopped_texts_after_it_was_queued(

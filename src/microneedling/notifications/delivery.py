@@ -83,9 +83,17 @@ _OVER: dict[str, frozenset[str]] = {
 }
 
 
-def _withdrawal_reason(message: Message) -> str:
-    """Why ``message`` must not go out after all, as things stand at the moment of sending
-    (empty when it may): what was true when it was queued may have changed since. A new
+#: Kinds about a visit still to come: once it has begun, sending one is only confusing.
+BEFORE_VISIT = frozenset(
+    {"visit_booked", "visit_moved", "location_change", "reminder", "pre_care", "hold_start"}
+)
+
+
+def _withdrawal_reason(message: Message, *, now: datetime) -> str:
+    """Why ``message`` must not go out at ``now`` after all, as things stand then (empty
+    when it may): what was true when it was queued may have changed since, and a message
+    leading up to a visit is stale once the visit has begun (its turn came late: the workers
+    or the channel were down, or quiet hours pushed it past the start). A new
     address on a channel the patient still uses, or for a message they must get, the route
     they use now, is taken up instead (``message.channel`` and ``message.recipient``
     are updated in memory; the caller stores them)."""
@@ -103,6 +111,8 @@ def _withdrawal_reason(message: Message) -> str:
             timed_for = message.key[len(prefix) :].split(":", 1)[0].split("@", 1)[0]
             if timed_for != str(int(visit.starts_at.timestamp())):
                 return "the visit has moved"
+        if message.kind in BEFORE_VISIT and visit.starts_at <= now:
+            return "the visit has begun"
     essential, optional = patient_routes(patient)
     chosen = essential if message.essential else optional
     routes = dict(chosen)
@@ -171,7 +181,7 @@ def message_deliver_now(
         return "skipped"
     mine = Message.objects.filter(pk=message.pk, worker=worker, status=Message.Status.SENDING)
     queued_to = (message.channel, message.recipient)
-    reason = _withdrawal_reason(message)
+    reason = _withdrawal_reason(message, now=started)
     if reason:
         mine.update(status=Message.Status.CANCELLED, last_error=reason, lease_until=None)
         return "withdrawn"
@@ -259,12 +269,6 @@ def outbox_recover(*, now: datetime | None = None) -> int:
     return len(ids)
 
 
-#: Kinds about a visit still to come: once it has begun, sending one is only confusing.
-BEFORE_VISIT = frozenset(
-    {"visit_booked", "visit_moved", "location_change", "reminder", "pre_care", "hold_start"}
-)
-
-
 def message_retry(*, message: Message, actor: object, now: datetime | None = None) -> Message:
     """Staff send a dead message again from the start (audited), or withdraw it instead when
     it is stale: what it says no longer holds (the visit cancelled or moved, the patient's
@@ -282,11 +286,7 @@ def message_retry(*, message: Message, actor: object, now: datetime | None = Non
         )
         reason = ""
         if current is not None:
-            reason = _withdrawal_reason(current)
-            visit = current.appointment
-            begun = visit is not None and visit.starts_at <= now
-            if not reason and begun and current.kind in BEFORE_VISIT:
-                reason = "the visit has begun"
+            reason = _withdrawal_reason(current, now=now)
         dead = Message.objects.filter(pk=message.pk, status=Message.Status.DEAD)
         if current is None:
             pass  # sent again or withdrawn by someone else a moment ago: nothing to do
