@@ -652,6 +652,39 @@ def test_a_visit_moved_and_moved_back_gets_its_reminders_again_and_each_move_is_
     assert kinds(appointment=second)["visit_moved"] == 4
 
 
+def test_a_visit_moved_twice_before_the_first_notice_went_out_is_told_of_once(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    import time_machine  # noqa: PLC0415
+
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    session = course.sessions.get(number=2)
+    second = session.appointments.get()
+    original, elsewhere = second.starts_at, local(session.latest, 14)
+    staff = make_staff("ida.front")
+    # The desk moves the visit late in the evening and then back: both notices wait for the
+    # morning, and each would say the same thing (a notice reads the visit when it is sent).
+    with time_machine.travel(local(NOW.date(), 22), tick=False):
+        for to in (elsewhere, original):
+            course_session_move(
+                appointment=Appointment.objects.get(pk=second.pk),
+                starts_at=to,
+                actor=staff,
+                apply=True,
+            )
+    notices = Message.objects.filter(appointment=second, kind="visit_moved").order_by("pk")
+    assert notices.count() == 2
+    morning = local(NOW.date() + timedelta(days=1), 8)
+    outcomes = [message_deliver_now(m.pk, now=morning) for m in notices]
+    assert outcomes.count("sent") == 1
+    assert len(smtp.received) == 1
+    # The one that went out is the latest: the first was superseded before it was sent.
+    assert notices.last().status == "sent"  # type: ignore[union-attr]
+    assert notices.first().status == "cancelled"  # type: ignore[union-attr]
+
+
 # --- The sweep -----------------------------------------------------------------------------
 
 

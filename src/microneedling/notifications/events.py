@@ -23,6 +23,7 @@ from microneedling.notifications.outbox import (
     MessageRules,
     audience_of,
     message_queue,
+    notices_supersede,
     outbox_flush,
     visit_messages_withdraw,
     window_messages_withdraw,
@@ -240,9 +241,11 @@ def course_booked(
 def visit_moved(
     appointment: Appointment, *, now: datetime | None = None, staff_caused: bool = False
 ) -> None:
-    """A visit moved: withdraw its old timed messages, tell the patient, schedule afresh."""
+    """A visit moved: withdraw its old timed messages and any notice of an earlier move still
+    waiting (this one tells the same news), tell the patient, schedule afresh."""
     _withdraw(appointment=appointment)
     key = _change_key(appointment, "visit_moved", "moved")
+    notices_supersede(appointment=appointment, kind="visit_moved", key=key)
     audience = audience_of(appointment.patient).batched()
     _tell(appointment, "visit_moved", key, now=now, audience=audience, staff_caused=staff_caused)
     visit_schedule(appointment, audience=audience, now=now)
@@ -310,6 +313,7 @@ def visit_relocated(
     if reschedule:
         _withdraw(appointment=appointment)
     key = _change_key(appointment, "location_change", "relocated")
+    notices_supersede(appointment=appointment, kind="location_change", key=key)
     context: dict[str, object] = {"note": note} if note else {}
     # Always the clinic's doing (a closure, a provider moving): news for the morning.
     audience = _tell(

@@ -285,3 +285,16 @@ def visit_messages_withdraw(*, appointment: Appointment) -> int:
     return Message.objects.filter(
         appointment=appointment, status__in=(*UNSENT, Message.Status.DEAD)
     ).update(status=Message.Status.CANCELLED)
+
+
+def notices_supersede(*, appointment: Appointment, kind: str, key: str) -> int:
+    """Withdraw the visit's ``kind`` notices not sent yet, but the one queued under ``key``.
+
+    A notice of a change reads the visit as it stands when it is sent, so one still waiting
+    when the visit changes again would tell the patient the same news twice (or of a move
+    back to where it was as two moves to one time)."""
+    return (
+        Message.objects.filter(appointment=appointment, kind=kind, status__in=UNSENT)
+        .exclude(key__startswith=f"{key}:")
+        .update(status=Message.Status.CANCELLED, last_error="a later notice replaces it")
+    )
