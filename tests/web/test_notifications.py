@@ -365,6 +365,42 @@ def test_a_medicine_pause_is_announced_on_the_morning_it_must_start(
     assert hold.context["resume_on"] in body
 
 
+def test_a_medicine_pause_whose_day_has_passed_at_booking_is_announced_at_once(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    thursday = MONDAY - timedelta(days=4)  # three days after NOW
+    patient = make_patient(clinic, screen_on=thursday, medications=[{"code": "nsaid"}])
+    visit = services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(thursday, 10),
+    )
+    # NSAIDs are paused a week before: that morning is past, but the patient must still be
+    # told to stop now rather than not at all (the pause is something they must know).
+    hold = Message.objects.get(kind="hold_start", appointment=visit)
+    assert hold.due_at == NOW
+    assert message_deliver_now(hold.pk, now=NOW) == "sent"
+    body = smtp.received[0].get_payload(decode=True).decode()
+    assert "ibuprofen" in body
+
+
+def test_a_medicine_pause_announced_late_in_the_evening_waits_for_the_morning(
+    clinic: Clinic,
+) -> None:
+    # Only a confirmation of what the patient just did is emailed at once whatever the hour.
+    evening = local(NOW.date(), 23)
+    [pause] = message_queue(
+        patient=make_patient(clinic),
+        kind="hold_start",
+        key="late-pause",
+        due_at=evening,
+        now=evening,
+    )
+    assert pause.due_at == local(NOW.date() + timedelta(days=1), 8)
+
+
 def test_pre_care_that_starts_weeks_ahead_is_sent_when_it_starts(
     clinic: Clinic, smtp: MailSink
 ) -> None:

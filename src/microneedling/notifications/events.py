@@ -105,10 +105,16 @@ def visit_schedule(
     queue("pre_care", "pre_care", local_moment(day - timedelta(days=1), MORNING, zone))
     intake = known.intake if known is not None else latest_intake(patient)
     for name, stop_on, resume_on, advice in visit_holds(appointment, intake):
+        stop = local_moment(stop_on, HOLD_MORNING, zone)
+        # A pause whose first day has passed (a visit booked at short notice) is announced
+        # at once: the patient must still hear to stop, and a timed message in the past would
+        # not be queued at all.
+        if stop < now < appointment.starts_at:
+            stop = now
         queue(
             "hold_start",
             f"hold:{name}",
-            local_moment(stop_on, HOLD_MORNING, zone),
+            stop,
             medicine=name,
             stop_on=stop_on.isoformat(),
             resume_on=resume_on.isoformat(),

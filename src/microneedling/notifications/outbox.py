@@ -132,7 +132,14 @@ def message_queue(
     queued = []
     for channel, address in audience.channels(essential=spec.essential):
         send_at = due
-        immediate_email = channel == Message.Channel.EMAIL and due <= now and not staff_caused
+        # Only a confirmation: a timed message due now (a medicine pause announced late)
+        # waits out quiet hours like the rest of its kind.
+        immediate_email = (
+            channel == Message.Channel.EMAIL
+            and due <= now
+            and not staff_caused
+            and kind not in TIMED_KINDS
+        )
         if not spec.urgent and not immediate_email:
             send_at = outside_quiet_hours(
                 due,
