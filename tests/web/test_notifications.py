@@ -578,6 +578,26 @@ def test_a_message_leading_up_to_a_visit_is_withdrawn_when_its_turn_comes_after_
     assert len(smtp.received) == 1
 
 
+def test_a_reminder_that_kept_failing_until_its_visit_began_is_left_for_staff_to_see(
+    clinic: Clinic, sms: SmsSink
+) -> None:
+    patient = make_patient(clinic)
+    texting(patient, email=False, sms=True)
+    visit = book_monday(clinic, patient)
+    reminder = _first_reminder(visit, "sms")
+    sms.answer = 503
+    assert message_deliver_now(reminder.pk, now=reminder.due_at) == "retry"
+    # The workers stop after that; when the next try comes the visit has begun. Too late to
+    # send, but the patient was never reached: the desk's dead-letter list must show it.
+    sms.answer = 200
+    assert message_deliver_now(reminder.pk, now=local(MONDAY, 10, 30)) == "dead"
+    reminder.refresh_from_db()
+    assert reminder.status == "dead"
+    assert reminder.last_error == "SMS provider answered 503"
+    assert reminder.attempts == 1  # only the real try counts
+    assert not sms.received
+
+
 def test_a_text_is_withdrawn_when_the_patient_stopped_texts_after_it_was_queued(
     clinic: Clinic, sms: SmsSink, smtp: MailSink
 ) -> None:

@@ -89,6 +89,10 @@ BEFORE_VISIT = frozenset(
 )
 
 
+#: Why a message leading up to a visit is no longer sent.
+BEGUN = "the visit has begun"
+
+
 def _withdrawal_reason(message: Message, *, now: datetime) -> str:
     """Why ``message`` must not go out at ``now`` after all, as things stand then (empty
     when it may): what was true when it was queued may have changed since, and a message
@@ -112,7 +116,7 @@ def _withdrawal_reason(message: Message, *, now: datetime) -> str:
             if timed_for != str(int(visit.starts_at.timestamp())):
                 return "the visit has moved"
         if message.kind in BEFORE_VISIT and visit.starts_at <= now:
-            return "the visit has begun"
+            return BEGUN
     essential, optional = patient_routes(patient)
     chosen = essential if message.essential else optional
     routes = dict(chosen)
@@ -182,6 +186,12 @@ def message_deliver_now(
     mine = Message.objects.filter(pk=message.pk, worker=worker, status=Message.Status.SENDING)
     queued_to = (message.channel, message.recipient)
     reason = _withdrawal_reason(message, now=started)
+    if reason == BEGUN and message.last_error:
+        # Wanted, but every try failed until it was too late: the patient was never reached,
+        # which staff must see (withdrawn, it would vanish from the dead-letter list). Not an
+        # attempt, so the claim's count is given back; its last delivery error stays.
+        mine.update(status=Message.Status.DEAD, attempts=F("attempts") - 1, lease_until=None)
+        return "dead"
     if reason:
         mine.update(status=Message.Status.CANCELLED, last_error=reason, lease_until=None)
         return "withdrawn"
