@@ -250,6 +250,39 @@ def test_a_confirmation_arrives_at_the_smtp_server_with_its_calendar_and_message
     assert len(smtp.received) == 1
 
 
+def test_a_course_confirmation_sent_after_a_visit_was_called_off_lists_only_the_rest(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    course = book_course(clinic, make_patient(clinic))
+    confirmation = Message.objects.get(kind="course_booked")
+    first, second, third = (course.sessions.get(number=n).appointments.get() for n in (1, 2, 3))
+    # Before the confirmation goes out (the mail server was down, or it waits for the
+    # morning), one visit is cancelled and another found to be entered in error.
+    services.appointment_cancel(appointment=second, actor=None)
+    services.appointment_set_status(appointment=third, status="entered_in_error", actor=None)
+    assert message_deliver_now(confirmation.pk) == "sent"
+    [mail] = smtp.received
+    parts = {part.get_content_type(): part for part in mail.walk()}
+    body = parts["text/plain"].get_payload(decode=True).decode()
+    calendar = Calendar.from_ical(parts["text/calendar"].get_payload(decode=True))
+    uids = [str(event["UID"]) for event in calendar.walk("VEVENT")]
+    assert uids == [f"appointment-{first.pk}@microneedling.clinic"]
+    for gone in (second, third):
+        assert f"{gone.starts_at.astimezone(TZ):%-d %B %Y at %H:%M}" not in body
+    assert f"{first.starts_at.astimezone(TZ):%-d %B %Y at %H:%M}" in body
+
+
+def test_a_course_confirmation_is_withdrawn_when_every_visit_it_lists_was_cancelled(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    course = book_course(clinic, make_patient(clinic))
+    confirmation = Message.objects.get(kind="course_booked")
+    for session in course.sessions.all():
+        services.appointment_cancel(appointment=session.appointments.get(), actor=None)
+    assert message_deliver_now(confirmation.pk) == "withdrawn"
+    assert not any(m["Message-ID"] == confirmation.message_id for m in smtp.received)
+
+
 def test_a_reminder_is_not_sent_before_it_is_due(clinic: Clinic, smtp: MailSink) -> None:
     book_course(clinic, make_patient(clinic))
     reminder = Message.objects.filter(kind="reminder").order_by("due_at").first()

@@ -104,6 +104,12 @@ def _withdrawal_reason(message: Message, *, now: datetime) -> str:
     patient = message.patient
     if patient.closed_at is not None:
         return "the patient closed their account"
+    listed = message.context.get("appointments")
+    if (
+        listed
+        and not Appointment.objects.filter(pk__in=listed, status__in=Appointment.HOLDING).exists()
+    ):
+        return "none of the visits it lists still stands"
     visit = message.appointment
     if visit is not None:
         still = _OVER.get(visit.status)
