@@ -34,6 +34,7 @@ from tests.web.conftest import (
     local,
     make_patient,
     make_staff,
+    screen_again,
 )
 from tests.web.sinks import MailSink, SmsSink, mail_sink, sms_sink
 
@@ -454,6 +455,32 @@ def test_pre_care_that_starts_weeks_ahead_is_sent_when_it_starts(
     # A visit a week away is past that point: no late copy of it is queued.
     near = book_monday(clinic, make_patient(clinic, name="Dora Finch"), hour=14)
     assert not Message.objects.filter(appointment=near, key__contains=GETTING_READY).exists()
+
+
+def test_a_maintenance_recall_is_withdrawn_when_the_patient_booked_a_visit_before_it(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    import time_machine  # noqa: PLC0415
+
+    patient = make_patient(clinic)
+    book_course(clinic, patient)
+    recall = Message.objects.get(kind="maintenance_due")
+    due_day = recall.due_at.astimezone(TZ).date()
+    monday = due_day + timedelta(days=7 - due_day.weekday())
+    # A week before the recall is due, the patient books their maintenance session.
+    with time_machine.travel(recall.due_at - timedelta(days=7), tick=False):
+        screen_again(patient, screen_on=monday)
+        services.appointment_book(
+            patient=patient,
+            service=clinic.treatment,
+            location=clinic.location,
+            provider=clinic.ada,
+            starts_at=local(monday, 10),
+        )
+    assert message_deliver_now(recall.pk, now=recall.due_at) == "withdrawn"
+    recall.refresh_from_db()
+    assert recall.status == "cancelled"
+    assert not any(m["Message-ID"] == recall.message_id for m in smtp.received)
 
 
 def test_a_cancelled_course_session_says_when_its_window_opens(clinic: Clinic) -> None:

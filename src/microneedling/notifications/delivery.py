@@ -89,6 +89,9 @@ BEFORE_VISIT = frozenset(
 )
 
 
+#: Kinds that ask the patient to book their next visit.
+RECALLS = frozenset({"maintenance_due"})
+
 #: Why a message leading up to a visit is no longer sent.
 BEGUN = "the visit has begun"
 
@@ -110,6 +113,13 @@ def _withdrawal_reason(message: Message, *, now: datetime) -> str:
         and not Appointment.objects.filter(pk__in=listed, status__in=Appointment.HOLDING).exists()
     ):
         return "none of the visits it lists still stands"
+    if message.kind in RECALLS and (
+        Appointment.objects.filter(
+            patient=patient, status__in=Appointment.TO_COME, starts_at__gt=now
+        ).exists()
+    ):
+        # A recall asks the patient to book: one who already has a visit to come has.
+        return "the patient has a visit booked"
     visit = message.appointment
     if visit is not None:
         still = _OVER.get(visit.status)
