@@ -399,6 +399,23 @@ def test_a_medicine_pause_is_announced_on_the_morning_it_must_start(
     assert hold.context["resume_on"] in body
 
 
+def test_a_medicine_pause_follows_an_intake_answered_again_after_booking(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    patient = make_patient(clinic)
+    visit = book_monday(clinic, patient)
+    assert not Message.objects.filter(kind="hold_start").exists()
+    # After booking, the patient answers the intake again: they take ibuprofen now.
+    screen_again(patient, screen_on=MONDAY, medications=[{"code": "nsaid"}])
+    hold = Message.objects.get(kind="hold_start", appointment=visit, status="pending")
+    assert hold.due_at == local(MONDAY - timedelta(days=7), 8)
+    # Answered once more without it: the pause is no longer announced.
+    screen_again(patient, screen_on=MONDAY)
+    hold.refresh_from_db()
+    assert hold.status == "cancelled"
+    assert not Message.objects.filter(kind="hold_start", status="pending").exists()
+
+
 def test_a_medicine_pause_whose_day_has_passed_at_booking_is_announced_at_once(
     clinic: Clinic, smtp: MailSink
 ) -> None:
