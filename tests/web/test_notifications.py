@@ -818,6 +818,28 @@ def test_a_visit_moved_twice_before_the_first_notice_went_out_is_told_of_once(
     assert notices.first().status == "cancelled"  # type: ignore[union-attr]
 
 
+def test_a_dead_notice_of_a_move_leaves_the_dead_letter_list_when_a_later_move_is_told(
+    clinic: Clinic,
+) -> None:
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    session = course.sessions.get(number=2)
+    second = session.appointments.get()
+    original, elsewhere = second.starts_at, local(session.latest, 14)
+    for to in (elsewhere, original):
+        course_session_move(
+            appointment=Appointment.objects.get(pk=second.pk), starts_at=to, actor=None, apply=True
+        )
+        if to == elsewhere:
+            # The first notice never got through; the desk would see it to send again.
+            _dead(Message.objects.get(appointment=second, kind="visit_moved"))
+    first, latest = Message.objects.filter(appointment=second, kind="visit_moved").order_by("pk")
+    # Sent again, it would tell what the later notice tells: it is withdrawn instead.
+    assert first.status == "cancelled"
+    assert latest.status == "pending"
+
+
 # --- The sweep -----------------------------------------------------------------------------
 
 

@@ -299,9 +299,12 @@ def notices_supersede(*, appointment: Appointment, kind: str, key: str) -> int:
 
     A notice of a change reads the visit as it stands when it is sent, so one still waiting
     when the visit changes again would tell the patient the same news twice (or of a move
-    back to where it was as two moves to one time)."""
+    back to where it was as two moves to one time). A dead one goes too: staff sending it
+    again would repeat the later notice."""
     return (
-        Message.objects.filter(appointment=appointment, kind=kind, status__in=UNSENT)
+        Message.objects.filter(
+            appointment=appointment, kind=kind, status__in=(*UNSENT, Message.Status.DEAD)
+        )
         .exclude(key__startswith=f"{key}:")
         .update(status=Message.Status.CANCELLED, last_error="a later notice replaces it")
     )
