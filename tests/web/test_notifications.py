@@ -34,11 +34,11 @@ from tests.web.conftest import (
     local,
     make_patient,
     make_staff,
+    screen_again,
 )
 from tests.web.sinks import MailSink, SmsSink, mail_sink, sms_sink
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
-LATER = NOW + timedelta(days=400)  # every message of a course is due by then
 #: The key part of the reminder sent when a visit's earliest pre-care starts.
 GETTING_READY = ":reminder:getting_ready:"
 
@@ -87,12 +87,13 @@ def kinds(**filters: object) -> Counter[str]:
     return Counter(Message.objects.filter(**filters).values_list("kind", flat=True))
 
 
-def deliver_all(now: datetime = LATER) -> Counter[str]:
-    outcomes = Counter(
-        message_deliver_now(pk, now=now)
-        for pk in Message.objects.order_by("due_at").values_list("pk", flat=True)
+def deliver_all() -> Counter[str]:
+    """Deliver every message when its turn comes (one leading up to a visit, sent after the
+    visit began, would be withdrawn)."""
+    return Counter(
+        message_deliver_now(pk, now=when)
+        for pk, when in Message.objects.order_by("due_at").values_list("pk", "available_at")
     )
-    return outcomes
 
 
 # --- What a change queues ------------------------------------------------------------------
@@ -250,6 +251,39 @@ def test_a_confirmation_arrives_at_the_smtp_server_with_its_calendar_and_message
     assert len(smtp.received) == 1
 
 
+def test_a_course_confirmation_sent_after_a_visit_was_called_off_lists_only_the_rest(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    course = book_course(clinic, make_patient(clinic))
+    confirmation = Message.objects.get(kind="course_booked")
+    first, second, third = (course.sessions.get(number=n).appointments.get() for n in (1, 2, 3))
+    # Before the confirmation goes out (the mail server was down, or it waits for the
+    # morning), one visit is cancelled and another found to be entered in error.
+    services.appointment_cancel(appointment=second, actor=None)
+    services.appointment_set_status(appointment=third, status="entered_in_error", actor=None)
+    assert message_deliver_now(confirmation.pk) == "sent"
+    [mail] = smtp.received
+    parts = {part.get_content_type(): part for part in mail.walk()}
+    body = parts["text/plain"].get_payload(decode=True).decode()
+    calendar = Calendar.from_ical(parts["text/calendar"].get_payload(decode=True))
+    uids = [str(event["UID"]) for event in calendar.walk("VEVENT")]
+    assert uids == [f"appointment-{first.pk}@microneedling.clinic"]
+    for gone in (second, third):
+        assert f"{gone.starts_at.astimezone(TZ):%-d %B %Y at %H:%M}" not in body
+    assert f"{first.starts_at.astimezone(TZ):%-d %B %Y at %H:%M}" in body
+
+
+def test_a_course_confirmation_is_withdrawn_when_every_visit_it_lists_was_cancelled(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    course = book_course(clinic, make_patient(clinic))
+    confirmation = Message.objects.get(kind="course_booked")
+    for session in course.sessions.all():
+        services.appointment_cancel(appointment=session.appointments.get(), actor=None)
+    assert message_deliver_now(confirmation.pk) == "withdrawn"
+    assert not any(m["Message-ID"] == confirmation.message_id for m in smtp.received)
+
+
 def test_a_reminder_is_not_sent_before_it_is_due(clinic: Clinic, smtp: MailSink) -> None:
     book_course(clinic, make_patient(clinic))
     reminder = Message.objects.filter(kind="reminder").order_by("due_at").first()
@@ -365,6 +399,59 @@ def test_a_medicine_pause_is_announced_on_the_morning_it_must_start(
     assert hold.context["resume_on"] in body
 
 
+def test_a_medicine_pause_follows_an_intake_answered_again_after_booking(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    patient = make_patient(clinic)
+    visit = book_monday(clinic, patient)
+    assert not Message.objects.filter(kind="hold_start").exists()
+    # After booking, the patient answers the intake again: they take ibuprofen now.
+    screen_again(patient, screen_on=MONDAY, medications=[{"code": "nsaid"}])
+    hold = Message.objects.get(kind="hold_start", appointment=visit, status="pending")
+    assert hold.due_at == local(MONDAY - timedelta(days=7), 8)
+    # Answered once more without it: the pause is no longer announced.
+    screen_again(patient, screen_on=MONDAY)
+    hold.refresh_from_db()
+    assert hold.status == "cancelled"
+    assert not Message.objects.filter(kind="hold_start", status="pending").exists()
+
+
+def test_a_medicine_pause_whose_day_has_passed_at_booking_is_announced_at_once(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    thursday = MONDAY - timedelta(days=4)  # three days after NOW
+    patient = make_patient(clinic, screen_on=thursday, medications=[{"code": "nsaid"}])
+    visit = services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(thursday, 10),
+    )
+    # NSAIDs are paused a week before: that morning is past, but the patient must still be
+    # told to stop now rather than not at all (the pause is something they must know).
+    hold = Message.objects.get(kind="hold_start", appointment=visit)
+    assert hold.due_at == NOW
+    assert message_deliver_now(hold.pk, now=NOW) == "sent"
+    body = smtp.received[0].get_payload(decode=True).decode()
+    assert "ibuprofen" in body
+
+
+def test_a_medicine_pause_announced_late_in_the_evening_waits_for_the_morning(
+    clinic: Clinic,
+) -> None:
+    # Only a confirmation of what the patient just did is emailed at once whatever the hour.
+    evening = local(NOW.date(), 23)
+    [pause] = message_queue(
+        patient=make_patient(clinic),
+        kind="hold_start",
+        key="late-pause",
+        due_at=evening,
+        now=evening,
+    )
+    assert pause.due_at == local(NOW.date() + timedelta(days=1), 8)
+
+
 def test_pre_care_that_starts_weeks_ahead_is_sent_when_it_starts(
     clinic: Clinic, smtp: MailSink
 ) -> None:
@@ -385,6 +472,32 @@ def test_pre_care_that_starts_weeks_ahead_is_sent_when_it_starts(
     # A visit a week away is past that point: no late copy of it is queued.
     near = book_monday(clinic, make_patient(clinic, name="Dora Finch"), hour=14)
     assert not Message.objects.filter(appointment=near, key__contains=GETTING_READY).exists()
+
+
+def test_a_maintenance_recall_is_withdrawn_when_the_patient_booked_a_visit_before_it(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    import time_machine  # noqa: PLC0415
+
+    patient = make_patient(clinic)
+    book_course(clinic, patient)
+    recall = Message.objects.get(kind="maintenance_due")
+    due_day = recall.due_at.astimezone(TZ).date()
+    monday = due_day + timedelta(days=7 - due_day.weekday())
+    # A week before the recall is due, the patient books their maintenance session.
+    with time_machine.travel(recall.due_at - timedelta(days=7), tick=False):
+        screen_again(patient, screen_on=monday)
+        services.appointment_book(
+            patient=patient,
+            service=clinic.treatment,
+            location=clinic.location,
+            provider=clinic.ada,
+            starts_at=local(monday, 10),
+        )
+    assert message_deliver_now(recall.pk, now=recall.due_at) == "withdrawn"
+    recall.refresh_from_db()
+    assert recall.status == "cancelled"
+    assert not any(m["Message-ID"] == recall.message_id for m in smtp.received)
 
 
 def test_a_cancelled_course_session_says_when_its_window_opens(clinic: Clinic) -> None:
@@ -519,6 +632,49 @@ def test_a_reminder_for_a_visit_moved_since_is_withdrawn_when_its_turn_comes(
     assert not smtp.received
 
 
+def test_a_message_leading_up_to_a_visit_is_withdrawn_when_its_turn_comes_after_it_began(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    visit = book_monday(clinic, make_patient(clinic))
+    leading_up = Message.objects.filter(
+        appointment=visit, kind__in=("visit_booked", "reminder", "pre_care")
+    )
+    assert leading_up.count() >= 4
+    # The workers were down (or the mail server refused every try) from before these fell
+    # due until the visit had begun: a reminder of it now would only confuse the patient.
+    begun = local(MONDAY, 10, 30)
+    for message in leading_up:
+        assert message_deliver_now(message.pk, now=begun) == "withdrawn", message.kind
+    assert not smtp.received
+    assert set(leading_up.values_list("status", "last_error")) == {
+        ("cancelled", "the visit has begun")
+    }
+    # What follows the visit still goes out when its turn comes.
+    check = Message.objects.filter(appointment=visit, kind="aftercare_check").earliest("due_at")
+    assert message_deliver_now(check.pk, now=check.due_at) == "sent"
+    assert len(smtp.received) == 1
+
+
+def test_a_reminder_that_kept_failing_until_its_visit_began_is_left_for_staff_to_see(
+    clinic: Clinic, sms: SmsSink
+) -> None:
+    patient = make_patient(clinic)
+    texting(patient, email=False, sms=True)
+    visit = book_monday(clinic, patient)
+    reminder = _first_reminder(visit, "sms")
+    sms.answer = 503
+    assert message_deliver_now(reminder.pk, now=reminder.due_at) == "retry"
+    # The workers stop after that; when the next try comes the visit has begun. Too late to
+    # send, but the patient was never reached: the desk's dead-letter list must show it.
+    sms.answer = 200
+    assert message_deliver_now(reminder.pk, now=local(MONDAY, 10, 30)) == "dead"
+    reminder.refresh_from_db()
+    assert reminder.status == "dead"
+    assert reminder.last_error == "SMS provider answered 503"
+    assert reminder.attempts == 1  # only the real try counts
+    assert not sms.received
+
+
 def test_a_text_is_withdrawn_when_the_patient_stopped_texts_after_it_was_queued(
     clinic: Clinic, sms: SmsSink, smtp: MailSink
 ) -> None:
@@ -627,6 +783,61 @@ def test_a_visit_moved_and_moved_back_gets_its_reminders_again_and_each_move_is_
         }
     # Four moves, four messages telling of them, the last two back to times told before.
     assert kinds(appointment=second)["visit_moved"] == 4
+
+
+def test_a_visit_moved_twice_before_the_first_notice_went_out_is_told_of_once(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    import time_machine  # noqa: PLC0415
+
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    session = course.sessions.get(number=2)
+    second = session.appointments.get()
+    original, elsewhere = second.starts_at, local(session.latest, 14)
+    staff = make_staff("ida.front")
+    # The desk moves the visit late in the evening and then back: both notices wait for the
+    # morning, and each would say the same thing (a notice reads the visit when it is sent).
+    with time_machine.travel(local(NOW.date(), 22), tick=False):
+        for to in (elsewhere, original):
+            course_session_move(
+                appointment=Appointment.objects.get(pk=second.pk),
+                starts_at=to,
+                actor=staff,
+                apply=True,
+            )
+    notices = Message.objects.filter(appointment=second, kind="visit_moved").order_by("pk")
+    assert notices.count() == 2
+    morning = local(NOW.date() + timedelta(days=1), 8)
+    outcomes = [message_deliver_now(m.pk, now=morning) for m in notices]
+    assert outcomes.count("sent") == 1
+    assert len(smtp.received) == 1
+    # The one that went out is the latest: the first was superseded before it was sent.
+    assert notices.last().status == "sent"  # type: ignore[union-attr]
+    assert notices.first().status == "cancelled"  # type: ignore[union-attr]
+
+
+def test_a_dead_notice_of_a_move_leaves_the_dead_letter_list_when_a_later_move_is_told(
+    clinic: Clinic,
+) -> None:
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    session = course.sessions.get(number=2)
+    second = session.appointments.get()
+    original, elsewhere = second.starts_at, local(session.latest, 14)
+    for to in (elsewhere, original):
+        course_session_move(
+            appointment=Appointment.objects.get(pk=second.pk), starts_at=to, actor=None, apply=True
+        )
+        if to == elsewhere:
+            # The first notice never got through; the desk would see it to send again.
+            _dead(Message.objects.get(appointment=second, kind="visit_moved"))
+    first, latest = Message.objects.filter(appointment=second, kind="visit_moved").order_by("pk")
+    # Sent again, it would tell what the later notice tells: it is withdrawn instead.
+    assert first.status == "cancelled"
+    assert latest.status == "pending"
 
 
 # --- The sweep -----------------------------------------------------------------------------

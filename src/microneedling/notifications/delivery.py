@@ -83,15 +83,43 @@ _OVER: dict[str, frozenset[str]] = {
 }
 
 
-def _withdrawal_reason(message: Message) -> str:
-    """Why ``message`` must not go out after all, as things stand at the moment of sending
-    (empty when it may): what was true when it was queued may have changed since. A new
+#: Kinds about a visit still to come: once it has begun, sending one is only confusing.
+BEFORE_VISIT = frozenset(
+    {"visit_booked", "visit_moved", "location_change", "reminder", "pre_care", "hold_start"}
+)
+
+
+#: Kinds that ask the patient to book their next visit.
+RECALLS = frozenset({"maintenance_due"})
+
+#: Why a message leading up to a visit is no longer sent.
+BEGUN = "the visit has begun"
+
+
+def _withdrawal_reason(message: Message, *, now: datetime) -> str:
+    """Why ``message`` must not go out at ``now`` after all, as things stand then (empty
+    when it may): what was true when it was queued may have changed since, and a message
+    leading up to a visit is stale once the visit has begun (its turn came late: the workers
+    or the channel were down, or quiet hours pushed it past the start). A new
     address on a channel the patient still uses, or for a message they must get, the route
     they use now, is taken up instead (``message.channel`` and ``message.recipient``
     are updated in memory; the caller stores them)."""
     patient = message.patient
     if patient.closed_at is not None:
         return "the patient closed their account"
+    listed = message.context.get("appointments")
+    if (
+        listed
+        and not Appointment.objects.filter(pk__in=listed, status__in=Appointment.HOLDING).exists()
+    ):
+        return "none of the visits it lists still stands"
+    if message.kind in RECALLS and (
+        Appointment.objects.filter(
+            patient=patient, status__in=Appointment.TO_COME, starts_at__gt=now
+        ).exists()
+    ):
+        # A recall asks the patient to book: one who already has a visit to come has.
+        return "the patient has a visit booked"
     visit = message.appointment
     if visit is not None:
         still = _OVER.get(visit.status)
@@ -103,6 +131,8 @@ def _withdrawal_reason(message: Message) -> str:
             timed_for = message.key[len(prefix) :].split(":", 1)[0].split("@", 1)[0]
             if timed_for != str(int(visit.starts_at.timestamp())):
                 return "the visit has moved"
+        if message.kind in BEFORE_VISIT and visit.starts_at <= now:
+            return BEGUN
     essential, optional = patient_routes(patient)
     chosen = essential if message.essential else optional
     routes = dict(chosen)
@@ -171,7 +201,13 @@ def message_deliver_now(
         return "skipped"
     mine = Message.objects.filter(pk=message.pk, worker=worker, status=Message.Status.SENDING)
     queued_to = (message.channel, message.recipient)
-    reason = _withdrawal_reason(message)
+    reason = _withdrawal_reason(message, now=started)
+    if reason == BEGUN and message.last_error:
+        # Wanted, but every try failed until it was too late: the patient was never reached,
+        # which staff must see (withdrawn, it would vanish from the dead-letter list). Not an
+        # attempt, so the claim's count is given back; its last delivery error stays.
+        mine.update(status=Message.Status.DEAD, attempts=F("attempts") - 1, lease_until=None)
+        return "dead"
     if reason:
         mine.update(status=Message.Status.CANCELLED, last_error=reason, lease_until=None)
         return "withdrawn"
@@ -259,12 +295,6 @@ def outbox_recover(*, now: datetime | None = None) -> int:
     return len(ids)
 
 
-#: Kinds about a visit still to come: once it has begun, sending one is only confusing.
-BEFORE_VISIT = frozenset(
-    {"visit_booked", "visit_moved", "location_change", "reminder", "pre_care", "hold_start"}
-)
-
-
 def message_retry(*, message: Message, actor: object, now: datetime | None = None) -> Message:
     """Staff send a dead message again from the start (audited), or withdraw it instead when
     it is stale: what it says no longer holds (the visit cancelled or moved, the patient's
@@ -282,11 +312,7 @@ def message_retry(*, message: Message, actor: object, now: datetime | None = Non
         )
         reason = ""
         if current is not None:
-            reason = _withdrawal_reason(current)
-            visit = current.appointment
-            begun = visit is not None and visit.starts_at <= now
-            if not reason and begun and current.kind in BEFORE_VISIT:
-                reason = "the visit has begun"
+            reason = _withdrawal_reason(current, now=now)
         dead = Message.objects.filter(pk=message.pk, status=Message.Status.DEAD)
         if current is None:
             pass  # sent again or withdrawn by someone else a moment ago: nothing to do

@@ -19,16 +19,18 @@ from microneedling.core.messaging import local_moment
 from microneedling.core.screening import Intake
 from microneedling.notifications.models import Message
 from microneedling.notifications.outbox import (
+    UNSENT,
     Audience,
     MessageRules,
     audience_of,
     message_queue,
+    notices_supersede,
     outbox_flush,
     visit_messages_withdraw,
     window_messages_withdraw,
 )
 from microneedling.notifications.outbox import messages_withdraw as _withdraw
-from microneedling.patients.models import Screening
+from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.models import Appointment, Course, CourseSession
 
 #: Day-based messages go out mid-morning, local time.
@@ -67,7 +69,7 @@ def visit_schedule(
     """Queue the visit's timed messages for its current start time.
 
     ``known`` saves the reads a course's visits share (see ``course_booked``)."""
-    from microneedling.aftercare.selectors import latest_intake, visit_holds  # noqa: PLC0415
+    from microneedling.aftercare.selectors import latest_intake  # noqa: PLC0415
 
     now = now or timezone.now()
     patient = appointment.patient
@@ -103,16 +105,7 @@ def visit_schedule(
         )
     queue("pre_care", "pre_care", local_moment(day - timedelta(days=1), MORNING, zone))
     intake = known.intake if known is not None else latest_intake(patient)
-    for name, stop_on, resume_on, advice in visit_holds(appointment, intake):
-        queue(
-            "hold_start",
-            f"hold:{name}",
-            local_moment(stop_on, HOLD_MORNING, zone),
-            medicine=name,
-            stop_on=stop_on.isoformat(),
-            resume_on=resume_on.isoformat(),
-            advice=advice,
-        )
+    _holds_queue(appointment, intake=intake, audience=audience, now=now)
     for offset in AFTERCARE_CHECK_DAYS:
         queue(
             "aftercare_check",
@@ -144,6 +137,62 @@ def visit_schedule(
             "maintenance_due",
             "maintenance",
             local_moment(day + timedelta(days=course.maintenance_days), MORNING, zone),
+        )
+
+
+def _holds_queue(
+    appointment: Appointment, *, intake: Intake | None, audience: Audience, now: datetime
+) -> set[str]:
+    """Queue the visit's medicine pauses under ``intake``; returns their keys (less the
+    channel)."""
+    from microneedling.aftercare.selectors import visit_holds  # noqa: PLC0415 (app cycle)
+
+    zone = appointment.location.timezone
+    base = f"visit:{appointment.pk}:{_version(appointment)}"
+    keys = set()
+    for name, stop_on, resume_on, advice in visit_holds(appointment, intake):
+        stop = local_moment(stop_on, HOLD_MORNING, zone)
+        # A pause whose first day has passed (a visit booked at short notice) is announced
+        # at once: the patient must still hear to stop, and a timed message in the past would
+        # not be queued at all.
+        if stop < now < appointment.starts_at:
+            stop = now
+        keys.add(f"{base}:hold:{name}")
+        message_queue(
+            patient=appointment.patient,
+            kind="hold_start",
+            key=f"{base}:hold:{name}",
+            due_at=stop,
+            appointment=appointment,
+            zone=zone,
+            audience=audience,
+            now=now,
+            context={
+                "medicine": name,
+                "stop_on": stop_on.isoformat(),
+                "resume_on": resume_on.isoformat(),
+                "advice": advice,
+            },
+        )
+    return keys
+
+
+def intake_recorded(*, patient: Patient, intake: Intake, now: datetime | None = None) -> None:
+    """The patient answered the intake again: the medicine pauses of their visits to come
+    follow it. A medicine taken now is announced; one no longer taken is not (the visits were
+    scheduled under the intake of the day they were booked)."""
+    now = now or timezone.now()
+    visits = Appointment.objects.filter(
+        patient=patient, status__in=Appointment.TO_COME, starts_at__gt=now
+    ).select_related("location", "patient")
+    audience = None
+    for visit in visits:
+        audience = audience or audience_of(patient)
+        wanted = _holds_queue(visit, intake=intake, audience=audience, now=now)
+        unsent = Message.objects.filter(appointment=visit, kind="hold_start", status__in=UNSENT)
+        stale = [m.pk for m in unsent.only("key") if m.key.rsplit(":", 1)[0] not in wanted]
+        Message.objects.filter(pk__in=stale, status__in=UNSENT).update(
+            status=Message.Status.CANCELLED
         )
 
 
@@ -240,9 +289,11 @@ def course_booked(
 def visit_moved(
     appointment: Appointment, *, now: datetime | None = None, staff_caused: bool = False
 ) -> None:
-    """A visit moved: withdraw its old timed messages, tell the patient, schedule afresh."""
+    """A visit moved: withdraw its old timed messages and any notice of an earlier move still
+    waiting (this one tells the same news), tell the patient, schedule afresh."""
     _withdraw(appointment=appointment)
     key = _change_key(appointment, "visit_moved", "moved")
+    notices_supersede(appointment=appointment, kind="visit_moved", key=key)
     audience = audience_of(appointment.patient).batched()
     _tell(appointment, "visit_moved", key, now=now, audience=audience, staff_caused=staff_caused)
     visit_schedule(appointment, audience=audience, now=now)
@@ -310,6 +361,7 @@ def visit_relocated(
     if reschedule:
         _withdraw(appointment=appointment)
     key = _change_key(appointment, "location_change", "relocated")
+    notices_supersede(appointment=appointment, kind="location_change", key=key)
     context: dict[str, object] = {"note": note} if note else {}
     # Always the clinic's doing (a closure, a provider moving): news for the morning.
     audience = _tell(
@@ -337,8 +389,6 @@ def screening_result(screening: Screening) -> None:
 
 def skin_report_escalated(*, patient_id: int, report_id: int, action: str) -> None:
     """A skin report above "keep an eye on it": the patient hears how to reach the clinic."""
-    from microneedling.patients.models import Patient  # noqa: PLC0415
-
     message_queue(
         patient=Patient.objects.get(pk=patient_id),
         kind="skin_report_escalated",

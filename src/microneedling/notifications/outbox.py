@@ -132,7 +132,14 @@ def message_queue(
     queued = []
     for channel, address in audience.channels(essential=spec.essential):
         send_at = due
-        immediate_email = channel == Message.Channel.EMAIL and due <= now and not staff_caused
+        # Only a confirmation: a timed message due now (a medicine pause announced late)
+        # waits out quiet hours like the rest of its kind.
+        immediate_email = (
+            channel == Message.Channel.EMAIL
+            and due <= now
+            and not staff_caused
+            and kind not in TIMED_KINDS
+        )
         if not spec.urgent and not immediate_email:
             send_at = outside_quiet_hours(
                 due,
@@ -285,3 +292,19 @@ def visit_messages_withdraw(*, appointment: Appointment) -> int:
     return Message.objects.filter(
         appointment=appointment, status__in=(*UNSENT, Message.Status.DEAD)
     ).update(status=Message.Status.CANCELLED)
+
+
+def notices_supersede(*, appointment: Appointment, kind: str, key: str) -> int:
+    """Withdraw the visit's ``kind`` notices not sent yet, but the one queued under ``key``.
+
+    A notice of a change reads the visit as it stands when it is sent, so one still waiting
+    when the visit changes again would tell the patient the same news twice (or of a move
+    back to where it was as two moves to one time). A dead one goes too: staff sending it
+    again would repeat the later notice."""
+    return (
+        Message.objects.filter(
+            appointment=appointment, kind=kind, status__in=(*UNSENT, Message.Status.DEAD)
+        )
+        .exclude(key__startswith=f"{key}:")
+        .update(status=Message.Status.CANCELLED, last_error="a later notice replaces it")
+    )

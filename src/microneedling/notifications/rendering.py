@@ -63,8 +63,10 @@ def _visit(appointment: Appointment) -> dict[str, Any]:
 def _visits(message: Message) -> list[Appointment]:
     ids = message.context.get("appointments")
     if ids:
+        # Those still standing: one cancelled or entered in error since the message was
+        # queued is neither listed nor put in the patient's calendar.
         return list(
-            Appointment.objects.filter(pk__in=ids)
+            Appointment.objects.filter(pk__in=ids, status__in=Appointment.HOLDING)
             .select_related("location", "service", "patient")
             .order_by("starts_at")
         )

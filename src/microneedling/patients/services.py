@@ -68,6 +68,8 @@ def screening_record(*, patient: Patient, intake: Intake, actor: Actor = None) -
             object_id=patient.pk,
             details={"screening": screening.pk, **details},
         )
+        # Medicines started or stopped since a visit was booked change its pauses.
+        events.intake_recorded(patient=patient, intake=intake)
     return screening
 
 
