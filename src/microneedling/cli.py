@@ -677,6 +677,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
                 f"Already here: {report.matched} patients or providers (matched, not "
                 f"created again), {report.already_booked} visits (skipped).\n"
             )
+        if report.too_soon:
+            sys.stdout.write(
+                f"Kept at their agreed times: {report.too_soon} treatments within the shortest "
+                "interval of another treatment of the same skin; a clinician should review them.\n"
+            )
     for problem in report.problems[:50]:
         sys.stderr.write(f"microneedling: {problem}\n")
     if report.problems:

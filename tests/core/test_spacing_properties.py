@@ -28,7 +28,8 @@ treatments = st.lists(
     st.builds(
         Treatment,
         day=st.integers(0, 200).map(lambda n: START + timedelta(days=n)),
-        areas=st.lists(st.sampled_from(AREAS), min_size=1, max_size=2).map(tuple),
+        # No area at all: a service set up without them.
+        areas=st.lists(st.sampled_from(AREAS), min_size=0, max_size=2).map(tuple),
     ),
     max_size=5,
 )
@@ -49,7 +50,7 @@ def test_a_day_is_blocked_exactly_when_a_treatment_of_shared_skin_is_too_close(
     close = too_close(day, areas, done, min_days=min_days, overlap=PACK.skin_shared)
     expected = any(
         abs((t.day - day).days) < min_days
-        and any(PACK.skin_shared(a, b) for a in areas for b in t.areas)
+        and (not t.areas or any(PACK.skin_shared(a, b) for a in areas for b in t.areas))
         for t in done
     )
     assert (close is not None) == expected
@@ -80,6 +81,14 @@ def test_a_part_of_an_area_shares_skin_with_the_whole_but_not_with_a_neighbour()
     # A code the pack no longer has shares skin with itself only.
     assert PACK.skin_shared("retired_area", "retired_area")
     assert not PACK.skin_shared("retired_area", "face")
+
+
+def test_a_treatment_without_areas_shares_skin_with_every_treatment() -> None:
+    anywhere = Treatment(day=START, areas=())
+    assert too_close(START, ["hands"], [anywhere], min_days=28, overlap=PACK.skin_shared)
+    assert too_close(
+        START, [], [Treatment(day=START, areas=("neck",))], min_days=28, overlap=PACK.skin_shared
+    )
 
 
 def test_a_spacing_of_less_than_a_day_is_refused() -> None:

@@ -421,3 +421,26 @@ def test_a_signature_waits_for_a_draft_save_in_flight_and_is_never_undone_by_it(
     assert chart.locked and chart.signed_by_id == ada.pk
     assert chart.areas[0]["depth_mm"] == 1.5  # signed after the save, so what it wrote
     connection.close()
+
+
+def test_two_face_treatments_a_week_apart_booked_at_once_are_not_both_kept() -> None:
+    """Different providers, rooms and days: the exclusion constraint has nothing to refuse,
+    and each booking read the patient's treatments before the other committed. The patient
+    lock makes the second read the first."""
+    clinic = build_clinic()
+    patient = make_patient(clinic)
+    jobs = [
+        lambda day=day, provider=provider: services.appointment_book(
+            patient=patient,
+            service=clinic.treatment,
+            location=clinic.location,
+            provider=provider,
+            starts_at=local(day, 10),
+        )
+        for day, provider in ((MONDAY, clinic.ada), (MONDAY + timedelta(days=7), clinic.ben))
+    ]
+    for _ in range(3):
+        Appointment.objects.filter(patient=patient).delete()
+        outcomes = run_in_parallel(jobs)
+        assert outcomes["booked"] == 1, outcomes
+        assert Appointment.objects.filter(patient=patient).count() == 1

@@ -462,3 +462,31 @@ def test_imported_hours_start_on_the_locations_own_day_not_the_servers(
     ito = Provider.objects.get(display_name="Dr. Hana Ito")
     starts = set(ProviderSchedule.objects.filter(provider=ito).values_list("valid_from", flat=True))
     assert starts == {date(2027, 3, 7)}
+
+
+def test_treatments_agreed_in_the_old_system_keep_their_times_and_are_counted_for_review(
+    mesquite: Organization,
+) -> None:
+    """Two face treatments a fortnight apart, agreed before the clinic moved in: the booking
+    rules would refuse the second today, but the import keeps both (one refused row would
+    stop the whole import) and counts them for a clinician to look at."""
+    day = next_weekday(timezone.localdate() + timedelta(days=60), 1)
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=_example("patients"),
+        providers_csv=(
+            "external_id,display_name,role,location,weekdays,starts,ends\n"
+            "DR-7,Dr. Hana Ito,physician,alamo-heights,mon-sun,08:00,18:00\n"
+        ),
+        appointments_csv=(
+            "external_id,patient,provider,location,service,starts_at\n"
+            f"A-1,P-1001,DR-7,alamo-heights,microneedling-face,{day} 10:00\n"
+            f"A-2,P-1001,DR-7,alamo-heights,microneedling-face,{day + timedelta(days=14)} 10:00\n"
+        ),
+        apply=True,
+    )
+    assert report.problems == []
+    assert report.appointments == 2
+    # The first was booked alone; the second comes 14 days after it.
+    assert report.too_soon == 1
+    assert report.as_dict()["too_soon"] == 1

@@ -36,10 +36,10 @@ from tests.web.conftest import (
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
 
-def _visit(clinic: Clinic, patient: Patient, hour: int) -> Appointment:
+def _visit(clinic: Clinic, patient: Patient, hour: int, *, service=None) -> Appointment:  # type: ignore[no-untyped-def]
     return services.appointment_book(
         patient=patient,
-        service=clinic.treatment,
+        service=service or clinic.treatment,
         location=clinic.location,
         provider=clinic.ada,
         starts_at=local(MONDAY, hour),
@@ -55,7 +55,8 @@ def _seen(action: str) -> dict[int, dict[str, Any]]:
 
 def test_the_day_sheet_audits_each_patient_it_names_with_their_visits(clinic: Clinic) -> None:
     cleo, dan = make_patient(clinic), make_patient(clinic, name="Dan Reyes")
-    cleo_visits = [_visit(clinic, cleo, 9), _visit(clinic, cleo, 15)]
+    # A treatment and a consultation (two treatments of the face in a day would be refused).
+    cleo_visits = [_visit(clinic, cleo, 9), _visit(clinic, cleo, 15, service=clinic.consultation)]
     dan_visit = _visit(clinic, dan, 12)
     elsewhere = build_clinic(name="Eastside")
     _visit(elsewhere, make_patient(elsewhere, name="Eve Long"), 10)  # not on this sheet

@@ -214,3 +214,46 @@ def test_the_api_refuses_a_treatment_too_soon_with_a_problem_naming_starts_at(
     assert problem["code"] == "too_soon_after_treatment"
     assert "starts_at" in str(problem.get("field") or problem.get("errors"))
     assert Appointment.objects.filter(patient=patient).count() == 1
+
+
+def test_a_replacement_with_no_day_far_enough_from_another_treatment_says_so(
+    clinic: Clinic, staff_user
+) -> None:
+    """The desk once treated the face between sessions on purpose (an override); when the
+    next session is cancelled, its replacement has no day far enough from that treatment,
+    and the desk is told why instead of "no free slot"."""
+    from microneedling.scheduling.rebooking import course_session_replace  # noqa: PLC0415
+
+    patient = make_patient(clinic)
+    course = book_course(clinic, patient)
+    second = course.sessions.get(number=2).appointments.get()
+    other = clinic.ben if second.provider == clinic.ada else clinic.ada
+    book_visit(clinic, patient, second.starts_at, other, over_by=staff_user)
+    with pytest.raises(BookingRefused) as refused:
+        course_session_replace(
+            appointment=second, status="cancelled", actor=None, apply=True, reason="Away"
+        )
+    assert refused.value.code == "too_soon_after_treatment"
+    assert "the replacement can be on" in refused.value.message
+    second.refresh_from_db()
+    assert second.status == Appointment.Status.BOOKED  # nothing changed
+
+
+def test_a_treatment_service_without_areas_is_spaced_from_every_treatment(
+    clinic: Clinic,
+) -> None:
+    """A service set up without areas may treat any skin: it is spaced like the face."""
+    plain = _neck_service(clinic)
+    Service.objects.filter(pk=plain.pk).update(areas=[])
+    plain.refresh_from_db()
+    patient = make_patient(clinic)
+    book_visit(clinic, patient, local(MONDAY, 10))
+    with pytest.raises(BookingRefused) as refused:
+        services.appointment_book(
+            patient=patient,
+            service=plain,
+            location=clinic.location,
+            provider=clinic.ada,
+            starts_at=local(MONDAY + timedelta(days=7), 10),
+        )
+    assert refused.value.code == "too_soon_after_treatment"

@@ -36,6 +36,7 @@ from microneedling.directory.models import (
 from microneedling.patients.models import Patient
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
+from microneedling.scheduling.spacing import treatment_spacing_check
 
 COLUMNS = {
     "patients": ("external_id", "first_name", "last_name", "email", "birth_date"),
@@ -77,6 +78,10 @@ class ImportReport:
     #: and visits already booked as the file has them (an import run twice, or resumed).
     matched: int = 0
     already_booked: int = 0
+    #: Treatments kept at the time the patient agreed in the old system although they come
+    #: within the shortest interval of another treatment of the same skin: a clinician
+    #: should look at them (the booking rules would refuse such a time today).
+    too_soon: int = 0
     problems: list[RowProblem] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,6 +93,7 @@ class ImportReport:
             "appointments": self.appointments,
             "matched": self.matched,
             "already_booked": self.already_booked,
+            "too_soon": self.too_soon,
             "problems": [
                 {"file": p.file, "line": p.line, "column": p.column, "problem": p.problem}
                 for p in self.problems
@@ -466,7 +472,7 @@ def _appointments(
             continue
         try:
             with transaction.atomic():  # a savepoint: one refused row leaves the rest
-                services.appointment_book(
+                visit = services.appointment_book(
                     patient=patient,
                     service=service,
                     location=place,
@@ -475,7 +481,10 @@ def _appointments(
                     actor=actor,
                     now=now - timedelta(days=1),  # the old system's notice rules applied
                     confirm=False,
+                    # Agreed before: kept, and counted for a clinician to look at.
+                    check_spacing=False,
                 )
+                report.too_soon += _too_soon(visit)
         except (BookingConflict, BookingRefused) as error:
             # A refusal about the place, the provider or the service belongs under that
             # column (a location closing by then, say); the rest are about the time.
@@ -486,6 +495,24 @@ def _appointments(
             _note(report, "appointments", line, column, str(error))
             continue
         report.appointments += 1
+
+
+def _too_soon(visit: Appointment) -> int:
+    """1 when ``visit`` is a treatment too soon before or after another of its patient's
+    treatments of the same skin, else 0."""
+    if visit.service.kind != Service.Kind.TREATMENT:
+        return 0
+    try:
+        treatment_spacing_check(
+            patient_id=visit.patient_id,
+            areas=visit.service.areas,
+            starts_at=visit.starts_at,
+            zone=visit.location.timezone,
+            excluding_appointment=visit.pk,
+        )
+    except BookingRefused:
+        return 1
+    return 0
 
 
 def clinic_import(

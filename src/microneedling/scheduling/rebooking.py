@@ -134,6 +134,9 @@ def _replace(
             areas=course.areas,
             course_id=course.pk,
         )
+        services.spaced_window_check(
+            calendar, window.earliest, window.latest, what="the replacement", field=None
+        )
         search = _Search(calendar=calendar, gap=gap, now=now, provider_id=released.provider_id)
         slot = _keeping_later(search, window, kept, zone)
         if slot is not None:

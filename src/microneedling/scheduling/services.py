@@ -54,7 +54,7 @@ from microneedling.scheduling.models import (
     CourseSession,
     Reservation,
 )
-from microneedling.scheduling.spacing import TOO_SOON, treatment_spacing_check
+from microneedling.scheduling.spacing import TOO_SOON, patient_lock, treatment_spacing_check
 
 #: PostgreSQL's codes for a transaction that lost a race: deadlock, serialisation failure.
 _RACE_STATES = frozenset({"40P01", "40001"})
@@ -272,10 +272,13 @@ def concerns_allowed_check(indications: Sequence[str], policy: Policy | None) ->
         )
 
 
-def spaced_start_check(calendar: LocationCalendar, first: date, last: date) -> None:
-    """Refuse a course whose first session has no day from ``first`` to ``last`` far enough
-    from the patient's other treatments of the same skin, naming the first day it could
-    start: a clear answer where the search would only find no slot."""
+def spaced_window_check(
+    calendar: LocationCalendar, first: date, last: date, *, what: str, field: str | None
+) -> None:
+    """Refuse placing ``what`` (a course's first session, a replacement) when no day from
+    ``first`` to ``last`` is far enough from the patient's other treatments of the same
+    skin, naming the first day that is: a clear answer where the search would only find no
+    slot (``BookingRefused`` naming ``field``)."""
     if not calendar.spacing or not all(
         day_blocked(calendar.spacing, first + timedelta(days=n), calendar.zone)
         for n in range((last - first).days + 1)
@@ -285,9 +288,9 @@ def spaced_start_check(calendar: LocationCalendar, first: date, last: date) -> N
     raise BookingRefused(
         "the patient has another treatment of the same skin too close to those days; "
         f"treatments of one area need at least {load_pack().treatment_gap_days} days between "
-        f"them, so the course can start on {start.isoformat()} at the earliest",
+        f"them, so {what} can be on {start.isoformat()} at the earliest",
         code=TOO_SOON,
-        field="first_session",
+        field=field,
     )
 
 
@@ -336,11 +339,14 @@ def appointment_book(
     override_reason: str = "",
     now: datetime | None = None,
     confirm: bool = True,
+    check_spacing: bool = True,
 ) -> Appointment:
     """Book one visit at ``starts_at``; raise BookingConflict if any phase's resource is taken.
 
     ``confirm=False`` (an import of visits the patient already knows about) queues the
-    visit's reminders but no "your visit is booked" message.
+    visit's reminders but no "your visit is booked" message. ``check_spacing=False`` (the
+    same import: visits agreed in the clinic's old system keep their times) books a
+    treatment even if it comes too soon after another of the same skin.
 
     With ``override_reason`` (staff only, checked by the caller) the visit may overlap existing
     bookings on purpose: its reservations are marked and the override is audited.
@@ -361,6 +367,9 @@ def appointment_book(
         with transaction.atomic():
             rules = booking_rules(location.organization_id)
             provider_treats_check(provider, service, rules)
+            if service.kind == Service.Kind.TREATMENT:
+                # Before any reservation is written (see patient_lock).
+                patient_lock(patient.pk)
             calendar = location_calendar(
                 location=location,
                 service=service,
@@ -397,7 +406,7 @@ def appointment_book(
                 override_reason=override_reason if override else "",
             )
             reservations_write(appointment, slot, calendar.phases, overlap_allowed=override)
-            if service.kind == Service.Kind.TREATMENT and not override:
+            if service.kind == Service.Kind.TREATMENT and check_spacing and not override:
                 # After the write, so that a time already taken (by this patient too) is
                 # answered as taken; a refusal here rolls the visit back. A staff override
                 # may also treat sooner, on purpose and audited.
@@ -552,8 +561,12 @@ def course_propose(
     # twice unless the diary is full. Otherwise the full search, each session counted from
     # the day the one before it falls on.
     calendar, series = search(follow_plan_windows=True)
-    spaced_start_check(
-        calendar, opening.earliest, opening.earliest + timedelta(days=FIRST_SESSION_FLEX_DAYS)
+    spaced_window_check(
+        calendar,
+        opening.earliest,
+        opening.earliest + timedelta(days=FIRST_SESSION_FLEX_DAYS),
+        what="the course's first session",
+        field="first_session",
     )
     score = series.score
     if not (

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
+from django.db import connection
+
 from microneedling.core.availability.clock import zone_info
 from microneedling.core.errors import BookingRefused
 from microneedling.core.knowledge import load_pack
 from microneedling.core.series.spacing import Treatment, spacing_blocks, too_close
 from microneedling.directory.models import Service
+from microneedling.patients.models import Patient
 from microneedling.scheduling.models import Appointment
 
 #: Why a treatment cannot go where the patient's skin is still healing from another.
@@ -34,7 +37,11 @@ def treatments_near(
     locations) close enough to ``first_day``–``last_day`` to matter, in one query, with
     their local day in ``zone`` and the areas each treats (its course's, else its
     service's). The visits of ``course_id`` are left out: a course spaces its own sessions
-    by its plan's gap, and a re-plan moves them."""
+    by its plan's gap, and a re-plan moves them. Each visit is dated in its own location's
+    zone (the patient may be treated at a location of the chain in another zone).
+
+    Inside a transaction the patient is locked first (see :func:`patient_lock`)."""
+    patient_lock(patient_id)
     reach = timedelta(days=load_pack().treatment_gap_days)
     tz = zone_info(zone)
     start = datetime.combine(first_day, time.min, tzinfo=tz)
@@ -51,11 +58,26 @@ def treatments_near(
     if course_id is not None:
         rows = rows.exclude(course_session__course_id=course_id)
     return [
-        Treatment(day=starts_at.astimezone(tz).date(), areas=tuple(course_areas or areas or ()))
-        for starts_at, areas, course_areas in rows.values_list(
-            "starts_at", "service__areas", "course_session__course__areas"
+        Treatment(
+            day=starts_at.astimezone(zone_info(where)).date(),
+            areas=tuple(course_areas or areas or ()),
+        )
+        for starts_at, where, areas, course_areas in rows.values_list(
+            "starts_at", "location__timezone", "service__areas", "course_session__course__areas"
         )
     ]
+
+
+def patient_lock(patient_id: int) -> None:
+    """Inside a transaction on PostgreSQL, lock the patient's row until it ends: two bookings
+    of one patient's treatments at once (a double click, two desks) each read the other's
+    visits only after it committed, so neither can slip a treatment too close to the other
+    (the exclusion constraint stops overlapping times, not visits days apart). Every writer
+    that reads spacing takes this lock before it writes any reservation. SQLite runs one
+    writing transaction at a time and needs none; a read outside a transaction takes none.
+    """
+    if connection.features.has_select_for_update and connection.in_atomic_block:
+        list(Patient.objects.select_for_update().filter(pk=patient_id).values_list("pk"))
 
 
 def spacing_busy(

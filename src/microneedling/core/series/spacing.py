@@ -28,8 +28,12 @@ class Treatment:
 
 
 def shares_skin(first: Iterable[str], second: Iterable[str], overlap: AreasOverlap) -> bool:
-    """Whether two sets of areas share any skin (``overlap`` says so for one pair)."""
-    second = tuple(second)
+    """Whether two sets of areas share any skin (``overlap`` says so for one pair). A
+    treatment that names no area (a service set up without them) may be anywhere, so it
+    shares skin with every treatment: the safe reading."""
+    first, second = tuple(first), tuple(second)
+    if not first or not second:
+        return True
     return any(overlap(a, b) for a in first for b in second)
 
 
