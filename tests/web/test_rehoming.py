@@ -18,7 +18,7 @@ from microneedling.accounts.models import StaffMember
 from microneedling.audit.models import AuditEvent
 from microneedling.core.errors import BookingRefused
 from microneedling.core.rehoming.model import Placement
-from microneedling.directory.models import Location, ProviderSchedule
+from microneedling.directory.models import ClinicPolicy, Location, ProviderSchedule
 from microneedling.directory.policy import booking_rules
 from microneedling.notifications.models import Message
 from microneedling.scheduling import rehoming, services
@@ -724,3 +724,61 @@ def test_the_report_csv_download_is_marked_utf8_for_spreadsheets_and_keeps_accen
     assert body.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     assert [r["patient"] for r in rows] == ["José Núñez"]
+
+
+def test_a_rehomed_treatment_goes_only_to_a_provider_the_clinic_lets_do_the_needling(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    ClinicPolicy.objects.create(
+        organization=riverbend.org, positions={"dispute.who_performs": "doctor_or_np"}
+    )
+    # The receivers' physicians no longer work there: only their aestheticians are in.
+    for name in ("lakeside", "northgate"):
+        ProviderSchedule.objects.filter(provider=chain[name].ada).delete()
+    # A consultation first in the day (any provider may give it), then a treatment.
+    consultation = services.appointment_book(
+        patient=make_patient(riverbend, name="Con Sult"),
+        service=riverbend.consultation,
+        location=riverbend.location,
+        provider=riverbend.ben,
+        starts_at=local(MONDAY, 9),
+    )
+    treatment = book_visit(riverbend, make_patient(riverbend, name="Tre Atment"), local(MONDAY, 10))
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert report.summary()["violations"] == []
+    consultation.refresh_from_db()
+    treatment.refresh_from_db()
+    # The consultation may go to an aesthetician; the treatment may not, so it stays for
+    # the desk rather than being given to someone the clinic does not let treat.
+    assert consultation.location_id != riverbend.location.pk
+    assert treatment.provider.role in ("physician", "nurse_practitioner")
+    assert [s.appointment_id for s in report.stuck] == [treatment.pk]
+
+
+def test_a_rehomed_consultation_may_go_to_any_provider_when_only_doctors_treat(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    ClinicPolicy.objects.create(
+        organization=riverbend.org, positions={"dispute.who_performs": "doctor_or_np"}
+    )
+    for name in ("lakeside", "northgate"):
+        ProviderSchedule.objects.filter(provider=chain[name].ada).delete()
+    # A treatment first in the day, then a consultation: only aestheticians are left to
+    # receive them, and a consultation may be with anyone.
+    book_visit(riverbend, make_patient(riverbend, name="Tre Atment"), local(MONDAY, 9))
+    consultation = services.appointment_book(
+        patient=make_patient(riverbend, name="Con Sult"),
+        service=riverbend.consultation,
+        location=riverbend.location,
+        provider=riverbend.ben,
+        starts_at=local(MONDAY, 11),
+    )
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert report.summary()["violations"] == []
+    assert [m.appointment_id for m in report.moves] == [consultation.pk]

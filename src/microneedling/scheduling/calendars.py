@@ -143,6 +143,7 @@ def location_calendar(
     patient_id: int | None = None,
     excluding_appointment: int | None = None,
     rules: BookingRules | None = None,
+    every_role: bool = False,
 ) -> LocationCalendar:
     """Free time of the location's providers, rooms and devices from ``first_day`` to
     ``last_day`` (inclusive), net of hours, closures, leave and existing reservations.
@@ -155,6 +156,8 @@ def location_calendar(
     search to plan around. ``excluding_appointment`` reads the calendar as if that visit
     were not booked: where it may move to. ``rules`` are the clinic's booking rules when the
     caller has read them already (else they are read here, for treatments only).
+    ``every_role`` lists every provider, whoever the clinic lets treat: for a caller that
+    places several kinds of visit on one calendar and keeps each to its own providers.
     """
     zone = location.timezone
     start, end = day_bounds(first_day, last_day, zone)
@@ -162,7 +165,7 @@ def location_calendar(
     # treatments with those providers only; other visits may be with anyone.
     roles = (
         load_pack().treating_roles((rules or booking_rules(location.organization_id)).pack_policy)
-        if service.kind == Service.Kind.TREATMENT
+        if service.kind == Service.Kind.TREATMENT and not every_role
         else None
     )
     layout = layout_read(

@@ -30,6 +30,7 @@ from microneedling.audit.services import audit_patients_listed, audit_patients_s
 from microneedling.core.availability import Phase
 from microneedling.core.errors import BookingConflict, BookingRefused, InputError
 from microneedling.core.geo import distance_km
+from microneedling.core.knowledge import load_pack
 from microneedling.core.rehoming import (
     Placement,
     Plan,
@@ -40,7 +41,13 @@ from microneedling.core.rehoming import (
     sites_without,
 )
 from microneedling.core.retention import add_years
-from microneedling.directory.models import Location, LocationClosure, Provider, ProviderSchedule
+from microneedling.directory.models import (
+    Location,
+    LocationClosure,
+    Provider,
+    ProviderSchedule,
+    Service,
+)
 from microneedling.directory.policy import booking_rules
 from microneedling.directory.selectors import place_from_zip
 from microneedling.notifications import events
@@ -231,6 +238,7 @@ def displaced_visits(
     other visits, and the days each may move to (course window and gap slack, never today
     or earlier)."""
     slack = _slack_by_course(appointments)
+    treaters = _treating_providers(appointments)
     phases: dict[int, Any] = {}
     visits = []
     for appointment in appointments:
@@ -258,10 +266,25 @@ def displaced_visits(
                 last_day=last,
                 prefer_site=prefer_site,
                 patient=patient_resource(appointment.patient_id),
+                providers=treaters if appointment.service.kind == Service.Kind.TREATMENT else None,
             )
         )
     busy = _patients_other_visits(appointments, visits)
     return [replace(v, patient_busy=busy.get(v.patient or "", ())) for v in visits]
+
+
+def _treating_providers(appointments: Sequence[Appointment]) -> frozenset[str] | None:
+    """The providers (``provider:<id>``) the clinic lets do the needling, or ``None`` when
+    its position lets anyone: the receiving sites list every provider (a consultation may be
+    with anyone), so each treatment is kept to these here."""
+    if not appointments:
+        return None
+    organization_id = appointments[0].location.organization_id
+    roles = load_pack().treating_roles(booking_rules(organization_id).pack_policy)
+    if roles is None:
+        return None
+    ids = Provider.objects.filter(organization_id=organization_id, role__in=roles)
+    return frozenset(f"provider:{pk}" for pk in ids.values_list("pk", flat=True))
 
 
 def _patients_other_visits(
@@ -305,8 +328,10 @@ def receiving_sites(
     service = appointments[0].service  # any: the resources are the location's, not its
     sites = []
     for location in locations:
+        # Every provider, whatever this service is: each visit keeps to those who may give
+        # it (see ``Visit.providers``), a treatment to whom the clinic lets do the needling.
         calendar = location_calendar(
-            location=location, service=service, first_day=first, last_day=last
+            location=location, service=service, first_day=first, last_day=last, every_role=True
         )
         sites.append(
             Site(
