@@ -18,7 +18,12 @@ from microneedling.accounts.models import StaffMember
 from microneedling.audit.models import AuditEvent
 from microneedling.core.errors import BookingRefused
 from microneedling.core.rehoming.model import Placement
-from microneedling.directory.models import ClinicPolicy, Location, ProviderSchedule
+from microneedling.directory.models import (
+    ClinicPolicy,
+    Location,
+    LocationClosure,
+    ProviderSchedule,
+)
 from microneedling.directory.policy import booking_rules
 from microneedling.notifications.models import Message
 from microneedling.scheduling import rehoming, services
@@ -29,6 +34,7 @@ from microneedling.scheduling.rehoming import hold_again, location_close, provid
 from tests.web.conftest import (
     MONDAY,
     NOW,
+    TZ,
     Clinic,
     book_course,
     book_visit,
@@ -36,6 +42,7 @@ from tests.web.conftest import (
     local,
     make_patient,
     make_staff,
+    screen_again,
 )
 from tests.web.rehoming_checks import overlapping_reservations, sessions_outside_windows
 
@@ -782,3 +789,33 @@ def test_a_rehomed_consultation_may_go_to_any_provider_when_only_doctors_treat(
     )
     assert report.summary()["violations"] == []
     assert [m.appointment_id for m in report.moves] == [consultation.pk]
+
+
+def test_a_rehomed_treatment_is_never_moved_before_the_patients_deferral_ends(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    thursday = MONDAY + timedelta(days=3)
+    patient = make_patient(riverbend, name="Bo Tox")
+    visit = book_visit(riverbend, patient, local(thursday, 10))
+    # Since booking, the patient had an injection: treatment waits two weeks, until Thursday.
+    injected = thursday - timedelta(days=14)
+    screen_again(
+        patient, procedures=[{"code": "botox", "area": "face", "date": injected.isoformat()}]
+    )
+    until = patient.screenings.newest_first().first().deferred_until  # type: ignore[union-attr]
+    assert until == thursday
+    # The receivers are shut from Thursday to Monday: the nearest free day is Wednesday.
+    for name in ("lakeside", "northgate"):
+        LocationClosure.objects.create(
+            location=chain[name].location,
+            starts_on=thursday,
+            ends_on=thursday + timedelta(days=4),
+            reason="refit",
+        )
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert report.summary()["violations"] == []
+    visit.refresh_from_db()
+    assert visit.starts_at.astimezone(TZ).date() >= until

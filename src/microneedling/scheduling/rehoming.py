@@ -52,6 +52,7 @@ from microneedling.directory.policy import booking_rules
 from microneedling.directory.selectors import place_from_zip
 from microneedling.notifications import events
 from microneedling.notifications.outbox import Audience, audience_of
+from microneedling.patients.models import NEWEST_FIRST, Screening
 from microneedling.scheduling import booking
 from microneedling.scheduling.calendars import (
     location_calendar,
@@ -239,6 +240,7 @@ def displaced_visits(
     or earlier)."""
     slack = _slack_by_course(appointments)
     treaters = _treating_providers(appointments)
+    deferred = _deferrals(appointments)
     phases: dict[int, Any] = {}
     visits = []
     for appointment in appointments:
@@ -252,6 +254,11 @@ def displaced_visits(
         else:
             first = day - timedelta(days=SINGLE_VISIT_SLACK_DAYS)
             last = day + timedelta(days=SINGLE_VISIT_SLACK_DAYS)
+        treatment = appointment.service.kind == Service.Kind.TREATMENT
+        if treatment and appointment.patient_id in deferred:
+            # A new day for a treatment is a new booking as far as screening goes: never
+            # sooner than the patient's latest screening defers treatment to.
+            first = max(first, deferred[appointment.patient_id])
         if appointment.service_id not in phases:
             phases[appointment.service_id] = service_phases(appointment.service)
         visits.append(
@@ -266,7 +273,7 @@ def displaced_visits(
                 last_day=last,
                 prefer_site=prefer_site,
                 patient=patient_resource(appointment.patient_id),
-                providers=treaters if appointment.service.kind == Service.Kind.TREATMENT else None,
+                providers=treaters if treatment else None,
             )
         )
     busy = _patients_other_visits(appointments, visits)
@@ -285,6 +292,27 @@ def _treating_providers(appointments: Sequence[Appointment]) -> frozenset[str] |
         return None
     ids = Provider.objects.filter(organization_id=organization_id, role__in=roles)
     return frozenset(f"provider:{pk}" for pk in ids.values_list("pk", flat=True))
+
+
+def _deferrals(appointments: Sequence[Appointment]) -> dict[int, date]:
+    """Per patient (id), the day their latest screening defers treatment to, for those whose
+    latest screening does (read a batch of patients per query)."""
+    patients = {a.patient_id for a in appointments}
+    deferred: dict[int, date] = {}
+    seen: set[int] = set()
+    for batch in _batches(patients):
+        rows = (
+            Screening.objects.filter(patient_id__in=batch)
+            .order_by("patient_id", *NEWEST_FIRST)
+            .values_list("patient_id", "verdict", "deferred_until")
+        )
+        for patient_id, verdict, until in rows:
+            if patient_id in seen:
+                continue  # an older screening: only the latest counts
+            seen.add(patient_id)
+            if verdict == Screening.Verdict.DEFERRED and until is not None:
+                deferred[patient_id] = until
+    return deferred
 
 
 def _patients_other_visits(
