@@ -819,3 +819,33 @@ def test_a_rehomed_treatment_is_never_moved_before_the_patients_deferral_ends(
     assert report.summary()["violations"] == []
     visit.refresh_from_db()
     assert visit.starts_at.astimezone(TZ).date() >= until
+
+
+def test_running_a_closure_again_lists_each_visit_left_behind_once_for_the_desk(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    _book_at_riverbend(riverbend, 4)
+    for name in ("lakeside", "northgate"):
+        LocationClosure.objects.create(
+            location=chain[name].location,
+            starts_on=NOW.date(),
+            ends_on=NOW.date() + timedelta(days=200),
+            reason="refit",
+        )
+    # The desk applies the closure, then applies it again (another preview of it, applied).
+    for _ in range(2):
+        report = location_close(
+            location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+        )
+        assert report.applied and report.stuck
+    requests = AppointmentRequest.objects.filter(reason="rehoming", status="open")
+    listed = sorted(r.payload["appointment"] for r in requests)
+    assert listed == sorted(s.appointment_id for s in report.stuck)
+    # The receivers open again: the next run moves them, and the desk has nothing left open.
+    LocationClosure.objects.filter(reason="refit").delete()
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert report.moves and not report.stuck
+    assert not AppointmentRequest.objects.filter(reason="rehoming", status="open").exists()

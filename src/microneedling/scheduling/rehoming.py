@@ -564,7 +564,7 @@ def _rehome(
         )
         if progress and done % 50 == 0:
             progress("applying", done, total)
-    _record_stuck(report, [(by_id[v], why) for v, why in [*plan.unplaced, *clashing]])
+    _record_stuck(report, [(by_id[v], why) for v, why in [*plan.unplaced, *clashing]], now=now)
     if progress:
         progress("applying", total, total)
     report.active_after = _active_count(organization_id, since)
@@ -618,17 +618,48 @@ def _audit_each_patient(
     )
 
 
-def _record_stuck(report: RehomingReport, stuck: Sequence[tuple[Appointment, str]]) -> None:
-    """List the visits that keep their time, each with a request for staff to follow up."""
-    for appointment, reason in stuck:
-        AppointmentRequest.objects.create(
-            patient=appointment.patient,
-            location=appointment.location,
-            service=appointment.service,
-            provider=appointment.provider,
+def _open_requests(appointment_ids: Iterable[int]) -> dict[int, AppointmentRequest]:
+    """The open re-homing requests of these visits, by visit id."""
+    found: dict[int, AppointmentRequest] = {}
+    for batch in _batches(appointment_ids):
+        for request in AppointmentRequest.objects.filter(
             reason="rehoming",
-            payload={"appointment": appointment.pk, "why": reason},
-        )
+            status=AppointmentRequest.Status.OPEN,
+            payload__appointment__in=batch,
+        ).order_by("pk"):
+            found.setdefault(request.payload["appointment"], request)
+    return found
+
+
+def _record_stuck(
+    report: RehomingReport, stuck: Sequence[tuple[Appointment, str]], *, now: datetime
+) -> None:
+    """List the visits that keep their time, each with a request for staff to follow up:
+    one per visit however often the closure is run (a visit already waiting for the desk
+    gets the latest reason, not a second line), while a visit a later run could move has
+    its request closed, so the desk is not sent to re-home it again."""
+    moved = {m.appointment_id for m in report.moves}
+    waiting = _open_requests([*moved, *(a.pk for a, _ in stuck)])
+    for visit_id in moved & set(waiting):
+        request = waiting[visit_id]
+        request.status = AppointmentRequest.Status.BOOKED
+        request.decided_at = now
+        request.decision_reason = "moved by a later re-homing"
+        request.save(update_fields=["status", "decided_at", "decision_reason"])
+    for appointment, reason in stuck:
+        payload = {"appointment": appointment.pk, "why": reason}
+        if appointment.pk in waiting:
+            waiting[appointment.pk].payload = payload
+            waiting[appointment.pk].save(update_fields=["payload"])
+        else:
+            AppointmentRequest.objects.create(
+                patient=appointment.patient,
+                location=appointment.location,
+                service=appointment.service,
+                provider=appointment.provider,
+                reason="rehoming",
+                payload=payload,
+            )
         report.stuck.append(
             Stuck(appointment.pk, _name(appointment), appointment.starts_at, reason)
         )
