@@ -849,3 +849,61 @@ def test_running_a_closure_again_lists_each_visit_left_behind_once_for_the_desk(
     )
     assert report.moves and not report.stuck
     assert not AppointmentRequest.objects.filter(reason="rehoming", status="open").exists()
+
+
+def test_a_closure_or_move_from_a_day_already_past_is_refused_naming_the_field(
+    chain: dict[str, Clinic], desk: Client
+) -> None:
+    riverbend = chain["riverbend"]
+    last_week = NOW.date() - timedelta(days=7)
+    hours_before = sorted(
+        ProviderSchedule.objects.filter(provider=riverbend.ada).values_list(
+            "location_id", "valid_from", "valid_until"
+        )
+    )
+    for until in (None, last_week + timedelta(days=2)):
+        with pytest.raises(BookingRefused) as raised:
+            location_close(
+                location=riverbend.location,
+                from_date=last_week,
+                until=until,
+                actor=None,
+                apply=True,
+            )
+        assert raised.value.field == "from_date" and "past" in str(raised.value)
+    with pytest.raises(BookingRefused) as raised:
+        provider_move(
+            provider=riverbend.ada,
+            to_location=chain["lakeside"].location,
+            from_date=last_week,
+            actor=None,
+            apply=True,
+        )
+    assert raised.value.field == "from_date"
+    # Nothing was written: where the provider worked last week is history.
+    riverbend.location.refresh_from_db()
+    assert riverbend.location.status == "open" and riverbend.location.closes_on is None
+    assert not LocationClosure.objects.exists()
+    hours_after = sorted(
+        ProviderSchedule.objects.filter(provider=riverbend.ada).values_list(
+            "location_id", "valid_from", "valid_until"
+        )
+    )
+    assert hours_after == hours_before
+    # Today itself is fine: a closure can start at once.
+    assert (
+        location_close(
+            location=riverbend.location, from_date=NOW.date(), actor=None, apply=False
+        ).summary()["violations"]
+        == []
+    )
+    page = desk.post(
+        reverse("desk:rehoming"),
+        {
+            "operation": "location_close",
+            "location": riverbend.location.pk,
+            "from_date": last_week.isoformat(),
+        },
+    )
+    assert page.status_code == 200 and "from_date" in page.context["form"].errors
+    assert not RehomingRun.objects.exists()

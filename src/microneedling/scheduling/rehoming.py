@@ -765,8 +765,20 @@ def _write_move(
 
 
 def rehoming_dates_check(*, from_date: date, until: date | None, today: date) -> None:
-    """Raise ``BookingRefused`` naming the field when ``from_date`` (or ``until``) is more
-    than ``MAX_YEARS_AHEAD`` years after ``today``."""
+    """Raise ``BookingRefused`` naming the field when ``from_date`` is before ``today``, or
+    it (or ``until``) is more than ``MAX_YEARS_AHEAD`` years after ``today``.
+
+    A past start would rewrite history and move no one: the location's past days would read
+    as closed (on the day sheets, to patients) though visits were given there, and a
+    provider's hours would end where they still worked; only visits still to come are
+    re-homed either way. A closure already under way is recorded from today."""
+    if from_date < today:
+        raise BookingRefused(
+            f"from_date is {from_date.isoformat()}, in the past: a closure or a move starts "
+            f"today ({today.isoformat()}) or later",
+            code="past",
+            field="from_date",
+        )
     limit = add_years(today, MAX_YEARS_AHEAD)
     for name, day in (("from_date", from_date), ("until", until)):
         if day is not None and day > limit:
@@ -791,11 +803,11 @@ def location_close(
     """Close ``location`` from ``from_date`` (through ``until``, or for good) and re-home every
     visit booked there in that time; a preview unless ``apply``."""
     now = now or timezone.now()
+    if until is not None and until < from_date:
+        raise BookingRefused("the closure ends before it starts", code="bad_range", field="until")
     rehoming_dates_check(
         from_date=from_date, until=until, today=now.astimezone(ZoneInfo(location.timezone)).date()
     )
-    if until is not None and until < from_date:
-        raise BookingRefused("the closure ends before it starts", code="bad_range", field="until")
     if location.status == Location.Status.CLOSED:
         raise BookingRefused("this location is already closed", code="closed", field="location")
     report = RehomingReport("location_close", location.slug, from_date, applied=apply)
