@@ -907,3 +907,25 @@ def test_a_closure_or_move_from_a_day_already_past_is_refused_naming_the_field(
     )
     assert page.status_code == 200 and "from_date" in page.context["form"].errors
     assert not RehomingRun.objects.exists()
+
+
+def test_the_commands_name_their_own_option_when_a_closure_or_move_is_refused(
+    chain: dict[str, Clinic], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from microneedling.cli import main  # noqa: PLC0415
+
+    riverbend = chain["riverbend"]
+    past = (NOW.date() - timedelta(days=7)).isoformat()
+    slug, ada = riverbend.location.slug, str(riverbend.ada.pk)
+    cases = [
+        (["close-location", slug, "--from", past], "--from"),
+        (["close-location", slug, "--from", "2027-03-08", "--until", "2099-01-01"], "--until"),
+        (["move-provider", ada, "--to", "lakeside", "--from", past], "--from"),
+        (["move-provider", ada, "--to", "lakeside", "--from", "2099-01-01"], "--from"),
+    ]
+    for args, option in cases:
+        assert main(args) == 2, args
+        captured = capsys.readouterr()
+        assert captured.out == "" and "Traceback" not in captured.err
+        assert captured.err.startswith(f"microneedling: {option}: "), (args, captured.err)
+    assert Appointment.objects.count() == 0 and not LocationClosure.objects.exists()
