@@ -492,9 +492,13 @@ def _rehome(
     progress: Progress | None,
 ) -> None:
     """Plan and write the moves inside the caller's transaction."""
+    # Locked as read: a visit moved or cancelled meanwhile by anything else (a desk, another
+    # run) is read as that change left it, once it commits, never overwritten from a stale
+    # copy. (Only the visits' own rows: PostgreSQL locks no row of an outer join.)
     appointments = list(
         Appointment.objects.filter(affected, status__in=ACTIVE, starts_at__gte=since)
         .select_related("patient", "location", "provider", "service", "course_session")
+        .select_for_update(of=("self",))
         .order_by("starts_at", "pk")
     )
     report.affected = len(appointments)
@@ -822,6 +826,10 @@ def location_close(
     )
     try:
         with transaction.atomic():
+            # One run per location at a time: a second (the same closure applied twice, from
+            # two pages or workers) waits here for the first to commit, then reads the visits
+            # as it left them, instead of moving them again from where they no longer are.
+            Location.objects.select_for_update().filter(pk=location.pk).exists()
             if until is None:
                 location.status = Location.Status.CLOSING
                 location.closes_on = from_date
@@ -891,6 +899,9 @@ def provider_move(
     note = f"{provider.display_name} now sees patients at {to_location.name}."
     try:
         with transaction.atomic():
+            # One move of a provider at a time, for the same reason as one closure of a
+            # location: a second waits, then sees the hours and visits the first moved.
+            Provider.objects.select_for_update().filter(pk=provider.pk).exists()
             _schedules_move(provider, to_location, from_date)
             receivers = [to_location, *Location.objects.filter(pk__in=old_sites)]
             _rehome(
