@@ -929,3 +929,23 @@ def test_the_commands_name_their_own_option_when_a_closure_or_move_is_refused(
         assert captured.out == "" and "Traceback" not in captured.err
         assert captured.err.startswith(f"microneedling: {option}: "), (args, captured.err)
     assert Appointment.objects.count() == 0 and not LocationClosure.objects.exists()
+
+
+def test_a_closure_or_move_that_displaces_no_visit_is_still_audited(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend, lakeside = chain["riverbend"], chain["lakeside"]
+    staff = make_staff("olga.ops", "chain_operator")
+    location_close(location=lakeside.location, from_date=MONDAY, actor=staff, apply=True)
+    provider_move(
+        provider=riverbend.ben,
+        to_location=chain["northgate"].location,
+        from_date=MONDAY,
+        actor=staff,
+        apply=True,
+    )
+    events = AuditEvent.objects.filter(action__in=["location_close", "provider_move"])
+    assert sorted(events.values_list("action", "object_id")) == [
+        ("location_close", lakeside.location.slug),
+        ("provider_move", str(riverbend.ben.pk)),
+    ]

@@ -505,6 +505,9 @@ def _rehome(
     report.active_before = _active_count(organization_id, since)
     if not appointments:
         report.active_after = report.active_before
+        # The closure or the move of hours is a change all the same: who made it is recorded
+        # whether or not a visit had to move.
+        _audit_operation(report, actor=actor)
         return
     started = clock.perf_counter()
     # Their own time is free for the search (a moved provider's old visits hold them).
@@ -571,11 +574,23 @@ def _rehome(
     _record_stuck(report, [(by_id[v], why) for v, why in [*plan.unplaced, *clashing]], now=now)
     if progress:
         progress("applying", total, total)
+    _reconcile(report, organization_id=organization_id, since=since)
+    _audit_operation(report, actor=actor)
+    _audit_each_patient(report, actor=actor, by_id=by_id)
+    report.seconds["apply"] = clock.perf_counter() - started
+
+
+def _reconcile(report: RehomingReport, *, organization_id: int, since: datetime) -> None:
+    """Count the active visits again: a run that lost or doubled one breaks a rule."""
     report.active_after = _active_count(organization_id, since)
     if report.active_after != report.active_before:
         report.violations.append(
             f"{report.active_before} visits before, {report.active_after} after"
         )
+
+
+def _audit_operation(report: RehomingReport, *, actor: Actor) -> None:
+    """Record the closure or the provider's move itself, with what it did (counts only)."""
     audit_record(
         actor=actor,
         action=report.operation,
@@ -583,8 +598,6 @@ def _rehome(
         object_id=report.subject,
         details={k: v for k, v in report.summary().items() if k != "seconds"},
     )
-    _audit_each_patient(report, actor=actor, by_id=by_id)
-    report.seconds["apply"] = clock.perf_counter() - started
 
 
 def _audit_each_patient(
