@@ -949,3 +949,23 @@ def test_a_closure_or_move_that_displaces_no_visit_is_still_audited(
         ("location_close", lakeside.location.slug),
         ("provider_move", str(riverbend.ben.pk)),
     ]
+
+
+def test_a_treatment_the_screening_defers_past_its_allowed_days_is_left_for_the_desk_saying_so(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    patient = make_patient(riverbend, name="Bo Tox")
+    visit = book_visit(riverbend, patient, local(MONDAY, 10))
+    # Injected since booking: treatment waits until well after the week the visit may move.
+    injected = MONDAY - timedelta(days=1)
+    screen_again(
+        patient, procedures=[{"code": "botox", "area": "face", "date": injected.isoformat()}]
+    )
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert report.moves == []
+    [stuck] = report.stuck
+    assert stuck.appointment_id == visit.pk
+    assert "screening defers treatment until" in stuck.reason

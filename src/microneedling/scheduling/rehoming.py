@@ -392,16 +392,22 @@ def _plan_keeping_stuck(
     sites: list[Site],
     by_id: dict[int, Appointment],
     *,
+    no_day: dict[int, str],
     grid_minutes: int,
     not_before: datetime,
     progress: Progress | None,
 ) -> tuple[Plan, list[Site], list[Visit]]:
     """Plan; a visit that finds no place keeps its old time, so plan the rest again with that
     time taken (its provider may work at a receiving site too, and its patient is not free
-    then) until nothing changes. Returns the plan, and the sites and visits it was made on
-    (for checking it)."""
+    then) until nothing changes. The visits of ``no_day`` (id: why) have no day they may move
+    to, so they keep their time from the start. Returns the plan, and the sites and visits it
+    was made on (for checking it)."""
     kept: set[int] = set()
+    newly = set(no_day)
     while True:
+        if newly:
+            kept |= newly
+            sites, visits = _keeping(newly, kept, sites, visits, by_id)
         placing = [v for v in visits if v.id not in kept]
         plan = plan_rehoming(
             placing,
@@ -412,33 +418,66 @@ def _plan_keeping_stuck(
         )
         newly = {visit_id for visit_id, _ in plan.unplaced} - kept
         if not newly:
-            reasons = dict(plan.unplaced)
+            reasons = {**no_day, **dict(plan.unplaced)}
             unplaced = tuple(
                 (visit_id, reasons.get(visit_id, "kept its time: no place elsewhere"))
                 for visit_id in sorted(kept | set(reasons))
             )
             return Plan(plan.placements, unplaced, plan.objective, plan.stats), sites, visits
-        kept |= newly
-        held: dict[str, list[tuple[int, int]]] = {}
-        for batch in _batches(newly):
-            for row in Reservation.objects.filter(appointment_id__in=batch):
-                held.setdefault(row.resource, []).append(
-                    (int(row.starts_at.timestamp()), int(row.ends_at.timestamp()))
-                )
-        sites = sites_without(sites, held)
-        # A visit that keeps its time keeps its patient too: their other visits plan around it.
-        stays: dict[str, list[tuple[datetime, datetime]]] = {}
-        for visit in visits:
-            if visit.id in newly and visit.patient is not None:
-                stays.setdefault(visit.patient, []).append(
-                    (by_id[visit.id].starts_at, by_id[visit.id].ends_at)
-                )
-        visits = [
-            replace(v, patient_busy=(*v.patient_busy, *stays[v.patient]))
-            if v.id not in kept and v.patient in stays
-            else v
-            for v in visits
-        ]
+
+
+def _keeping(
+    newly: set[int],
+    kept: set[int],
+    sites: list[Site],
+    visits: list[Visit],
+    by_id: dict[int, Appointment],
+) -> tuple[list[Site], list[Visit]]:
+    """The sites and visits with the time of the visits ``newly`` kept taken."""
+    held: dict[str, list[tuple[int, int]]] = {}
+    for batch in _batches(newly):
+        for row in Reservation.objects.filter(appointment_id__in=batch):
+            held.setdefault(row.resource, []).append(
+                (int(row.starts_at.timestamp()), int(row.ends_at.timestamp()))
+            )
+    sites = sites_without(sites, held)
+    # A visit that keeps its time keeps its patient too: their other visits plan around it.
+    stays: dict[str, list[tuple[datetime, datetime]]] = {}
+    for visit in visits:
+        if visit.id in newly and visit.patient is not None:
+            stays.setdefault(visit.patient, []).append(
+                (by_id[visit.id].starts_at, by_id[visit.id].ends_at)
+            )
+    visits = [
+        replace(v, patient_busy=(*v.patient_busy, *stays[v.patient]))
+        if v.id not in kept and v.patient in stays
+        else v
+        for v in visits
+    ]
+    return sites, visits
+
+
+def _no_day_left(visits: Sequence[Visit], appointments: Sequence[Appointment]) -> dict[int, str]:
+    """The visits (id: why) left no day to move to: the patient's screening defers treatment
+    past the last day the visit may move to, or its course window closes before tomorrow."""
+    by_patient = _deferrals(appointments)
+    deferred = {
+        a.pk: by_patient[a.patient_id]
+        for a in appointments
+        if a.patient_id in by_patient and a.service.kind == Service.Kind.TREATMENT
+    }
+    why = {}
+    for visit in visits:
+        if visit.first_day <= visit.last_day:
+            continue
+        last = visit.last_day.isoformat()
+        why[visit.id] = (
+            f"the patient's screening defers treatment until {visit.first_day.isoformat()}, "
+            f"after the last day this visit may move to ({last})"
+            if visit.id in deferred and deferred[visit.id] == visit.first_day
+            else f"no day is left to move it to: the last one allowed was {last}"
+        )
+    return why
 
 
 def _batches(ids: Iterable[Id]) -> Iterator[list[Id]]:
@@ -514,15 +553,22 @@ def _rehome(
     _set_holds([a.pk for a in appointments], active=False)
     today = now.astimezone(ZoneInfo(appointments[0].location.timezone)).date()
     visits = displaced_visits(appointments, today=today, prefer_site=prefer_site)
-    sites = receiving_sites(receivers, appointments, visits)
-    rules = booking_rules(organization_id)
     by_id = {a.pk: a for a in appointments}
+    no_day = _no_day_left(visits, appointments)
+    # Sites are read over the days the others may move to (none: nothing to read).
+    sites = (
+        receiving_sites(receivers, appointments, [v for v in visits if v.id not in no_day])
+        if len(no_day) < len(visits)
+        else []
+    )
+    rules = booking_rules(organization_id)
     # A new time is a booking like any other: no sooner than the clinic's minimum notice.
     earliest, _ = rules.window(now)
     plan, sites, visits = _plan_keeping_stuck(
         visits,
         sites,
         by_id,
+        no_day=no_day,
         grid_minutes=rules.grid_minutes,
         not_before=earliest,
         progress=progress,
