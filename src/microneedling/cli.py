@@ -572,6 +572,23 @@ def _os_user() -> str:
         return f"uid {os.getuid()}"
 
 
+#: The option or argument of the chain commands that gives what a refusal names (its
+#: ``field``), so the message points at what to change on the command line.
+_REHOMING_OPTIONS = {
+    "from_date": "--from",
+    "until": "--until",
+    "to": "--to",
+    "location": "LOCATION",
+    "provider": "PROVIDER",
+}
+
+
+def _rehoming_refused(error: Any, default: str) -> UsageError:
+    """A refused closure or move as the usage error naming the command's own option."""
+    option = _REHOMING_OPTIONS.get(error.field or "", default)
+    return UsageError(f"{option}: {error.message}")
+
+
 def _cmd_close_location(args: argparse.Namespace) -> int:
     _django()
     from microneedling.core.errors import BookingRefused  # noqa: PLC0415
@@ -591,7 +608,7 @@ def _cmd_close_location(args: argparse.Namespace) -> int:
             progress=_ProgressBar(),
         )
     except BookingRefused as error:
-        raise UsageError(f"{error.field or 'LOCATION'}: {error.message}") from None
+        raise _rehoming_refused(error, "LOCATION") from None
     return _rehoming_output(args, report)
 
 
@@ -622,7 +639,7 @@ def _cmd_move_provider(args: argparse.Namespace) -> int:
             progress=_ProgressBar(),
         )
     except BookingRefused as error:
-        raise UsageError(f"--{error.field or 'to'}: {error.message}") from None
+        raise _rehoming_refused(error, "--to") from None
     return _rehoming_output(args, report)
 
 

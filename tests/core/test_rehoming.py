@@ -362,3 +362,19 @@ def test_no_provider_ever_has_two_overlapping_visits_after_re_homing(
     result = plan(visits, sites)
     assert _provider_overlaps(result, visits) == []
     assert plan_violations(result, visits, sites) == []
+
+
+def test_a_visit_kept_to_some_providers_is_given_only_to_them_by_both_methods() -> None:
+    # The nearer site has only a provider the visit may not have; the farther one has one
+    # it may.
+    sites = [site(1, km_east=2), site(2, km_east=30)]
+    kept = replace(visit(1), providers=frozenset({"provider:20"}))
+    fast = plan([kept], sites)
+    [placement] = fast.placements
+    assert (placement.site_id, placement.slot.provider_id) == (2, "provider:20")
+    exact = solve_exact([kept], sites, grid_minutes=15, not_before=NOW, time_limit_s=5)
+    assert [p.slot.provider_id for p in exact.plan.placements] == ["provider:20"]
+    # And a plan that gives it to someone else is reported as broken.
+    elsewhere = plan([visit(1)], [sites[0]]).placements[0]  # with site 1's provider
+    wrong = replace(fast, placements=(elsewhere,))
+    assert any("may not give it" in p for p in plan_violations(wrong, [kept], sites))

@@ -18,7 +18,12 @@ from microneedling.accounts.models import StaffMember
 from microneedling.audit.models import AuditEvent
 from microneedling.core.errors import BookingRefused
 from microneedling.core.rehoming.model import Placement
-from microneedling.directory.models import Location, ProviderSchedule
+from microneedling.directory.models import (
+    ClinicPolicy,
+    Location,
+    LocationClosure,
+    ProviderSchedule,
+)
 from microneedling.directory.policy import booking_rules
 from microneedling.notifications.models import Message
 from microneedling.scheduling import rehoming, services
@@ -29,6 +34,7 @@ from microneedling.scheduling.rehoming import hold_again, location_close, provid
 from tests.web.conftest import (
     MONDAY,
     NOW,
+    TZ,
     Clinic,
     book_course,
     book_visit,
@@ -36,6 +42,7 @@ from tests.web.conftest import (
     local,
     make_patient,
     make_staff,
+    screen_again,
 )
 from tests.web.rehoming_checks import overlapping_reservations, sessions_outside_windows
 
@@ -724,3 +731,241 @@ def test_the_report_csv_download_is_marked_utf8_for_spreadsheets_and_keeps_accen
     assert body.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     assert [r["patient"] for r in rows] == ["José Núñez"]
+
+
+def test_a_rehomed_treatment_goes_only_to_a_provider_the_clinic_lets_do_the_needling(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    ClinicPolicy.objects.create(
+        organization=riverbend.org, positions={"dispute.who_performs": "doctor_or_np"}
+    )
+    # The receivers' physicians no longer work there: only their aestheticians are in.
+    for name in ("lakeside", "northgate"):
+        ProviderSchedule.objects.filter(provider=chain[name].ada).delete()
+    # A consultation first in the day (any provider may give it), then a treatment.
+    consultation = services.appointment_book(
+        patient=make_patient(riverbend, name="Con Sult"),
+        service=riverbend.consultation,
+        location=riverbend.location,
+        provider=riverbend.ben,
+        starts_at=local(MONDAY, 9),
+    )
+    treatment = book_visit(riverbend, make_patient(riverbend, name="Tre Atment"), local(MONDAY, 10))
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert report.summary()["violations"] == []
+    consultation.refresh_from_db()
+    treatment.refresh_from_db()
+    # The consultation may go to an aesthetician; the treatment may not, so it stays for
+    # the desk rather than being given to someone the clinic does not let treat.
+    assert consultation.location_id != riverbend.location.pk
+    assert treatment.provider.role in ("physician", "nurse_practitioner")
+    assert [s.appointment_id for s in report.stuck] == [treatment.pk]
+
+
+def test_a_rehomed_consultation_may_go_to_any_provider_when_only_doctors_treat(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    ClinicPolicy.objects.create(
+        organization=riverbend.org, positions={"dispute.who_performs": "doctor_or_np"}
+    )
+    for name in ("lakeside", "northgate"):
+        ProviderSchedule.objects.filter(provider=chain[name].ada).delete()
+    # A treatment first in the day, then a consultation: only aestheticians are left to
+    # receive them, and a consultation may be with anyone.
+    book_visit(riverbend, make_patient(riverbend, name="Tre Atment"), local(MONDAY, 9))
+    consultation = services.appointment_book(
+        patient=make_patient(riverbend, name="Con Sult"),
+        service=riverbend.consultation,
+        location=riverbend.location,
+        provider=riverbend.ben,
+        starts_at=local(MONDAY, 11),
+    )
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert report.summary()["violations"] == []
+    assert [m.appointment_id for m in report.moves] == [consultation.pk]
+
+
+def test_a_rehomed_treatment_is_never_moved_before_the_patients_deferral_ends(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    thursday = MONDAY + timedelta(days=3)
+    patient = make_patient(riverbend, name="Bo Tox")
+    visit = book_visit(riverbend, patient, local(thursday, 10))
+    # Since booking, the patient had an injection: treatment waits two weeks, until Thursday.
+    injected = thursday - timedelta(days=14)
+    screen_again(
+        patient, procedures=[{"code": "botox", "area": "face", "date": injected.isoformat()}]
+    )
+    until = patient.screenings.newest_first().first().deferred_until  # type: ignore[union-attr]
+    assert until == thursday
+    # The receivers are shut from Thursday to Monday: the nearest free day is Wednesday.
+    for name in ("lakeside", "northgate"):
+        LocationClosure.objects.create(
+            location=chain[name].location,
+            starts_on=thursday,
+            ends_on=thursday + timedelta(days=4),
+            reason="refit",
+        )
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert report.summary()["violations"] == []
+    visit.refresh_from_db()
+    assert visit.starts_at.astimezone(TZ).date() >= until
+
+
+def test_running_a_closure_again_lists_each_visit_left_behind_once_for_the_desk(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    _book_at_riverbend(riverbend, 4)
+    for name in ("lakeside", "northgate"):
+        LocationClosure.objects.create(
+            location=chain[name].location,
+            starts_on=NOW.date(),
+            ends_on=NOW.date() + timedelta(days=200),
+            reason="refit",
+        )
+    # The desk applies the closure, then applies it again (another preview of it, applied).
+    for _ in range(2):
+        report = location_close(
+            location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+        )
+        assert report.applied and report.stuck
+    requests = AppointmentRequest.objects.filter(reason="rehoming", status="open")
+    listed = sorted(r.payload["appointment"] for r in requests)
+    assert listed == sorted(s.appointment_id for s in report.stuck)
+    # The receivers open again: the next run moves them, and the desk has nothing left open.
+    LocationClosure.objects.filter(reason="refit").delete()
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert report.moves and not report.stuck
+    assert not AppointmentRequest.objects.filter(reason="rehoming", status="open").exists()
+
+
+def test_a_closure_or_move_from_a_day_already_past_is_refused_naming_the_field(
+    chain: dict[str, Clinic], desk: Client
+) -> None:
+    riverbend = chain["riverbend"]
+    last_week = NOW.date() - timedelta(days=7)
+    hours_before = sorted(
+        ProviderSchedule.objects.filter(provider=riverbend.ada).values_list(
+            "location_id", "valid_from", "valid_until"
+        )
+    )
+    for until in (None, last_week + timedelta(days=2)):
+        with pytest.raises(BookingRefused) as raised:
+            location_close(
+                location=riverbend.location,
+                from_date=last_week,
+                until=until,
+                actor=None,
+                apply=True,
+            )
+        assert raised.value.field == "from_date" and "past" in str(raised.value)
+    with pytest.raises(BookingRefused) as raised:
+        provider_move(
+            provider=riverbend.ada,
+            to_location=chain["lakeside"].location,
+            from_date=last_week,
+            actor=None,
+            apply=True,
+        )
+    assert raised.value.field == "from_date"
+    # Nothing was written: where the provider worked last week is history.
+    riverbend.location.refresh_from_db()
+    assert riverbend.location.status == "open" and riverbend.location.closes_on is None
+    assert not LocationClosure.objects.exists()
+    hours_after = sorted(
+        ProviderSchedule.objects.filter(provider=riverbend.ada).values_list(
+            "location_id", "valid_from", "valid_until"
+        )
+    )
+    assert hours_after == hours_before
+    # Today itself is fine: a closure can start at once.
+    assert (
+        location_close(
+            location=riverbend.location, from_date=NOW.date(), actor=None, apply=False
+        ).summary()["violations"]
+        == []
+    )
+    page = desk.post(
+        reverse("desk:rehoming"),
+        {
+            "operation": "location_close",
+            "location": riverbend.location.pk,
+            "from_date": last_week.isoformat(),
+        },
+    )
+    assert page.status_code == 200 and "from_date" in page.context["form"].errors
+    assert not RehomingRun.objects.exists()
+
+
+def test_the_commands_name_their_own_option_when_a_closure_or_move_is_refused(
+    chain: dict[str, Clinic], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from microneedling.cli import main  # noqa: PLC0415
+
+    riverbend = chain["riverbend"]
+    past = (NOW.date() - timedelta(days=7)).isoformat()
+    slug, ada = riverbend.location.slug, str(riverbend.ada.pk)
+    cases = [
+        (["close-location", slug, "--from", past], "--from"),
+        (["close-location", slug, "--from", "2027-03-08", "--until", "2099-01-01"], "--until"),
+        (["move-provider", ada, "--to", "lakeside", "--from", past], "--from"),
+        (["move-provider", ada, "--to", "lakeside", "--from", "2099-01-01"], "--from"),
+    ]
+    for args, option in cases:
+        assert main(args) == 2, args
+        captured = capsys.readouterr()
+        assert captured.out == "" and "Traceback" not in captured.err
+        assert captured.err.startswith(f"microneedling: {option}: "), (args, captured.err)
+    assert Appointment.objects.count() == 0 and not LocationClosure.objects.exists()
+
+
+def test_a_closure_or_move_that_displaces_no_visit_is_still_audited(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend, lakeside = chain["riverbend"], chain["lakeside"]
+    staff = make_staff("olga.ops", "chain_operator")
+    location_close(location=lakeside.location, from_date=MONDAY, actor=staff, apply=True)
+    provider_move(
+        provider=riverbend.ben,
+        to_location=chain["northgate"].location,
+        from_date=MONDAY,
+        actor=staff,
+        apply=True,
+    )
+    events = AuditEvent.objects.filter(action__in=["location_close", "provider_move"])
+    assert sorted(events.values_list("action", "object_id")) == [
+        ("location_close", lakeside.location.slug),
+        ("provider_move", str(riverbend.ben.pk)),
+    ]
+
+
+def test_a_treatment_the_screening_defers_past_its_allowed_days_is_left_for_the_desk_saying_so(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    patient = make_patient(riverbend, name="Bo Tox")
+    visit = book_visit(riverbend, patient, local(MONDAY, 10))
+    # Injected since booking: treatment waits until well after the week the visit may move.
+    injected = MONDAY - timedelta(days=1)
+    screen_again(
+        patient, procedures=[{"code": "botox", "area": "face", "date": injected.isoformat()}]
+    )
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert report.moves == []
+    [stuck] = report.stuck
+    assert stuck.appointment_id == visit.pk
+    assert "screening defers treatment until" in stuck.reason

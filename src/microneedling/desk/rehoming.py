@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import messages
@@ -94,8 +95,11 @@ class RehomingForm(forms.Form):
         if until and start and until < start:
             self.add_error("until", "The closure must end on or after its first day.")
         if start:
+            # Today where the location is, as the operation itself counts it.
+            zone = ZoneInfo(data["location"].timezone) if data.get("location") else None
+            today = timezone.localdate(timezone=zone)
             try:
-                rehoming_dates_check(from_date=start, until=until, today=timezone.localdate())
+                rehoming_dates_check(from_date=start, until=until, today=today)
             except BookingRefused as refused:
                 self.add_error(refused.field, refused.message)
         return data

@@ -155,6 +155,7 @@ def location_calendar(
     rules: BookingRules | None = None,
     areas: Sequence[str] | None = None,
     course_id: int | None = None,
+    every_role: bool = False,
 ) -> LocationCalendar:
     """Free time of the location's providers, rooms and devices from ``first_day`` to
     ``last_day`` (inclusive), net of hours, closures, leave and existing reservations.
@@ -170,6 +171,8 @@ def location_calendar(
     treatment read for a patient, ``spacing`` holds the days too close to the patient's
     other treatments of ``areas`` (the service's areas unless given: a course's planned
     areas), other than the visits of ``course_id`` (the course whose sessions are placed).
+    ``every_role`` lists every provider, whoever the clinic lets treat: for a caller that
+    places several kinds of visit on one calendar and keeps each to its own providers.
     """
     zone = location.timezone
     start, end = day_bounds(first_day, last_day, zone)
@@ -177,7 +180,7 @@ def location_calendar(
     # treatments with those providers only; other visits may be with anyone.
     roles = (
         load_pack().treating_roles((rules or booking_rules(location.organization_id)).pack_policy)
-        if service.kind == Service.Kind.TREATMENT
+        if service.kind == Service.Kind.TREATMENT and not every_role
         else None
     )
     layout = layout_read(

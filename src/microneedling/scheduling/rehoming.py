@@ -30,6 +30,7 @@ from microneedling.audit.services import audit_patients_listed, audit_patients_s
 from microneedling.core.availability import Phase
 from microneedling.core.errors import BookingConflict, BookingRefused, InputError
 from microneedling.core.geo import distance_km
+from microneedling.core.knowledge import load_pack
 from microneedling.core.rehoming import (
     Placement,
     Plan,
@@ -40,11 +41,18 @@ from microneedling.core.rehoming import (
     sites_without,
 )
 from microneedling.core.retention import add_years
-from microneedling.directory.models import Location, LocationClosure, Provider, ProviderSchedule
+from microneedling.directory.models import (
+    Location,
+    LocationClosure,
+    Provider,
+    ProviderSchedule,
+    Service,
+)
 from microneedling.directory.policy import booking_rules
 from microneedling.directory.selectors import place_from_zip
 from microneedling.notifications import events
 from microneedling.notifications.outbox import Audience, audience_of
+from microneedling.patients.models import NEWEST_FIRST, Screening
 from microneedling.scheduling import booking
 from microneedling.scheduling.calendars import (
     location_calendar,
@@ -231,6 +239,8 @@ def displaced_visits(
     other visits, and the days each may move to (course window and gap slack, never today
     or earlier)."""
     slack = _slack_by_course(appointments)
+    treaters = _treating_providers(appointments)
+    deferred = _deferrals(appointments)
     phases: dict[int, Any] = {}
     visits = []
     for appointment in appointments:
@@ -244,6 +254,11 @@ def displaced_visits(
         else:
             first = day - timedelta(days=SINGLE_VISIT_SLACK_DAYS)
             last = day + timedelta(days=SINGLE_VISIT_SLACK_DAYS)
+        treatment = appointment.service.kind == Service.Kind.TREATMENT
+        if treatment and appointment.patient_id in deferred:
+            # A new day for a treatment is a new booking as far as screening goes: never
+            # sooner than the patient's latest screening defers treatment to.
+            first = max(first, deferred[appointment.patient_id])
         if appointment.service_id not in phases:
             phases[appointment.service_id] = service_phases(appointment.service)
         visits.append(
@@ -258,10 +273,46 @@ def displaced_visits(
                 last_day=last,
                 prefer_site=prefer_site,
                 patient=patient_resource(appointment.patient_id),
+                providers=treaters if treatment else None,
             )
         )
     busy = _patients_other_visits(appointments, visits)
     return [replace(v, patient_busy=busy.get(v.patient or "", ())) for v in visits]
+
+
+def _treating_providers(appointments: Sequence[Appointment]) -> frozenset[str] | None:
+    """The providers (``provider:<id>``) the clinic lets do the needling, or ``None`` when
+    its position lets anyone: the receiving sites list every provider (a consultation may be
+    with anyone), so each treatment is kept to these here."""
+    if not appointments:
+        return None
+    organization_id = appointments[0].location.organization_id
+    roles = load_pack().treating_roles(booking_rules(organization_id).pack_policy)
+    if roles is None:
+        return None
+    ids = Provider.objects.filter(organization_id=organization_id, role__in=roles)
+    return frozenset(f"provider:{pk}" for pk in ids.values_list("pk", flat=True))
+
+
+def _deferrals(appointments: Sequence[Appointment]) -> dict[int, date]:
+    """Per patient (id), the day their latest screening defers treatment to, for those whose
+    latest screening does (read a batch of patients per query)."""
+    patients = {a.patient_id for a in appointments}
+    deferred: dict[int, date] = {}
+    seen: set[int] = set()
+    for batch in _batches(patients):
+        rows = (
+            Screening.objects.filter(patient_id__in=batch)
+            .order_by("patient_id", *NEWEST_FIRST)
+            .values_list("patient_id", "verdict", "deferred_until")
+        )
+        for patient_id, verdict, until in rows:
+            if patient_id in seen:
+                continue  # an older screening: only the latest counts
+            seen.add(patient_id)
+            if verdict == Screening.Verdict.DEFERRED and until is not None:
+                deferred[patient_id] = until
+    return deferred
 
 
 def _patients_other_visits(
@@ -305,8 +356,10 @@ def receiving_sites(
     service = appointments[0].service  # any: the resources are the location's, not its
     sites = []
     for location in locations:
+        # Every provider, whatever this service is: each visit keeps to those who may give
+        # it (see ``Visit.providers``), a treatment to whom the clinic lets do the needling.
         calendar = location_calendar(
-            location=location, service=service, first_day=first, last_day=last
+            location=location, service=service, first_day=first, last_day=last, every_role=True
         )
         sites.append(
             Site(
@@ -339,16 +392,22 @@ def _plan_keeping_stuck(
     sites: list[Site],
     by_id: dict[int, Appointment],
     *,
+    no_day: dict[int, str],
     grid_minutes: int,
     not_before: datetime,
     progress: Progress | None,
 ) -> tuple[Plan, list[Site], list[Visit]]:
     """Plan; a visit that finds no place keeps its old time, so plan the rest again with that
     time taken (its provider may work at a receiving site too, and its patient is not free
-    then) until nothing changes. Returns the plan, and the sites and visits it was made on
-    (for checking it)."""
+    then) until nothing changes. The visits of ``no_day`` (id: why) have no day they may move
+    to, so they keep their time from the start. Returns the plan, and the sites and visits it
+    was made on (for checking it)."""
     kept: set[int] = set()
+    newly = set(no_day)
     while True:
+        if newly:
+            kept |= newly
+            sites, visits = _keeping(newly, kept, sites, visits, by_id)
         placing = [v for v in visits if v.id not in kept]
         plan = plan_rehoming(
             placing,
@@ -359,33 +418,66 @@ def _plan_keeping_stuck(
         )
         newly = {visit_id for visit_id, _ in plan.unplaced} - kept
         if not newly:
-            reasons = dict(plan.unplaced)
+            reasons = {**no_day, **dict(plan.unplaced)}
             unplaced = tuple(
                 (visit_id, reasons.get(visit_id, "kept its time: no place elsewhere"))
                 for visit_id in sorted(kept | set(reasons))
             )
             return Plan(plan.placements, unplaced, plan.objective, plan.stats), sites, visits
-        kept |= newly
-        held: dict[str, list[tuple[int, int]]] = {}
-        for batch in _batches(newly):
-            for row in Reservation.objects.filter(appointment_id__in=batch):
-                held.setdefault(row.resource, []).append(
-                    (int(row.starts_at.timestamp()), int(row.ends_at.timestamp()))
-                )
-        sites = sites_without(sites, held)
-        # A visit that keeps its time keeps its patient too: their other visits plan around it.
-        stays: dict[str, list[tuple[datetime, datetime]]] = {}
-        for visit in visits:
-            if visit.id in newly and visit.patient is not None:
-                stays.setdefault(visit.patient, []).append(
-                    (by_id[visit.id].starts_at, by_id[visit.id].ends_at)
-                )
-        visits = [
-            replace(v, patient_busy=(*v.patient_busy, *stays[v.patient]))
-            if v.id not in kept and v.patient in stays
-            else v
-            for v in visits
-        ]
+
+
+def _keeping(
+    newly: set[int],
+    kept: set[int],
+    sites: list[Site],
+    visits: list[Visit],
+    by_id: dict[int, Appointment],
+) -> tuple[list[Site], list[Visit]]:
+    """The sites and visits with the time of the visits ``newly`` kept taken."""
+    held: dict[str, list[tuple[int, int]]] = {}
+    for batch in _batches(newly):
+        for row in Reservation.objects.filter(appointment_id__in=batch):
+            held.setdefault(row.resource, []).append(
+                (int(row.starts_at.timestamp()), int(row.ends_at.timestamp()))
+            )
+    sites = sites_without(sites, held)
+    # A visit that keeps its time keeps its patient too: their other visits plan around it.
+    stays: dict[str, list[tuple[datetime, datetime]]] = {}
+    for visit in visits:
+        if visit.id in newly and visit.patient is not None:
+            stays.setdefault(visit.patient, []).append(
+                (by_id[visit.id].starts_at, by_id[visit.id].ends_at)
+            )
+    visits = [
+        replace(v, patient_busy=(*v.patient_busy, *stays[v.patient]))
+        if v.id not in kept and v.patient in stays
+        else v
+        for v in visits
+    ]
+    return sites, visits
+
+
+def _no_day_left(visits: Sequence[Visit], appointments: Sequence[Appointment]) -> dict[int, str]:
+    """The visits (id: why) left no day to move to: the patient's screening defers treatment
+    past the last day the visit may move to, or its course window closes before tomorrow."""
+    by_patient = _deferrals(appointments)
+    deferred = {
+        a.pk: by_patient[a.patient_id]
+        for a in appointments
+        if a.patient_id in by_patient and a.service.kind == Service.Kind.TREATMENT
+    }
+    why = {}
+    for visit in visits:
+        if visit.first_day <= visit.last_day:
+            continue
+        last = visit.last_day.isoformat()
+        why[visit.id] = (
+            f"the patient's screening defers treatment until {visit.first_day.isoformat()}, "
+            f"after the last day this visit may move to ({last})"
+            if visit.id in deferred and deferred[visit.id] == visit.first_day
+            else f"no day is left to move it to: the last one allowed was {last}"
+        )
+    return why
 
 
 def _batches(ids: Iterable[Id]) -> Iterator[list[Id]]:
@@ -439,30 +531,44 @@ def _rehome(
     progress: Progress | None,
 ) -> None:
     """Plan and write the moves inside the caller's transaction."""
+    # Locked as read: a visit moved or cancelled meanwhile by anything else (a desk, another
+    # run) is read as that change left it, once it commits, never overwritten from a stale
+    # copy. (Only the visits' own rows: PostgreSQL locks no row of an outer join.)
     appointments = list(
         Appointment.objects.filter(affected, status__in=ACTIVE, starts_at__gte=since)
         .select_related("patient", "location", "provider", "service", "course_session")
+        .select_for_update(of=("self",))
         .order_by("starts_at", "pk")
     )
     report.affected = len(appointments)
     report.active_before = _active_count(organization_id, since)
     if not appointments:
         report.active_after = report.active_before
+        # The closure or the move of hours is a change all the same: who made it is recorded
+        # whether or not a visit had to move.
+        _audit_operation(report, actor=actor)
         return
     started = clock.perf_counter()
     # Their own time is free for the search (a moved provider's old visits hold them).
     _set_holds([a.pk for a in appointments], active=False)
     today = now.astimezone(ZoneInfo(appointments[0].location.timezone)).date()
     visits = displaced_visits(appointments, today=today, prefer_site=prefer_site)
-    sites = receiving_sites(receivers, appointments, visits)
-    rules = booking_rules(organization_id)
     by_id = {a.pk: a for a in appointments}
+    no_day = _no_day_left(visits, appointments)
+    # Sites are read over the days the others may move to (none: nothing to read).
+    sites = (
+        receiving_sites(receivers, appointments, [v for v in visits if v.id not in no_day])
+        if len(no_day) < len(visits)
+        else []
+    )
+    rules = booking_rules(organization_id)
     # A new time is a booking like any other: no sooner than the clinic's minimum notice.
     earliest, _ = rules.window(now)
     plan, sites, visits = _plan_keeping_stuck(
         visits,
         sites,
         by_id,
+        no_day=no_day,
         grid_minutes=rules.grid_minutes,
         not_before=earliest,
         progress=progress,
@@ -511,14 +617,26 @@ def _rehome(
         )
         if progress and done % 50 == 0:
             progress("applying", done, total)
-    _record_stuck(report, [(by_id[v], why) for v, why in [*plan.unplaced, *clashing]])
+    _record_stuck(report, [(by_id[v], why) for v, why in [*plan.unplaced, *clashing]], now=now)
     if progress:
         progress("applying", total, total)
+    _reconcile(report, organization_id=organization_id, since=since)
+    _audit_operation(report, actor=actor)
+    _audit_each_patient(report, actor=actor, by_id=by_id)
+    report.seconds["apply"] = clock.perf_counter() - started
+
+
+def _reconcile(report: RehomingReport, *, organization_id: int, since: datetime) -> None:
+    """Count the active visits again: a run that lost or doubled one breaks a rule."""
     report.active_after = _active_count(organization_id, since)
     if report.active_after != report.active_before:
         report.violations.append(
             f"{report.active_before} visits before, {report.active_after} after"
         )
+
+
+def _audit_operation(report: RehomingReport, *, actor: Actor) -> None:
+    """Record the closure or the provider's move itself, with what it did (counts only)."""
     audit_record(
         actor=actor,
         action=report.operation,
@@ -526,8 +644,6 @@ def _rehome(
         object_id=report.subject,
         details={k: v for k, v in report.summary().items() if k != "seconds"},
     )
-    _audit_each_patient(report, actor=actor, by_id=by_id)
-    report.seconds["apply"] = clock.perf_counter() - started
 
 
 def _audit_each_patient(
@@ -565,17 +681,48 @@ def _audit_each_patient(
     )
 
 
-def _record_stuck(report: RehomingReport, stuck: Sequence[tuple[Appointment, str]]) -> None:
-    """List the visits that keep their time, each with a request for staff to follow up."""
-    for appointment, reason in stuck:
-        AppointmentRequest.objects.create(
-            patient=appointment.patient,
-            location=appointment.location,
-            service=appointment.service,
-            provider=appointment.provider,
+def _open_requests(appointment_ids: Iterable[int]) -> dict[int, AppointmentRequest]:
+    """The open re-homing requests of these visits, by visit id."""
+    found: dict[int, AppointmentRequest] = {}
+    for batch in _batches(appointment_ids):
+        for request in AppointmentRequest.objects.filter(
             reason="rehoming",
-            payload={"appointment": appointment.pk, "why": reason},
-        )
+            status=AppointmentRequest.Status.OPEN,
+            payload__appointment__in=batch,
+        ).order_by("pk"):
+            found.setdefault(request.payload["appointment"], request)
+    return found
+
+
+def _record_stuck(
+    report: RehomingReport, stuck: Sequence[tuple[Appointment, str]], *, now: datetime
+) -> None:
+    """List the visits that keep their time, each with a request for staff to follow up:
+    one per visit however often the closure is run (a visit already waiting for the desk
+    gets the latest reason, not a second line), while a visit a later run could move has
+    its request closed, so the desk is not sent to re-home it again."""
+    moved = {m.appointment_id for m in report.moves}
+    waiting = _open_requests([*moved, *(a.pk for a, _ in stuck)])
+    for visit_id in moved & set(waiting):
+        request = waiting[visit_id]
+        request.status = AppointmentRequest.Status.BOOKED
+        request.decided_at = now
+        request.decision_reason = "moved by a later re-homing"
+        request.save(update_fields=["status", "decided_at", "decision_reason"])
+    for appointment, reason in stuck:
+        payload = {"appointment": appointment.pk, "why": reason}
+        if appointment.pk in waiting:
+            waiting[appointment.pk].payload = payload
+            waiting[appointment.pk].save(update_fields=["payload"])
+        else:
+            AppointmentRequest.objects.create(
+                patient=appointment.patient,
+                location=appointment.location,
+                service=appointment.service,
+                provider=appointment.provider,
+                reason="rehoming",
+                payload=payload,
+            )
         report.stuck.append(
             Stuck(appointment.pk, _name(appointment), appointment.starts_at, reason)
         )
@@ -681,8 +828,20 @@ def _write_move(
 
 
 def rehoming_dates_check(*, from_date: date, until: date | None, today: date) -> None:
-    """Raise ``BookingRefused`` naming the field when ``from_date`` (or ``until``) is more
-    than ``MAX_YEARS_AHEAD`` years after ``today``."""
+    """Raise ``BookingRefused`` naming the field when ``from_date`` is before ``today``, or
+    it (or ``until``) is more than ``MAX_YEARS_AHEAD`` years after ``today``.
+
+    A past start would rewrite history and move no one: the location's past days would read
+    as closed (on the day sheets, to patients) though visits were given there, and a
+    provider's hours would end where they still worked; only visits still to come are
+    re-homed either way. A closure already under way is recorded from today."""
+    if from_date < today:
+        raise BookingRefused(
+            f"from_date is {from_date.isoformat()}, in the past: a closure or a move starts "
+            f"today ({today.isoformat()}) or later",
+            code="past",
+            field="from_date",
+        )
     limit = add_years(today, MAX_YEARS_AHEAD)
     for name, day in (("from_date", from_date), ("until", until)):
         if day is not None and day > limit:
@@ -707,11 +866,11 @@ def location_close(
     """Close ``location`` from ``from_date`` (through ``until``, or for good) and re-home every
     visit booked there in that time; a preview unless ``apply``."""
     now = now or timezone.now()
+    if until is not None and until < from_date:
+        raise BookingRefused("the closure ends before it starts", code="bad_range", field="until")
     rehoming_dates_check(
         from_date=from_date, until=until, today=now.astimezone(ZoneInfo(location.timezone)).date()
     )
-    if until is not None and until < from_date:
-        raise BookingRefused("the closure ends before it starts", code="bad_range", field="until")
     if location.status == Location.Status.CLOSED:
         raise BookingRefused("this location is already closed", code="closed", field="location")
     report = RehomingReport("location_close", location.slug, from_date, applied=apply)
@@ -726,6 +885,10 @@ def location_close(
     )
     try:
         with transaction.atomic():
+            # One run per location at a time: a second (the same closure applied twice, from
+            # two pages or workers) waits here for the first to commit, then reads the visits
+            # as it left them, instead of moving them again from where they no longer are.
+            Location.objects.select_for_update().filter(pk=location.pk).exists()
             if until is None:
                 location.status = Location.Status.CLOSING
                 location.closes_on = from_date
@@ -795,6 +958,9 @@ def provider_move(
     note = f"{provider.display_name} now sees patients at {to_location.name}."
     try:
         with transaction.atomic():
+            # One move of a provider at a time, for the same reason as one closure of a
+            # location: a second waits, then sees the hours and visits the first moved.
+            Provider.objects.select_for_update().filter(pk=provider.pk).exists()
             _schedules_move(provider, to_location, from_date)
             receivers = [to_location, *Location.objects.filter(pk__in=old_sites)]
             _rehome(

@@ -61,7 +61,10 @@ def _candidates(
             start, end = day_span(day, site.zone)
             slots = find_starts(
                 phases=visit.phases,
-                resources=sorted(site.resources, key=lambda r: r.id != visit.provider),
+                resources=sorted(
+                    (r for r in site.resources if visit.may_use(r)),
+                    key=lambda r: r.id != visit.provider,
+                ),
                 start=start,
                 end=end,
                 grid_minutes=grid_minutes,

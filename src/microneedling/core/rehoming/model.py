@@ -36,7 +36,11 @@ class Visit:
 
     ``patient`` names the person (visits sharing it are never placed at overlapping times)
     and ``patient_busy`` holds their visits that stay where they are, which a placement
-    must not overlap either: one person is never in two chairs at once."""
+    must not overlap either: one person is never in two chairs at once.
+
+    ``providers`` names the providers who may give the visit (``None``: anyone the site
+    has): a clinic that has only doctors and nurse practitioners do the needling keeps a
+    treatment to them, while a consultation may be with anyone."""
 
     id: int
     phases: tuple[Phase, ...]
@@ -49,6 +53,14 @@ class Visit:
     prefer_site: int | None = None  # the provider's new location, after a move
     patient: str | None = None
     patient_busy: tuple[tuple[datetime, datetime], ...] = ()
+    providers: frozenset[str] | None = None
+
+    def may_use(self, resource: Resource) -> bool:
+        """Whether the visit may hold ``resource`` (a provider it may have, or any room or
+        pen)."""
+        if resource.kind != "provider" or self.providers is None:
+            return True
+        return resource.id in self.providers
 
     @property
     def day(self) -> date:
@@ -133,8 +145,8 @@ def holds(phases: Sequence[Phase], slot: Slot) -> dict[str, list[Seconds]]:
 
 def plan_violations(plan: Plan, visits: Iterable[Visit], sites: Iterable[Site]) -> list[str]:
     """Every broken rule in ``plan``: a placement outside its visit's days, a resource held
-    outside its free time, two placements holding one resource at once, a patient in two
-    visits at once, a visit placed twice. Empty for a valid plan.
+    outside its free time, a provider the visit may not have, two placements holding one
+    resource at once, a patient in two visits at once, a visit placed twice. Empty for a valid plan.
 
     Two placements holding one resource clash at whichever sites they are: a provider's id
     is the same at every site they work at."""
@@ -161,10 +173,13 @@ def plan_violations(plan: Plan, visits: Iterable[Visit], sites: Iterable[Site]) 
                 f"visit {visit.id} on {day}, outside {visit.first_day}–{visit.last_day}"
             )
         free = {r.id: free_pairs(r) for r in site.resources}
+        kinds = {r.id: r for r in site.resources}
         for resource, spans in holds(visit.phases, placement.slot).items():
             if resource not in free:
                 problems.append(f"visit {visit.id} uses {resource}, not at site {site.id}")
                 continue
+            if not visit.may_use(kinds[resource]):
+                problems.append(f"visit {visit.id} uses {resource}, who may not give it")
             for start, end in spans:
                 if not _inside(free[resource], start, end):
                     problems.append(f"visit {visit.id} holds {resource} outside its free time")

@@ -38,12 +38,13 @@ class _Board:
             s.id: frozenset(r.id for r in s.resources if r.kind == "provider") for s in sites
         }
 
-    def ordered(self, site_id: int, provider: str) -> list[Resource]:
-        """The site's resources with the visit's own provider first (first fit wins)."""
-        resources = self.resources[site_id]
-        if provider not in self.providers[site_id]:
+    def ordered(self, site_id: int, visit: Visit) -> list[Resource]:
+        """The site's resources the visit may use, its own provider first (first fit
+        wins)."""
+        resources = [r for r in self.resources[site_id] if visit.may_use(r)]
+        if visit.provider not in self.providers[site_id]:
             return resources
-        return sorted(resources, key=lambda r: r.id != provider)
+        return sorted(resources, key=lambda r: r.id != visit.provider)
 
     def take(self, held: dict[str, list[tuple[int, int]]]) -> None:
         """Remove what a placement holds from every site's free time: a provider who works
@@ -103,7 +104,7 @@ def _best_on_day(
     # One slot per start, the visit's own provider first wherever they are free.
     slots = find_starts(
         phases=visit.phases,
-        resources=board.ordered(site.id, visit.provider),
+        resources=board.ordered(site.id, visit),
         start=start,
         end=end,
         grid_minutes=grid_minutes,
