@@ -969,3 +969,77 @@ def test_a_treatment_the_screening_defers_past_its_allowed_days_is_left_for_the_
     [stuck] = report.stuck
     assert stuck.appointment_id == visit.pk
     assert "screening defers treatment until" in stuck.reason
+
+
+def _face_days(patient) -> list[date]:  # type: ignore[no-untyped-def]
+    return sorted(
+        v.starts_at.astimezone(TZ).date()
+        for v in Appointment.objects.filter(
+            patient=patient, service__kind="treatment", status__in=Appointment.HOLDING
+        )
+    )
+
+
+def test_a_closure_moves_no_treatment_within_the_interval_of_another_of_the_same_skin(
+    chain: dict[str, Clinic],
+) -> None:
+    """The face treated at Lakeside on a Monday, and again at Riverbend four weeks later;
+    Riverbend closes from the Tuesday before the second, the other places on its day too:
+    the nearest open days (the week before) would bring the face within the interval, so
+    the visit goes to the days after the closures."""
+    from microneedling.core.knowledge import load_pack  # noqa: PLC0415
+
+    gap = load_pack().treatment_gap_days
+    riverbend, lakeside, northgate = chain["riverbend"], chain["lakeside"], chain["northgate"]
+    patient = make_patient(riverbend)
+    kept = book_visit(lakeside, patient, local(MONDAY, 10))
+    moving = book_visit(riverbend, patient, local(MONDAY + timedelta(days=gap), 10))
+    for other in (lakeside, northgate):
+        location_close(
+            location=other.location,
+            from_date=MONDAY + timedelta(days=gap),
+            until=MONDAY + timedelta(days=gap + 3),
+            actor=None,
+            apply=True,
+        )
+    location_close(
+        location=riverbend.location,
+        from_date=MONDAY + timedelta(days=gap - 6),
+        until=MONDAY + timedelta(days=gap + 3),
+        actor=None,
+        apply=True,
+    )
+    moving.refresh_from_db()
+    assert moving.status == Appointment.Status.BOOKED
+    days = _face_days(patient)
+    assert days[0] == kept.starts_at.astimezone(TZ).date()
+    assert (days[1] - days[0]).days >= gap
+
+
+def test_two_displaced_treatments_of_one_patient_stay_the_interval_apart(
+    chain: dict[str, Clinic],
+) -> None:
+    from microneedling.core.knowledge import load_pack  # noqa: PLC0415
+
+    gap = load_pack().treatment_gap_days
+    riverbend, lakeside = chain["riverbend"], chain["lakeside"]
+    patient = make_patient(riverbend)
+    book_visit(riverbend, patient, local(MONDAY + timedelta(days=7), 10))
+    book_visit(riverbend, patient, local(MONDAY + timedelta(days=7 + gap), 10))
+    # Lakeside is shut on the first visit's day, so that one has to shift.
+    location_close(
+        location=lakeside.location,
+        from_date=MONDAY + timedelta(days=7),
+        until=MONDAY + timedelta(days=7),
+        actor=None,
+        apply=True,
+    )
+    location_close(
+        location=riverbend.location,
+        from_date=MONDAY + timedelta(days=7),
+        until=MONDAY + timedelta(days=7 + gap),
+        actor=None,
+        apply=True,
+    )
+    days = _face_days(patient)
+    assert len(days) == 2 and (days[1] - days[0]).days >= gap

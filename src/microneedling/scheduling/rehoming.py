@@ -41,6 +41,7 @@ from microneedling.core.rehoming import (
     sites_without,
 )
 from microneedling.core.retention import add_years
+from microneedling.core.series.spacing import Treatment, shares_skin
 from microneedling.directory.models import (
     Location,
     LocationClosure,
@@ -61,6 +62,7 @@ from microneedling.scheduling.calendars import (
 )
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Reservation
 from microneedling.scheduling.services import location_open_check
+from microneedling.scheduling.spacing import TOO_SOON, spacing_busy, treatments_near
 
 #: A visit that is not a course session may move this many days either way.
 SINGLE_VISIT_SLACK_DAYS = 7
@@ -277,7 +279,81 @@ def displaced_visits(
             )
         )
     busy = _patients_other_visits(appointments, visits)
-    return [replace(v, patient_busy=busy.get(v.patient or "", ())) for v in visits]
+    spaced = _spacing_of(appointments, visits)
+    return [
+        replace(v, patient_busy=(*busy.get(v.patient or "", ()), *spaced.get(v.id, ())))
+        for v in visits
+    ]
+
+
+def _spacing_of(
+    appointments: Sequence[Appointment], visits: Sequence[Visit]
+) -> dict[int, tuple[tuple[datetime, datetime], ...]]:
+    """Per displaced treatment (id), the days too close to its patient's other treatments
+    of the same skin that stay where they are (its own course's sessions left out: the
+    course's window and gap slack space them), read a batch of patients per query. Two
+    displaced treatments of one patient are checked against each other as they are written
+    (see ``_write_move``)."""
+    treatments = {a.pk: a for a in appointments if a.service.kind == Service.Kind.TREATMENT}
+    if not treatments:
+        return {}
+    reach = timedelta(days=load_pack().treatment_gap_days + 1)
+    first = min(v.first_day for v in visits if v.id in treatments) - reach
+    last = max(v.last_day for v in visits if v.id in treatments) + reach
+    moving = {a.pk for a in appointments}
+    others: dict[int, list[tuple[int | None, Treatment]]] = {}
+    for batch in _batches({a.patient_id for a in treatments.values()}):
+        rows = Appointment.objects.filter(
+            patient_id__in=batch,
+            service__kind=Service.Kind.TREATMENT,
+            status__in=Appointment.HOLDING,
+            starts_at__gte=datetime.combine(first, time.min, tzinfo=UTC),
+            starts_at__lt=datetime.combine(last, time.min, tzinfo=UTC),
+        ).values_list(
+            "pk",
+            "patient_id",
+            "starts_at",
+            "location__timezone",
+            "service__areas",
+            "course_session__course_id",
+            "course_session__course__areas",
+        )
+        for pk, patient_id, starts_at, zone, areas, course_id, course_areas in rows:
+            if pk in moving:
+                continue
+            day = starts_at.astimezone(ZoneInfo(zone)).date()
+            others.setdefault(patient_id, []).append(
+                (course_id, Treatment(day=day, areas=tuple(course_areas or areas or ())))
+            )
+    spaced = {}
+    for visit in visits:
+        appointment = treatments.get(visit.id)
+        if appointment is None or appointment.patient_id not in others:
+            continue
+        own = appointment.course_session.course_id if appointment.course_session else None
+        old_day = appointment.starts_at.astimezone(ZoneInfo(visit.zone)).date()
+        near = [
+            t
+            for course_id, t in others[appointment.patient_id]
+            if (own is None or course_id != own) and not _already_close(t, old_day)
+        ]
+        spaced[visit.id] = spacing_busy(near, _areas_of(appointment), zone=visit.zone)
+    return spaced
+
+
+def _already_close(treatment: Treatment, day: date) -> bool:
+    """Whether ``treatment`` was already within the interval of a visit on ``day`` before
+    the run (two treatments agreed close together: a staff override, an import). A move
+    need not keep a distance they never had; it only must not bring others closer."""
+    return abs((treatment.day - day).days) < load_pack().treatment_gap_days
+
+
+def _areas_of(appointment: Appointment) -> list[str]:
+    """The areas a visit treats: its course's, else its service's."""
+    session = appointment.course_session
+    if session is not None and session.course.areas:
+        return list(session.course.areas)
+    return list(appointment.service.areas or ())
 
 
 def _treating_providers(appointments: Sequence[Appointment]) -> frozenset[str] | None:
@@ -536,7 +612,7 @@ def _rehome(
     # copy. (Only the visits' own rows: PostgreSQL locks no row of an outer join.)
     appointments = list(
         Appointment.objects.filter(affected, status__in=ACTIVE, starts_at__gte=since)
-        .select_related("patient", "location", "provider", "service", "course_session")
+        .select_related("patient", "location", "provider", "service", "course_session__course")
         .select_for_update(of=("self",))
         .order_by("starts_at", "pk")
     )
@@ -783,6 +859,9 @@ def _try_move(
     try:
         with transaction.atomic():  # a savepoint: a refused move undoes only itself
             return _write_move(appointment, placement, phases, names, providers)
+    except BookingRefused as refused:  # too soon after another treatment of the same skin
+        appointment.refresh_from_db()
+        return refused.message
     except (BookingConflict, IntegrityError) as refused:  # IntegrityError: the constraint
         appointment.refresh_from_db()
         if isinstance(refused, booking.TakenByOverride):
@@ -813,6 +892,8 @@ def _write_move(
     appointment.starts_at, appointment.ends_at = slot.start, slot.end
     appointment.save(update_fields=["location", "provider", "starts_at", "ends_at", "updated_at"])
     booking.reservations_write(appointment, slot, phases)
+    if appointment.service.kind == Service.Kind.TREATMENT:
+        _spacing_kept(appointment, old_start)
     return Move(
         appointment_id=appointment.pk,
         patient=_name(appointment),
@@ -825,6 +906,41 @@ def _write_move(
         distance_km=placement.distance_km,
         shift_days=placement.shift_days,
     )
+
+
+def _spacing_kept(appointment: Appointment, old_start: datetime) -> None:
+    """Refuse (``BookingRefused``) a move that brings the visit, a treatment, within the
+    interval of another treatment of the patient's same skin it was not already that close
+    to. The plan spaced it from the treatments that stay; this also sees those moved before
+    it in this run. No patient lock: a closure's run must not wait on one patient's booking
+    (and deadlock with it)."""
+    pack = load_pack()
+    zone = ZoneInfo(appointment.location.timezone)
+    new_day = appointment.starts_at.astimezone(zone).date()
+    old_day = old_start.astimezone(zone).date()
+    session = appointment.course_session
+    near = treatments_near(
+        patient_id=appointment.patient_id,
+        first_day=min(new_day, old_day),
+        last_day=max(new_day, old_day),
+        zone=appointment.location.timezone,
+        excluding_appointment=appointment.pk,
+        course_id=session.course_id if session is not None else None,
+        lock=False,
+    )
+    areas = _areas_of(appointment)
+    for treatment in near:
+        if _already_close(treatment, old_day) or not shares_skin(
+            areas, treatment.areas, pack.skin_shared
+        ):
+            continue
+        if abs((treatment.day - new_day).days) < pack.treatment_gap_days:
+            raise BookingRefused(
+                f"the patient has a treatment of the same skin on {treatment.day.isoformat()}; "
+                f"treatments of one area need at least {pack.treatment_gap_days} days "
+                "between them",
+                code=TOO_SOON,
+            )
 
 
 def rehoming_dates_check(*, from_date: date, until: date | None, today: date) -> None:

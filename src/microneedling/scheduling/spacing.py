@@ -32,6 +32,7 @@ def treatments_near(
     zone: str,
     excluding_appointment: int | None = None,
     course_id: int | None = None,
+    lock: bool = True,
 ) -> list[Treatment]:
     """The patient's treatments (booked, under way or given, at any of the chain's
     locations) close enough to ``first_day``–``last_day`` to matter, in one query, with
@@ -40,8 +41,10 @@ def treatments_near(
     by its plan's gap, and a re-plan moves them. Each visit is dated in its own location's
     zone (the patient may be treated at a location of the chain in another zone).
 
-    Inside a transaction the patient is locked first (see :func:`patient_lock`)."""
-    patient_lock(patient_id)
+    Inside a transaction the patient is locked first (see :func:`patient_lock`), unless
+    ``lock`` is false (a closure's run, which must not wait on one patient's booking)."""
+    if lock:
+        patient_lock(patient_id)
     reach = timedelta(days=load_pack().treatment_gap_days)
     tz = zone_info(zone)
     start = datetime.combine(first_day, time.min, tzinfo=tz)
@@ -97,10 +100,14 @@ def treatment_spacing_check(
     starts_at: datetime,
     zone: str,
     excluding_appointment: int | None = None,
+    course_id: int | None = None,
     field: str = "starts_at",
+    lock: bool = True,
 ) -> None:
     """Refuse a treatment of ``areas`` at ``starts_at`` fewer days from another treatment
-    of the same skin than any protocol allows (``BookingRefused`` naming ``field``)."""
+    of the same skin than any protocol allows (``BookingRefused`` naming ``field``); the
+    visits of ``course_id`` are its own course's, spaced by the course (see
+    :func:`treatments_near`)."""
     pack = load_pack()
     day = starts_at.astimezone(zone_info(zone)).date()
     near = treatments_near(
@@ -109,6 +116,8 @@ def treatment_spacing_check(
         last_day=day,
         zone=zone,
         excluding_appointment=excluding_appointment,
+        course_id=course_id,
+        lock=lock,
     )
     clash = too_close(day, areas, near, min_days=pack.treatment_gap_days, overlap=pack.skin_shared)
     if clash is not None:
