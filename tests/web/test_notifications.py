@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, time, timedelta
+from email.header import decode_header, make_header
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -192,6 +193,26 @@ def test_cancelling_a_visit_withdraws_what_was_to_come_and_says_so(clinic: Clini
     services.appointment_cancel(appointment=first, actor=None)
     assert not Message.objects.filter(appointment=first, kind="reminder", status="pending").exists()
     assert kinds(appointment=first)["visit_cancelled"] == 1
+
+
+def test_a_missed_visit_is_told_as_missed_not_as_cancelled(clinic: Clinic, smtp: MailSink) -> None:
+    import time_machine  # noqa: PLC0415
+
+    visit = book_monday(clinic, make_patient(clinic))
+    with time_machine.travel(local(MONDAY, 11), tick=False):
+        services.appointment_set_status(appointment=visit, status="no_show", actor=None)
+        assert kinds(appointment=visit)["visit_cancelled"] == 0
+        notice = Message.objects.get(appointment=visit, kind="visit_missed")
+        assert message_deliver_now(notice.pk) == "sent"
+    [mail] = smtp.received
+    subject = str(make_header(decode_header(mail["Subject"])))
+    assert subject == "We missed you at your visit · Riverbend Group"
+    parts = {part.get_content_type(): part for part in mail.walk()}
+    body = parts["text/plain"].get_payload(decode=True).decode()
+    assert "missed" in body and "cancelled" not in body
+    assert f"{visit.starts_at.astimezone(TZ):%-d %B %Y at %H:%M}" in body
+    # A past visit has no calendar entry to withdraw.
+    assert "text/calendar" not in parts
 
 
 def test_a_patient_who_opts_out_of_reminders_still_gets_what_they_must_know(

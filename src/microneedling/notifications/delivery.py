@@ -74,11 +74,12 @@ def message_claim(message_id: int, *, worker: str, now: datetime) -> Message | N
 
 
 #: Visit statuses after which nothing more is said about the visit, but what each kind is
-#: for: a cancellation notice is sent for a cancelled or missed visit, and a "your window
-#: opens" message hangs on the cancelled visit whose session it invites to book again.
+#: for: a cancellation notice is sent for a cancelled visit, a "we missed you" for a missed
+#: one, and a "your window opens" message hangs on the visit whose session it invites to
+#: book again.
 _OVER: dict[str, frozenset[str]] = {
     Appointment.Status.CANCELLED: frozenset({"visit_cancelled", "window_opens"}),
-    Appointment.Status.NO_SHOW: frozenset({"visit_cancelled", "window_opens"}),
+    Appointment.Status.NO_SHOW: frozenset({"visit_missed", "window_opens"}),
     Appointment.Status.ENTERED_IN_ERROR: frozenset(),
 }
 

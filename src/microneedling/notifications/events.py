@@ -317,12 +317,15 @@ def _change_key(appointment: Appointment, kind: str, label: str) -> str:
 def visit_cancelled(
     appointment: Appointment, *, now: datetime | None = None, staff_caused: bool = False
 ) -> None:
-    """A visit was cancelled (or missed): withdraw what was still to come and say so. A course
+    """A visit was cancelled (or missed): withdraw what was still to come and say so, in the
+    words that fit: a missed visit is not one the patient or the clinic called off. A course
     session left unbooked gets a "your window opens" message when its window opens."""
     now = now or timezone.now()
     _withdraw(appointment=appointment)
     key = f"visit:{appointment.pk}:{appointment.status}"
-    audience = _tell(appointment, "visit_cancelled", key, now=now, staff_caused=staff_caused)
+    missed = appointment.status == Appointment.Status.NO_SHOW
+    kind = "visit_missed" if missed else "visit_cancelled"
+    audience = _tell(appointment, kind, key, now=now, staff_caused=staff_caused)
     zone = appointment.location.timezone
     session = appointment.course_session
     if session is None:

@@ -20,6 +20,7 @@ KINDS: dict[str, Kind] = {
     "visit_booked": Kind("Your visit is booked", essential=True),
     "visit_moved": Kind("Your visit has moved", essential=True),
     "visit_cancelled": Kind("Your visit is cancelled", essential=True),
+    "visit_missed": Kind("We missed you at your visit", essential=True),
     "reminder": Kind("A reminder of your visit", essential=False),
     "hold_start": Kind("Time to pause a medicine before your visit", essential=True),
     "pre_care": Kind("Getting ready for tomorrow's visit", essential=False),
