@@ -851,6 +851,48 @@ def test_running_a_closure_again_lists_each_visit_left_behind_once_for_the_desk(
     assert not AppointmentRequest.objects.filter(reason="rehoming", status="open").exists()
 
 
+def test_a_patient_whose_visit_is_left_behind_is_told_once_and_not_after_it_moves(
+    chain: dict[str, Clinic],
+) -> None:
+    from microneedling.notifications.delivery import message_deliver_now  # noqa: PLC0415
+    from microneedling.notifications.rendering import message_render  # noqa: PLC0415
+
+    riverbend = chain["riverbend"]
+    _book_at_riverbend(riverbend, 4)
+    for name in ("lakeside", "northgate"):
+        LocationClosure.objects.create(
+            location=chain[name].location,
+            starts_on=NOW.date(),
+            ends_on=NOW.date() + timedelta(days=200),
+            reason="refit",
+        )
+    preview = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=False
+    )
+    assert preview.stuck and not Message.objects.filter(kind="visit_unsettled").exists()
+    for _ in range(2):  # applied, then applied again: nothing new to say the second time
+        report = location_close(
+            location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+        )
+    notices = Message.objects.filter(kind="visit_unsettled")
+    told = sorted(notices.values_list("appointment_id", flat=True))
+    assert told == sorted(s.appointment_id for s in report.stuck)
+    first = notices.order_by("pk").first()
+    assert first is not None
+    body = message_render(first).body
+    assert "cannot go ahead as booked" in body
+    assert f"Riverbend is closed from {CLOSING_FROM:%-d %B %Y}." in body
+    # The receivers open again and a later run moves every visit: the patients hear where
+    # they will be seen, and the notice still waiting is no longer sent.
+    LocationClosure.objects.filter(reason="refit").delete()
+    moved = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert moved.moves and not moved.stuck
+    assert Message.objects.filter(kind="location_change", appointment=first.appointment).exists()
+    assert message_deliver_now(first.pk, now=first.available_at) == "withdrawn"
+
+
 def test_a_closure_or_move_from_a_day_already_past_is_refused_naming_the_field(
     chain: dict[str, Clinic], desk: Client
 ) -> None:

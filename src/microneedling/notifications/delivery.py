@@ -23,7 +23,12 @@ from microneedling.core.messaging import outside_quiet_hours
 from microneedling.notifications.channels import DeliveryError, email_send, sms_send
 from microneedling.notifications.kinds import KINDS, TIMED_KINDS
 from microneedling.notifications.models import DeliveryAttempt, Message
-from microneedling.notifications.outbox import message_rules, patient_routes, tasks_enqueue
+from microneedling.notifications.outbox import (
+    message_rules,
+    patient_routes,
+    tasks_enqueue,
+    visit_version,
+)
 from microneedling.notifications.rendering import message_render
 from microneedling.scheduling.models import Appointment
 
@@ -86,8 +91,20 @@ _OVER: dict[str, frozenset[str]] = {
 
 #: Kinds about a visit still to come: once it has begun, sending one is only confusing.
 BEFORE_VISIT = frozenset(
-    {"visit_booked", "visit_moved", "location_change", "reminder", "pre_care", "hold_start"}
+    {
+        "visit_booked",
+        "visit_moved",
+        "location_change",
+        "visit_unsettled",
+        "reminder",
+        "pre_care",
+        "hold_start",
+    }
 )
+
+#: Kinds about the visit's time and place as they were when queued (keyed by
+#: :func:`visit_version`): once the visit has moved, the patient has been told of the move.
+ABOUT_THIS_VERSION = frozenset({"visit_unsettled"})
 
 
 #: Kinds that ask the patient to book their next visit.
@@ -132,6 +149,11 @@ def _withdrawal_reason(message: Message, *, now: datetime) -> str:
             timed_for = message.key[len(prefix) :].split(":", 1)[0].split("@", 1)[0]
             if timed_for != str(int(visit.starts_at.timestamp())):
                 return "the visit has moved"
+        # The key ends with the version and then the channel.
+        if message.kind in ABOUT_THIS_VERSION and not message.key.rsplit(":", 1)[0].endswith(
+            f":{visit_version(visit)}"
+        ):
+            return "the visit has moved"
         if message.kind in BEFORE_VISIT and visit.starts_at <= now:
             return BEGUN
     essential, optional = patient_routes(patient)

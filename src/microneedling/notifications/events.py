@@ -27,6 +27,7 @@ from microneedling.notifications.outbox import (
     notices_supersede,
     outbox_flush,
     visit_messages_withdraw,
+    visit_version,
     window_messages_withdraw,
 )
 from microneedling.notifications.outbox import messages_withdraw as _withdraw
@@ -45,9 +46,7 @@ def getting_ready_days() -> int:
     return max((c.days_ahead for c in load_pack().data.care if c.phase == "before"), default=0)
 
 
-def _version(appointment: Appointment) -> str:
-    # Time and place: a visit moved to another location at the same hour is a new version.
-    return f"{int(appointment.starts_at.timestamp())}@{appointment.location_id}"
+_version = visit_version
 
 
 @dataclass(frozen=True)
@@ -377,6 +376,25 @@ def visit_relocated(
     )
     if reschedule:
         visit_schedule(appointment, audience=audience)
+
+
+def visit_unsettled(
+    appointment: Appointment, *, note: str = "", audience: Audience | None = None
+) -> None:
+    """A closure or a provider's move left this visit where it was, with no new place or
+    time the run could find: tell the patient it cannot go ahead as booked and that the
+    clinic will arrange it (the desk has a request for it). Keyed by the visit's time and
+    place, so a later run that leaves it as it is says nothing new, while a move by the desk
+    makes this notice stale (see the delivery checks)."""
+    context: dict[str, object] = {"note": note} if note else {}
+    _tell(
+        appointment,
+        "visit_unsettled",
+        f"visit:{appointment.pk}:unsettled:{_version(appointment)}",
+        audience=audience,
+        context=context,
+        staff_caused=True,  # the clinic's change: news for the morning
+    )
 
 
 def screening_result(screening: Screening) -> None:

@@ -30,6 +30,7 @@ KINDS: dict[str, Kind] = {
     "screening_result": Kind("Your health questionnaire has been reviewed", essential=True),
     "skin_report_escalated": Kind("About the skin report you sent us", essential=True, urgent=True),
     "location_change": Kind("A change to where you will be seen", essential=True),
+    "visit_unsettled": Kind("Your visit needs a new time or place", essential=True),
 }
 
 #: Kinds tied to a visit's time: a move or a cancellation withdraws the ones not yet sent.

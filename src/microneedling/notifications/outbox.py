@@ -28,6 +28,12 @@ class MessageRules:
     quiet_until: time
 
 
+def visit_version(appointment: Appointment) -> str:
+    """The visit's time and place as message keys carry it: a visit moved to another
+    location at the same hour is a new version."""
+    return f"{int(appointment.starts_at.timestamp())}@{appointment.location_id}"
+
+
 def message_rules_of(rules: BookingRules) -> MessageRules:
     """The message rules of a clinic policy already read for a booking."""
     return MessageRules(rules.reminder_hours, rules.quiet_from, rules.quiet_until)

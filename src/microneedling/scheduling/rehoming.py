@@ -693,7 +693,13 @@ def _rehome(
         )
         if progress and done % 50 == 0:
             progress("applying", done, total)
-    _record_stuck(report, [(by_id[v], why) for v, why in [*plan.unplaced, *clashing]], now=now)
+    _record_stuck(
+        report,
+        [(by_id[v], why) for v, why in [*plan.unplaced, *clashing]],
+        now=now,
+        note=note,
+        audiences=audiences,
+    )
     if progress:
         progress("applying", total, total)
     _reconcile(report, organization_id=organization_id, since=since)
@@ -771,12 +777,19 @@ def _open_requests(appointment_ids: Iterable[int]) -> dict[int, AppointmentReque
 
 
 def _record_stuck(
-    report: RehomingReport, stuck: Sequence[tuple[Appointment, str]], *, now: datetime
+    report: RehomingReport,
+    stuck: Sequence[tuple[Appointment, str]],
+    *,
+    now: datetime,
+    note: str,
+    audiences: dict[int, Audience],
 ) -> None:
     """List the visits that keep their time, each with a request for staff to follow up:
     one per visit however often the closure is run (a visit already waiting for the desk
     gets the latest reason, not a second line), while a visit a later run could move has
-    its request closed, so the desk is not sent to re-home it again."""
+    its request closed, so the desk is not sent to re-home it again. Each patient is told
+    their visit cannot go ahead as booked (once, however often it is left behind), so that
+    nobody comes for a visit that cannot happen while the desk works through the list."""
     moved = {m.appointment_id for m in report.moves}
     waiting = _open_requests([*moved, *(a.pk for a, _ in stuck)])
     for visit_id in moved & set(waiting):
@@ -799,6 +812,9 @@ def _record_stuck(
                 reason="rehoming",
                 payload=payload,
             )
+        if appointment.patient_id not in audiences:
+            audiences[appointment.patient_id] = audience_of(appointment.patient)
+        events.visit_unsettled(appointment, note=note, audience=audiences[appointment.patient_id])
         report.stuck.append(
             Stuck(appointment.pk, _name(appointment), appointment.starts_at, reason)
         )
