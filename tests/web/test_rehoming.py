@@ -80,6 +80,18 @@ def _book_at_riverbend(clinic: Clinic, count: int) -> list[Appointment]:
     return visits
 
 
+def _close_receivers(chain: dict[str, Clinic]) -> None:
+    """Lakeside and Northgate close for the whole period (a refit), so nowhere can take a
+    visit from Riverbend; deleting the closures with reason "refit" opens them again."""
+    for name in ("lakeside", "northgate"):
+        LocationClosure.objects.create(
+            location=chain[name].location,
+            starts_on=NOW.date(),
+            ends_on=NOW.date() + timedelta(days=200),
+            reason="refit",
+        )
+
+
 def test_a_preview_lists_every_move_and_changes_nothing(chain: dict[str, Clinic]) -> None:
     riverbend = chain["riverbend"]
     booked = _book_at_riverbend(riverbend, 6)
@@ -137,16 +149,7 @@ def test_visits_with_nowhere_to_go_keep_their_time_and_reach_the_desk(
 ) -> None:
     riverbend = chain["riverbend"]
     _book_at_riverbend(riverbend, 4)
-    # The receivers close for the whole period: nowhere can take anyone.
-    from microneedling.directory.models import LocationClosure  # noqa: PLC0415
-
-    for name in ("lakeside", "northgate"):
-        LocationClosure.objects.create(
-            location=chain[name].location,
-            starts_on=NOW.date(),
-            ends_on=NOW.date() + timedelta(days=200),
-            reason="refit",
-        )
+    _close_receivers(chain)  # nowhere can take anyone
     report = location_close(
         location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
     )
@@ -826,13 +829,7 @@ def test_running_a_closure_again_lists_each_visit_left_behind_once_for_the_desk(
 ) -> None:
     riverbend = chain["riverbend"]
     _book_at_riverbend(riverbend, 4)
-    for name in ("lakeside", "northgate"):
-        LocationClosure.objects.create(
-            location=chain[name].location,
-            starts_on=NOW.date(),
-            ends_on=NOW.date() + timedelta(days=200),
-            reason="refit",
-        )
+    _close_receivers(chain)
     # The desk applies the closure, then applies it again (another preview of it, applied).
     for _ in range(2):
         report = location_close(
@@ -859,13 +856,7 @@ def test_a_patient_whose_visit_is_left_behind_is_told_once_and_not_after_it_move
 
     riverbend = chain["riverbend"]
     _book_at_riverbend(riverbend, 4)
-    for name in ("lakeside", "northgate"):
-        LocationClosure.objects.create(
-            location=chain[name].location,
-            starts_on=NOW.date(),
-            ends_on=NOW.date() + timedelta(days=200),
-            reason="refit",
-        )
+    _close_receivers(chain)
     preview = location_close(
         location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=False
     )

@@ -143,17 +143,17 @@ def _withdrawal_reason(message: Message, *, now: datetime) -> str:
         still = _OVER.get(visit.status)
         if still is not None and message.kind not in still:
             return f"the visit is {visit.status}"
-        # Timed messages are keyed by the start they were timed for (events._version).
+        # Timed messages, and those about one version of the visit, are keyed
+        # ``visit:<pk>:<version>:...`` (outbox.visit_version): timed ones need only the same
+        # start (they read the place when sent), the others the same start and place.
         prefix = f"visit:{visit.pk}:"
-        if message.kind in TIMED_KINDS and message.key.startswith(prefix):
-            timed_for = message.key[len(prefix) :].split(":", 1)[0].split("@", 1)[0]
-            if timed_for != str(int(visit.starts_at.timestamp())):
+        if message.key.startswith(prefix):
+            keyed = message.key[len(prefix) :].split(":", 1)[0]
+            version = visit_version(visit)
+            if message.kind in TIMED_KINDS and keyed.split("@", 1)[0] != version.split("@", 1)[0]:
                 return "the visit has moved"
-        # The key ends with the version and then the channel.
-        if message.kind in ABOUT_THIS_VERSION and not message.key.rsplit(":", 1)[0].endswith(
-            f":{visit_version(visit)}"
-        ):
-            return "the visit has moved"
+            if message.kind in ABOUT_THIS_VERSION and keyed != version:
+                return "the visit has moved"
         if message.kind in BEFORE_VISIT and visit.starts_at <= now:
             return BEGUN
     essential, optional = patient_routes(patient)

@@ -46,9 +46,6 @@ def getting_ready_days() -> int:
     return max((c.days_ahead for c in load_pack().data.care if c.phase == "before"), default=0)
 
 
-_version = visit_version
-
-
 @dataclass(frozen=True)
 class Known:
     """What the visits of one course share, read once for all of them: the patient's latest
@@ -74,7 +71,7 @@ def visit_schedule(
     patient = appointment.patient
     audience = audience or audience_of(patient)
     zone = appointment.location.timezone
-    base = f"visit:{appointment.pk}:{_version(appointment)}"
+    base = f"visit:{appointment.pk}:{visit_version(appointment)}"
     day = appointment.starts_at.astimezone(ZoneInfo(zone)).date()
 
     def queue(kind: str, suffix: str, due: datetime, **context: object) -> None:
@@ -147,7 +144,7 @@ def _holds_queue(
     from microneedling.aftercare.selectors import visit_holds  # noqa: PLC0415 (app cycle)
 
     zone = appointment.location.timezone
-    base = f"visit:{appointment.pk}:{_version(appointment)}"
+    base = f"visit:{appointment.pk}:{visit_version(appointment)}"
     keys = set()
     for name, stop_on, resume_on, advice in visit_holds(appointment, intake):
         stop = local_moment(stop_on, HOLD_MORNING, zone)
@@ -303,7 +300,7 @@ def _change_key(appointment: Appointment, kind: str, label: str) -> str:
     """The key of the ``kind`` message telling of the visit's latest change of time or place:
     one per change, counted, since a visit moved back to a time or place it had before is a
     change the patient must hear of (the same change written twice still makes one)."""
-    version = _version(appointment)
+    version = visit_version(appointment)
     told = Message.objects.filter(appointment=appointment, kind=kind).order_by("pk")
     changes = list(
         dict.fromkeys(key.rsplit(":", 1)[0] for key in told.values_list("key", flat=True))
@@ -390,7 +387,7 @@ def visit_unsettled(
     _tell(
         appointment,
         "visit_unsettled",
-        f"visit:{appointment.pk}:unsettled:{_version(appointment)}",
+        f"visit:{appointment.pk}:{visit_version(appointment)}:unsettled",
         audience=audience,
         context=context,
         staff_caused=True,  # the clinic's change: news for the morning

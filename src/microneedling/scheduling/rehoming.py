@@ -681,15 +681,13 @@ def _rehome(
             continue
         report.moves.append(move)
         appointment.location = sites_by_id[placement.site_id]
-        if appointment.patient_id not in audiences:
-            audiences[appointment.patient_id] = audience_of(appointment.patient)
         # Same hour elsewhere: the reminders already queued still fit (they read the visit
         # as it stands when they are sent); a new time needs them queued afresh.
         events.visit_relocated(
             appointment,
             note=note,
             reschedule=before != appointment.starts_at,
-            audience=audiences[appointment.patient_id],
+            audience=_audience(audiences, appointment),
         )
         if progress and done % 50 == 0:
             progress("applying", done, total)
@@ -776,6 +774,13 @@ def _open_requests(appointment_ids: Iterable[int]) -> dict[int, AppointmentReque
     return found
 
 
+def _audience(audiences: dict[int, Audience], appointment: Appointment) -> Audience:
+    """The patient's audience, read once per run however many of their visits it tells of."""
+    if appointment.patient_id not in audiences:
+        audiences[appointment.patient_id] = audience_of(appointment.patient)
+    return audiences[appointment.patient_id]
+
+
 def _record_stuck(
     report: RehomingReport,
     stuck: Sequence[tuple[Appointment, str]],
@@ -812,9 +817,7 @@ def _record_stuck(
                 reason="rehoming",
                 payload=payload,
             )
-        if appointment.patient_id not in audiences:
-            audiences[appointment.patient_id] = audience_of(appointment.patient)
-        events.visit_unsettled(appointment, note=note, audience=audiences[appointment.patient_id])
+        events.visit_unsettled(appointment, note=note, audience=_audience(audiences, appointment))
         report.stuck.append(
             Stuck(appointment.pk, _name(appointment), appointment.starts_at, reason)
         )
