@@ -25,12 +25,15 @@ from microneedling.directory.models import (
     ProviderSchedule,
 )
 from microneedling.directory.policy import booking_rules
+from microneedling.notifications.kinds import TIMED_KINDS
 from microneedling.notifications.models import Message
+from microneedling.notifications.outbox import UNSENT
 from microneedling.scheduling import rehoming, services
 from microneedling.scheduling.booking import slot_at
 from microneedling.scheduling.calendars import location_calendar
 from microneedling.scheduling.models import Appointment, AppointmentRequest, RehomingRun
 from microneedling.scheduling.rehoming import hold_again, location_close, provider_move
+from microneedling.scheduling.replanning import course_session_move
 from tests.web.conftest import (
     MONDAY,
     NOW,
@@ -882,6 +885,87 @@ def test_a_patient_whose_visit_is_left_behind_is_told_once_and_not_after_it_move
     assert moved.moves and not moved.stuck
     assert Message.objects.filter(kind="location_change", appointment=first.appointment).exists()
     assert message_deliver_now(first.pk, now=first.available_at) == "withdrawn"
+
+
+def test_a_visit_left_behind_gets_no_reminders_until_a_later_run_moves_it(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    _book_at_riverbend(riverbend, 4)
+    _close_receivers(chain)
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    left = [s.appointment_id for s in report.stuck]
+    assert left
+    timed = Message.objects.filter(appointment__in=left, kind__in=TIMED_KINDS)
+    assert timed.filter(kind="reminder").exists()  # they were queued when booked
+    # A reminder of a time and place the patient was just told cannot stand, pre-care for
+    # it, or aftercare after it, would only mislead: none of them is still to go out.
+    assert not timed.filter(status__in=UNSENT).exists()
+    # The receivers open again and the next run moves them: each is reminded afresh.
+    LocationClosure.objects.filter(reason="refit").delete()
+    moved = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    assert sorted(m.appointment_id for m in moved.moves) == sorted(left)
+    for visit in Appointment.objects.filter(pk__in=left):
+        start = int(visit.starts_at.timestamp())
+        waiting = Message.objects.filter(appointment=visit, status__in=UNSENT)
+        kinds = {m.kind for m in waiting if m.key.startswith(f"visit:{visit.pk}:{start}@")}
+        assert {"reminder", "pre_care", "aftercare_check"} <= kinds, visit.pk
+
+
+def test_the_desk_request_for_a_visit_left_behind_closes_once_the_visit_is_dealt_with(
+    chain: dict[str, Clinic], desk: Client
+) -> None:
+    riverbend = chain["riverbend"]
+    _book_at_riverbend(riverbend, 4)
+    _close_receivers(chain)
+    report = location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+    first, *others = (s.appointment_id for s in report.stuck)
+    page = desk.get(reverse("desk:requests")).content.decode()
+    assert reverse("desk:visit", args=[first]) in page
+    assert report.stuck[0].reason in page  # why it waits, as the run said
+    # The desk cancels the visit (to book the patient elsewhere by hand): the request is done.
+    services.appointment_cancel(
+        appointment=Appointment.objects.get(pk=first), actor=None, reason="rebooked by phone"
+    )
+    closed = AppointmentRequest.objects.get(reason="rehoming", payload__appointment=first)
+    assert closed.status == AppointmentRequest.Status.DECLINED
+    assert closed.decision_reason == "the visit is cancelled" and closed.decided_at == NOW
+    page = desk.get(reverse("desk:requests")).content.decode()
+    assert reverse("desk:visit", args=[first]) not in page
+    # The others still wait.
+    still = AppointmentRequest.objects.filter(reason="rehoming", status="open")
+    assert sorted(r.payload["appointment"] for r in still) == sorted(others)
+
+
+def test_moving_a_session_left_behind_closes_its_request_and_reminds_of_the_new_time(
+    chain: dict[str, Clinic],
+) -> None:
+    riverbend = chain["riverbend"]
+    course = book_course(riverbend, make_patient(riverbend, name="Sue Session"))
+    first = Appointment.objects.get(course_session__course=course, course_session__number=1)
+    day = first.starts_at.astimezone(TZ).date()
+    _close_receivers(chain)
+    # Riverbend shuts for that one day only, and nowhere else can take the session.
+    report = location_close(
+        location=riverbend.location, from_date=day, until=day, actor=None, apply=True
+    )
+    assert [s.appointment_id for s in report.stuck] == [first.pk]
+    first.refresh_from_db()
+    new_start = first.starts_at + timedelta(days=1)
+    course_session_move(appointment=first, starts_at=new_start, actor=None, apply=True)
+    request = AppointmentRequest.objects.get(reason="rehoming", payload__appointment=first.pk)
+    assert request.status == AppointmentRequest.Status.BOOKED
+    assert request.decision_reason == "moved"
+    key = f"visit:{first.pk}:{int(new_start.timestamp())}@"
+    assert Message.objects.filter(
+        appointment=first, kind="reminder", status__in=UNSENT, key__startswith=key
+    ).exists()
 
 
 def test_a_closure_or_move_from_a_day_already_past_is_refused_naming_the_field(

@@ -382,7 +382,12 @@ def visit_unsettled(
     time the run could find: tell the patient it cannot go ahead as booked and that the
     clinic will arrange it (the desk has a request for it). Keyed by the visit's time and
     place, so a later run that leaves it as it is says nothing new, while a move by the desk
-    makes this notice stale (see the delivery checks)."""
+    makes this notice stale (see the delivery checks).
+
+    Its timed messages are withdrawn: a reminder or pre-care for the booked time and place
+    would contradict the notice, and aftercare would follow a visit that did not happen. A
+    move queues them again for the new time (``visit_moved``, ``visit_relocated``)."""
+    _withdraw(appointment=appointment)
     context: dict[str, object] = {"note": note} if note else {}
     _tell(
         appointment,

@@ -662,6 +662,8 @@ def _rehome(
     # Visits that keep their time hold it again before any move is written, so that no
     # move can take their patient's time (a move is checked against the patient's holds).
     _set_holds([v for v, _ in plan.unplaced], active=True)
+    # Visits an earlier run left behind had their reminders withdrawn (_record_stuck).
+    left_before = set(_open_requests(p.visit_id for p in plan.placements))
     for done, placement in enumerate(plan.placements, start=1):
         appointment = by_id[placement.visit_id]
         before = appointment.starts_at
@@ -682,11 +684,12 @@ def _rehome(
         report.moves.append(move)
         appointment.location = sites_by_id[placement.site_id]
         # Same hour elsewhere: the reminders already queued still fit (they read the visit
-        # as it stands when they are sent); a new time needs them queued afresh.
+        # as it stands when they are sent); a new time needs them queued afresh, as does a
+        # visit left behind before, whose reminders were withdrawn.
         events.visit_relocated(
             appointment,
             note=note,
-            reschedule=before != appointment.starts_at,
+            reschedule=before != appointment.starts_at or appointment.pk in left_before,
             audience=_audience(audiences, appointment),
         )
         if progress and done % 50 == 0:
@@ -794,7 +797,9 @@ def _record_stuck(
     gets the latest reason, not a second line), while a visit a later run could move has
     its request closed, so the desk is not sent to re-home it again. Each patient is told
     their visit cannot go ahead as booked (once, however often it is left behind), so that
-    nobody comes for a visit that cannot happen while the desk works through the list."""
+    nobody comes for a visit that cannot happen while the desk works through the list;
+    its reminders, pre-care and aftercare messages are withdrawn, since they would say
+    otherwise (a move, by the desk or a later run, queues them again for the new time)."""
     moved = {m.appointment_id for m in report.moves}
     waiting = _open_requests([*moved, *(a.pk for a, _ in stuck)])
     for visit_id in moved & set(waiting):

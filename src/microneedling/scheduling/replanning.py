@@ -28,7 +28,12 @@ from microneedling.directory.policy import BookingRules, booking_rules
 from microneedling.notifications import events
 from microneedling.scheduling import booking, services
 from microneedling.scheduling.calendars import LocationCalendar, location_calendar
-from microneedling.scheduling.models import Appointment, CourseSession, Reservation
+from microneedling.scheduling.models import (
+    Appointment,
+    AppointmentRequest,
+    CourseSession,
+    Reservation,
+)
 
 
 @dataclass(frozen=True)
@@ -307,4 +312,7 @@ def session_rewrite(
     appointment.provider_id = change.provider_id
     appointment.save(update_fields=["starts_at", "ends_at", "provider", "updated_at"])
     booking.reservations_write(appointment, slot, calendar.phases)
+    services.rehoming_request_close(
+        appointment=appointment, status=AppointmentRequest.Status.BOOKED, why="moved"
+    )
     events.visit_moved(appointment, staff_caused=not services.is_patient(actor))

@@ -826,6 +826,20 @@ def appointment_request_create(
     )
 
 
+def rehoming_request_close(
+    *, appointment: Appointment, status: str, why: str, now: datetime | None = None
+) -> int:
+    """Close the desk's open request to re-home this visit (left where it was by a closure
+    or a provider's move): the visit has been dealt with some other way, moved by the desk
+    or the patient, cancelled, missed or gone ahead, so the desk's list must not send anyone
+    to re-home it again. ``status`` and ``why`` say how; the number closed (0 or 1)."""
+    return AppointmentRequest.objects.filter(
+        reason="rehoming",
+        status=AppointmentRequest.Status.OPEN,
+        payload__appointment=appointment.pk,
+    ).update(status=status, decided_at=now or timezone.now(), decision_reason=why)
+
+
 def appointment_cancel(*, appointment: Appointment, actor: Actor, reason: str = "") -> Appointment:
     """Cancel a visit and free its resources; its course session becomes cancelled."""
     return appointment_set_status(
@@ -959,7 +973,21 @@ def appointment_set_status(
                 code="changed_meanwhile",
                 field="status",
             )
+        was_to_come = appointment.status in Appointment.TO_COME
         appointment.status = status
+        if was_to_come:
+            # Once a visit is no longer to come, a request to re-home it is moot (one
+            # statement per visit: only its first step off the diary).
+            rehoming_request_close(
+                appointment=appointment,
+                status=(
+                    AppointmentRequest.Status.BOOKED
+                    if status == Appointment.Status.CHECKED_IN
+                    else AppointmentRequest.Status.DECLINED
+                ),
+                why=f"the visit is {status}",
+                now=now,
+            )
         if status not in Appointment.HOLDING:
             appointment.reservations.update(active=False)
         _session_follows(appointment, status)
