@@ -1048,6 +1048,36 @@ def test_the_commands_name_their_own_option_when_a_closure_or_move_is_refused(
     assert Appointment.objects.count() == 0 and not LocationClosure.objects.exists()
 
 
+def test_a_provider_who_has_left_cannot_be_moved_and_nothing_is_written(
+    chain: dict[str, Clinic], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from microneedling.cli import main  # noqa: PLC0415
+
+    riverbend = chain["riverbend"]
+    ada = riverbend.ada
+    ada.active = False
+    ada.save(update_fields=["active"])
+    hours_before = sorted(
+        ProviderSchedule.objects.filter(provider=ada).values_list("location_id", "valid_from")
+    )
+    with pytest.raises(BookingRefused) as raised:
+        provider_move(
+            provider=ada,
+            to_location=chain["lakeside"].location,
+            from_date=MONDAY,
+            actor=None,
+            apply=True,
+        )
+    assert raised.value.field == "provider" and "no longer active" in str(raised.value)
+    assert main(["move-provider", str(ada.pk), "--to", "lakeside", "--from", "2027-03-08"]) == 2
+    assert capsys.readouterr().err.startswith("microneedling: PROVIDER: ")
+    hours_after = sorted(
+        ProviderSchedule.objects.filter(provider=ada).values_list("location_id", "valid_from")
+    )
+    assert hours_after == hours_before
+    assert not AuditEvent.objects.filter(action="provider_move").exists()
+
+
 def test_a_closure_or_move_that_displaces_no_visit_is_still_audited(
     chain: dict[str, Clinic],
 ) -> None:

@@ -1085,6 +1085,14 @@ def provider_move(
     """``provider`` works at ``to_location`` from ``from_date`` (their weekly hours move with
     them) and their visits from then on follow them; a preview unless ``apply``."""
     now = now or timezone.now()
+    if not provider.active:
+        # Someone who has left sees no patients anywhere: moving them would give them hours
+        # again, and their old visits a provider who will not be there.
+        raise BookingRefused(
+            f"{provider.display_name} is no longer active; book their patients with someone else",
+            code="inactive",
+            field="provider",
+        )
     rehoming_dates_check(
         from_date=from_date, until=None, today=now.astimezone(ZoneInfo(to_location.timezone)).date()
     )
