@@ -473,6 +473,41 @@ def test_a_medicine_pause_announced_late_in_the_evening_waits_for_the_morning(
     assert pause.due_at == local(NOW.date() + timedelta(days=1), 8)
 
 
+def test_a_visit_booked_after_the_morning_before_still_gets_its_pre_care_that_day(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    import time_machine  # noqa: PLC0415
+
+    tomorrow = NOW.date() + timedelta(days=1)
+    afternoon = local(NOW.date(), 15)  # the morning before (10:00) has passed
+    with time_machine.travel(afternoon, tick=False):
+        visit = services.appointment_book(
+            patient=make_patient(clinic, screen_on=tomorrow),
+            service=clinic.treatment,
+            location=clinic.location,
+            provider=clinic.ada,
+            starts_at=local(tomorrow, 14),
+        )
+    pre_care = Message.objects.get(appointment=visit, kind="pre_care")
+    assert pre_care.due_at == afternoon
+    assert message_deliver_now(pre_care.pk, now=afternoon) == "sent"
+    body = smtp.received[-1].get_payload(decode=True).decode()
+    assert "Your visit is tomorrow" in body and "On the day:" in body
+    # Booked late in the evening, it would wait out quiet hours into the visit's own day,
+    # where "tomorrow" is wrong: none is queued (the confirmation links the care page).
+    late = local(NOW.date(), 22, 30)
+    with time_machine.travel(late, tick=False):
+        evening = services.appointment_book(
+            patient=make_patient(clinic, name="Eve Ning", screen_on=tomorrow),
+            service=clinic.treatment,
+            location=clinic.location,
+            provider=clinic.ada,
+            starts_at=local(tomorrow, 11),
+        )
+    assert not Message.objects.filter(appointment=evening, kind="pre_care").exists()
+    assert Message.objects.filter(appointment=evening, kind="visit_booked").exists()
+
+
 def test_pre_care_that_starts_weeks_ahead_is_sent_when_it_starts(
     clinic: Clinic, smtp: MailSink
 ) -> None:

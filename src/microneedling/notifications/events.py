@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
 from microneedling.core.knowledge import load_pack
-from microneedling.core.messaging import local_moment
+from microneedling.core.messaging import local_moment, outside_quiet_hours
 from microneedling.core.screening import Intake
 from microneedling.notifications.models import Message
 from microneedling.notifications.outbox import (
@@ -99,7 +99,7 @@ def visit_schedule(
             "reminder:getting_ready",
             local_moment(day - timedelta(days=lead), MORNING, zone),
         )
-    queue("pre_care", "pre_care", local_moment(day - timedelta(days=1), MORNING, zone))
+    queue("pre_care", "pre_care", _pre_care_due(day, zone=zone, rules=audience.rules, now=now))
     intake = known.intake if known is not None else latest_intake(patient)
     _holds_queue(appointment, intake=intake, audience=audience, now=now)
     for offset in AFTERCARE_CHECK_DAYS:
@@ -134,6 +134,21 @@ def visit_schedule(
             "maintenance",
             local_moment(day + timedelta(days=course.maintenance_days), MORNING, zone),
         )
+
+
+def _pre_care_due(day: date, *, zone: str, rules: MessageRules, now: datetime) -> datetime:
+    """When the "getting ready for tomorrow" message goes out: the morning before the visit,
+    or now for a visit booked (or moved) after that morning, so that a patient booked at
+    short notice still gets the day's instructions, as long as it still reaches them the
+    day before (quiet hours could push it into the visit's own day, where "tomorrow" would
+    be wrong: then it is not sent, and the confirmation's care link stands)."""
+    due = local_moment(day - timedelta(days=1), MORNING, zone)
+    if due >= now:
+        return due
+    goes_out = outside_quiet_hours(
+        now, zone=zone, quiet_from=rules.quiet_from, quiet_until=rules.quiet_until
+    )
+    return now if goes_out.astimezone(ZoneInfo(zone)).date() < day else due
 
 
 def _holds_queue(
