@@ -24,7 +24,7 @@ from microneedling.notifications.delivery import message_deliver_now, outbox_rec
 from microneedling.notifications.models import ContactPreference, DeliveryAttempt, Message
 from microneedling.notifications.outbox import message_queue
 from microneedling.scheduling import services
-from microneedling.scheduling.models import Appointment
+from microneedling.scheduling.models import Appointment, Course
 from tests.web.conftest import (
     MONDAY,
     NOW,
@@ -157,10 +157,22 @@ def test_timed_messages_never_fall_in_the_clinics_quiet_hours(clinic: Clinic) ->
         assert time(7) <= clock < time(20), message.kind
 
 
-def test_moving_a_visit_withdraws_its_old_reminders_and_queues_new_ones(clinic: Clinic) -> None:
+def confirmed(course: Course) -> Course:
+    """The course's confirmation goes out, as a worker sends it: the patient has heard the
+    times (a move is then news; see the test of a move before the confirmation went)."""
+    for message in Message.objects.filter(
+        kind="course_booked", key__startswith=f"course:{course.pk}:"
+    ):
+        assert message_deliver_now(message.pk, now=message.available_at) == "sent"
+    return course
+
+
+def test_moving_a_visit_withdraws_its_old_reminders_and_queues_new_ones(
+    clinic: Clinic, smtp: MailSink
+) -> None:
     from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
 
-    course = book_course(clinic, make_patient(clinic))
+    course = confirmed(book_course(clinic, make_patient(clinic)))
     second = course.sessions.get(number=2).appointments.get()
     old_keys = set(Message.objects.filter(appointment=second).values_list("key", flat=True))
     course_session_move(
@@ -814,11 +826,11 @@ def test_a_text_withdrawn_while_in_flight_is_not_queued_again_when_it_fails(
 
 
 def test_a_visit_moved_and_moved_back_gets_its_reminders_again_and_each_move_is_told(
-    clinic: Clinic,
+    clinic: Clinic, smtp: MailSink
 ) -> None:
     from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
 
-    course = book_course(clinic, make_patient(clinic))
+    course = confirmed(book_course(clinic, make_patient(clinic)))
     session = course.sessions.get(number=2)
     second = session.appointments.get()
     original, elsewhere = second.starts_at, local(session.latest, 14)
@@ -841,6 +853,43 @@ def test_a_visit_moved_and_moved_back_gets_its_reminders_again_and_each_move_is_
     assert kinds(appointment=second)["visit_moved"] == 4
 
 
+def test_a_session_moved_before_the_courses_confirmation_went_out_is_not_told_as_a_move(
+    clinic: Clinic, smtp: MailSink
+) -> None:
+    import time_machine  # noqa: PLC0415
+
+    from microneedling.notifications.rendering import message_render  # noqa: PLC0415
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    staff = make_staff("ida.front")
+    patient = make_patient(clinic)
+    # The desk books the course late in the evening: its confirmation waits for the morning.
+    # Before then, the desk moves the second session.
+    with time_machine.travel(local(NOW.date(), 22), tick=False):
+        course = book_course(clinic, patient, actor=staff)
+        session = course.sessions.get(number=2)
+        course_session_move(
+            appointment=session.appointments.get(),
+            starts_at=local(session.latest, 14),
+            actor=staff,
+            apply=True,
+        )
+    second = session.appointments.get()
+    # The patient never heard the first time: "your visit has moved" would only puzzle them.
+    assert not Message.objects.filter(appointment=second, kind="visit_moved").exists()
+    [confirmation] = Message.objects.filter(kind="course_booked")
+    assert confirmation.status == "pending"
+    when = second.starts_at.astimezone(TZ).strftime("%A %-d %B %Y at %H:%M")
+    assert when in message_render(confirmation).body
+    assert message_deliver_now(confirmation.pk, now=confirmation.available_at) == "sent"
+    # Once it has gone out, a move is news (to another weekday of the window).
+    day = next(
+        d for d in (session.latest - timedelta(days=n) for n in range(1, 7)) if d.weekday() < 5
+    )
+    course_session_move(appointment=second, starts_at=local(day, 14), actor=staff, apply=True)
+    assert Message.objects.filter(appointment=second, kind="visit_moved").count() == 1
+
+
 def test_a_visit_moved_twice_before_the_first_notice_went_out_is_told_of_once(
     clinic: Clinic, smtp: MailSink
 ) -> None:
@@ -848,7 +897,7 @@ def test_a_visit_moved_twice_before_the_first_notice_went_out_is_told_of_once(
 
     from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
 
-    course = book_course(clinic, make_patient(clinic))
+    course = confirmed(book_course(clinic, make_patient(clinic)))
     session = course.sessions.get(number=2)
     second = session.appointments.get()
     original, elsewhere = second.starts_at, local(session.latest, 14)
@@ -866,20 +915,21 @@ def test_a_visit_moved_twice_before_the_first_notice_went_out_is_told_of_once(
     notices = Message.objects.filter(appointment=second, kind="visit_moved").order_by("pk")
     assert notices.count() == 2
     morning = local(NOW.date() + timedelta(days=1), 8)
+    told_before = len(smtp.received)  # the course's confirmation
     outcomes = [message_deliver_now(m.pk, now=morning) for m in notices]
     assert outcomes.count("sent") == 1
-    assert len(smtp.received) == 1
+    assert len(smtp.received) == told_before + 1
     # The one that went out is the latest: the first was superseded before it was sent.
     assert notices.last().status == "sent"  # type: ignore[union-attr]
     assert notices.first().status == "cancelled"  # type: ignore[union-attr]
 
 
 def test_a_dead_notice_of_a_move_leaves_the_dead_letter_list_when_a_later_move_is_told(
-    clinic: Clinic,
+    clinic: Clinic, smtp: MailSink
 ) -> None:
     from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
 
-    course = book_course(clinic, make_patient(clinic))
+    course = confirmed(book_course(clinic, make_patient(clinic)))
     session = course.sessions.get(number=2)
     second = session.appointments.get()
     original, elsewhere = second.starts_at, local(session.latest, 14)

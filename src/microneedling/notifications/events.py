@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.db.models import Q
 from django.utils import timezone
 
 from microneedling.core.knowledge import load_pack
@@ -301,14 +302,36 @@ def visit_moved(
     appointment: Appointment, *, now: datetime | None = None, staff_caused: bool = False
 ) -> None:
     """A visit moved: withdraw its old timed messages and any notice of an earlier move still
-    waiting (this one tells the same news), tell the patient, schedule afresh."""
+    waiting (this one tells the same news), tell the patient, schedule afresh. A patient whose
+    confirmation of the booking has not gone out yet is not told of a move: the confirmation
+    gives the new time (see ``_confirmation_waiting``)."""
     _withdraw(appointment=appointment)
     key = _change_key(appointment, "visit_moved", "moved")
     notices_supersede(appointment=appointment, kind="visit_moved", key=key)
     audience = audience_of(appointment.patient).batched()
-    _tell(appointment, "visit_moved", key, now=now, audience=audience, staff_caused=staff_caused)
+    if not _confirmation_waiting(appointment):
+        _tell(
+            appointment, "visit_moved", key, now=now, audience=audience, staff_caused=staff_caused
+        )
     visit_schedule(appointment, audience=audience, now=now)
     outbox_flush(audience, now=now)
+
+
+def _confirmation_waiting(appointment: Appointment) -> bool:
+    """Whether the booking's confirmation (the visit's own, or its course's) is still waiting
+    to go out and has not begun to on any channel: it reads the visit when it is sent, so it
+    gives the new time, and a "your visit has moved" beside it would tell of a time the
+    patient never heard (a visit booked by the clinic at night, moved before the morning).
+
+    The confirmations are locked until the move commits: a worker cannot begin to send one
+    with the old time in between (it claims a message by updating its row)."""
+    mine = Q(appointment=appointment, kind="visit_booked")
+    session = appointment.course_session
+    if session is not None:
+        mine |= Q(kind="course_booked", key__startswith=f"course:{session.course_id}:booked:")
+    states = set(Message.objects.filter(mine).select_for_update().values_list("status", flat=True))
+    begun = {Message.Status.SENDING, Message.Status.SENT}
+    return Message.Status.PENDING in states and not states & begun
 
 
 def _change_key(appointment: Appointment, kind: str, label: str) -> str:
