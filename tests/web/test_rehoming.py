@@ -95,6 +95,25 @@ def _close_receivers(chain: dict[str, Clinic]) -> None:
         )
 
 
+def _close_with_nowhere_to_go(chain: dict[str, Clinic]) -> rehoming.RehomingReport:
+    """Riverbend, with four patients booked, closes from CLOSING_FROM while the receivers are
+    shut too: the closure is applied and its visits are left behind."""
+    riverbend = chain["riverbend"]
+    _book_at_riverbend(riverbend, 4)
+    _close_receivers(chain)
+    return location_close(
+        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+
+
+def _reopen_and_run_again(chain: dict[str, Clinic]) -> rehoming.RehomingReport:
+    """The receivers open again and the closure is run again: it moves what it left."""
+    LocationClosure.objects.filter(reason="refit").delete()
+    return location_close(
+        location=chain["riverbend"].location, from_date=CLOSING_FROM, actor=None, apply=True
+    )
+
+
 def test_a_preview_lists_every_move_and_changes_nothing(chain: dict[str, Clinic]) -> None:
     riverbend = chain["riverbend"]
     booked = _book_at_riverbend(riverbend, 6)
@@ -878,10 +897,7 @@ def test_a_patient_whose_visit_is_left_behind_is_told_once_and_not_after_it_move
     assert f"Riverbend is closed from {CLOSING_FROM:%-d %B %Y}." in body
     # The receivers open again and a later run moves every visit: the patients hear where
     # they will be seen, and the notice still waiting is no longer sent.
-    LocationClosure.objects.filter(reason="refit").delete()
-    moved = location_close(
-        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
-    )
+    moved = _reopen_and_run_again(chain)
     assert moved.moves and not moved.stuck
     assert Message.objects.filter(kind="location_change", appointment=first.appointment).exists()
     assert message_deliver_now(first.pk, now=first.available_at) == "withdrawn"
@@ -890,12 +906,7 @@ def test_a_patient_whose_visit_is_left_behind_is_told_once_and_not_after_it_move
 def test_a_visit_left_behind_gets_no_reminders_until_a_later_run_moves_it(
     chain: dict[str, Clinic],
 ) -> None:
-    riverbend = chain["riverbend"]
-    _book_at_riverbend(riverbend, 4)
-    _close_receivers(chain)
-    report = location_close(
-        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
-    )
+    report = _close_with_nowhere_to_go(chain)
     left = [s.appointment_id for s in report.stuck]
     assert left
     timed = Message.objects.filter(appointment__in=left, kind__in=TIMED_KINDS)
@@ -904,10 +915,7 @@ def test_a_visit_left_behind_gets_no_reminders_until_a_later_run_moves_it(
     # it, or aftercare after it, would only mislead: none of them is still to go out.
     assert not timed.filter(status__in=UNSENT).exists()
     # The receivers open again and the next run moves them: each is reminded afresh.
-    LocationClosure.objects.filter(reason="refit").delete()
-    moved = location_close(
-        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
-    )
+    moved = _reopen_and_run_again(chain)
     assert sorted(m.appointment_id for m in moved.moves) == sorted(left)
     for visit in Appointment.objects.filter(pk__in=left):
         start = int(visit.starts_at.timestamp())
@@ -919,12 +927,7 @@ def test_a_visit_left_behind_gets_no_reminders_until_a_later_run_moves_it(
 def test_the_desk_request_for_a_visit_left_behind_closes_once_the_visit_is_dealt_with(
     chain: dict[str, Clinic], desk: Client
 ) -> None:
-    riverbend = chain["riverbend"]
-    _book_at_riverbend(riverbend, 4)
-    _close_receivers(chain)
-    report = location_close(
-        location=riverbend.location, from_date=CLOSING_FROM, actor=None, apply=True
-    )
+    report = _close_with_nowhere_to_go(chain)
     first, *others = (s.appointment_id for s in report.stuck)
     page = desk.get(reverse("desk:requests")).content.decode()
     assert reverse("desk:visit", args=[first]) in page
