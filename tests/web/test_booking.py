@@ -298,6 +298,48 @@ def test_unscreened_patient_cannot_book(clinic: Clinic) -> None:
     assert error.value.code == "not_screened"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("intake", [{"pregnant": True}, None], ids=["not_eligible", "unscreened"])
+def test_the_desk_books_a_consultation_for_a_patient_the_screening_does_not_clear(
+    clinic: Clinic, auth_headers: Callable[..., dict[str, str]], intake: dict[str, bool] | None
+) -> None:
+    """The screening decides microneedling, not a talk: the clinic suggests a consultation to
+    a patient it found not eligible (or has not screened yet), so the desk can book one."""
+    if intake is None:
+        from microneedling.patients.models import Patient  # noqa: PLC0415
+
+        patient = Patient.objects.create(
+            organization=clinic.org,
+            first_name="No",
+            last_name="Intake",
+            email="no@example.test",
+            birth_date=date(1990, 1, 1),
+        )
+    else:
+        patient = make_patient(clinic, **intake)
+    body = {
+        "patient_id": patient.pk,
+        "location_id": clinic.location.pk,
+        "provider_id": clinic.ada.pk,
+        "starts_at": local(MONDAY, 10).isoformat(),
+    }
+
+    def post(service_id: int):  # type: ignore[no-untyped-def]
+        return Client().post(
+            "/api/v1/appointments",
+            json.dumps({**body, "service_id": service_id}),
+            content_type="application/json",
+            **auth_headers(),
+        )
+
+    refused = post(clinic.treatment.pk)
+    assert refused.status_code == 422, refused.content
+    assert not Appointment.objects.exists()
+    booked = post(clinic.consultation.pk)
+    assert booked.status_code == 201, booked.content
+    assert Appointment.objects.get().service_id == clinic.consultation.pk
+
+
 def test_now_is_frozen_for_these_tests() -> None:
     from django.utils import timezone  # noqa: PLC0415
 
