@@ -440,6 +440,30 @@ def test_only_a_booked_session_can_be_moved(clinic: Clinic) -> None:
     assert error.value.code == "invalid_transition"
 
 
+def test_a_move_from_an_earlier_reading_leaves_a_visit_cancelled_meanwhile_holding_nothing(
+    clinic: Clinic,
+) -> None:
+    """The desk opens a session to move it while the patient cancels it: the move, read
+    before the cancellation, must not give the cancelled visit its time back."""
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    booked = course.sessions.get(number=2).appointments.get()
+    seen_by_desk = Appointment.objects.get(pk=booked.pk)
+    services.appointment_cancel(appointment=booked, actor=None, reason="patient asked")
+    with pytest.raises(BookingRefused) as refused:
+        course_session_move(
+            appointment=seen_by_desk,
+            starts_at=local(course.sessions.get(number=2).latest, 14),
+            actor=None,
+            apply=True,
+        )
+    assert refused.value.code == "changed_meanwhile"
+    booked.refresh_from_db()
+    assert booked.status == "cancelled"
+    assert not booked.reservations.filter(active=True).exists()
+
+
 def test_a_plan_window_shut_by_a_closure_falls_back_to_the_full_search(clinic: Clinic) -> None:
     """Session 2's own plan window is closed, but counted from the day session 1 really
     takes, the course's gap still reaches beyond the closure: the course is booked there."""
