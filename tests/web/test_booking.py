@@ -298,6 +298,48 @@ def test_unscreened_patient_cannot_book(clinic: Clinic) -> None:
     assert error.value.code == "not_screened"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("intake", [{"pregnant": True}, None], ids=["not_eligible", "unscreened"])
+def test_the_desk_books_a_consultation_for_a_patient_the_screening_does_not_clear(
+    clinic: Clinic, auth_headers: Callable[..., dict[str, str]], intake: dict[str, bool] | None
+) -> None:
+    """The screening decides microneedling, not a talk: the clinic suggests a consultation to
+    a patient it found not eligible (or has not screened yet), so the desk can book one."""
+    if intake is None:
+        from microneedling.patients.models import Patient  # noqa: PLC0415
+
+        patient = Patient.objects.create(
+            organization=clinic.org,
+            first_name="No",
+            last_name="Intake",
+            email="no@example.test",
+            birth_date=date(1990, 1, 1),
+        )
+    else:
+        patient = make_patient(clinic, **intake)
+    body = {
+        "patient_id": patient.pk,
+        "location_id": clinic.location.pk,
+        "provider_id": clinic.ada.pk,
+        "starts_at": local(MONDAY, 10).isoformat(),
+    }
+
+    def post(service_id: int):  # type: ignore[no-untyped-def]
+        return Client().post(
+            "/api/v1/appointments",
+            json.dumps({**body, "service_id": service_id}),
+            content_type="application/json",
+            **auth_headers(),
+        )
+
+    refused = post(clinic.treatment.pk)
+    assert refused.status_code == 422, refused.content
+    assert not Appointment.objects.exists()
+    booked = post(clinic.consultation.pk)
+    assert booked.status_code == 201, booked.content
+    assert Appointment.objects.get().service_id == clinic.consultation.pk
+
+
 def test_now_is_frozen_for_these_tests() -> None:
     from django.utils import timezone  # noqa: PLC0415
 
@@ -396,6 +438,30 @@ def test_only_a_booked_session_can_be_moved(clinic: Clinic) -> None:
             appointment=first, starts_at=first.starts_at + timedelta(days=1), actor=None, apply=True
         )
     assert error.value.code == "invalid_transition"
+
+
+def test_a_move_from_an_earlier_reading_leaves_a_visit_cancelled_meanwhile_holding_nothing(
+    clinic: Clinic,
+) -> None:
+    """The desk opens a session to move it while the patient cancels it: the move, read
+    before the cancellation, must not give the cancelled visit its time back."""
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+
+    course = book_course(clinic, make_patient(clinic))
+    booked = course.sessions.get(number=2).appointments.get()
+    seen_by_desk = Appointment.objects.get(pk=booked.pk)
+    services.appointment_cancel(appointment=booked, actor=None, reason="patient asked")
+    with pytest.raises(BookingRefused) as refused:
+        course_session_move(
+            appointment=seen_by_desk,
+            starts_at=local(course.sessions.get(number=2).latest, 14),
+            actor=None,
+            apply=True,
+        )
+    assert refused.value.code == "changed_meanwhile"
+    booked.refresh_from_db()
+    assert booked.status == "cancelled"
+    assert not booked.reservations.filter(active=True).exists()
 
 
 def test_a_plan_window_shut_by_a_closure_falls_back_to_the_full_search(clinic: Clinic) -> None:

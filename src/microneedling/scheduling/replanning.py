@@ -136,6 +136,18 @@ def _move(
     """One attempt at the move, in its own transaction (rolled back for a preview)."""
     course = session.course
     with transaction.atomic():
+        # Read again, locked, now that the move has begun: a visit cancelled, missed or
+        # checked in since the caller read it must not be given a time, and so its resources,
+        # back (a status change waits for the lock, then finds the visit where it now is).
+        still_booked = Appointment.objects.select_for_update().filter(
+            pk=appointment.pk, status=Appointment.Status.BOOKED
+        )
+        if not still_booked.values_list("pk", flat=True):
+            raise BookingRefused(
+                "someone changed this visit a moment ago; look at it again",
+                code="changed_meanwhile",
+                field="appointment",
+            )
         later = list(
             CourseSession.objects.filter(
                 course=course, number__gt=session.number, status=CourseSession.Status.BOOKED
