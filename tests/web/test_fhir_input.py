@@ -423,3 +423,25 @@ def test_booking_through_fhir_is_rate_limited_like_the_json_api(
     _refusal(refused, 429, None)
     assert refused["Retry-After"] == "70"
     assert refused.json()["issue"][0]["code"] == "throttled"
+
+
+def test_a_consultation_is_booked_through_fhir_for_a_patient_not_cleared_for_treatment(
+    clinic: Clinic, fhir: Callable[..., Any]
+) -> None:
+    from tests.web.conftest import MONDAY, local  # noqa: PLC0415
+
+    pregnant = make_patient(clinic, pregnant=True)
+    stamp = str(int(local(MONDAY, 10).timestamp()))
+
+    def book(service: Service) -> Any:
+        slot = f"{_schedule(clinic)}-{service.pk}-{stamp}"
+        body = _appointment(clinic, pregnant, slot=[{"reference": f"Slot/{slot}"}])
+        return fhir("POST", "Appointment", json.dumps(body).encode())
+
+    # Microneedling is refused, as the screening says; the talk it suggests instead is not.
+    issue = _refusal(book(clinic.treatment), 422, "Appointment")
+    assert "unsuitable" in issue["diagnostics"]
+    assert not Appointment.objects.filter(patient=pregnant).exists()
+    booked = book(clinic.consultation)
+    assert booked.status_code == 201, booked.content[:300]
+    assert Appointment.objects.get(patient=pregnant).service_id == clinic.consultation.pk

@@ -32,7 +32,7 @@ from microneedling.audit.services import audit_patient_view, audit_patients_list
 from microneedling.core.errors import BookingRefused, InputError
 from microneedling.core.screening import Intake
 from microneedling.directory.api import service_of
-from microneedling.directory.models import Location, Provider, Service
+from microneedling.directory.models import Location, Provider
 from microneedling.patients.models import Patient
 from microneedling.patients.services import screening_record
 from microneedling.scheduling import services
@@ -319,11 +319,13 @@ def book_appointment(request: HttpRequest, payload: AppointmentIn) -> HttpRespon
         raise HttpError(403, "only the desk and clinic admins may override a conflict")
 
     def work() -> tuple[int, Any]:
-        if service.kind == Service.Kind.TREATMENT:
-            # The screening clears microneedling, not a talk: a consultation is what the
-            # clinic suggests to a patient it has not cleared (or not yet screened).
-            local_day = payload.starts_at.astimezone(ZoneInfo(location.timezone)).date()
-            services.booking_gate(patient, local_day, areas=service.areas, field="service_id")
+        services.visit_gate(
+            patient=patient,
+            service=service,
+            location=location,
+            starts_at=payload.starts_at,
+            field="service_id",
+        )
         appointment = services.appointment_book(
             patient=patient,
             service=service,

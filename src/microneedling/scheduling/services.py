@@ -294,6 +294,18 @@ def spaced_window_check(
     )
 
 
+def visit_gate(
+    *, patient: Patient, service: Service, location: Location, starts_at: datetime, field: str
+) -> None:
+    """Screen a single visit of ``service`` at ``starts_at`` (the location's own day): a
+    treatment must pass :func:`booking_gate`, a consultation need not, since it is what the
+    clinic offers a patient it has not cleared (or not screened yet)."""
+    if service.kind != Service.Kind.TREATMENT:
+        return
+    day = starts_at.astimezone(ZoneInfo(location.timezone)).date()
+    booking_gate(patient, day, areas=service.areas, field=field)
+
+
 def booking_gate_on(patient: Patient, day: date, *, field: str) -> Screening:
     """:func:`booking_gate` for a visit moved or booked again on ``day``: the same verdicts,
     with any refusal naming ``field`` (the request's own field, not a course's first day)."""

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -952,9 +951,15 @@ def _appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:
     except FhirError as error:
         raise bad("Appointment.slot", error.diagnostics) from None
     try:
-        # The day at the location, as every other booking path screens it (not the server's).
-        local_day = start.astimezone(ZoneInfo(place.timezone)).date()
-        services.booking_gate(person, local_day, areas=service.areas, field="Appointment.slot")
+        # The day at the location, as every other booking path screens it (not the server's);
+        # a consultation is not screened.
+        services.visit_gate(
+            patient=person,
+            service=service,
+            location=place,
+            starts_at=start,
+            field="Appointment.slot",
+        )
         visit = services.appointment_book(
             patient=person,
             service=service,
