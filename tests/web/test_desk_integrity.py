@@ -242,6 +242,27 @@ def test_approving_a_screening_approves_the_request_that_waited_and_booking_clos
     assert patient.last_name not in front.get(reverse("desk:requests")).content.decode()
 
 
+def test_a_course_asked_for_again_while_its_review_waits_is_one_request_with_the_latest_ask(
+    clinic: Clinic, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    patient = make_patient(clinic, conditions=[{"code": "rosacea", "status": "active"}])
+    body = {**_booking_body(patient.pk, clinic), "areas": ["face"]}
+    api = Client()
+    answers = []
+    for ask in (body, {**body, "areas": ["face", "neck"]}):  # a retry, then other areas
+        answer = api.post(
+            "/api/v1/courses", json.dumps(ask), content_type="application/json", **auth_headers()
+        )
+        assert answer.status_code == 202, answer.content
+        answers.append(answer.json()["request_id"])
+    assert answers[0] == answers[1]
+    [request] = AppointmentRequest.objects.filter(patient=patient)
+    assert request.payload["areas"] == ["face", "neck"]
+    front = client_of(make_staff("front", "front_desk", locations=[clinic.location]))
+    listed = front.get(reverse("desk:requests")).content.decode()
+    assert listed.count(f"{patient.first_name} {patient.last_name}") == 1
+
+
 def test_declining_a_screening_declines_the_request_that_waited(clinic: Clinic) -> None:
     patient = make_patient(clinic, conditions=[{"code": "rosacea", "status": "active"}])
     request = services.appointment_request_create(

@@ -823,19 +823,42 @@ def appointment_request_create(
     payload: dict[str, object],
     provider: Provider | None = None,
 ) -> AppointmentRequest:
-    """Record a booking that needs a decision (e.g. a screening waiting for review)."""
+    """Record a booking that needs a decision (e.g. a screening waiting for review).
+
+    A course asked for again while the same one still waits for a provider's review (a
+    retried request, a second try with other dates) updates the waiting request with what
+    is asked now, so the desk's list has the patient once."""
     account_open_check(patient)
     same_organization(patient, location, provider)
     screening = patient.screenings.newest_first().first()
-    return AppointmentRequest.objects.create(
-        patient=patient,
-        location=location,
-        service=service,
-        provider=provider,
-        screening=screening,
-        reason=reason,
-        payload=payload,
-    )
+    with transaction.atomic():
+        patient_lock(patient.pk)  # two asks at once: the second finds the first
+        waiting = (
+            AppointmentRequest.objects.filter(
+                patient=patient,
+                location=location,
+                service=service,
+                reason=reason,
+                status=AppointmentRequest.Status.OPEN,
+            )
+            .order_by("pk")
+            .first()
+            if reason == "clinician_review"
+            else None
+        )
+        if waiting is not None:
+            waiting.provider, waiting.screening, waiting.payload = provider, screening, payload
+            waiting.save(update_fields=["provider", "screening", "payload"])
+            return waiting
+        return AppointmentRequest.objects.create(
+            patient=patient,
+            location=location,
+            service=service,
+            provider=provider,
+            screening=screening,
+            reason=reason,
+            payload=payload,
+        )
 
 
 def rehoming_request_close(
