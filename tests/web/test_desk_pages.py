@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.test import Client
@@ -317,6 +318,32 @@ def test_before_and_after_photos_are_kept_privately_and_compared(
     patient_client = Client()
     patient_client.force_login(get_user_model().objects.create_user(username="cleo.m"))
     assert patient_client.get(reverse("desk:course_compare", args=[course.pk])).status_code == 403
+
+
+def test_the_before_and_after_page_dates_each_photo_by_the_location_s_own_day(
+    clinic: Clinic, desk: Client, settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415
+
+    settings.MEDIA_ROOT = tmp_path
+    course = services.course_book(
+        patient=make_patient(clinic),
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["acne_scars"],
+        first_session=MONDAY,
+        areas=["face"],
+    )
+    first = Appointment.objects.get(course_session__course=course, course_session__number=1)
+    # 20:00 in Chicago is already the next day in UTC.
+    with time_machine.travel(local(MONDAY, 20), tick=False):
+        desk.force_login(get_user_model().objects.get(username="ada.quill"))
+        desk.post(
+            reverse("desk:visit", args=[first.pk]),
+            {"action": "photo", "kind": "before", "file": SimpleUploadedFile("a.png", PNG)},
+        )
+        page = desk.get(reverse("desk:course_compare", args=[course.pk])).content.decode()
+    assert "Before, 8 Mar 2027" in page
 
 
 def test_a_day_sheet_action_swaps_in_the_changed_row_in_local_time(
