@@ -163,6 +163,26 @@ def test_a_chart_is_signed_then_locked_and_an_amendment_keeps_the_original(
     )
 
 
+def test_an_amendment_keeps_the_pen_of_the_signed_chart_after_the_pen_is_retired(
+    clinic: Clinic, desk: Client
+) -> None:
+    appointment = visit(clinic)
+    url = reverse("desk:visit", args=[appointment.pk])
+    cartridge = lot(clinic)
+    desk.post(url, chart_data(clinic, cartridge))
+    sign_as_shown(desk, url)
+    pen = clinic.devices[0]
+    pen.active = False  # retired after the session, as a pen that charts name is
+    pen.save(update_fields=["active"])
+    form = desk.get(url + "?amend=1").content.decode()
+    assert f'<option value="{pen.pk}" selected>{pen}</option>' in form
+    desk.post(url, chart_data(clinic, cartridge, action="amend", notes="Depth confirmed"))
+    original = ProcedureChart.objects.get(amends__isnull=True)
+    amendment = ProcedureChart.objects.get(amends=original)
+    assert amendment.device == original.device == pen
+    assert amendment.notes == "Depth confirmed"
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "problem"),
     [
