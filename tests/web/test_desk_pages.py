@@ -183,6 +183,24 @@ def test_an_amendment_keeps_the_pen_of_the_signed_chart_after_the_pen_is_retired
     assert amendment.notes == "Depth confirmed"
 
 
+def test_a_draft_chart_cannot_be_signed_once_its_visit_is_marked_a_no_show(
+    clinic: Clinic, desk: Client
+) -> None:
+    appointment = visit(clinic)
+    url = reverse("desk:visit", args=[appointment.pk])
+    status = reverse("desk:visit_status", args=[appointment.pk])
+    with on_the_day(appointment, desk):
+        desk.post(status, {"status": "checked_in"})
+        desk.post(url, chart_data(clinic, lot(clinic)))  # the pen and lot, while numbing
+        desk.post(status, {"status": "no_show"})  # the patient left before the procedure
+        appointment.refresh_from_db()
+        assert appointment.status == "no_show"
+        page = sign_as_shown(desk, url)
+    assert not ProcedureChart.objects.get().locked
+    assert "there is no chart to record for it" in page
+    assert not AuditEvent.objects.filter(action="chart_sign").exists()
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "problem"),
     [
