@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.test import Client
@@ -160,6 +161,44 @@ def test_a_chart_is_signed_then_locked_and_an_amendment_keeps_the_original(
         AuditEvent.objects.filter(action__in=["chart_write", "chart_sign", "chart_amend"]).count()
         == 3
     )
+
+
+def test_an_amendment_keeps_the_pen_of_the_signed_chart_after_the_pen_is_retired(
+    clinic: Clinic, desk: Client
+) -> None:
+    appointment = visit(clinic)
+    url = reverse("desk:visit", args=[appointment.pk])
+    cartridge = lot(clinic)
+    desk.post(url, chart_data(clinic, cartridge))
+    sign_as_shown(desk, url)
+    pen = clinic.devices[0]
+    pen.active = False  # retired after the session, as a pen that charts name is
+    pen.save(update_fields=["active"])
+    form = desk.get(url + "?amend=1").content.decode()
+    assert f'<option value="{pen.pk}" selected>{pen}</option>' in form
+    desk.post(url, chart_data(clinic, cartridge, action="amend", notes="Depth confirmed"))
+    original = ProcedureChart.objects.get(amends__isnull=True)
+    amendment = ProcedureChart.objects.get(amends=original)
+    assert amendment.device == original.device == pen
+    assert amendment.notes == "Depth confirmed"
+
+
+def test_a_draft_chart_cannot_be_signed_once_its_visit_is_marked_a_no_show(
+    clinic: Clinic, desk: Client
+) -> None:
+    appointment = visit(clinic)
+    url = reverse("desk:visit", args=[appointment.pk])
+    status = reverse("desk:visit_status", args=[appointment.pk])
+    with on_the_day(appointment, desk):
+        desk.post(status, {"status": "checked_in"})
+        desk.post(url, chart_data(clinic, lot(clinic)))  # the pen and lot, while numbing
+        desk.post(status, {"status": "no_show"})  # the patient left before the procedure
+        appointment.refresh_from_db()
+        assert appointment.status == "no_show"
+        page = sign_as_shown(desk, url)
+    assert not ProcedureChart.objects.get().locked
+    assert "there is no chart to record for it" in page
+    assert not AuditEvent.objects.filter(action="chart_sign").exists()
 
 
 @pytest.mark.parametrize(
@@ -317,6 +356,32 @@ def test_before_and_after_photos_are_kept_privately_and_compared(
     patient_client = Client()
     patient_client.force_login(get_user_model().objects.create_user(username="cleo.m"))
     assert patient_client.get(reverse("desk:course_compare", args=[course.pk])).status_code == 403
+
+
+def test_the_before_and_after_page_dates_each_photo_by_the_location_s_own_day(
+    clinic: Clinic, desk: Client, settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415
+
+    settings.MEDIA_ROOT = tmp_path
+    course = services.course_book(
+        patient=make_patient(clinic),
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["acne_scars"],
+        first_session=MONDAY,
+        areas=["face"],
+    )
+    first = Appointment.objects.get(course_session__course=course, course_session__number=1)
+    # 20:00 in Chicago is already the next day in UTC.
+    with time_machine.travel(local(MONDAY, 20), tick=False):
+        desk.force_login(get_user_model().objects.get(username="ada.quill"))
+        desk.post(
+            reverse("desk:visit", args=[first.pk]),
+            {"action": "photo", "kind": "before", "file": SimpleUploadedFile("a.png", PNG)},
+        )
+        page = desk.get(reverse("desk:course_compare", args=[course.pk])).content.decode()
+    assert "Before, 8 Mar 2027" in page
 
 
 def test_a_day_sheet_action_swaps_in_the_changed_row_in_local_time(

@@ -180,9 +180,9 @@ def chart_write(
     return chart
 
 
-def _lock_visit(appointment: Appointment) -> None:
+def _lock_visit(appointment: Appointment) -> Appointment | None:
     # The visit row is the lock for its chart: writers and signers queue on it.
-    Appointment.objects.select_for_update().filter(pk=appointment.pk).first()
+    return Appointment.objects.select_for_update().filter(pk=appointment.pk).first()
 
 
 def treated_check(appointment: Appointment, what: str) -> None:
@@ -203,7 +203,11 @@ def chart_sign(*, chart: ProcedureChart, actor: Actor, seen: str | None = None) 
     if chart.locked:
         raise InputError("chart", "this chart is signed already")
     with transaction.atomic():
-        _lock_visit(chart.appointment)  # after any draft save in flight, never during it
+        # After any draft save in flight, never during it.
+        visit = _lock_visit(chart.appointment) or chart.appointment
+        # The draft may have been written before the visit was called off (the patient left
+        # while numbing): a signature would record a procedure that never took place.
+        treated_check(visit, "chart")
         current = ProcedureChart.objects.get(pk=chart.pk)
         if seen is not None and chart_version(current) != seen:
             raise InputError("chart", "the draft was changed since you opened it: read it again")

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
+from django.db.models import Q
 
 from microneedling.charting.models import ProcedureChart
 from microneedling.core.knowledge import Pack
@@ -39,8 +40,11 @@ class ChartForm(forms.Form):
     def __init__(self, *args: Any, appointment: Appointment, pack: Pack, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         location = appointment.location
+        # A pen retired since the session is still the one the chart being corrected names:
+        # offered again, so that the correction does not have to name another pen.
+        in_use = Q(active=True) | Q(pk=self.initial.get("device"))
         for name, queryset in (
-            ("device", Device.objects.filter(location=location, active=True).order_by("name")),
+            ("device", Device.objects.filter(in_use, location=location).order_by("name")),
             (
                 "cartridge_lot",
                 CartridgeLot.objects.filter(location=location).order_by("expires_on"),
