@@ -22,7 +22,7 @@ from microneedling.directory.models import CartridgeLot
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment
 from tests.web.access_world import PNG
-from tests.web.conftest import Clinic, local, make_patient, make_staff, make_superuser
+from tests.web.conftest import NOW, Clinic, local, make_patient, make_staff, make_superuser
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 MONDAY = date(2027, 3, 8)
@@ -298,6 +298,22 @@ def test_open_appointment_requests_are_listed_for_the_desk(clinic: Clinic, desk:
     page = desk.get(reverse("desk:requests")).content.decode()
     assert f"{patient.first_name} {patient.last_name}" in page
     assert "patient_request" in page
+
+
+def test_a_request_is_dated_by_its_locations_own_day(clinic: Clinic, desk: Client) -> None:
+    import time_machine  # noqa: PLC0415
+
+    # 20:00 in Chicago on 1 March is already 2 March in UTC.
+    with time_machine.travel(local(NOW.date(), 20), tick=False):
+        services.appointment_request_create(
+            patient=make_patient(clinic),
+            location=clinic.location,
+            service=clinic.treatment,
+            reason="patient_request",
+            payload={},
+        )
+    row = desk.get(reverse("desk:requests")).content.decode().split("<tbody>")[1]
+    assert f"<td>{NOW:%-d %b}</td>" in row and "2 Mar" not in row
 
 
 def test_a_signed_consent_version_cannot_be_edited_in_the_admin(clinic: Clinic) -> None:
