@@ -400,6 +400,45 @@ def test_the_before_and_after_page_dates_each_photo_by_the_location_s_own_day(
     assert "Before, 8 Mar 2027" in page
 
 
+def test_a_visit_entered_in_error_leaves_the_courses_photos_and_scores(
+    clinic: Clinic, desk: Client, settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415
+
+    from microneedling.charting.services import score_record  # noqa: PLC0415
+
+    settings.MEDIA_ROOT = tmp_path
+    course = services.course_book(
+        patient=make_patient(clinic),
+        location=clinic.location,
+        service=clinic.treatment,
+        indications=["acne_scars"],
+        first_session=MONDAY,
+        areas=["face"],
+    )
+    first, second = (
+        Appointment.objects.get(course_session__course=course, course_session__number=n)
+        for n in (1, 2)
+    )
+    ada = get_user_model().objects.get(username="ada.quill")
+    desk.post(
+        reverse("desk:visit", args=[first.pk]),
+        {"action": "photo", "kind": "before", "file": SimpleUploadedFile("a.png", PNG)},
+    )
+    for visit_, value in ((first, 3), (second, 2)):
+        score_record(appointment=visit_, scale="goodman_baron_qualitative", value=value, actor=ada)
+    compare = reverse("desk:course_compare", args=[course.pk])
+    assert "No before photo yet." not in desk.get(compare).content.decode()
+    # The first visit was the wrong patient's, say: it never was, and nor were its records.
+    services.appointment_set_status(
+        appointment=first, status="entered_in_error", actor=ada, reason="wrong patient"
+    )
+    page = desk.get(compare)
+    assert "No before photo yet." in page.content.decode()
+    [scale] = page.context["scores"]
+    assert [(p["session"], p["value"]) for p in scale["points"]] == [(2, 2)]
+
+
 def test_a_day_sheet_action_swaps_in_the_changed_row_in_local_time(
     clinic: Clinic, desk: Client
 ) -> None:

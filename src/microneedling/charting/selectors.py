@@ -19,6 +19,8 @@ def course_scores(course: Course) -> list[dict[str, Any]]:
     table: dict[str, dict[str, Any]] = {}
     for session in course.sessions.all():
         for visit in session.appointments.all():
+            if visit.status == Appointment.Status.ENTERED_IN_ERROR:
+                continue  # it never was: its scores are no part of the course's progress
             for score in visit.scores.all():
                 scale = scales.get(score.scale)
                 if scale is None:
@@ -44,8 +46,11 @@ def course_scores(course: Course) -> list[dict[str, Any]]:
 
 
 def course_photos(course: Course) -> tuple[SessionPhoto | None, SessionPhoto | None]:
-    """The first "before" photo of the course and the latest "after" one, to compare."""
-    photos = SessionPhoto.objects.filter(appointment__course_session__course=course)
+    """The first "before" photo of the course and the latest "after" one, to compare (none
+    of a visit entered in error: it never was)."""
+    photos = SessionPhoto.objects.filter(appointment__course_session__course=course).exclude(
+        appointment__status=Appointment.Status.ENTERED_IN_ERROR
+    )
     first = photos.filter(kind=SessionPhoto.Kind.BEFORE).order_by("taken_at").first()
     last = photos.filter(kind=SessionPhoto.Kind.AFTER).order_by("-taken_at").first()
     return first, last
