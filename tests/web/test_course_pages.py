@@ -76,6 +76,28 @@ def test_an_unscreened_patient_is_told_why_and_nothing_is_booked(clinic: Clinic)
     assert not Course.objects.exists()
 
 
+def test_a_course_before_the_day_the_answers_were_screened_for_is_refused(
+    clinic: Clinic,
+) -> None:
+    # A peel on 27 February waits 30 days: eligible for the 5 April asked about, not for
+    # 8 March, which the screening never looked at.
+    patient = make_patient(
+        clinic,
+        screen_on=date(2027, 4, 5),
+        procedures=[{"code": "chemical_peel", "date": "2027-02-27"}],
+    )
+    assert patient.screenings.get().verdict == "eligible"
+    client = signed_in(patient)
+    response = client.post(reverse("portal:course_plan"), plan_data(clinic, action="book"))
+    assert response.status_code == 200
+    assert "2027-04-05" in response.context["form"].errors["first_session"][0]
+    assert not Course.objects.exists()
+    # From the day asked about, the course is booked.
+    book_from = plan_data(clinic, action="book", first_session="2027-04-05")
+    assert client.post(reverse("portal:course_plan"), book_from).status_code == 302
+    assert Course.objects.count() == 1
+
+
 def test_bad_plan_input_is_named_beside_the_field(clinic: Clinic) -> None:
     client = signed_in(make_patient(clinic))
     response = client.post(

@@ -229,6 +229,16 @@ def booking_gate(
             raise BookingRefused(
                 "a provider must review the screening first", code="review_pending"
             )
+    planned = date.fromisoformat(latest.intake["planned_date"])
+    if first_day < planned:
+        # Waiting periods and medicine pauses were counted to the day the answers named: a
+        # peel or a last dose that ends its wait by then may not have by an earlier day.
+        raise BookingRefused(
+            f"the answers were screened for treatment from {planned.isoformat()}; "
+            "answer the questions again to start earlier",
+            code="deferred",
+            field="first_session",
+        )
     areas_screened_check(latest, areas, field=field)
     return latest
 
