@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from microneedling.patients.models import Patient
 from microneedling.scheduling.models import Appointment, Course
-from tests.web.conftest import NOW, TZ, Clinic, make_patient, make_staff
+from tests.web.conftest import NOW, TZ, Clinic, book_course, make_patient, make_staff
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
@@ -306,3 +306,17 @@ def test_a_patient_signs_only_the_consent_text_they_were_shown(clinic: Clinic) -
     again = refused.split('name="shown" value="')[1].split('"')[0]
     client.post(url, {"agree": "on", "signature": name, "shown": again})
     assert Consent.objects.get(patient=patient).text.version == f"{before.version}-new"
+
+
+def test_my_care_dates_the_medicine_pause_from_the_session_booked_not_the_day_asked_for(
+    clinic: Clinic,
+) -> None:
+    # Asked for Monday 8 March; the course's first session is Wednesday 10 March. Ibuprofen
+    # stops a week before and starts again three days after: 3 and 13 March, not 1 and 11.
+    patient = make_patient(clinic, medications=[{"code": "ibuprofen"}])
+    course = book_course(clinic, patient, first=date(2027, 3, 10))
+    first = Appointment.objects.get(course_session__course=course, course_session__number=1)
+    assert first.starts_at.astimezone(TZ).date() == date(2027, 3, 10)
+    page = signed_in(patient).get(reverse("portal:home")).content.decode()
+    assert "Pause these around your session on 10 March 2027" in page
+    assert "<td>3 Mar 2027</td><td>13 Mar 2027</td>" in page

@@ -44,6 +44,8 @@ class Explanation:
     next_step: str
     reasons: tuple[str, ...]
     holds: tuple[tuple[str, date, date, str], ...]
+    #: The session day the pauses in ``holds`` are counted from.
+    holds_day: date
     precautions: tuple[str, ...]
     deferred_until: date | None
     review: str
@@ -82,6 +84,7 @@ def explain(screening: Screening) -> Explanation:
             )
             for h in result.get("med_holds", [])
         ),
+        holds_day=date.fromisoformat(screening.intake["planned_date"]),
         precautions=tuple(p["message"] for p in result.get("precautions", [])),
         deferred_until=screening.deferred_until,
         review=review,

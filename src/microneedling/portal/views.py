@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from microneedling.accounts.access import Can, may
+from microneedling.aftercare.selectors import visit_holds
 from microneedling.charting.services import (
     consent_current_text,
     consent_is_current,
@@ -26,6 +28,8 @@ from microneedling.charting.services import (
 )
 from microneedling.core.errors import InputError
 from microneedling.core.knowledge import load_pack
+from microneedling.core.screening import Intake
+from microneedling.directory.models import Service
 from microneedling.patients.models import Patient, Screening
 from microneedling.patients.services import (
     MailNotSent,
@@ -35,7 +39,7 @@ from microneedling.patients.services import (
 )
 from microneedling.portal.forms import ConsentForm, IntakeForm, SignUpForm
 from microneedling.portal.verdicts import explain
-from microneedling.scheduling.models import Course
+from microneedling.scheduling.models import Appointment, Course
 from microneedling.web.security import rate_limit
 
 View = Callable[..., HttpResponse]
@@ -135,13 +139,33 @@ class SignOutView(LogoutView):
 def home(request: HttpRequest, patient: Patient) -> HttpResponse:
     """My care: where the patient stands and what to do next."""
     screening = patient.screenings.newest_first().first()
+    verdict = explain(screening) if screening else None
+    upcoming = (
+        Appointment.objects.filter(
+            patient=patient,
+            status=Appointment.Status.BOOKED,
+            starts_at__gt=timezone.now(),
+            service__kind=Service.Kind.TREATMENT,
+        )
+        .select_related("location")
+        .order_by("starts_at")
+        .first()
+    )
+    if verdict is not None and screening is not None and upcoming is not None:
+        # The answers' pauses are counted from the day asked for; the session booked may be
+        # days later, and a medicine restarted by that count would be back before it.
+        verdict = replace(
+            verdict,
+            holds=visit_holds(upcoming, Intake.model_validate(screening.intake)),
+            holds_day=upcoming.starts_at.astimezone(ZoneInfo(upcoming.location.timezone)).date(),
+        )
     return render(
         request,
         "portal/home.html",
         {
             "patient": patient,
             "screening": screening,
-            "verdict": explain(screening) if screening else None,
+            "verdict": verdict,
             "consent_signed": consent_is_current(patient),
             "courses": Course.objects.filter(patient=patient)
             .select_related("location")
