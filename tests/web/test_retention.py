@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -231,3 +232,29 @@ def test_erasing_a_record_withdraws_the_exports_that_hold_it_and_keeps_the_other
     directory.refresh_from_db()
     assert directory.status == ExportJob.Status.DONE
     assert (export_folder(directory) / "Location.ndjson").exists()
+
+
+def test_retention_counts_from_the_local_day_of_the_last_treatment(
+    world: World, clinic: Clinic, settings
+) -> None:  # type: ignore[no-untyped-def]
+    # Tokyo's 00:30 on 10 February is still 9 February in UTC: counted from the UTC day,
+    # the sweep would erase the record a day before the law allows.
+    clinic.location.timezone = "Asia/Tokyo"
+    clinic.location.save(update_fields=["timezone"])
+    cleo = world.cleo.patient
+    starts = datetime(2027, 2, 10, 0, 30, tzinfo=ZoneInfo("Asia/Tokyo"))
+    Appointment.objects.create(
+        patient=cleo,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=1),
+        status="completed",
+    )
+    _close(world)
+    years = settings.MICRONEEDLING["RETENTION"]["ADULT_YEARS"]
+    kept_until = add_years(date(2027, 2, 10), years)
+    assert Patient.objects.get(pk=cleo.pk).retain_until == kept_until
+    swept = records_erase_due(today=kept_until - timedelta(days=1), apply=True)
+    assert swept.patients == 0 and Patient.objects.filter(pk=cleo.pk).exists()

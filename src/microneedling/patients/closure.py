@@ -12,12 +12,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from microneedling.accounts.actors import Actor
@@ -40,12 +40,17 @@ def _retention_date(patient: Patient, now: datetime) -> date:
     rules = settings.MICRONEEDLING["RETENTION"]
     last = (
         Appointment.objects.filter(patient=patient, status__in=TREATED)
-        .aggregate(last=Max("starts_at"))
-        .get("last")
+        .select_related("location")
+        .order_by("-starts_at")
+        .first()
     )
+    # Days as the law counts them where the treatment was given: a UTC day ahead of the
+    # clinic's would have the record erased a day early.
     return retain_until(
-        closed_on=now.date(),
-        last_treatment=last.date() if last else None,
+        closed_on=now.astimezone(ZoneInfo(patient.timezone)).date(),
+        last_treatment=(
+            last.starts_at.astimezone(ZoneInfo(last.location.timezone)).date() if last else None
+        ),
         birth_date=patient.birth_date,
         adult_years=rules["ADULT_YEARS"],
         minor_until_age=rules["MINOR_UNTIL_AGE"],
