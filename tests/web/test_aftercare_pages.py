@@ -128,6 +128,22 @@ def test_an_alarming_report_goes_to_the_queue_and_the_patient_is_told_to_call(
     assert visit.patient.last_name not in desk.get(reverse("desk:skin_reports")).content.decode()
 
 
+def test_sending_a_skin_report_twice_files_it_once(clinic: Clinic) -> None:
+    client, visit = visit_for(clinic)
+    url = reverse("portal:skin_report", args=[visit.pk])
+    with time_machine.travel(local(MONDAY + timedelta(days=3), 9), tick=False):
+        client.force_login(visit.patient.user)
+        form = client.get(url)
+        key = form.context["form"].initial["submission"]
+        assert f'name="submission" value="{key}"' in form.content.decode()
+        sent = {"symptom_pus": "moderate", "notes": "Yellow spots", "submission": key}
+        first = client.post(url, sent)
+        again = client.post(url, sent)  # a double click, or the page sent again
+    report = SkinReport.objects.get()
+    assert first["Location"] == again["Location"]
+    assert first["Location"] == reverse("portal:skin_report_result", args=[report.pk])
+
+
 def test_expected_redness_stays_out_of_the_queue(clinic: Clinic) -> None:
     client, visit = visit_for(clinic)
     with time_machine.travel(local(MONDAY + timedelta(days=1), 9), tick=False):

@@ -27,6 +27,9 @@ class SkinReportForm(forms.Form):
         help_text="A JPEG or PNG up to 5 MB. Only your clinic sees it.",
     )
 
+    #: One key per form shown: a second click (or a resent POST) finds the first report.
+    submission = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+
     def __init__(self, *args: Any, pack: Pack, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.codes = [s.code for s in pack.data.symptoms]

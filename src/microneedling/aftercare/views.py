@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
+from uuid import uuid4
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -19,6 +21,7 @@ from microneedling.core.knowledge import load_pack
 from microneedling.core.triage.engine import MAX_DAYS
 from microneedling.patients.models import Patient
 from microneedling.portal.views import patient_required
+from microneedling.scheduling.idempotency import KeyReused, run_once
 from microneedling.scheduling.models import Appointment
 from microneedling.scheduling.selectors import patient_visit
 
@@ -91,16 +94,39 @@ def skin_report(request: HttpRequest, patient: Patient, appointment_id: int) -> 
         return render(request, "portal/not_found.html", status=404)
     posted = request.method == "POST"
     form = SkinReportForm(
-        request.POST if posted else None, request.FILES if posted else None, pack=load_pack()
+        request.POST if posted else None,
+        request.FILES if posted else None,
+        pack=load_pack(),
+        initial={"submission": uuid4().hex},
     )
     if request.method == "POST" and form.is_valid():
-        report = skin_report_file(
-            appointment=visit,
-            symptoms=form.symptoms,
-            notes=form.cleaned_data["notes"],
-            photo=form.cleaned_data["photo"],
-        )
-        return redirect("portal:skin_report_result", report_id=report.pk)
+
+        def work() -> tuple[int, Any]:
+            report = skin_report_file(
+                appointment=visit,
+                symptoms=form.symptoms,
+                notes=form.cleaned_data["notes"],
+                photo=form.cleaned_data["photo"],
+            )
+            return 201, {"report": report.pk}
+
+        described = {
+            "appointment": visit.pk,
+            "symptoms": [s.model_dump() for s in form.symptoms],
+            "notes": form.cleaned_data["notes"],
+        }
+        try:
+            _, body = run_once(
+                request,
+                scope="skin_report",
+                payload=described,
+                work=work,
+                key=form.cleaned_data["submission"],
+            )
+        except KeyReused:
+            form.add_error(None, "This form was sent already; open it again to send another.")
+        else:
+            return redirect("portal:skin_report_result", report_id=body["report"])
     return render(request, "aftercare/report.html", {"visit": visit, "form": form})
 
 
