@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from microneedling.core.errors import InputError
 
@@ -123,9 +124,10 @@ def _pg_applied(path: Path, db: dict[str, Any]) -> set[tuple[str, str]]:
 
 def _pg_url(db: dict[str, Any]) -> str:
     # No password here: it would show in ``ps`` and in error messages (see _pg_env).
-    return (
-        f"postgresql://{db['USER']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
+    # Each part percent-encoded: a server reached over its socket has a folder as its host
+    # ("/var/run/postgresql"), whose slashes would otherwise be read as the database name.
+    user, host, name = (quote(str(db[key] or ""), safe="") for key in ("USER", "HOST", "NAME"))
+    return f"postgresql://{user}@{host or 'localhost'}:{db['PORT'] or 5432}/{name}"
 
 
 def _pg_env(db: dict[str, Any]) -> dict[str, str]:

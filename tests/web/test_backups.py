@@ -314,3 +314,40 @@ def test_restoring_an_older_backup_says_to_migrate_before_starting_the_app(
     assert restored.returncode == 0, restored.stderr
     assert json.loads(restored.stdout)["migrations_to_apply"] == 1
     assert "run `microneedling migrate` before starting the app" in restored.stderr
+
+
+def test_a_postgresql_server_reached_over_its_unix_socket_is_backed_up_and_restored(
+    tmp_path: Path,
+) -> None:
+    if connection.vendor == "sqlite":
+        pytest.skip("PostgreSQL's connection settings (SQLite is a file)")
+    folder = Path("/var/run/postgresql")
+    if not any(folder.glob(".s.PGSQL.*")):
+        pytest.skip("no PostgreSQL socket on this machine")
+    clinic = build_clinic()
+    make_patient(clinic)
+    before = _snapshot()
+    db = connection.settings_dict
+    # Debian's usual set-up: the server's socket folder as the host, percent-encoded.
+    env = database_env(
+        DATABASE_URL=f"postgres://{db['USER']}@%2Fvar%2Frun%2Fpostgresql/{db['NAME']}"
+    )
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "microneedling.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    target = tmp_path / "clinic.backup"
+    made = cli("backup", str(target))
+    assert made.returncode == 0, made.stderr
+    make_patient(clinic, name="Dan Reyes")
+    connection.close()
+    restored = cli("restore", str(target), "--yes")
+    assert restored.returncode == 0, restored.stderr
+    assert _snapshot() == before

@@ -490,3 +490,28 @@ def test_treatments_agreed_in_the_old_system_keep_their_times_and_are_counted_fo
     # The first was booked alone; the second comes 14 days after it.
     assert report.too_soon == 1
     assert report.as_dict()["too_soon"] == 1
+
+
+def test_a_row_with_more_cells_than_the_header_is_refused_not_cut_short(
+    mesquite: Organization,
+) -> None:
+    # An unquoted comma, or a column the header lacks: the cells past the header's last
+    # column would be dropped without a word (here a visit the old system had cancelled).
+    before = _counts()
+    report = clinic_import(
+        organization=mesquite,
+        patients_csv=_example("patients"),
+        providers_csv=_example("providers"),
+        appointments_csv=(
+            "external_id,patient,provider,location,service,starts_at\n"
+            "A-55,P-1001,DR-7,alamo-heights,microneedling-face,2027-03-08T10:00:00-06:00\n"
+            "A-56,P-1002,DR-7,medical-center,Microneedling: face,2027-03-11 14:30,cancelled\n"
+            # A trailing comma (an empty cell past the end) is how spreadsheets save rows.
+            "A-57,P-1001,DR-7,alamo-heights,microneedling-face,2027-03-09T10:00:00-06:00,\n"
+        ),
+        apply=True,
+    )
+    assert not report.applied
+    assert [(p.file, p.line, p.column) for p in report.problems] == [("appointments", 3, "row")]
+    assert "7 cells" in report.problems[0].problem
+    assert _counts() == before

@@ -258,3 +258,37 @@ def test_retention_counts_from_the_local_day_of_the_last_treatment(
     assert Patient.objects.get(pk=cleo.pk).retain_until == kept_until
     swept = records_erase_due(today=kept_until - timedelta(days=1), apply=True)
     assert swept.patients == 0 and Patient.objects.filter(pk=cleo.pk).exists()
+
+
+def test_erasing_a_record_takes_the_patients_name_out_of_the_rehoming_reports_that_list_them(
+    world: World, clinic: Clinic
+) -> None:
+    from microneedling.scheduling.models import RehomingRun  # noqa: PLC0415
+
+    cleo, dan = world.cleo, world.dan
+
+    def listed(record: object, name: str) -> dict[str, object]:
+        return {"appointment": record.visit.pk, "patient": name}  # type: ignore[attr-defined]
+
+    # A closure run from the desk lists each visit it moved or left behind by the patient's name.
+    run = RehomingRun.objects.create(
+        operation=RehomingRun.Operation.CLOSE_LOCATION,
+        location=clinic.location,
+        from_date=MONDAY,
+        status=RehomingRun.Status.DONE,
+        report={
+            "moves": [listed(cleo, "Cleo Marsh") | {"to": "Eastside"}, listed(dan, "Dan Reyes")],
+            "stuck_visits": [listed(cleo, "Cleo Marsh") | {"reason": "no room"}],
+        },
+    )
+    _close(world)
+    closed = Patient.objects.get(pk=cleo.patient.pk)
+    assert records_erase_due(today=closed.retain_until, apply=True).patients == 1
+
+    run.refresh_from_db()
+    assert "Cleo" not in json.dumps(run.report) and "Marsh" not in json.dumps(run.report)
+    # The rest of the report stays: the visits by number, and the others' names.
+    assert [m["appointment"] for m in run.report["moves"]] == [cleo.visit.pk, dan.visit.pk]
+    assert run.report["moves"][0]["to"] == "Eastside"
+    assert run.report["moves"][1]["patient"] == "Dan Reyes"
+    assert run.report["stuck_visits"][0]["reason"] == "no room"

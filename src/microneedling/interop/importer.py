@@ -133,6 +133,21 @@ def _rows(name: str, text: str | None, report: ImportReport) -> list[tuple[int, 
             return []
         for row in reader:
             line = _first_line(reader.line_num, row)
+            extra = row.get(None) or []
+            if any(cell.strip() for cell in extra):
+                # Cells past the header's last column (an unquoted comma, a column the header
+                # lacks) would be dropped unread, and the row taken for what is left of it.
+                # Empty ones are only a trailing comma, as spreadsheets save rows.
+                report.problems.append(
+                    RowProblem(
+                        name,
+                        line,
+                        "row",
+                        f"has {len(header) + len(extra)} cells, the header {len(header)}: "
+                        "quote a cell that holds a comma",
+                    )
+                )
+                continue
             cells = {k.strip(): (v or "").strip() for k, v in row.items() if k}
             # Python's csv reader takes a NUL byte that no database text field can hold
             # (PostgreSQL refuses it outright): refuse it here, by line and column.

@@ -30,10 +30,12 @@ from microneedling.notifications.models import CalendarFeed, ContactPreference
 from microneedling.notifications.outbox import patient_messages_withdraw
 from microneedling.patients.models import Patient
 from microneedling.scheduling import services
-from microneedling.scheduling.models import Appointment, AppointmentRequest
+from microneedling.scheduling.models import Appointment, AppointmentRequest, RehomingRun
 
 #: Visits that count as treatment for the retention clock.
 TREATED = ("completed", "in_progress", "checked_in")
+#: What a report that outlives an erased record shows where it named the patient.
+ERASED = "(record erased)"
 
 
 def _retention_date(patient: Patient, now: datetime) -> date:
@@ -122,6 +124,19 @@ def _end_sessions(user_id: int) -> None:
             session.delete()
 
 
+def _rehoming_reports_forget(appointment_ids: set[int]) -> None:
+    # A re-homing report lists each visit it moved or left behind by the patient's name and
+    # outlives the record on the desk's pages: from now on it names the visit by number only.
+    for run in RehomingRun.objects.only("pk", "report").order_by("pk").iterator():
+        report = run.report if isinstance(run.report, dict) else {}
+        listed = [*report.get("moves", []), *report.get("stuck_visits", [])]
+        named = [e for e in listed if e.get("appointment") in appointment_ids and e.get("patient")]
+        for entry in named:
+            entry["patient"] = ERASED
+        if named:
+            run.save(update_fields=["report"])
+
+
 @dataclass(frozen=True)
 class ErasureReport:
     """What a sweep erased."""
@@ -165,6 +180,9 @@ def records_erase_due(*, today: date, apply: bool = False) -> ErasureReport:
                 charts.filter(amendment__isnull=True).delete()
             user_id = patient.user_id
             patient_id = patient.pk
+            _rehoming_reports_forget(
+                set(Appointment.objects.filter(patient=patient).values_list("pk", flat=True))
+            )
             patient.delete()
             audit_record(
                 actor=None,
