@@ -795,3 +795,24 @@ def test_booking_a_course_through_the_api_answers_what_was_stored_in_few_queries
     # answer: no read per session or per message, and nothing read back after the commit.
     pinned = 25 if connection.vendor == "postgresql" else 23
     assert len(queries) <= pinned, "\n".join(q["sql"][:150] for q in queries)
+
+
+@pytest.mark.django_db
+def test_a_single_treatment_before_the_day_screened_for_is_refused_naming_its_start(
+    clinic: Clinic, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    cleo = make_patient(clinic)  # her answers were screened for treatment from MONDAY
+    body = {
+        "patient_id": cleo.pk,
+        "location_id": clinic.location.pk,
+        "service_id": clinic.treatment.pk,
+        "provider_id": clinic.ada.pk,
+        "starts_at": local(MONDAY - timedelta(days=4), 10).isoformat(),
+    }
+    answer = Client().post(
+        "/api/v1/appointments", json.dumps(body), content_type="application/json", **auth_headers()
+    )
+    assert answer.status_code == 422, answer.content
+    [error] = answer.json()["errors"]
+    assert error["field"] == "starts_at" and MONDAY.isoformat() in error["message"]
+    assert not Appointment.objects.exists()

@@ -325,6 +325,7 @@ def book_appointment(request: HttpRequest, payload: AppointmentIn) -> HttpRespon
             location=location,
             starts_at=payload.starts_at,
             field="service_id",
+            day_field="starts_at",
         )
         appointment = services.appointment_book(
             patient=patient,

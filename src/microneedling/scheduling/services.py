@@ -197,10 +197,17 @@ def staff_location_check(*, actor: Actor, location: Location) -> None:
 
 
 def booking_gate(
-    patient: Patient, first_day: date, *, areas: Sequence[str] = (), field: str = "areas"
+    patient: Patient,
+    first_day: date,
+    *,
+    areas: Sequence[str] = (),
+    field: str = "areas",
+    day_field: str = "first_session",
 ) -> Screening:
     """The patient's latest screening if it allows booking from ``first_day`` (and covers
-    ``areas``, see :func:`areas_screened_check`); else refuse.
+    ``areas``, see :func:`areas_screened_check`); else refuse. A refusal of the day names
+    ``day_field`` (a course's first session; a single visit's own start), one of the areas
+    ``field``.
 
     ``clinician_review`` that is still pending raises with code ``review_pending`` so the
     caller can create an appointment request instead.
@@ -220,7 +227,7 @@ def booking_gate(
             raise BookingRefused(
                 f"treatment may start from {latest.deferred_until.isoformat()}",
                 code="deferred",
-                field="first_session",
+                field=day_field,
             )
     if latest.verdict == Screening.Verdict.REVIEW:
         if latest.review == Screening.Review.DECLINED:
@@ -237,7 +244,7 @@ def booking_gate(
             f"the answers were screened for treatment from {planned.isoformat()}; "
             "answer the questions again to start earlier",
             code="deferred",
-            field="first_session",
+            field=day_field,
         )
     areas_screened_check(latest, areas, field=field)
     return latest
@@ -305,15 +312,22 @@ def spaced_window_check(
 
 
 def visit_gate(
-    *, patient: Patient, service: Service, location: Location, starts_at: datetime, field: str
+    *,
+    patient: Patient,
+    service: Service,
+    location: Location,
+    starts_at: datetime,
+    field: str,
+    day_field: str,
 ) -> None:
     """Screen a single visit of ``service`` at ``starts_at`` (the location's own day): a
     treatment must pass :func:`booking_gate`, a consultation need not, since it is what the
-    clinic offers a patient it has not cleared (or not screened yet)."""
+    clinic offers a patient it has not cleared (or not screened yet). A refusal of the
+    service's areas names ``field``, one of the day ``day_field``."""
     if service.kind != Service.Kind.TREATMENT:
         return
     day = starts_at.astimezone(ZoneInfo(location.timezone)).date()
-    booking_gate(patient, day, areas=service.areas, field=field)
+    booking_gate(patient, day, areas=service.areas, field=field, day_field=day_field)
 
 
 def booking_gate_on(patient: Patient, day: date, *, field: str) -> Screening:

@@ -959,6 +959,7 @@ def _appointment_create(request: HttpRequest, caller: Caller) -> HttpResponse:
             location=place,
             starts_at=start,
             field="Appointment.slot",
+            day_field="Appointment.slot",
         )
         visit = services.appointment_book(
             patient=person,
