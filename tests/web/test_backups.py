@@ -321,8 +321,11 @@ def test_a_postgresql_server_reached_over_its_unix_socket_is_backed_up_and_resto
     tmp_path: Path,
 ) -> None:
     folder = Path("/var/run/postgresql")
-    # The server runs beside every run of the suite (CI starts it): no socket is a failure.
-    assert any(folder.glob(".s.PGSQL.*")), "PostgreSQL's socket is missing: is the server up?"
+    if not any(folder.glob(".s.PGSQL.*")):
+        # CI starts the server beside every run; a laptop with SQLite alone may have none.
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL's socket is missing: CI runs the server")
+        pytest.skip("no PostgreSQL server on this machine (its socket is missing)")
     if connection.vendor == "sqlite":
         # This run's database is a file: what is checked is that the address the backup
         # gives pg_dump for a server reached over its socket does reach that server.
@@ -330,7 +333,7 @@ def test_a_postgresql_server_reached_over_its_unix_socket_is_backed_up_and_resto
 
         settings = {"USER": "postgres", "HOST": str(folder), "PORT": "", "NAME": "postgres"}
         pg_dump = shutil.which("pg_dump")
-        assert pg_dump is not None, "pg_dump is needed (Debian's postgresql-client)"
+        assert pg_dump is not None, "the server's machine has pg_dump (postgresql-client)"
         dumped = subprocess.run(
             [pg_dump, "--schema-only", "--dbname", _pg_url(settings)],
             capture_output=True,
