@@ -868,6 +868,11 @@ def test_running_a_closure_again_lists_each_visit_left_behind_once_for_the_desk(
     )
     assert report.moves and not report.stuck
     assert not AppointmentRequest.objects.filter(reason="rehoming", status="open").exists()
+    closed = AppointmentRequest.objects.filter(payload__appointment__in=listed)
+    assert {(r.status, r.decision_reason) for r in closed} == {
+        (AppointmentRequest.Status.BOOKED, "moved by a later re-homing")
+    }
+    assert closed.count() == len(listed)
 
 
 def test_a_patient_whose_visit_is_left_behind_is_told_once_and_not_after_it_moves(

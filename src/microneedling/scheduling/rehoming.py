@@ -61,7 +61,7 @@ from microneedling.scheduling.calendars import (
     service_phases,
 )
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Reservation
-from microneedling.scheduling.services import location_open_check
+from microneedling.scheduling.services import location_open_check, rehoming_requests_close
 from microneedling.scheduling.spacing import TOO_SOON, spacing_busy, treatments_near
 
 #: A visit that is not a course session may move this many days either way.
@@ -662,8 +662,9 @@ def _rehome(
     # Visits that keep their time hold it again before any move is written, so that no
     # move can take their patient's time (a move is checked against the patient's holds).
     _set_holds([v for v, _ in plan.unplaced], active=True)
-    # Visits an earlier run left behind had their reminders withdrawn (_record_stuck).
-    left_before = set(_open_requests(p.visit_id for p in plan.placements))
+    # The desk's open requests for these visits, read once: a visit an earlier run left
+    # behind has one, and had its reminders withdrawn then (events.visit_unsettled).
+    waiting = _open_requests(by_id)
     for done, placement in enumerate(plan.placements, start=1):
         appointment = by_id[placement.visit_id]
         before = appointment.starts_at
@@ -689,7 +690,7 @@ def _rehome(
         events.visit_relocated(
             appointment,
             note=note,
-            reschedule=before != appointment.starts_at or appointment.pk in left_before,
+            reschedule=before != appointment.starts_at or appointment.pk in waiting,
             audience=_audience(audiences, appointment),
         )
         if progress and done % 50 == 0:
@@ -697,6 +698,7 @@ def _rehome(
     _record_stuck(
         report,
         [(by_id[v], why) for v, why in [*plan.unplaced, *clashing]],
+        waiting=waiting,
         now=now,
         note=note,
         audiences=audiences,
@@ -788,6 +790,7 @@ def _record_stuck(
     report: RehomingReport,
     stuck: Sequence[tuple[Appointment, str]],
     *,
+    waiting: dict[int, AppointmentRequest],
     now: datetime,
     note: str,
     audiences: dict[int, Audience],
@@ -799,15 +802,16 @@ def _record_stuck(
     their visit cannot go ahead as booked (once, however often it is left behind), so that
     nobody comes for a visit that cannot happen while the desk works through the list;
     its reminders, pre-care and aftercare messages are withdrawn, since they would say
-    otherwise (a move, by the desk or a later run, queues them again for the new time)."""
+    otherwise (a move, by the desk or a later run, queues them again for the new time).
+    ``waiting`` holds the open requests of the run's visits, by visit id."""
     moved = {m.appointment_id for m in report.moves}
-    waiting = _open_requests([*moved, *(a.pk for a, _ in stuck)])
-    for visit_id in moved & set(waiting):
-        request = waiting[visit_id]
-        request.status = AppointmentRequest.Status.BOOKED
-        request.decided_at = now
-        request.decision_reason = "moved by a later re-homing"
-        request.save(update_fields=["status", "decided_at", "decision_reason"])
+    for batch in _batches(moved & set(waiting)):
+        rehoming_requests_close(
+            appointment_ids=batch,
+            status=AppointmentRequest.Status.BOOKED,
+            why="moved by a later re-homing",
+            now=now,
+        )
     for appointment, reason in stuck:
         payload = {"appointment": appointment.pk, "why": reason}
         if appointment.pk in waiting:

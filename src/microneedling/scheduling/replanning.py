@@ -324,7 +324,7 @@ def session_rewrite(
     appointment.provider_id = change.provider_id
     appointment.save(update_fields=["starts_at", "ends_at", "provider", "updated_at"])
     booking.reservations_write(appointment, slot, calendar.phases)
-    services.rehoming_request_close(
-        appointment=appointment, status=AppointmentRequest.Status.BOOKED, why="moved"
+    services.rehoming_requests_close(
+        appointment_ids=[appointment.pk], status=AppointmentRequest.Status.BOOKED, why="moved"
     )
     events.visit_moved(appointment, staff_caused=not services.is_patient(actor))

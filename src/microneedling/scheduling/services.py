@@ -8,7 +8,7 @@ constraint then refuses the second insert and the caller gets a 409 naming the r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -885,17 +885,23 @@ def appointment_request_create(
         )
 
 
-def rehoming_request_close(
-    *, appointment: Appointment, status: str, why: str, now: datetime | None = None
+def rehoming_requests_close(
+    *,
+    appointment_ids: Collection[int],
+    status: str,
+    why: str,
+    now: datetime | None = None,
 ) -> int:
-    """Close the desk's open request to re-home this visit (left where it was by a closure
-    or a provider's move): the visit has been dealt with some other way, moved by the desk
-    or the patient, cancelled, missed or gone ahead, so the desk's list must not send anyone
-    to re-home it again. ``status`` and ``why`` say how; the number closed (0 or 1)."""
+    """Close the desk's open requests to re-home these visits (left where they were by a
+    closure or a provider's move): each has been dealt with some other way, moved by the
+    desk, the patient or a later re-homing, cancelled, missed or gone ahead, so the desk's
+    list must not send anyone to re-home it again. ``status`` and ``why`` say how; the
+    number closed. One statement: a caller with many visits passes them in batches small
+    enough for the database's limit on parameters."""
     return AppointmentRequest.objects.filter(
         reason="rehoming",
         status=AppointmentRequest.Status.OPEN,
-        payload__appointment=appointment.pk,
+        payload__appointment__in=list(appointment_ids),
     ).update(status=status, decided_at=now or timezone.now(), decision_reason=why)
 
 
@@ -1037,8 +1043,8 @@ def appointment_set_status(
         if was_to_come:
             # Once a visit is no longer to come, a request to re-home it is moot (one
             # statement per visit: only its first step off the diary).
-            rehoming_request_close(
-                appointment=appointment,
+            rehoming_requests_close(
+                appointment_ids=[appointment.pk],
                 status=(
                     AppointmentRequest.Status.BOOKED
                     if status == Appointment.Status.CHECKED_IN
