@@ -856,20 +856,22 @@ def appointment_request_create(
     same_organization(patient, location, provider)
     screening = patient.screenings.newest_first().first()
     with transaction.atomic():
-        patient_lock(patient.pk)  # two asks at once: the second finds the first
-        waiting = (
-            AppointmentRequest.objects.filter(
-                patient=patient,
-                location=location,
-                service=service,
-                reason=reason,
-                status=AppointmentRequest.Status.OPEN,
+        waiting = None
+        if reason == "clinician_review":
+            # Only a review is merged, so only it waits on the patient's lock: of two asks
+            # at once, the second finds the first's request.
+            patient_lock(patient.pk)
+            waiting = (
+                AppointmentRequest.objects.filter(
+                    patient=patient,
+                    location=location,
+                    service=service,
+                    reason=reason,
+                    status=AppointmentRequest.Status.OPEN,
+                )
+                .order_by("pk")
+                .first()
             )
-            .order_by("pk")
-            .first()
-            if reason == "clinician_review"
-            else None
-        )
         if waiting is not None:
             waiting.provider, waiting.screening, waiting.payload = provider, screening, payload
             waiting.save(update_fields=["provider", "screening", "payload"])
