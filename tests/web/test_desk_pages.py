@@ -12,6 +12,7 @@ import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
@@ -20,7 +21,7 @@ from microneedling.charting.models import ProcedureChart
 from microneedling.charting.services import consent_sign
 from microneedling.directory.models import CartridgeLot
 from microneedling.scheduling import services
-from microneedling.scheduling.models import Appointment
+from microneedling.scheduling.models import Appointment, Course
 from tests.web.access_world import PNG
 from tests.web.conftest import NOW, Clinic, local, make_patient, make_staff, make_superuser
 
@@ -339,14 +340,11 @@ def test_a_signed_consent_version_cannot_be_edited_in_the_admin(clinic: Clinic) 
     assert text.title == "Changed"
 
 
-def test_before_and_after_photos_are_kept_privately_and_compared(
-    clinic: Clinic, desk: Client, settings, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
-    from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415
-
+@pytest.fixture
+def photo_course(clinic: Clinic, settings, tmp_path) -> Course:  # type: ignore[no-untyped-def]
+    """A course of acne-scar sessions starting on MONDAY, its photos kept under tmp_path."""
     settings.MEDIA_ROOT = tmp_path
-    png = PNG
-    course = services.course_book(
+    return services.course_book(
         patient=make_patient(clinic),
         location=clinic.location,
         service=clinic.treatment,
@@ -354,80 +352,69 @@ def test_before_and_after_photos_are_kept_privately_and_compared(
         first_session=MONDAY,
         areas=["face"],
     )
-    first = Appointment.objects.get(course_session__course=course, course_session__number=1)
-    url = reverse("desk:visit", args=[first.pk])
-    refused = desk.post(
-        url, {"action": "photo", "kind": "before", "file": SimpleUploadedFile("a.gif", b"GIF89a")}
+
+
+def session_visit(course: Course, number: int = 1) -> Appointment:
+    """The visit of the course's session ``number``."""
+    return Appointment.objects.get(course_session__course=course, course_session__number=number)
+
+
+def post_photo(
+    client: Client, appointment: Appointment, kind: str, name: str = "a.png", data: bytes = PNG
+) -> HttpResponse:
+    """Upload a photo of ``kind`` to the visit from its desk page, as staff do."""
+    from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415
+
+    return client.post(
+        reverse("desk:visit", args=[appointment.pk]),
+        {"action": "photo", "kind": kind, "file": SimpleUploadedFile(name, data)},
     )
+
+
+def test_before_and_after_photos_are_kept_privately_and_compared(
+    photo_course: Course, desk: Client
+) -> None:
+    first = session_visit(photo_course)
+    refused = post_photo(desk, first, "before", name="a.gif", data=b"GIF89a")
     assert 'id="id_file_error"' in refused.content.decode()
     assert not first.photos.exists()
     for kind in ("before", "after"):
-        desk.post(url, {"action": "photo", "kind": kind, "file": SimpleUploadedFile("a.png", png)})
+        post_photo(desk, first, kind)
     assert first.photos.count() == 2
-    page = desk.get(reverse("desk:course_compare", args=[course.pk]))
+    page = desk.get(reverse("desk:course_compare", args=[photo_course.pk]))
     assert page.context["before"].kind == "before" and page.context["after"].kind == "after"
     photo = desk.get(reverse("desk:session_photo", args=[page.context["before"].pk]))
-    assert b"".join(photo.streaming_content) == png
+    assert b"".join(photo.streaming_content) == PNG
     assert AuditEvent.objects.filter(action="session_photo_view").count() == 1
     patient_client = Client()
     patient_client.force_login(get_user_model().objects.create_user(username="cleo.m"))
-    assert patient_client.get(reverse("desk:course_compare", args=[course.pk])).status_code == 403
+    compare = reverse("desk:course_compare", args=[photo_course.pk])
+    assert patient_client.get(compare).status_code == 403
 
 
 def test_the_before_and_after_page_dates_each_photo_by_the_location_s_own_day(
-    clinic: Clinic, desk: Client, settings, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
-    from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415
-
-    settings.MEDIA_ROOT = tmp_path
-    course = services.course_book(
-        patient=make_patient(clinic),
-        location=clinic.location,
-        service=clinic.treatment,
-        indications=["acne_scars"],
-        first_session=MONDAY,
-        areas=["face"],
-    )
-    first = Appointment.objects.get(course_session__course=course, course_session__number=1)
+    photo_course: Course, desk: Client
+) -> None:
+    first = session_visit(photo_course)
     # 20:00 in Chicago is already the next day in UTC.
     with time_machine.travel(local(MONDAY, 20), tick=False):
         desk.force_login(get_user_model().objects.get(username="ada.quill"))
-        desk.post(
-            reverse("desk:visit", args=[first.pk]),
-            {"action": "photo", "kind": "before", "file": SimpleUploadedFile("a.png", PNG)},
-        )
-        page = desk.get(reverse("desk:course_compare", args=[course.pk])).content.decode()
+        post_photo(desk, first, "before")
+        page = desk.get(reverse("desk:course_compare", args=[photo_course.pk])).content.decode()
     assert "Before, 8 Mar 2027" in page
 
 
 def test_a_visit_entered_in_error_leaves_the_courses_photos_and_scores(
-    clinic: Clinic, desk: Client, settings, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
-    from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415
-
+    photo_course: Course, desk: Client
+) -> None:
     from microneedling.charting.services import score_record  # noqa: PLC0415
 
-    settings.MEDIA_ROOT = tmp_path
-    course = services.course_book(
-        patient=make_patient(clinic),
-        location=clinic.location,
-        service=clinic.treatment,
-        indications=["acne_scars"],
-        first_session=MONDAY,
-        areas=["face"],
-    )
-    first, second = (
-        Appointment.objects.get(course_session__course=course, course_session__number=n)
-        for n in (1, 2)
-    )
+    first, second = session_visit(photo_course, 1), session_visit(photo_course, 2)
     ada = get_user_model().objects.get(username="ada.quill")
-    desk.post(
-        reverse("desk:visit", args=[first.pk]),
-        {"action": "photo", "kind": "before", "file": SimpleUploadedFile("a.png", PNG)},
-    )
+    post_photo(desk, first, "before")
     for visit_, value in ((first, 3), (second, 2)):
         score_record(appointment=visit_, scale="goodman_baron_qualitative", value=value, actor=ada)
-    compare = reverse("desk:course_compare", args=[course.pk])
+    compare = reverse("desk:course_compare", args=[photo_course.pk])
     assert "No before photo yet." not in desk.get(compare).content.decode()
     # The first visit was the wrong patient's, say: it never was, and nor were its records.
     services.appointment_set_status(
