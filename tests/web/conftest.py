@@ -193,6 +193,24 @@ def screen_again(
     screening_record(patient=patient, intake=Intake.model_validate(data))
 
 
+def procedure_start(appointment: Appointment) -> Appointment:
+    """Check the patient in on the visit's day and start the procedure, as the desk does
+    before a chart is signed (signing the current consent first, if the patient has not)."""
+    from microneedling.charting.services import consent_is_current, consent_sign  # noqa: PLC0415
+    from microneedling.scheduling.services import appointment_set_status  # noqa: PLC0415
+
+    patient = appointment.patient
+    if not consent_is_current(patient):
+        consent_sign(
+            patient=patient, signature=f"{patient.first_name} {patient.last_name}", actor=None
+        )
+    for status in ("checked_in", "in_progress"):
+        appointment_set_status(
+            appointment=appointment, status=status, actor=None, now=appointment.starts_at
+        )
+    return appointment
+
+
 def client_of(user: Any) -> Client:
     """A browser signed in as ``user``."""
     client = Client()

@@ -23,7 +23,15 @@ from microneedling.scheduling import booking, services
 from microneedling.scheduling.booking import TakenByOverride
 from microneedling.scheduling.models import Appointment, Course, Reservation
 from microneedling.scheduling.rehoming import hold_again
-from tests.web.conftest import Clinic, book_visit, build_clinic, local, make_patient, make_staff
+from tests.web.conftest import (
+    Clinic,
+    book_visit,
+    build_clinic,
+    local,
+    make_patient,
+    make_staff,
+    procedure_start,
+)
 from tests.web.test_desk_pages import chart_fields
 
 pytestmark = [
@@ -378,8 +386,16 @@ def test_a_signature_waits_for_a_draft_save_in_flight_and_is_never_undone_by_it(
     """A provider signs while a colleague's save of the same draft has read it but not yet
     written it. The signature must come after the save (and vouch for what it wrote), never
     before it, where the save would write back the empty signature it read."""
+    from microneedling.charting.models import ConsentText  # noqa: PLC0415
+
     clinic = build_clinic()
-    visit = book_visit(clinic, make_patient(clinic), local(MONDAY, 10))
+    # The consent the migrations load is gone in a test that commits (the tables are
+    # emptied after each one), and the procedure starts only once it is signed.
+    ConsentText.objects.get_or_create(
+        version="1",
+        defaults={"title": "Consent", "body": "I agree.", "active_from": date(2026, 1, 1)},
+    )
+    visit = procedure_start(book_visit(clinic, make_patient(clinic), local(MONDAY, 10)))
     cartridge = CartridgeLot.objects.create(
         location=clinic.location,
         device_model="SkinPen",

@@ -29,6 +29,7 @@ from tests.web.conftest import (
     client_of,
     make_patient,
     make_staff,
+    procedure_start,
     screen_again,
 )
 from tests.web.test_api import _booking_body
@@ -101,7 +102,7 @@ def test_nothing_clinical_is_recorded_on_a_cancelled_visit(
 def test_saving_the_chart_twice_keeps_one_draft_and_a_signed_chart_is_only_amended(
     clinic: Clinic, provider: Client
 ) -> None:
-    treated = visit(clinic)
+    treated = procedure_start(visit(clinic))
     url = reverse("desk:visit", args=[treated.pk])
     cartridge = lot(clinic)
     provider.post(url, chart_data(clinic, cartridge))
@@ -118,7 +119,7 @@ def test_saving_the_chart_twice_keeps_one_draft_and_a_signed_chart_is_only_amend
 
 
 def test_sign_signs_only_the_draft_the_page_showed(clinic: Clinic, provider: Client) -> None:
-    treated = visit(clinic)
+    treated = procedure_start(visit(clinic))
     url = reverse("desk:visit", args=[treated.pk])
     cartridge = lot(clinic)
     provider.post(url, chart_data(clinic, cartridge))  # depth 1.0
@@ -140,7 +141,7 @@ def test_sign_signs_only_the_draft_the_page_showed(clinic: Clinic, provider: Cli
 def test_two_amendments_of_one_chart_sent_together_keep_the_first_and_name_the_second(
     clinic: Clinic,
 ) -> None:
-    treated = visit(clinic)
+    treated = procedure_start(visit(clinic))
     ada = make_staff("ada.quill", "provider", provider=clinic.ada)
     data = chart_fields(clinic, lot(clinic), 1.0)
     draft = charting.chart_write(appointment=treated, actor=ada, data=data)

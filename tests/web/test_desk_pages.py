@@ -19,11 +19,21 @@ from django.urls import reverse
 from microneedling.audit.models import AuditEvent
 from microneedling.charting.models import ProcedureChart
 from microneedling.charting.services import consent_sign
+from microneedling.core.errors import BookingRefused
 from microneedling.directory.models import CartridgeLot
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, Course
 from tests.web.access_world import PNG
-from tests.web.conftest import NOW, Clinic, local, make_patient, make_staff, make_superuser
+from tests.web.conftest import (
+    NOW,
+    Clinic,
+    local,
+    make_patient,
+    make_staff,
+    make_superuser,
+    procedure_start,
+    screen_again,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 MONDAY = date(2027, 3, 8)
@@ -106,6 +116,15 @@ def sign_as_shown(client: Client, url: str) -> str:
     return client.post(url, {"action": "sign", "version": found[1]}, follow=True).content.decode()
 
 
+def sign_regardless(client: Client, url: str, chart: ProcedureChart) -> str:
+    """Send "Sign" for the draft as it stands, whether the page offers it or not (an old
+    page left open, a script); the page after."""
+    from microneedling.charting.selectors import chart_version  # noqa: PLC0415
+
+    sent = {"action": "sign", "version": chart_version(chart)}
+    return client.post(url, sent, follow=True).content.decode()
+
+
 def test_the_day_sheet_shows_phases_and_its_queries_do_not_grow(
     clinic: Clinic, desk: Client, django_assert_max_num_queries
 ) -> None:
@@ -140,10 +159,84 @@ def test_a_procedure_cannot_start_without_the_current_consent(clinic: Clinic, de
     assert appointment.status == "in_progress"
 
 
-def test_a_chart_is_signed_then_locked_and_an_amendment_keeps_the_original(
+def test_a_treatment_cannot_start_once_newer_answers_rule_it_out(
     clinic: Clinic, desk: Client
 ) -> None:
     appointment = visit(clinic)
+    patient = appointment.patient
+    consent_sign(patient=patient, signature=f"{patient.first_name} {patient.last_name}", actor=None)
+    # Booked while cleared; she answers the intake again before the visit: now pregnant.
+    screen_again(patient, pregnant=True)
+    status = reverse("desk:visit_status", args=[appointment.pk])
+    with on_the_day(appointment, desk):
+        desk.post(status, {"status": "checked_in"})  # she may still arrive and be seen
+        page = desk.get(reverse("desk:visit", args=[appointment.pk])).content.decode()
+        assert "The treatment cannot start: screening found the treatment unsuitable." in page
+        refused = desk.post(status, {"status": "in_progress"}, HTTP_HX_REQUEST="true")
+        assert "the treatment cannot start" in refused.content.decode()
+        appointment.refresh_from_db()
+        assert appointment.status == "checked_in"
+        with pytest.raises(BookingRefused) as raised:
+            services.appointment_set_status(
+                appointment=appointment, status="in_progress", actor=None
+            )
+        assert (raised.value.code, raised.value.field) == ("not_eligible", "status")
+        # No longer pregnant when asked again: the treatment goes ahead.
+        screen_again(patient)
+        page = desk.get(reverse("desk:visit", args=[appointment.pk])).content.decode()
+        assert "cannot start" not in page
+        desk.post(status, {"status": "in_progress"})
+    appointment.refresh_from_db()
+    assert appointment.status == "in_progress"
+
+
+def test_a_treatment_cannot_start_before_the_day_a_new_intake_defers_it_to(
+    clinic: Clinic,
+) -> None:
+    appointment = visit(clinic)
+    patient = appointment.patient
+    consent_sign(patient=patient, signature=f"{patient.first_name} {patient.last_name}", actor=None)
+    # A chemical peel four days before the visit: the wait after it runs past the visit.
+    screen_again(
+        patient,
+        procedures=[
+            {"code": "chemical_peel", "area": "face", "date": f"{MONDAY - timedelta(days=4)}"}
+        ],
+    )
+    services.appointment_set_status(
+        appointment=appointment, status="checked_in", actor=None, now=appointment.starts_at
+    )
+    with (
+        time_machine.travel(appointment.starts_at, tick=False),
+        pytest.raises(BookingRefused) as raised,
+    ):
+        services.appointment_set_status(appointment=appointment, status="in_progress", actor=None)
+    assert (raised.value.code, raised.value.field) == ("deferred", "status")
+    assert "treatment may start from" in raised.value.message
+
+
+def test_a_consultation_starts_whatever_the_newest_answers_say(clinic: Clinic) -> None:
+    patient = make_patient(clinic)
+    consultation = services.appointment_book(
+        patient=patient,
+        service=clinic.consultation,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, 10),
+    )
+    consent_sign(patient=patient, signature=f"{patient.first_name} {patient.last_name}", actor=None)
+    screen_again(patient, pregnant=True)
+    with time_machine.travel(consultation.starts_at, tick=False):
+        services.appointment_set_status(appointment=consultation, status="checked_in", actor=None)
+        services.appointment_set_status(appointment=consultation, status="in_progress", actor=None)
+    consultation.refresh_from_db()
+    assert consultation.status == "in_progress"
+
+
+def test_a_chart_is_signed_then_locked_and_an_amendment_keeps_the_original(
+    clinic: Clinic, desk: Client
+) -> None:
+    appointment = procedure_start(visit(clinic))
     url = reverse("desk:visit", args=[appointment.pk])
     desk.post(url, chart_data(clinic, lot(clinic)))
     chart = ProcedureChart.objects.get()
@@ -164,10 +257,30 @@ def test_a_chart_is_signed_then_locked_and_an_amendment_keeps_the_original(
     )
 
 
-def test_an_amendment_keeps_the_pen_of_the_signed_chart_after_the_pen_is_retired(
+def test_a_chart_is_signed_only_once_the_procedure_has_started(
     clinic: Clinic, desk: Client
 ) -> None:
     appointment = visit(clinic)
+    url = reverse("desk:visit", args=[appointment.pk])
+    desk.post(url, chart_data(clinic, lot(clinic)))  # a draft may be prepared ahead
+    chart = ProcedureChart.objects.get()
+    page = desk.get(url).content.decode()
+    assert "signed once the procedure has started" in page and 'value="sign"' not in page
+    # Sent all the same (an old page, a script): nothing is signed, and the page says why.
+    after = sign_regardless(desk, url, chart)
+    assert "start the procedure before signing its chart" in after
+    chart.refresh_from_db()
+    assert not chart.locked
+    procedure_start(appointment)
+    sign_as_shown(desk, url)
+    chart.refresh_from_db()
+    assert chart.locked
+
+
+def test_an_amendment_keeps_the_pen_of_the_signed_chart_after_the_pen_is_retired(
+    clinic: Clinic, desk: Client
+) -> None:
+    appointment = procedure_start(visit(clinic))
     url = reverse("desk:visit", args=[appointment.pk])
     cartridge = lot(clinic)
     desk.post(url, chart_data(clinic, cartridge))
@@ -196,7 +309,9 @@ def test_a_draft_chart_cannot_be_signed_once_its_visit_is_marked_a_no_show(
         desk.post(status, {"status": "no_show"})  # the patient left before the procedure
         appointment.refresh_from_db()
         assert appointment.status == "no_show"
-        page = sign_as_shown(desk, url)
+        shown = desk.get(url).content.decode()
+        assert "did not take place" in shown and 'value="sign"' not in shown
+        page = sign_regardless(desk, url, ProcedureChart.objects.get())
     assert not ProcedureChart.objects.get().locked
     assert "there is no chart to record for it" in page
     assert not AuditEvent.objects.filter(action="chart_sign").exists()
@@ -447,7 +562,7 @@ def test_a_day_sheet_action_swaps_in_the_changed_row_in_local_time(
 def test_a_lot_or_pen_that_charts_name_keeps_what_identifies_it(clinic: Clinic) -> None:
     from microneedling.charting.services import chart_sign, chart_write  # noqa: PLC0415
 
-    appointment = visit(clinic)
+    appointment = procedure_start(visit(clinic))
     cartridge = lot(clinic)
     ada = make_staff("ada.quill", "provider", provider=clinic.ada)
     data = chart_fields(clinic, cartridge)

@@ -185,6 +185,10 @@ def _lock_visit(appointment: Appointment) -> Appointment | None:
     return Appointment.objects.select_for_update().filter(pk=appointment.pk).first()
 
 
+#: A visit's statuses once its procedure has begun: only then is a chart signed.
+STARTED = (Appointment.Status.IN_PROGRESS, Appointment.Status.COMPLETED)
+
+
 def treated_check(appointment: Appointment, what: str) -> None:
     """Refuse to record ``what`` on a visit that did not take place."""
     if appointment.status in Appointment.NOT_TREATED:
@@ -208,6 +212,14 @@ def chart_sign(*, chart: ProcedureChart, actor: Actor, seen: str | None = None) 
         # The draft may have been written before the visit was called off (the patient left
         # while numbing): a signature would record a procedure that never took place.
         treated_check(visit, "chart")
+        if visit.status not in STARTED:
+            # A signature records a procedure done: before the visit is started (where the
+            # newest screening and the consent are checked) there is none yet.
+            raise InputError(
+                "chart",
+                f"this visit is {visit.get_status_display().lower()}: start the procedure "
+                "before signing its chart",
+            )
         current = ProcedureChart.objects.get(pk=chart.pk)
         if seen is not None and chart_version(current) != seen:
             raise InputError("chart", "the draft was changed since you opened it: read it again")

@@ -21,6 +21,7 @@ from microneedling.charting.selectors import (
     latest_chart,
 )
 from microneedling.charting.services import (
+    STARTED,
     chart_sign,
     chart_write,
     consent_is_current,
@@ -163,8 +164,23 @@ def visit(request: HttpRequest, appointment_id: int) -> HttpResponse:
         "may_move": schedules_here,
         "editing": editing,
         "chart_version": chart_version(chart) if chart is not None else "",
+        "started": appointment.status in STARTED,
+        "treated": appointment.status not in Appointment.NOT_TREATED,
+        "not_cleared": _not_cleared(appointment),
     }
     return render(request, "desk/visit.html", context)
+
+
+def _not_cleared(appointment: Appointment) -> str:
+    """Why the patient's newest screening stops this treatment from starting ("" if it does
+    not): the desk and the provider see it before the patient is in the chair."""
+    if appointment.status not in (*Appointment.TO_COME, Appointment.Status.CHECKED_IN):
+        return ""
+    try:
+        services.treatment_cleared_check(appointment)
+    except BookingRefused as refused:
+        return refused.message
+    return ""
 
 
 @requires(Can.SCHEDULE)

@@ -215,6 +215,20 @@ def booking_gate(
     latest = patient.screenings.newest_first().first()
     if latest is None:
         raise BookingRefused("the patient has not been screened", code="not_screened")
+    screening_clears_check(latest, first_day, areas=areas, field=field, day_field=day_field)
+    return latest
+
+
+def screening_clears_check(
+    latest: Screening,
+    first_day: date,
+    *,
+    areas: Sequence[str] = (),
+    field: str = "areas",
+    day_field: str = "first_session",
+) -> None:
+    """:func:`booking_gate`'s verdicts on a screening already read (the patient's newest):
+    refuse treatment from ``first_day`` of ``areas`` unless it clears it."""
     if latest.verdict == Screening.Verdict.NOT_ELIGIBLE:
         raise BookingRefused("screening found the treatment unsuitable", code="not_eligible")
     if latest.verdict == Screening.Verdict.DEFERRED:
@@ -247,7 +261,6 @@ def booking_gate(
             field=day_field,
         )
     areas_screened_check(latest, areas, field=field)
-    return latest
 
 
 def areas_screened_check(screening: Screening, areas: Iterable[str], *, field: str) -> None:
@@ -328,6 +341,28 @@ def visit_gate(
         return
     day = starts_at.astimezone(ZoneInfo(location.timezone)).date()
     booking_gate(patient, day, areas=service.areas, field=field, day_field=day_field)
+
+
+def treatment_cleared_check(appointment: Appointment) -> None:
+    """Refuse starting a treatment the patient's newest screening does not clear on the
+    visit's day: answers given since it was booked (a pregnancy, a new medicine, a recent
+    peel, a review declined) count at the chair, not only when booking. A consultation is
+    not a treatment and needs no screening. The refusal names ``status``, the field the
+    desk changed, and says what to do."""
+    if appointment.service.kind != Service.Kind.TREATMENT:
+        return
+    day = appointment.starts_at.astimezone(ZoneInfo(appointment.location.timezone)).date()
+    # A course's own areas (what its plan treats), else the service's.
+    session = appointment.course_session
+    areas = session.course.areas if session is not None else appointment.service.areas
+    try:
+        booking_gate(appointment.patient, day, areas=areas)
+    except BookingRefused as refused:
+        raise BookingRefused(
+            f"the treatment cannot start: {refused.message}",
+            code=refused.code,
+            field="status",
+        ) from refused
 
 
 def booking_gate_on(patient: Patient, day: date, *, field: str) -> Screening:
@@ -1027,6 +1062,8 @@ def appointment_set_status(
         raise BookingRefused(
             "the patient has not signed the current consent", code="consent_missing", field="status"
         )
+    if status == Appointment.Status.IN_PROGRESS:
+        treatment_cleared_check(appointment)
     with transaction.atomic():
         # Only from the status checked above: two people changing one visit at once (a
         # check-in and a no-show) must not both win, or the visit could end checked in with
