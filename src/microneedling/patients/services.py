@@ -29,6 +29,7 @@ from microneedling.directory.policy import booking_rules
 from microneedling.notifications import events
 from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.models import AppointmentRequest
+from microneedling.scheduling.screening_followup import screening_followup_refresh
 
 
 def screening_record(*, patient: Patient, intake: Intake, actor: Actor = None) -> Screening:
@@ -70,6 +71,8 @@ def screening_record(*, patient: Patient, intake: Intake, actor: Actor = None) -
         )
         # Medicines started or stopped since a visit was booked change its pauses.
         events.intake_recorded(patient=patient, intake=intake)
+        # Visits booked on older answers that these stop go on the desk's list.
+        screening_followup_refresh(patient=patient)
     return screening
 
 
@@ -132,6 +135,7 @@ def screening_review(
             details=details,
         )
         events.screening_result(screening)
+        screening_followup_refresh(patient=screening.patient)
     return screening
 
 

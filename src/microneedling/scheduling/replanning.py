@@ -34,6 +34,7 @@ from microneedling.scheduling.models import (
     CourseSession,
     Reservation,
 )
+from microneedling.scheduling.screening_followup import screening_followup_after_visit
 
 
 @dataclass(frozen=True)
@@ -327,4 +328,6 @@ def session_rewrite(
     services.rehoming_requests_close(
         appointment_ids=[appointment.pk], status=AppointmentRequest.Status.BOOKED, why="moved"
     )
+    # Moved to a day its screening clears (the move checked it): off the follow-up list.
+    screening_followup_after_visit(appointment=appointment, now=timezone.now())
     events.visit_moved(appointment, staff_caused=not services.is_patient(actor))

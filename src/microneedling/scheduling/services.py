@@ -220,7 +220,7 @@ def booking_gate(
 
 
 def screening_clears_check(
-    latest: Screening,
+    screening: Screening,
     first_day: date,
     *,
     areas: Sequence[str] = (),
@@ -229,28 +229,28 @@ def screening_clears_check(
 ) -> None:
     """:func:`booking_gate`'s verdicts on a screening already read (the patient's newest):
     refuse treatment from ``first_day`` of ``areas`` unless it clears it."""
-    if latest.verdict == Screening.Verdict.NOT_ELIGIBLE:
+    if screening.verdict == Screening.Verdict.NOT_ELIGIBLE:
         raise BookingRefused("screening found the treatment unsuitable", code="not_eligible")
-    if latest.verdict == Screening.Verdict.DEFERRED:
-        if latest.deferred_until is None:
+    if screening.verdict == Screening.Verdict.DEFERRED:
+        if screening.deferred_until is None:
             raise BookingRefused(
                 "treatment is deferred until a condition resolves; update the intake",
                 code="deferred",
             )
-        if first_day < latest.deferred_until:
+        if first_day < screening.deferred_until:
             raise BookingRefused(
-                f"treatment may start from {latest.deferred_until.isoformat()}",
+                f"treatment may start from {screening.deferred_until.isoformat()}",
                 code="deferred",
                 field=day_field,
             )
-    if latest.verdict == Screening.Verdict.REVIEW:
-        if latest.review == Screening.Review.DECLINED:
+    if screening.verdict == Screening.Verdict.REVIEW:
+        if screening.review == Screening.Review.DECLINED:
             raise BookingRefused("a provider declined the treatment", code="not_eligible")
-        if latest.review != Screening.Review.APPROVED:
+        if screening.review != Screening.Review.APPROVED:
             raise BookingRefused(
                 "a provider must review the screening first", code="review_pending"
             )
-    planned = date.fromisoformat(latest.intake["planned_date"])
+    planned = date.fromisoformat(screening.intake["planned_date"])
     if first_day < planned:
         # Waiting periods and medicine pauses were counted to the day the answers named: a
         # peel or a last dose that ends its wait by then may not have by an earlier day.
@@ -260,7 +260,7 @@ def screening_clears_check(
             code="deferred",
             field=day_field,
         )
-    areas_screened_check(latest, areas, field=field)
+    areas_screened_check(screening, areas, field=field)
 
 
 def areas_screened_check(screening: Screening, areas: Iterable[str], *, field: str) -> None:
@@ -1092,6 +1092,12 @@ def appointment_set_status(
                 why=f"the visit is {status}",
                 now=now,
             )
+            # Imported here: the follow-up reads the screening checks of this module.
+            from microneedling.scheduling.screening_followup import (  # noqa: PLC0415
+                screening_followup_after_visit,
+            )
+
+            screening_followup_after_visit(appointment=appointment, now=now or timezone.now())
         if status not in Appointment.HOLDING:
             appointment.reservations.update(active=False)
         _session_follows(appointment, status)
