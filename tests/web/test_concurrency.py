@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from django.db import connection, connections, transaction
@@ -24,7 +25,10 @@ from microneedling.scheduling.booking import TakenByOverride
 from microneedling.scheduling.models import Appointment, Course, Reservation
 from microneedling.scheduling.rehoming import hold_again
 from tests.web.conftest import (
+    NOW,
+    TZ,
     Clinic,
+    book_course,
     book_visit,
     build_clinic,
     local,
@@ -460,3 +464,134 @@ def test_two_face_treatments_a_week_apart_booked_at_once_are_not_both_kept() -> 
         outcomes = run_in_parallel(jobs)
         assert outcomes["booked"] == 1, outcomes
         assert Appointment.objects.filter(patient=patient).count() == 1
+
+
+def _while_the_desk_moves_the_second_session(
+    monkeypatch: pytest.MonkeyPatch, course: Course, patient_action: Callable[[], object]
+) -> dict[str, str]:
+    """The desk moves the course's second session to its last day, re-planning the third;
+    once it has planned, and before it writes, the patient's ``patient_action`` starts on
+    another connection (the desk goes on a second later). Each one's outcome: "done", the
+    code it was refused with, or the error it failed with."""
+    from microneedling.core.errors import BookingRefused  # noqa: PLC0415
+    from microneedling.scheduling import replanning  # noqa: PLC0415
+
+    second = course.sessions.get(number=2)
+    read, go = threading.Event(), threading.Event()
+    real = replanning._keep_or_search
+
+    def plan_then_pause(**kwargs: object) -> object:
+        found = real(**kwargs)  # type: ignore[arg-type]
+        if threading.current_thread().name == "desk":
+            read.set()
+            go.wait(10)
+        return found
+
+    monkeypatch.setattr(replanning, "_keep_or_search", plan_then_pause)
+    outcomes: dict[str, str] = {}
+
+    def run(name: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+            outcomes[name] = "done"
+        except BookingRefused as refused:
+            outcomes[name] = refused.code
+        except Exception as error:
+            outcomes[name] = f"error: {type(error).__name__}: {error}"
+        finally:
+            connections.close_all()
+
+    def desks_move() -> object:
+        return replanning.course_session_move(
+            appointment=second.appointments.get(),
+            starts_at=local(second.latest, 14),
+            actor=None,
+            apply=True,
+        )
+
+    desk = threading.Thread(name="desk", target=run, args=("desk", desks_move))
+    desk.start()
+    assert read.wait(10)  # the desk's move has planned and not yet written
+    threading.Timer(1.0, go.set).start()
+    patient = threading.Thread(name="patient", target=run, args=("patient", patient_action))
+    patient.start()
+    desk.join(60)
+    patient.join(60)
+    return outcomes
+
+
+def _spacing_kept(course: Course) -> None:
+    """The course's booked sessions keep its minimum gap, each inside its own window."""
+    visits = list(
+        Appointment.objects.filter(course_session__course=course, status="booked").order_by(
+            "starts_at"
+        )
+    )
+    days = [v.starts_at.astimezone(TZ).date() for v in visits]
+    for earlier, later in pairwise(days):
+        assert (later - earlier).days >= course.gap_min_days, days
+    for visit, day in zip(visits, days, strict=True):
+        session = visit.course_session
+        assert session is not None
+        session.refresh_from_db()
+        assert session.earliest <= day <= session.latest, (session.number, day)
+
+
+def test_two_moves_of_one_course_at_once_keep_its_spacing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The patient moves the third session to the first time offered, while the desk's move
+    of the second is under way. The patient's move waits for the desk's and is judged
+    against the course as the desk left it: that day is now too soon after the second
+    session, so it is refused by name. Neither move fails on a lock, and no answer is
+    overwritten."""
+    from microneedling.scheduling.replanning import course_session_move  # noqa: PLC0415
+    from microneedling.scheduling.selectors import session_move_options  # noqa: PLC0415
+
+    clinic = build_clinic()
+    course = book_course(clinic, make_patient(clinic))
+    second, third = (course.sessions.get(number=n) for n in (2, 3))
+    third_visit = third.appointments.get()
+    patient_start = session_move_options(third_visit, now=NOW)[0]
+    too_soon = second.latest + timedelta(days=course.gap_min_days)
+    assert patient_start.astimezone(TZ).date() < too_soon
+
+    outcomes = _while_the_desk_moves_the_second_session(
+        monkeypatch,
+        course,
+        lambda: course_session_move(
+            appointment=third_visit, starts_at=patient_start, actor=None, apply=True
+        ),
+    )
+    assert outcomes == {"desk": "done", "patient": "outside_window"}
+    assert second.appointments.get().starts_at == local(second.latest, 14)
+    _spacing_kept(course)
+    connection.close()
+
+
+def test_cancelling_a_session_while_another_moves_books_its_replacement_after_the_move(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The patient cancels the third session, and a replacement is booked for it, while
+    the desk's move of the second is under way: the replacement waits for the move and is
+    placed in the window the move gave the third session, not the one it had before."""
+    from microneedling.scheduling.rebooking import course_session_replace  # noqa: PLC0415
+
+    clinic = build_clinic()
+    course = book_course(clinic, make_patient(clinic))
+    second, third = (course.sessions.get(number=n) for n in (2, 3))
+    third_visit = third.appointments.get()
+    outcomes = _while_the_desk_moves_the_second_session(
+        monkeypatch,
+        course,
+        lambda: course_session_replace(
+            appointment=third_visit, status="cancelled", actor=None, apply=True
+        ),
+    )
+    assert outcomes == {"desk": "done", "patient": "done"}
+    assert second.appointments.get().starts_at == local(second.latest, 14)
+    third_visit.refresh_from_db()
+    assert third_visit.status == "cancelled"
+    assert Appointment.objects.filter(course_session__course=course, status="booked").count() == 3
+    _spacing_kept(course)
+    connection.close()

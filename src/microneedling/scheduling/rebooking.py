@@ -39,6 +39,7 @@ from microneedling.scheduling.replanning import (
     session_rewrite,
     slot_of,
 )
+from microneedling.scheduling.spacing import patient_lock
 
 #: The statuses that end a visit without treatment and call for a replacement.
 RELEASING = ("cancelled", "no_show")
@@ -105,6 +106,11 @@ def _replace(
     course = session.course
     gap = course.gap
     with transaction.atomic():
+        # One change of the patient's sessions at a time, first of all (as a move does): a
+        # move of an earlier session under way re-plans this one, and the replacement must
+        # be placed in the window that move leaves, read once it has committed.
+        patient_lock(course.patient_id)
+        session.refresh_from_db()
         # A fresh copy: a preview must not leave the caller's object marked cancelled.
         released = Appointment.objects.select_related("location", "service").get(pk=appointment_id)
         zone = ZoneInfo(released.location.timezone)

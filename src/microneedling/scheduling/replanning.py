@@ -35,6 +35,7 @@ from microneedling.scheduling.models import (
     Reservation,
 )
 from microneedling.scheduling.screening_followup import screening_followup_after_visit
+from microneedling.scheduling.spacing import patient_lock
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,7 @@ def course_session_move(
     course = session.course
     zone = ZoneInfo(appointment.location.timezone)
     new_day = starts_at.astimezone(zone).date()
-    if not session.earliest <= new_day <= session.latest:
-        raise BookingRefused(
-            f"session {session.number} must stay between {session.earliest.isoformat()} and "
-            f"{session.latest.isoformat()}",
-            code="outside_window",
-            field="starts_at",
-        )
+    window_check(session, new_day)
     now = now or timezone.now()
     services.patient_change_check(appointment=appointment, actor=actor, now=now)
     # A moved visit is a new time for treatment: the patient's latest screening must allow
@@ -137,9 +132,16 @@ def _move(
     """One attempt at the move, in its own transaction (rolled back for a preview)."""
     course = session.course
     with transaction.atomic():
-        # Read again, locked, now that the move has begun: a visit cancelled, missed or
-        # checked in since the caller read it must not be given a time, and so its resources,
-        # back (a status change waits for the lock, then finds the visit where it now is).
+        # One move of the patient's sessions at a time, first of all: two moves of one
+        # course at once (the desk moves the second session while the patient moves the
+        # third) would each re-plan the other's visit from a stale copy, and one move's
+        # answer would be lost, or each would wait for the visit the other had locked. The
+        # second waits here, then reads the course as the first left it.
+        patient_lock(course.patient_id)
+        # Read again, locked: a visit cancelled, missed or checked in since the caller read
+        # it must not be given a time, and so its resources, back (a status change waits
+        # for the lock, then finds the visit where it now is); one an earlier move re-planned
+        # has a new time and window, which the move starts from.
         still_booked = Appointment.objects.select_for_update().filter(
             pk=appointment.pk, status=Appointment.Status.BOOKED
         )
@@ -149,6 +151,10 @@ def _move(
                 code="changed_meanwhile",
                 field="appointment",
             )
+        # Read after the locks, so as the last move committed it (the caller's copies too).
+        appointment.refresh_from_db()
+        session.refresh_from_db()
+        window_check(session, new_day)
         later = list(
             CourseSession.objects.filter(
                 course=course, number__gt=session.number, status=CourseSession.Status.BOOKED
@@ -226,6 +232,17 @@ def _move(
             },
         )
     return Replan(course_id=course.pk, applied=True, changes=tuple(changes))
+
+
+def window_check(session: CourseSession, day: date) -> None:
+    """Refuse moving the session to ``day`` outside its window (naming ``starts_at``)."""
+    if not session.earliest <= day <= session.latest:
+        raise BookingRefused(
+            f"session {session.number} must stay between {session.earliest.isoformat()} and "
+            f"{session.latest.isoformat()}",
+            code="outside_window",
+            field="starts_at",
+        )
 
 
 def booked_appointment(session: CourseSession) -> Appointment:
