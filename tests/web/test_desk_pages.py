@@ -297,6 +297,27 @@ def test_an_amendment_keeps_the_pen_of_the_signed_chart_after_the_pen_is_retired
     assert amendment.notes == "Depth confirmed"
 
 
+def test_a_visit_not_checked_in_is_marked_a_no_show_only_from_its_start(
+    clinic: Clinic, desk: Client
+) -> None:
+    appointment = visit(clinic)  # 10:00 in Chicago
+    status = reverse("desk:visit_status", args=[appointment.pk])
+    with on_the_day(appointment, desk):  # 09:00: the patient may still come
+        refused = desk.post(status, {"status": "no_show"}, HTTP_HX_REQUEST="true")
+        assert "can be marked a no-show from its start (10:00), not before" in (
+            refused.content.decode()
+        )
+        appointment.refresh_from_db()
+        assert appointment.status == "booked"
+        assert appointment.reservations.filter(active=True).exists()  # the room is still held
+    user = get_user_model().objects.get(pk=desk.session["_auth_user_id"])
+    with time_machine.travel(appointment.starts_at + timedelta(minutes=20), tick=False):
+        desk.force_login(user)
+        desk.post(status, {"status": "no_show"})
+    appointment.refresh_from_db()
+    assert appointment.status == "no_show"
+
+
 def test_a_draft_chart_cannot_be_signed_once_its_visit_is_marked_a_no_show(
     clinic: Clinic, desk: Client
 ) -> None:

@@ -1056,6 +1056,19 @@ def appointment_set_status(
                 code="too_early",
                 field="status",
             )
+    if status == Appointment.Status.NO_SHOW and appointment.status in Appointment.TO_COME:
+        start = appointment.starts_at
+        if (now or timezone.now()) < start:
+            # Nobody has failed to come before the time they were booked for: a click on the
+            # wrong row at nine would release a four o'clock room and tell the patient they
+            # missed it. (A patient checked in who leaves may be marked so at any time.)
+            local_start = start.astimezone(ZoneInfo(appointment.location.timezone))
+            raise BookingRefused(
+                f"a visit not checked in can be marked a no-show from its start "
+                f"({local_start:%H:%M}), not before",
+                code="too_early",
+                field="status",
+            )
     if status == Appointment.Status.IN_PROGRESS and not consent_is_current(
         appointment.patient, _local_today(appointment.location, timezone.now())
     ):
