@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import pytest
 import requests
 
 from microneedling.accounts.services import api_token_issue
 from microneedling.scheduling.models import Appointment, AppointmentRequest, Course
-from tests.web.conftest import Clinic, build_clinic, local, make_patient, make_staff
+from tests.web.conftest import NOW, Clinic, build_clinic, local, make_patient, make_staff
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen_now")]
 MONDAY = date(2027, 3, 8)
@@ -82,6 +82,28 @@ def test_availability_lists_bookable_starts(http) -> None:
     assert response.status_code == 200
     assert slots[0]["start"].startswith("2027-03-08T")
     assert {s["provider"] for s in slots} == {f"provider:{clinic.ada.pk}"}
+
+
+def test_availability_offers_the_desk_the_times_inside_the_notice(http) -> None:
+    clinic = build_clinic()
+    params = {
+        "location_id": clinic.location.pk,
+        "service_id": clinic.treatment.pk,
+        "start": NOW.date().isoformat(),
+        "end": NOW.date().isoformat(),
+    }
+    url = f"{http.base}/availability"
+    desk = http.get(url, params=params, timeout=30).json()  # the staff token
+    online = requests.get(url, params=params, timeout=30).json()  # a visitor
+    unknown = requests.get(
+        url, params=params, timeout=30, headers={"Authorization": "Bearer not-a-token"}
+    ).json()
+    starts = [datetime.fromisoformat(s["start"]) for s in desk]
+    assert starts and min(starts) >= NOW
+    notice = timedelta(hours=12)
+    assert any(start < NOW + notice for start in starts)  # today's walk-in times
+    assert all(datetime.fromisoformat(s["start"]) >= NOW + notice for s in online)
+    assert unknown == online
 
 
 def test_retried_course_booking_with_the_same_key_books_once(http) -> None:

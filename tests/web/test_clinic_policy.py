@@ -18,7 +18,7 @@ from microneedling.directory.policy import booking_rules
 from microneedling.directory.policy_form import NUMBER_FIELDS
 from microneedling.patients.services import screening_record
 from microneedling.scheduling import services
-from tests.web.conftest import NOW, Clinic, local, make_patient, make_superuser
+from tests.web.conftest import NOW, Clinic, local, make_patient, make_staff, make_superuser
 
 MONDAY = date(2027, 3, 8)
 pytestmark = pytest.mark.usefixtures("frozen_now")
@@ -63,6 +63,42 @@ def test_a_clinic_asking_a_week_of_notice_refuses_a_booking_for_tomorrow(clinic:
             location=clinic.location,
             provider=clinic.ada,
             starts_at=local(NOW.date() + timedelta(days=1), 10),
+        )
+
+
+def test_the_desk_books_a_walk_in_inside_the_notice_without_an_override(clinic: Clinic) -> None:
+    desk = make_staff("front.desk", "front_desk")
+    patient = make_patient(clinic, screen_on=NOW.date())
+    soon = local(NOW.date(), 10)  # two hours from now: patients give twelve hours' notice
+    assert booking_rules(clinic.org.pk).window(NOW)[0] > soon
+
+    def book(who: Any, actor: Any) -> Any:
+        return services.appointment_book(
+            patient=who,
+            service=clinic.treatment,
+            location=clinic.location,
+            provider=clinic.ada,
+            starts_at=soon,
+            actor=actor,
+        )
+
+    with pytest.raises(BookingConflict):
+        book(patient, None)  # as booked online: too little notice
+    walk_in = book(patient, desk)
+    assert walk_in.starts_at == soon and not walk_in.override_reason
+    assert not walk_in.reservations.filter(overlap_allowed=True).exists()
+    # The walk-in holds its time like any booking: the desk cannot book over it by mistake.
+    with pytest.raises(BookingConflict):
+        book(make_patient(clinic, name="Dora Lane", screen_on=NOW.date()), desk)
+    # Nor can anyone book a time already past.
+    with pytest.raises(BookingConflict):
+        services.appointment_book(
+            patient=patient,
+            service=clinic.treatment,
+            location=clinic.location,
+            provider=clinic.ben,
+            starts_at=NOW - timedelta(hours=1),
+            actor=desk,
         )
 
 

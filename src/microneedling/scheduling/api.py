@@ -25,6 +25,7 @@ from microneedling.accounts.access import (
     patients_visible,
     role_of,
 )
+from microneedling.accounts.services import api_token_user
 from microneedling.api import BearerToken, problem
 from microneedling.api_types import ClinicDate, ClinicDateTime, RecordId
 from microneedling.audit.middleware import client_address
@@ -92,8 +93,20 @@ def availability(
         last_day=end,
         provider_id=provider_id,
         now=timezone.now(),
+        # The desk sees the times it may book: a walk-in's too (see appointment_book).
+        ignore_notice=services.schedules(_caller(request)),
     )
     return [_slot_out(s) for s in slots]
+
+
+def _caller(request: HttpRequest) -> Any:
+    """Who asks a public endpoint: the user of the bearer token sent with it (an unknown
+    token is nobody), else whoever is signed in to the session (a visitor, a patient or
+    the desk's browser)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return api_token_user(token.strip())
+    return request.user
 
 
 def _throttle(request: HttpRequest) -> None:

@@ -259,10 +259,12 @@ def free_starts(
     last_day: date,
     provider_id: int | None = None,
     now: datetime,
+    ignore_notice: bool = False,
 ) -> list[Any]:
     """Start times from ``first_day`` to ``last_day`` at which every phase of ``service``
     finds its resources (one provider's, with ``provider_id``), within the clinic's notice
-    and horizon: what the availability API and the FHIR Slots offer."""
+    and horizon: what the availability API and the FHIR Slots offer. ``ignore_notice``
+    (staff who schedule) offers every free time from ``now`` on."""
     rules = booking_rules(location.organization_id)
     calendar = location_calendar(
         location=location,
@@ -273,6 +275,8 @@ def free_starts(
         rules=rules,
     )
     not_before, not_after = rules.window(now)
+    if ignore_notice:
+        not_before = now
     start, end = day_bounds(first_day, last_day, calendar.zone)
     return find_starts(
         phases=calendar.phases,

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from microneedling.accounts.access import Role, may_use_location, role_of
+from microneedling.accounts.access import Can, Role, may, may_use_location, role_of
 from microneedling.accounts.actors import Actor, acting_user
 from microneedling.audit.services import audit_record
 from microneedling.charting.services import consent_is_current
@@ -421,6 +421,10 @@ def appointment_book(
 
     With ``override_reason`` (staff only, checked by the caller) the visit may overlap existing
     bookings on purpose: its reservations are marked and the override is audited.
+
+    The clinic's minimum notice is for patients booking themselves: staff who schedule may
+    book any free time from now on (a walk-in, a gap filled by phone) without an override,
+    which would also let the visit overlap another.
     """
     if timezone.is_naive(starts_at):
         raise BookingRefused(
@@ -449,7 +453,14 @@ def appointment_book(
                 provider_ids=[provider.pk],
                 rules=rules,
             )
-            slot = slot_at(calendar, starts_at, provider, rules=rules, now=now)
+            slot = slot_at(
+                calendar,
+                starts_at,
+                provider,
+                rules=rules,
+                now=now,
+                ignore_notice=schedules(actor),
+            )
             if slot is None and override:
                 calendar = location_calendar(
                     location=location,
@@ -1011,6 +1022,13 @@ def _refuse_begun(appointment: Appointment, now: datetime) -> None:
             code="visit_started",
             field="appointment",
         )
+
+
+def schedules(actor: Actor) -> bool:
+    """Whether ``actor`` is a member of staff who books and moves visits (not a patient,
+    not the system)."""
+    user = acting_user(actor)
+    return user is not None and may(user, Can.SCHEDULE)
 
 
 def is_patient(actor: Actor) -> bool:
