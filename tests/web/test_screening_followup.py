@@ -62,8 +62,10 @@ def test_a_pregnancy_reported_after_booking_lists_every_session_for_the_desk_onc
     # No longer pregnant when asked again: the request closes, and says why.
     screen_again(patient)
     request.refresh_from_db()
-    assert request.status == AppointmentRequest.Status.APPROVED
+    assert request.status == AppointmentRequest.Status.BOOKED
     assert request.decision_reason == "the newest answers clear every visit"
+    row = desk.get(reverse("desk:requests")).content.decode()
+    assert "newer answers stop booked treatment" not in row  # off the desk's list
 
 
 def test_a_recent_peel_lists_only_the_sessions_before_its_wait_ends(clinic: Clinic) -> None:
@@ -114,7 +116,7 @@ def test_answers_waiting_for_review_list_the_visits_until_a_provider_decides(
         )
         request.refresh_from_db()
         if approve:
-            assert request.status == AppointmentRequest.Status.APPROVED
+            assert request.status == AppointmentRequest.Status.BOOKED
         else:
             assert request.status == AppointmentRequest.Status.OPEN
             assert request.payload["why"] == "a provider declined the treatment"

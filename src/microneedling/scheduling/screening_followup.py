@@ -71,8 +71,10 @@ def screening_followup_refresh(
         if not stopped:
             if waiting is not None:
                 cleared = screening is not None and _still_to_come(waiting, now)
+                # Closed either way, never "approved": the desk's list keeps approved
+                # requests as ready to book, and these visits are booked already.
                 waiting.status = (
-                    AppointmentRequest.Status.APPROVED
+                    AppointmentRequest.Status.BOOKED
                     if cleared
                     else AppointmentRequest.Status.DECLINED
                 )
