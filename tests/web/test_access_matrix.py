@@ -150,6 +150,12 @@ MATRIX: dict[str, Entry] = {
         CLINICAL, _u("desk:screening", lambda w: w.cleo.screening.pk)
     ),
     "desk/requests/": Entry(DESK, _u("desk:requests")),
+    "desk/requests/<int:request_id>/close/": Entry(
+        DESK,
+        _u("desk:request_close", lambda w: w.request_id),
+        method="post",
+        body=lambda w, extra: {"reason": "matrix: booked by phone"},
+    ),
     "desk/rehoming/": Entry(CLOSURES, _u("desk:rehoming")),
     "desk/rehoming/<int:run_id>/": Entry(
         CLOSURES, lambda w, extra: reverse("desk:rehoming_run", args=[extra["run"]])

@@ -27,6 +27,7 @@ from tests.web.access_world import PNG
 from tests.web.conftest import (
     NOW,
     Clinic,
+    build_clinic,
     local,
     make_patient,
     make_staff,
@@ -451,6 +452,39 @@ def test_a_request_is_dated_by_its_locations_own_day(clinic: Clinic, desk: Clien
         )
     row = desk.get(reverse("desk:requests")).content.decode().split("<tbody>")[1]
     assert f"<td>{NOW:%-d %b}</td>" in row and "2 Mar" not in row
+
+
+def test_the_desk_closes_a_request_it_dealt_with_otherwise_saying_why(
+    clinic: Clinic, desk: Client
+) -> None:
+    waiting = services.appointment_request_create(
+        patient=make_patient(clinic),
+        location=clinic.location,
+        service=clinic.treatment,
+        reason="patient_request",
+        payload={},
+    )
+    url = reverse("desk:request_close", args=[waiting.pk])
+    refused = desk.post(url, {"reason": "  "}, follow=True).content.decode()
+    assert "Not closed: say why the request is closed." in refused
+    waiting.refresh_from_db()
+    assert waiting.status == "open"
+    page = desk.post(url, {"reason": "Booked by phone"}, follow=True).content.decode()
+    assert "Request closed." in page and "No requests to act on." in page
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.decision_reason) == ("declined", "Booked by phone")
+    assert waiting.decided_by_id == int(desk.session["_auth_user_id"])
+    event = AuditEvent.objects.get(action="appointment_request_close")
+    assert (event.reason, event.object_id) == ("Booked by phone", str(waiting.patient_id))
+    again = desk.post(url, {"reason": "Twice"}, follow=True).content.decode()
+    assert "this request was closed a moment ago" in again
+    # Another organisation's desk gets no answer about it at all.
+    other = build_clinic(name="Lakeside", group="Lakeside Group")
+    elsewhere = Client()
+    elsewhere.force_login(
+        make_staff("other.desk", "front_desk", locations=[other.location], organization=other.org)
+    )
+    assert elsewhere.post(url, {"reason": "Not mine"}).status_code == 404
 
 
 def test_a_signed_consent_version_cannot_be_edited_in_the_admin(clinic: Clinic) -> None:

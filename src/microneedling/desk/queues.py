@@ -8,15 +8,17 @@ from django.contrib import messages
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from microneedling.accounts.access import Can, may, patients_visible
 from microneedling.audit.services import audit_patient_view, audit_patients_listed
+from microneedling.core.errors import InputError
 from microneedling.desk.access import check_patient, requires
 from microneedling.desk.forms import ScreeningDecisionForm
 from microneedling.patients.models import Screening
 from microneedling.patients.services import screening_review
 from microneedling.scheduling.models import AppointmentRequest
+from microneedling.scheduling.services import REQUESTS_WAITING, appointment_request_close
 
 
 def screenings_waiting(user: Any) -> QuerySet[Screening]:
@@ -82,7 +84,7 @@ def screening_decide(request: HttpRequest, screening_id: int) -> HttpResponse:
 
 #: Requests the desk still has to act on: waiting for a decision, or approved and so ready
 #: to book (a provider's approval of the screening approves them).
-WAITING = (AppointmentRequest.Status.OPEN, AppointmentRequest.Status.APPROVED)
+WAITING = REQUESTS_WAITING
 
 
 @requires(Can.SCHEDULE)
@@ -99,3 +101,23 @@ def requests_list(request: HttpRequest) -> HttpResponse:
         actor=request.user, action="requests_view", rows=open_requests, what="requests"
     )
     return render(request, "desk/requests.html", {"requests": open_requests})
+
+
+@requires(Can.SCHEDULE)
+@require_POST
+def request_close(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Close one request the desk has dealt with some other way, with a reason (audited)."""
+    # Another scope's request answers as a missing one: ids must not reveal patients.
+    waiting = get_object_or_404(
+        AppointmentRequest.objects.filter(patient__in=patients_visible(request.user)),
+        pk=request_id,
+    )
+    try:
+        appointment_request_close(
+            request=waiting, actor=request.user, reason=request.POST.get("reason", "")
+        )
+    except InputError as problem:
+        messages.error(request, f"Not closed: {problem.problem}.")
+    else:
+        messages.success(request, "Request closed.")
+    return redirect("desk:requests")

@@ -23,6 +23,7 @@ urlpatterns = [
     path("screenings/", queues.screenings, name="screenings"),
     path("screenings/<int:screening_id>/", queues.screening_decide, name="screening"),
     path("requests/", queues.requests_list, name="requests"),
+    path("requests/<int:request_id>/close/", queues.request_close, name="request_close"),
     path("rehoming/", rehoming.rehoming_start, name="rehoming"),
     path("rehoming/<int:run_id>/", rehoming.rehoming_run, name="rehoming_run"),
     path("rehoming/<int:run_id>/apply/", rehoming.rehoming_apply, name="rehoming_apply"),

@@ -78,7 +78,7 @@ def patient_account_close(*, patient: Patient, actor: Actor, now: datetime) -> P
         # and those a provider's approval made ready to book (the desk lists both).
         AppointmentRequest.objects.filter(
             patient=patient,
-            status__in=(AppointmentRequest.Status.OPEN, AppointmentRequest.Status.APPROVED),
+            status__in=services.REQUESTS_WAITING,
         ).update(
             status=AppointmentRequest.Status.DECLINED,
             decided_at=now,

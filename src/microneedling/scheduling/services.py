@@ -23,7 +23,7 @@ from microneedling.audit.services import audit_record
 from microneedling.charting.services import consent_is_current
 from microneedling.core.availability import Slot
 from microneedling.core.courses import CoursePlan, PlannedSession, chain_sessions, plan_course
-from microneedling.core.errors import BookingConflict, BookingRefused
+from microneedling.core.errors import BookingConflict, BookingRefused, InputError
 from microneedling.core.knowledge import load_pack
 from microneedling.core.knowledge.models import Gap, Policy
 from microneedling.core.series import SeriesResult, search_days, search_series
@@ -849,7 +849,7 @@ def _course_book_once(
         patient=patient,
         location=location,
         reason="clinician_review",
-        status__in=(AppointmentRequest.Status.OPEN, AppointmentRequest.Status.APPROVED),
+        status__in=REQUESTS_WAITING,
     ).update(
         status=AppointmentRequest.Status.BOOKED,
         decided_at=now or timezone.now(),
@@ -931,6 +931,50 @@ def appointment_request_create(
             reason=reason,
             payload=payload,
         )
+
+
+#: Requests still to act on: waiting for a decision, or approved and so ready to book.
+REQUESTS_WAITING = (AppointmentRequest.Status.OPEN, AppointmentRequest.Status.APPROVED)
+
+#: The longest reason kept for closing a request by hand.
+CLOSE_REASON_MAX = 300
+
+
+def appointment_request_close(
+    *, request: AppointmentRequest, actor: Actor, reason: str
+) -> AppointmentRequest:
+    """The desk closes a request it has dealt with some other way (the patient rang back,
+    the visits were moved by phone, nobody can be reached): declined, with who and why, and
+    audited. Refused without a reason, or once the request is closed already."""
+    reason = reason.strip()
+    if not reason:
+        raise InputError("reason", "say why the request is closed")
+    if len(reason) > CLOSE_REASON_MAX:
+        raise InputError("reason", f"keep the reason to {CLOSE_REASON_MAX} characters")
+    decided = {
+        "status": AppointmentRequest.Status.DECLINED,
+        "decided_by": acting_user(actor),
+        "decided_at": timezone.now(),
+        "decision_reason": reason,
+    }
+    with transaction.atomic():
+        # Only while waiting: two people closing it, or the system closing it meanwhile,
+        # leave one decision, not the last one written.
+        if not AppointmentRequest.objects.filter(pk=request.pk, status__in=REQUESTS_WAITING).update(
+            **decided
+        ):
+            raise InputError("request", "this request was closed a moment ago")
+        for name, value in decided.items():
+            setattr(request, name, value)
+        audit_record(
+            actor=actor,
+            action="appointment_request_close",
+            object_type="patient",
+            object_id=request.patient_id,
+            reason=reason,
+            details={"request": request.pk, "reason_code": request.reason},
+        )
+    return request
 
 
 def rehoming_requests_close(
