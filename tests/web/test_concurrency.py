@@ -22,7 +22,7 @@ from microneedling.core.errors import BookingConflict
 from microneedling.directory.models import CartridgeLot
 from microneedling.scheduling import booking, services
 from microneedling.scheduling.booking import TakenByOverride
-from microneedling.scheduling.models import Appointment, Course, Reservation
+from microneedling.scheduling.models import Appointment, AppointmentRequest, Course, Reservation
 from microneedling.scheduling.rehoming import hold_again
 from tests.web.conftest import (
     NOW,
@@ -594,4 +594,37 @@ def test_cancelling_a_session_while_another_moves_books_its_replacement_after_th
     assert third_visit.status == "cancelled"
     assert Appointment.objects.filter(course_session__course=course, status="booked").count() == 3
     _spacing_kept(course)
+    connection.close()
+
+
+def test_a_cancellation_while_a_move_is_under_way_waits_for_it_rather_than_deadlocking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A recent peel puts the first session on the desk's follow-up list. The patient then
+    cancels the third session while the desk's move of the second (which re-plans the
+    third) is under way. The cancellation takes the patient's lock before the visit's row,
+    as the move does, so it waits for the move instead of holding the row the move needs
+    while it waits for the lock the move holds."""
+    from microneedling.scheduling.screening_followup import REASON  # noqa: PLC0415
+    from tests.web.conftest import screen_again  # noqa: PLC0415
+
+    clinic = build_clinic()
+    patient = make_patient(clinic)
+    course = book_course(clinic, patient)
+    first, third = (course.sessions.get(number=n).appointments.get() for n in (1, 3))
+    screen_again(
+        patient, procedures=[{"code": "chemical_peel", "area": "face", "date": f"{NOW.date()}"}]
+    )
+    waiting = AppointmentRequest.objects.get(reason=REASON, status="open")
+    assert waiting.payload["appointments"] == [first.pk]
+    outcomes = _while_the_desk_moves_the_second_session(
+        monkeypatch,
+        course,
+        lambda: services.appointment_cancel(appointment=third, actor=None, reason="patient"),
+    )
+    assert outcomes == {"desk": "done", "patient": "done"}
+    third.refresh_from_db()
+    assert third.status == "cancelled"
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.payload["appointments"]) == ("open", [first.pk])
     connection.close()

@@ -1140,6 +1140,10 @@ def appointment_set_status(
     if status == Appointment.Status.IN_PROGRESS:
         treatment_cleared_check(appointment)
     with transaction.atomic():
+        # The patient first, then the visit, as every writer of a patient's visits locks
+        # them (a move, a replacement, a booking): the follow-up of their screening below
+        # takes this lock, and taking it after the visit's row could deadlock with a move.
+        patient_lock(appointment.patient_id)
         # Only from the status checked above: two people changing one visit at once (a
         # check-in and a no-show) must not both win, or the visit could end checked in with
         # its room already released.
