@@ -628,3 +628,68 @@ def test_a_cancellation_while_a_move_is_under_way_waits_for_it_rather_than_deadl
     waiting.refresh_from_db()
     assert (waiting.status, waiting.payload["appointments"]) == ("open", [first.pk])
     connection.close()
+
+
+def test_a_provider_s_decision_and_the_patient_asking_again_at_once_do_not_deadlock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A provider approves a screening (which approves the requests waiting for it) while
+    the patient asks for the course again (which merges into the waiting request). Both
+    lock the patient before the requests, so the ask waits for the decision and neither
+    fails on a lock."""
+    from microneedling.patients import services as patient_services  # noqa: PLC0415
+
+    clinic = build_clinic()
+    patient = make_patient(clinic, conditions=[{"code": "rosacea"}])
+
+    def ask() -> AppointmentRequest:
+        return services.appointment_request_create(
+            patient=patient,
+            location=clinic.location,
+            service=clinic.treatment,
+            reason="clinician_review",
+            payload={"first_session": MONDAY.isoformat()},
+        )
+
+    waiting = ask()
+    ada = make_staff("ada.quill", "provider", provider=clinic.ada)
+    decided, go = threading.Event(), threading.Event()
+    real = patient_services.events.screening_result
+
+    def tell_then_pause(screening: object) -> None:
+        real(screening)  # type: ignore[arg-type]
+        decided.set()
+        go.wait(10)
+
+    monkeypatch.setattr(patient_services.events, "screening_result", tell_then_pause)
+    outcomes: dict[str, str] = {}
+
+    def run(name: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+            outcomes[name] = "done"
+        except Exception as error:
+            outcomes[name] = f"error: {type(error).__name__}: {error}"
+        finally:
+            connections.close_all()
+
+    provider = threading.Thread(
+        target=run,
+        args=(
+            "provider",
+            lambda: patient_services.screening_review(
+                screening=patient.screenings.get(), actor=ada, approve=True, reason="Calm today"
+            ),
+        ),
+    )
+    provider.start()
+    assert decided.wait(10)  # the decision is written, not yet committed
+    threading.Timer(1.0, go.set).start()
+    asker = threading.Thread(target=run, args=("patient", ask))
+    asker.start()
+    provider.join(60)
+    asker.join(60)
+    assert outcomes == {"provider": "done", "patient": "done"}
+    waiting.refresh_from_db()
+    assert waiting.status == AppointmentRequest.Status.APPROVED
+    connection.close()

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from microneedling.core.errors import BookingRefused, InputError
 from microneedling.patients.services import screening_review
 from microneedling.scheduling import services
 from microneedling.scheduling.models import Appointment, AppointmentRequest
@@ -57,8 +58,13 @@ def test_a_pregnancy_reported_after_booking_lists_every_session_for_the_desk_onc
     desk = Client()
     desk.force_login(make_staff("front.desk", "front_desk"))
     row = desk.get(reverse("desk:requests")).content.decode().split("<tbody>")[1]
-    assert "screening found the treatment unsuitable" in row
     assert reverse("desk:visit", args=[visits[0].pk]) in row and "3 visits" in row
+    # Why is the screening's: the front desk reads that there is a reason, a provider which.
+    assert "a provider can see why" in row and "unsuitable" not in row
+    provider = Client()
+    provider.force_login(make_staff("ada.quill", "provider", provider=clinic.ada))
+    row = provider.get(reverse("desk:requests")).content.decode().split("<tbody>")[1]
+    assert "screening found the treatment unsuitable" in row
     # No longer pregnant when asked again: the request closes, and says why.
     screen_again(patient)
     request.refresh_from_db()
@@ -157,3 +163,53 @@ def test_moving_a_listed_session_past_the_wait_takes_it_off_the_list(clinic: Cli
     assert request.status == AppointmentRequest.Status.OPEN
     assert second.pk not in request.payload["appointments"]
     assert request.payload["appointments"][0] == first.pk
+
+
+def test_answers_about_other_skin_neither_stop_nor_cover_a_course_already_booked(
+    clinic: Clinic,
+) -> None:
+    """In the middle of a face course the patient answers the intake for a neck course
+    planned for June: the face sessions before June stay cleared (those answers were not
+    about the face), while a pregnancy reported on the same form stops them all."""
+    patient = make_patient(clinic)
+    visits = sessions_of(book_course(clinic, patient))
+    june = MONDAY + timedelta(days=90)
+    assert all(v.starts_at.astimezone(TZ).date() < june for v in visits)
+    screen_again(patient, screen_on=june, treatment_areas=["neck"])
+    assert followups() == []
+    with pytest.raises(BookingRefused):  # a new face course would need face answers
+        services.booking_gate(patient, june, areas=["face"])
+    screen_again(patient, screen_on=june, treatment_areas=["neck"], pregnant=True)
+    [request] = followups()
+    assert request.payload["appointments"] == [v.pk for v in visits]
+
+
+def test_newer_answers_about_the_same_skin_for_a_later_day_stop_the_sessions_before_it(
+    clinic: Clinic,
+) -> None:
+    """Answers about the face screened for a day after the next session: its waits were
+    counted to that later day, so the sessions before it are stopped until asked again."""
+    patient = make_patient(clinic)
+    visits = sessions_of(book_course(clinic, patient))
+    later = visits[1].starts_at.astimezone(TZ).date() + timedelta(days=1)
+    screen_again(patient, screen_on=later)
+    [request] = followups()
+    assert request.payload["appointments"] == [v.pk for v in visits[:2]]
+    assert request.payload["why"].startswith(
+        f"the answers were screened for treatment from {later}"
+    )
+
+
+def test_a_re_homing_request_is_not_closed_by_hand(clinic: Clinic) -> None:
+    waiting = AppointmentRequest.objects.create(
+        patient=make_patient(clinic),
+        location=clinic.location,
+        service=clinic.treatment,
+        reason="rehoming",
+        payload={"appointment": 1, "why": "no room"},
+    )
+    with pytest.raises(InputError) as refused:
+        services.appointment_request_close(request=waiting, actor=None, reason="Called her")
+    assert refused.value.field == "request"
+    waiting.refresh_from_db()
+    assert waiting.status == AppointmentRequest.Status.OPEN

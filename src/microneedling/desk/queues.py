@@ -100,7 +100,9 @@ def requests_list(request: HttpRequest) -> HttpResponse:
     audit_patients_listed(
         actor=request.user, action="requests_view", rows=open_requests, what="requests"
     )
-    return render(request, "desk/requests.html", {"requests": open_requests})
+    # Why newer answers stop a treatment is the screening's: for those who read it only.
+    clinical = may(request.user, Can.CLINICAL_READ)
+    return render(request, "desk/requests.html", {"requests": open_requests, "clinical": clinical})
 
 
 @requires(Can.SCHEDULE)

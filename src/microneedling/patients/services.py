@@ -30,6 +30,7 @@ from microneedling.notifications import events
 from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.models import AppointmentRequest
 from microneedling.scheduling.screening_followup import screening_followup_refresh
+from microneedling.scheduling.spacing import patient_lock
 
 
 def screening_record(*, patient: Patient, intake: Intake, actor: Actor = None) -> Screening:
@@ -46,6 +47,9 @@ def screening_record(*, patient: Patient, intake: Intake, actor: Actor = None) -
         else Screening.Review.NOT_NEEDED
     )
     with transaction.atomic():
+        # The patient first, as every writer of their visits and requests locks them: the
+        # follow-up below takes this lock, and taking it last could deadlock.
+        patient_lock(patient.pk)
         details: dict[str, Any] = {"verdict": result.verdict}
         if patient.fitzpatrick_type != intake.fitzpatrick_type:
             # The latest intake is the truth about the skin type the plans use; the trail
@@ -92,6 +96,9 @@ def screening_review(
     if not reason.strip():
         raise ValueError("a review needs a reason")
     with transaction.atomic():
+        # The patient first (see screening_record): the requests updated below are the ones
+        # a patient asking again locks the patient to merge into.
+        patient_lock(screening.patient_id)
         decided = {
             "review": Screening.Review.APPROVED if approve else Screening.Review.DECLINED,
             "reviewed_by": acting_user(actor),

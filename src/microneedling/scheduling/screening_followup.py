@@ -10,7 +10,6 @@ it closes itself once newer answers clear them or none of them is still to come.
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,7 +18,7 @@ from microneedling.core.errors import BookingRefused
 from microneedling.directory.models import Service
 from microneedling.patients.models import Patient
 from microneedling.scheduling.models import Appointment, AppointmentRequest
-from microneedling.scheduling.services import screening_clears_check
+from microneedling.scheduling.services import booked_visit_cleared_check
 from microneedling.scheduling.spacing import patient_lock
 
 #: The request's reason on the desk's list.
@@ -36,31 +35,12 @@ def screening_followup_refresh(
     A patient never screened here (visits imported from an old system) has nothing to
     follow up: their first intake is taken before the first treatment starts."""
     now = now or timezone.now()
-    screening = patient.screenings.newest_first().first()
-    stopped: list[tuple[Appointment, str]] = []
-    if screening is not None:
-        upcoming = (
-            Appointment.objects.filter(
-                patient=patient,
-                status__in=Appointment.TO_COME,
-                ends_at__gt=now,
-                service__kind=Service.Kind.TREATMENT,
-            )
-            .select_related("location", "service", "provider", "course_session__course")
-            .order_by("starts_at", "pk")
-        )
-        for visit in upcoming:
-            day = visit.starts_at.astimezone(ZoneInfo(visit.location.timezone)).date()
-            session = visit.course_session
-            areas = session.course.areas if session is not None else visit.service.areas
-            try:
-                screening_clears_check(screening, day, areas=areas)
-            except BookingRefused as refused:
-                stopped.append((visit, refused.message))
     with transaction.atomic():
-        # Two refreshes at once (the patient's answers and a provider's decision) must not
-        # open two requests: the second waits, then finds the first's.
+        # Before anything is read: two refreshes at once (the patient's answers and a
+        # provider's decision, a cancellation) must each read what the other committed, and
+        # must not open two requests.
         patient_lock(patient.pk)
+        stopped = _stopped_visits(patient, now)
         waiting = (
             AppointmentRequest.objects.filter(
                 patient=patient, reason=REASON, status=AppointmentRequest.Status.OPEN
@@ -70,21 +50,7 @@ def screening_followup_refresh(
         )
         if not stopped:
             if waiting is not None:
-                cleared = screening is not None and _still_to_come(waiting, now)
-                # Closed either way, never "approved": the desk's list keeps approved
-                # requests as ready to book, and these visits are booked already.
-                waiting.status = (
-                    AppointmentRequest.Status.BOOKED
-                    if cleared
-                    else AppointmentRequest.Status.DECLINED
-                )
-                waiting.decided_at = now
-                waiting.decision_reason = (
-                    "the newest answers clear every visit"
-                    if cleared
-                    else "no visit is left to come"
-                )
-                waiting.save(update_fields=["status", "decided_at", "decision_reason"])
+                _close(waiting, now)
             return None
         first, why = stopped[0]
         payload = {
@@ -92,6 +58,7 @@ def screening_followup_refresh(
             "appointments": [visit.pk for visit, _ in stopped],
             "why": why,
         }
+        screening = patient.screenings.newest_first().first()
         if waiting is None:
             return AppointmentRequest.objects.create(
                 patient=patient,
@@ -110,6 +77,46 @@ def screening_followup_refresh(
         waiting.screening, waiting.payload = screening, payload
         waiting.save(update_fields=["location", "service", "provider", "screening", "payload"])
         return waiting
+
+
+def _stopped_visits(patient: Patient, now: datetime) -> list[tuple[Appointment, str]]:
+    """The patient's treatment visits still to come that their newest screening stops, each
+    with why, soonest first (none for a patient never screened here)."""
+    screening = patient.screenings.newest_first().first()
+    if screening is None:
+        return []
+    stopped: list[tuple[Appointment, str]] = []
+    upcoming = (
+        Appointment.objects.filter(
+            patient=patient,
+            status__in=Appointment.TO_COME,
+            ends_at__gt=now,
+            service__kind=Service.Kind.TREATMENT,
+        )
+        .select_related("location", "service", "provider", "course_session__course")
+        .order_by("starts_at", "pk")
+    )
+    for visit in upcoming:
+        try:
+            booked_visit_cleared_check(screening, visit)
+        except BookingRefused as refused:
+            stopped.append((visit, refused.message))
+    return stopped
+
+
+def _close(waiting: AppointmentRequest, now: datetime) -> None:
+    """Close the follow-up: its visits are cleared, or none is left to come. Only while it
+    is open (a desk closing it by hand at the same moment keeps its own decision), and never
+    "approved": the desk's list keeps approved requests as ready to book, and these visits
+    are booked already."""
+    cleared = _still_to_come(waiting, now)
+    AppointmentRequest.objects.filter(pk=waiting.pk, status=AppointmentRequest.Status.OPEN).update(
+        status=AppointmentRequest.Status.BOOKED if cleared else AppointmentRequest.Status.DECLINED,
+        decided_at=now,
+        decision_reason=(
+            "the newest answers clear every visit" if cleared else "no visit is left to come"
+        ),
+    )
 
 
 def _still_to_come(request: AppointmentRequest, now: datetime) -> bool:

@@ -229,6 +229,40 @@ def screening_clears_check(
 ) -> None:
     """:func:`booking_gate`'s verdicts on a screening already read (the patient's newest):
     refuse treatment from ``first_day`` of ``areas`` unless it clears it."""
+    verdict_check(screening, first_day, day_field=day_field)
+    planned = date.fromisoformat(screening.intake["planned_date"])
+    if first_day < planned:
+        # Waiting periods and medicine pauses were counted to the day the answers named: a
+        # peel or a last dose that ends its wait by then may not have by an earlier day.
+        raise BookingRefused(
+            f"the answers were screened for treatment from {planned.isoformat()}; "
+            "answer the questions again to start earlier",
+            code="deferred",
+            field=day_field,
+        )
+    areas_screened_check(screening, areas, field=field)
+
+
+def booked_visit_cleared_check(screening: Screening, appointment: Appointment) -> None:
+    """Refuse a treatment booked earlier that the patient's newest screening now stops on
+    its day: not eligible, deferred past it, waiting for or declined by a provider. When
+    the newest answers were about the visit's own skin, also a day before the one they
+    were screened for. Answers about other skin (a neck course planned for June, in the
+    middle of a face course) say nothing about this skin's waits, so they neither cover
+    nor stop its areas: the visit stands on the screening it was booked on."""
+    day = appointment.starts_at.astimezone(ZoneInfo(appointment.location.timezone)).date()
+    # A course's own areas (what its plan treats), else the service's.
+    session = appointment.course_session
+    areas = session.course.areas if session is not None else appointment.service.areas
+    if _uncovered(screening, areas):
+        verdict_check(screening, day, day_field="starts_at")
+    else:
+        screening_clears_check(screening, day, areas=areas, day_field="starts_at")
+
+
+def verdict_check(screening: Screening, first_day: date, *, day_field: str) -> None:
+    """Refuse treatment from ``first_day`` unless the screening's verdict (and a provider's
+    review of it, where one is needed) allows it."""
     if screening.verdict == Screening.Verdict.NOT_ELIGIBLE:
         raise BookingRefused("screening found the treatment unsuitable", code="not_eligible")
     if screening.verdict == Screening.Verdict.DEFERRED:
@@ -250,17 +284,6 @@ def screening_clears_check(
             raise BookingRefused(
                 "a provider must review the screening first", code="review_pending"
             )
-    planned = date.fromisoformat(screening.intake["planned_date"])
-    if first_day < planned:
-        # Waiting periods and medicine pauses were counted to the day the answers named: a
-        # peel or a last dose that ends its wait by then may not have by an earlier day.
-        raise BookingRefused(
-            f"the answers were screened for treatment from {planned.isoformat()}; "
-            "answer the questions again to start earlier",
-            code="deferred",
-            field=day_field,
-        )
-    areas_screened_check(screening, areas, field=field)
 
 
 def areas_screened_check(screening: Screening, areas: Iterable[str], *, field: str) -> None:
@@ -272,15 +295,24 @@ def areas_screened_check(screening: Screening, areas: Iterable[str], *, field: s
     inside a screened one (``face.periorbital`` in ``face``) is covered; the reverse is not.
     """
     pack = load_pack()
+    for area in _uncovered(screening, areas):
+        raise BookingRefused(
+            f"the screening did not cover the {pack.areas[area].name.lower()}: "
+            "answer the intake for that area first",
+            code="area_not_screened",
+            field=field,
+        )
+
+
+def _uncovered(screening: Screening, areas: Iterable[str]) -> list[str]:
+    """The pack's areas among ``areas`` that the screening's intake did not ask about."""
+    pack = load_pack()
     screened = set(screening.intake.get("treatment_areas") or ())
-    for area in areas:
-        if area in pack.areas and not screened.intersection(pack.area_lineage(area)):
-            raise BookingRefused(
-                f"the screening did not cover the {pack.areas[area].name.lower()}: "
-                "answer the intake for that area first",
-                code="area_not_screened",
-                field=field,
-            )
+    return [
+        area
+        for area in areas
+        if area in pack.areas and not screened.intersection(pack.area_lineage(area))
+    ]
 
 
 def concerns_allowed_check(indications: Sequence[str], policy: Policy | None) -> None:
@@ -345,18 +377,17 @@ def visit_gate(
 
 def treatment_cleared_check(appointment: Appointment) -> None:
     """Refuse starting a treatment the patient's newest screening does not clear on the
-    visit's day: answers given since it was booked (a pregnancy, a new medicine, a recent
-    peel, a review declined) count at the chair, not only when booking. A consultation is
-    not a treatment and needs no screening. The refusal names ``status``, the field the
-    desk changed, and says what to do."""
+    visit's day (see :func:`booked_visit_cleared_check`): answers given since it was booked
+    (a pregnancy, a new medicine, a recent peel, a review declined) count at the chair, not
+    only when booking. A consultation is not a treatment and needs no screening. The
+    refusal names ``status``, the field the desk changed, and says what to do."""
     if appointment.service.kind != Service.Kind.TREATMENT:
         return
-    day = appointment.starts_at.astimezone(ZoneInfo(appointment.location.timezone)).date()
-    # A course's own areas (what its plan treats), else the service's.
-    session = appointment.course_session
-    areas = session.course.areas if session is not None else appointment.service.areas
+    screening = appointment.patient.screenings.newest_first().first()
     try:
-        booking_gate(appointment.patient, day, areas=areas)
+        if screening is None:
+            raise BookingRefused("the patient has not been screened", code="not_screened")
+        booked_visit_cleared_check(screening, appointment)
     except BookingRefused as refused:
         raise BookingRefused(
             f"the treatment cannot start: {refused.message}",
@@ -946,6 +977,13 @@ def appointment_request_close(
     """The desk closes a request it has dealt with some other way (the patient rang back,
     the visits were moved by phone, nobody can be reached): declined, with who and why, and
     audited. Refused without a reason, or once the request is closed already."""
+    if request.reason == "rehoming":
+        # Its patient was told the visit cannot go ahead and its reminders were withdrawn:
+        # it closes itself once the visit is moved, cancelled, missed or checked in, which
+        # is what tells the patient again.
+        raise InputError(
+            "request", "a re-homing request closes itself once its visit is moved or cancelled"
+        )
     reason = reason.strip()
     if not reason:
         raise InputError("reason", "say why the request is closed")
@@ -1081,6 +1119,18 @@ def is_patient(actor: Actor) -> bool:
     return user is not None and role_of(user) == Role.PATIENT
 
 
+def _ready_to_start_check(appointment: Appointment) -> None:
+    """Refuse starting the procedure without the current consent, or a treatment the
+    newest screening stops."""
+    if not consent_is_current(
+        appointment.patient, _local_today(appointment.location, timezone.now())
+    ):
+        raise BookingRefused(
+            "the patient has not signed the current consent", code="consent_missing", field="status"
+        )
+    treatment_cleared_check(appointment)
+
+
 def appointment_set_status(
     *,
     appointment: Appointment,
@@ -1131,19 +1181,14 @@ def appointment_set_status(
                 code="too_early",
                 field="status",
             )
-    if status == Appointment.Status.IN_PROGRESS and not consent_is_current(
-        appointment.patient, _local_today(appointment.location, timezone.now())
-    ):
-        raise BookingRefused(
-            "the patient has not signed the current consent", code="consent_missing", field="status"
-        )
-    if status == Appointment.Status.IN_PROGRESS:
-        treatment_cleared_check(appointment)
     with transaction.atomic():
         # The patient first, then the visit, as every writer of a patient's visits locks
         # them (a move, a replacement, a booking): the follow-up of their screening below
         # takes this lock, and taking it after the visit's row could deadlock with a move.
         patient_lock(appointment.patient_id)
+        if status == Appointment.Status.IN_PROGRESS:
+            # Under the lock: answers recorded a moment ago (which take it too) are read.
+            _ready_to_start_check(appointment)
         # Only from the status checked above: two people changing one visit at once (a
         # check-in and a no-show) must not both win, or the visit could end checked in with
         # its room already released.
