@@ -216,6 +216,44 @@ def test_a_treatment_cannot_start_before_the_day_a_new_intake_defers_it_to(
     assert "treatment may start from" in raised.value.message
 
 
+def test_a_visit_imported_for_a_patient_never_screened_here_starts_as_agreed(
+    clinic: Clinic,
+) -> None:
+    from microneedling.patients.models import Patient  # noqa: PLC0415
+
+    patient = Patient.objects.create(
+        organization=clinic.org,
+        first_name="Ivy",
+        last_name="Moss",
+        email="ivy@example.test",
+        birth_date=date(1985, 6, 1),
+    )
+    # As the importer books it: agreed in the clinic's old system, screened there.
+    imported = services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY, 10),
+        confirm=False,
+    )
+    assert procedure_start(imported).status == "in_progress"
+    # Once the patient answers here, those answers count like anyone's.
+    screen_again(patient, pregnant=True)
+    later = services.appointment_book(
+        patient=patient,
+        service=clinic.treatment,
+        location=clinic.location,
+        provider=clinic.ada,
+        starts_at=local(MONDAY + timedelta(days=42), 10),
+        confirm=False,
+        check_spacing=False,
+    )
+    with pytest.raises(BookingRefused) as refused:
+        procedure_start(later)
+    assert refused.value.code == "not_eligible"
+
+
 def test_a_consultation_starts_whatever_the_newest_answers_say(clinic: Clinic) -> None:
     patient = make_patient(clinic)
     consultation = services.appointment_book(

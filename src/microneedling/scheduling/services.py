@@ -379,14 +379,16 @@ def treatment_cleared_check(appointment: Appointment) -> None:
     """Refuse starting a treatment the patient's newest screening does not clear on the
     visit's day (see :func:`booked_visit_cleared_check`): answers given since it was booked
     (a pregnancy, a new medicine, a recent peel, a review declined) count at the chair, not
-    only when booking. A consultation is not a treatment and needs no screening. The
-    refusal names ``status``, the field the desk changed, and says what to do."""
+    only when booking. A consultation is not a treatment and needs no screening, nor does a
+    visit of a patient never screened here: booking needs a screening, so only an import
+    from the clinic's old system brings one, agreed (and screened) there. The refusal names
+    ``status``, the field the desk changed, and says what to do."""
     if appointment.service.kind != Service.Kind.TREATMENT:
         return
     screening = appointment.patient.screenings.newest_first().first()
+    if screening is None:
+        return
     try:
-        if screening is None:
-            raise BookingRefused("the patient has not been screened", code="not_screened")
         booked_visit_cleared_check(screening, appointment)
     except BookingRefused as refused:
         raise BookingRefused(
