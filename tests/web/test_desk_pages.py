@@ -182,6 +182,16 @@ def test_a_treatment_cannot_start_once_newer_answers_rule_it_out(
                 appointment=appointment, status="in_progress", actor=None
             )
         assert (raised.value.code, raised.value.field) == ("not_eligible", "status")
+        # The front desk is refused too, told only that a provider can see why.
+        front = Client()
+        front.force_login(make_staff("front.desk", "front_desk"))
+        told = front.post(status, {"status": "in_progress"}, HTTP_HX_REQUEST="true")
+        assert "a provider can see why" in told.content.decode()
+        assert "unsuitable" not in told.content.decode()
+        page = front.get(reverse("desk:visit", args=[appointment.pk])).content.decode()
+        assert "a provider can see why" in page and "unsuitable" not in page
+        appointment.refresh_from_db()
+        assert appointment.status == "checked_in"
         # No longer pregnant when asked again: the treatment goes ahead.
         screen_again(patient)
         page = desk.get(reverse("desk:visit", args=[appointment.pk])).content.decode()

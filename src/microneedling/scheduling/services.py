@@ -1121,16 +1121,28 @@ def is_patient(actor: Actor) -> bool:
     return user is not None and role_of(user) == Role.PATIENT
 
 
-def _ready_to_start_check(appointment: Appointment) -> None:
+def _ready_to_start_check(appointment: Appointment, actor: Actor) -> None:
     """Refuse starting the procedure without the current consent, or a treatment the
-    newest screening stops."""
+    newest screening stops: why it stops it is the screening's, told to those who read
+    clinical notes (and the system); anyone else reads that a provider can see why."""
     if not consent_is_current(
         appointment.patient, _local_today(appointment.location, timezone.now())
     ):
         raise BookingRefused(
             "the patient has not signed the current consent", code="consent_missing", field="status"
         )
-    treatment_cleared_check(appointment)
+    try:
+        treatment_cleared_check(appointment)
+    except BookingRefused as refused:
+        user = acting_user(actor)
+        if user is None or may(user, Can.CLINICAL_READ):
+            raise
+        raise BookingRefused(
+            "the treatment cannot start: the patient's newest answers stop it; "
+            "a provider can see why",
+            code=refused.code,
+            field="status",
+        ) from refused
 
 
 def appointment_set_status(
@@ -1190,7 +1202,7 @@ def appointment_set_status(
         patient_lock(appointment.patient_id)
         if status == Appointment.Status.IN_PROGRESS:
             # Under the lock: answers recorded a moment ago (which take it too) are read.
-            _ready_to_start_check(appointment)
+            _ready_to_start_check(appointment, actor)
         # Only from the status checked above: two people changing one visit at once (a
         # check-in and a no-show) must not both win, or the visit could end checked in with
         # its room already released.
