@@ -82,17 +82,12 @@ def screening_decide(request: HttpRequest, screening_id: int) -> HttpResponse:
     )
 
 
-#: Requests the desk still has to act on: waiting for a decision, or approved and so ready
-#: to book (a provider's approval of the screening approves them).
-WAITING = REQUESTS_WAITING
-
-
 @requires(Can.SCHEDULE)
 def requests_list(request: HttpRequest) -> HttpResponse:
     """Appointment requests of one's patients still to act on, oldest first."""
     open_requests = list(
         AppointmentRequest.objects.filter(
-            status__in=WAITING, patient__in=patients_visible(request.user)
+            status__in=REQUESTS_WAITING, patient__in=patients_visible(request.user)
         )
         .select_related("patient", "location", "service", "provider")
         .order_by("created_at")

@@ -26,11 +26,12 @@ from microneedling.audit.services import audit_patient_view, audit_patients_list
 from microneedling.desk.access import check_patient, requires, staff_required
 from microneedling.desk.forms import ReportHandledForm
 from microneedling.desk.messages import dead_messages_of
-from microneedling.desk.queues import WAITING, screenings_waiting
+from microneedling.desk.queues import screenings_waiting
 from microneedling.directory.models import Location
 from microneedling.patients.photos import photo_served
 from microneedling.scheduling.models import AppointmentRequest
 from microneedling.scheduling.selectors import DaySheet, day_sheet
+from microneedling.scheduling.services import REQUESTS_WAITING
 
 
 @staff_required
@@ -51,7 +52,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "pending_reviews": screenings_waiting(user).count() if clinical else 0,
             "dead_messages": dead_messages_of(user).count(),
             "open_requests": AppointmentRequest.objects.filter(
-                status__in=WAITING, patient__in=mine
+                status__in=REQUESTS_WAITING, patient__in=mine
             ).count(),
         },
     )

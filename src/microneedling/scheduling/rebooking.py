@@ -39,6 +39,7 @@ from microneedling.scheduling.replanning import (
     session_rewrite,
     slot_of,
 )
+from microneedling.scheduling.screening_followup import screening_followup_after_visit
 from microneedling.scheduling.spacing import patient_lock
 
 #: The statuses that end a visit without treatment and call for a replacement.
@@ -189,6 +190,8 @@ def _replace(
         changes[0] = replace(changes[0], appointment_id=replacement.pk)
         for change, later_slot in zip(changes[1:], later_slots, strict=True):
             session_rewrite(change, later_slot, calendar, actor=actor)
+        # Later sessions on new days: once for the whole course, the follow-up list follows.
+        screening_followup_after_visit(appointment=released, now=now)
         audit_record(
             actor=actor,
             action="course_session_replace",

@@ -218,6 +218,9 @@ def _move(
             return Replan(course_id=course.pk, applied=False, changes=tuple(changes))
         for change, slot in zip(changes, [moved, *slots], strict=True):
             session_rewrite(change, slot, calendar, actor=actor)
+        # Moved to days the screening clears (the move checked it): once for the whole
+        # course, the follow-up list drops them.
+        screening_followup_after_visit(appointment=appointment, now=now)
         audit_record(
             actor=actor,
             action="course_session_move",
@@ -345,6 +348,4 @@ def session_rewrite(
     services.rehoming_requests_close(
         appointment_ids=[appointment.pk], status=AppointmentRequest.Status.BOOKED, why="moved"
     )
-    # Moved to a day its screening clears (the move checked it): off the follow-up list.
-    screening_followup_after_visit(appointment=appointment, now=timezone.now())
     events.visit_moved(appointment, staff_caused=not services.is_patient(actor))

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from microneedling.core.errors import BookingRefused
 from microneedling.directory.models import Service
-from microneedling.patients.models import Patient
+from microneedling.patients.models import Patient, Screening
 from microneedling.scheduling.models import Appointment, AppointmentRequest
 from microneedling.scheduling.services import booked_visit_cleared_check
 from microneedling.scheduling.spacing import patient_lock
@@ -40,7 +40,8 @@ def screening_followup_refresh(
         # provider's decision, a cancellation) must each read what the other committed, and
         # must not open two requests.
         patient_lock(patient.pk)
-        stopped = _stopped_visits(patient, now)
+        screening = patient.screenings.newest_first().first()
+        stopped = [] if screening is None else _stopped_visits(patient, screening, now)
         waiting = (
             AppointmentRequest.objects.filter(
                 patient=patient, reason=REASON, status=AppointmentRequest.Status.OPEN
@@ -58,7 +59,6 @@ def screening_followup_refresh(
             "appointments": [visit.pk for visit, _ in stopped],
             "why": why,
         }
-        screening = patient.screenings.newest_first().first()
         if waiting is None:
             return AppointmentRequest.objects.create(
                 patient=patient,
@@ -79,12 +79,11 @@ def screening_followup_refresh(
         return waiting
 
 
-def _stopped_visits(patient: Patient, now: datetime) -> list[tuple[Appointment, str]]:
-    """The patient's treatment visits still to come that their newest screening stops, each
-    with why, soonest first (none for a patient never screened here)."""
-    screening = patient.screenings.newest_first().first()
-    if screening is None:
-        return []
+def _stopped_visits(
+    patient: Patient, screening: Screening, now: datetime
+) -> list[tuple[Appointment, str]]:
+    """The patient's treatment visits still to come that ``screening`` (their newest) stops,
+    each with why, soonest first."""
     stopped: list[tuple[Appointment, str]] = []
     upcoming = (
         Appointment.objects.filter(

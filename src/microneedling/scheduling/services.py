@@ -294,10 +294,10 @@ def areas_screened_check(screening: Screening, areas: Iterable[str], *, field: s
     screening of the face would never have been checked for a rash on the neck. An area
     inside a screened one (``face.periorbital`` in ``face``) is covered; the reverse is not.
     """
-    pack = load_pack()
-    for area in _uncovered(screening, areas):
+    uncovered = _uncovered(screening, areas)
+    if uncovered:
         raise BookingRefused(
-            f"the screening did not cover the {pack.areas[area].name.lower()}: "
+            f"the screening did not cover the {load_pack().areas[uncovered[0]].name.lower()}: "
             "answer the intake for that area first",
             code="area_not_screened",
             field=field,
@@ -966,7 +966,8 @@ def appointment_request_create(
         )
 
 
-#: Requests still to act on: waiting for a decision, or approved and so ready to book.
+#: Requests the desk still has to act on: waiting for a decision, or approved and so ready
+#: to book (a provider's approval of the screening approves them).
 REQUESTS_WAITING = (AppointmentRequest.Status.OPEN, AppointmentRequest.Status.APPROVED)
 
 #: The longest reason kept for closing a request by hand.
